@@ -1,0 +1,113 @@
+/* cconv: fast CPU convolutions. Public C API.
+ *
+ * Plain C, no Python or NumPy types, so other compiled packages can embed it.
+ * Every convolution is described by one cconv_conv_desc; spatial sizes are always 3-D
+ * (D, H, W): a 2-D convolution sets D-sized fields to 1 (size 1, kernel 1, stride 1, dilation 1,
+ * padding 0), a 1-D one also the H fields.
+ *
+ * Memory layouts (all C-contiguous):
+ *   x: (N, C_in, D, H, W) or, with channels_last, (N, D, H, W, C_in)
+ *   y: (N, C_out, OD, OH, OW) or (N, OD, OH, OW, C_out)
+ *   weight, forward:    (C_out, C_in/groups, KD, KH, KW)   (PyTorch's layout)
+ *   weight, transposed: (C_in, C_out/groups, KD, KH, KW)
+ *   bias: (C_out) or NULL
+ * "Convolution" is cross-correlation (no kernel flip), as in deep-learning frameworks.
+ * Results are bitwise identical for any number of threads. */
+#ifndef CCONV_H
+#define CCONV_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CCONV_VERSION "0.1.0"
+
+typedef enum { CCONV_FLOAT32 = 0, CCONV_FLOAT64 = 1 } cconv_dtype;
+
+typedef enum {
+    CCONV_PAD_ZEROS = 0,
+    CCONV_PAD_REFLECT = 1,
+    CCONV_PAD_REPLICATE = 2,
+    CCONV_PAD_CIRCULAR = 3
+} cconv_padding_mode;
+
+typedef enum {
+    CCONV_ALGO_AUTO = 0,      /* let the plan choose */
+    CCONV_ALGO_GEMM = 1,      /* register-blocked direct convolution (GEMM family) */
+    CCONV_ALGO_DEPTHWISE = 2, /* one input channel per group */
+    CCONV_ALGO_REFERENCE = 3  /* plain loops: slow, obviously correct */
+} cconv_algorithm;
+
+typedef enum {
+    CCONV_OK = 0,
+    CCONV_ERR_INVALID = 1,     /* a descriptor field is out of range or inconsistent */
+    CCONV_ERR_NOMEM = 2,       /* an allocation failed */
+    CCONV_ERR_OVERFLOW = 3,    /* a size product does not fit in int64 */
+    CCONV_ERR_UNSUPPORTED = 4  /* the requested algorithm cannot run this descriptor */
+} cconv_status;
+
+typedef struct {
+    cconv_dtype dtype;
+    int transposed;                  /* 0: convolution, 1: transposed convolution (its adjoint) */
+    int channels_last;               /* 0: channels-first x and y, 1: channels-last */
+    cconv_padding_mode padding_mode; /* transposed convolutions take zeros only */
+    cconv_algorithm algorithm;
+    int64_t batch, in_channels, out_channels, groups;
+    int64_t in_size[3];              /* D, H, W of x */
+    int64_t kernel[3];
+    int64_t stride[3];
+    int64_t dilation[3];
+    int64_t pad_before[3];
+    int64_t pad_after[3];
+    int64_t output_padding[3];       /* transposed only; must be < max(stride, dilation) */
+    int64_t out_size[3];             /* filled by cconv_conv_output_size / plan creation */
+} cconv_conv_desc;
+
+typedef struct cconv_plan cconv_plan;
+
+/* Validates the descriptor and fills d->out_size. */
+cconv_status cconv_conv_output_size(cconv_conv_desc *d);
+
+/* Packs the weights once; the plan owns copies of weight and bias (the caller may free them). */
+cconv_status cconv_plan_create(const cconv_conv_desc *d, const void *weight, const void *bias,
+                               cconv_plan **plan);
+/* Runs the plan; safe to call from several threads at once on one plan. */
+cconv_status cconv_plan_execute(const cconv_plan *plan, const void *x, void *y);
+void cconv_plan_destroy(cconv_plan *plan);
+/* The plan's descriptor (out_size filled) and the algorithm it chose. */
+const cconv_conv_desc *cconv_plan_desc(const cconv_plan *plan);
+cconv_algorithm cconv_plan_algorithm(const cconv_plan *plan);
+/* Bytes of packed weights the plan holds, and scratch bytes one execute allocates. */
+int64_t cconv_plan_weight_bytes(const cconv_plan *plan);
+int64_t cconv_plan_workspace_bytes(const cconv_plan *plan);
+
+/* One-shot: create, execute, destroy. */
+cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
+                        const void *bias, void *y);
+
+/* ShuffleNet channel shuffle: channel g*(C/groups)+j goes to j*groups+g.
+ * x, y: (N, C, S) or channels-last (N, S, C), S = product of spatial sizes. */
+cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
+                                   int64_t channels, int64_t spatial, int64_t groups,
+                                   const void *x, void *y);
+
+const char *cconv_status_string(cconv_status s);
+const char *cconv_algorithm_name(cconv_algorithm a);
+
+/* Instruction sets: "avx512", "avx2", "generic". The best available one is chosen at load time;
+ * the environment variable CCONV_ISA forces one. Plans keep the ISA they were created with. */
+const char *cconv_get_isa(void);
+int cconv_isa_available(const char *name);
+cconv_status cconv_set_isa(const char *name); /* NULL or "auto": the best available */
+
+/* Threads used by kernels; 0 (the default) follows OpenMP (OMP_NUM_THREADS, threadpoolctl). */
+void cconv_set_num_threads(int n);
+int cconv_get_num_threads(void);
+int cconv_has_openmp(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CCONV_H */

@@ -1,0 +1,91 @@
+"""Build of cconv's extension: one Cython module (cconv._core) plus the C core.
+
+Portable by construction: no -march=native. The ISA kernels (src/cconv/_c/kernels/isa_*.c) are
+compiled each with its own target flags and chosen at run time from the CPU's features. OpenMP is
+used when the compiler supports it; otherwise the build is single-threaded.
+"""
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CDIR = os.path.join("src", "cconv", "_c")
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+# Per-ISA kernel files and the flags only they are compiled with.
+ISA_KERNELS = {os.path.join(CDIR, "kernels", "isa_generic.c"): []}
+if X86:
+    ISA_KERNELS[os.path.join(CDIR, "kernels", "isa_avx2.c")] = ["-mavx2", "-mfma"]
+    ISA_KERNELS[os.path.join(CDIR, "kernels", "isa_avx512.c")] = ["-mavx512f", "-mavx2", "-mfma"]
+
+COMMON_FLAGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas",
+                "-Wno-unused-function"]
+
+
+def openmp_flags(compiler):
+    """-fopenmp if this compiler builds and links an OpenMP program, else [] (serial build)."""
+    if os.environ.get("CCONV_NO_OPENMP"):
+        return []
+    src = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n"
+    cc = compiler.compiler_so[0] if hasattr(compiler, "compiler_so") else "cc"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "t.c")
+        with open(path, "w") as f:
+            f.write(src)
+        try:
+            r = subprocess.run([cc, "-fopenmp", path, "-o", os.path.join(tmp, "t")],
+                               capture_output=True)
+        except OSError:
+            return []
+        return ["-fopenmp"] if r.returncode == 0 else []
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        # Ship the public header inside the package (cconv.get_include()).
+        inc = os.path.join(HERE, "src", "cconv", "include")
+        os.makedirs(inc, exist_ok=True)
+        shutil.copy(os.path.join(HERE, "include", "cconv.h"), inc)
+        if self.build_lib and not self.inplace:
+            dst = os.path.join(self.build_lib, "cconv", "include")
+            os.makedirs(dst, exist_ok=True)
+            shutil.copy(os.path.join(HERE, "include", "cconv.h"), dst)
+        omp = openmp_flags(self.compiler)
+        print(f"cconv: OpenMP {'on' if omp else 'off'}; ISA kernels: "
+              + ", ".join(os.path.basename(k) for k in ISA_KERNELS))
+        for ext in self.extensions:
+            ext.extra_compile_args = COMMON_FLAGS + omp
+            ext.extra_link_args = omp
+            objs = []
+            for src, flags in ISA_KERNELS.items():
+                objs += self.compiler.compile(
+                    [src], output_dir=self.build_temp, include_dirs=ext.include_dirs,
+                    extra_postargs=COMMON_FLAGS + omp + flags)
+            ext.extra_objects = objs
+        super().build_extensions()
+
+
+C_SOURCES = [os.path.join(CDIR, f) for f in ("cpu.c", "plan.c", "reference.c", "shuffle.c")]
+
+ext = Extension(
+    "cconv._core",
+    sources=[os.path.join("src", "cconv", "_core.pyx")] + C_SOURCES,
+    include_dirs=["include", CDIR, np.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    depends=[os.path.join(CDIR, f) for f in ("internal.h", "padmap.h", "execute.inc")]
+    + [os.path.join(CDIR, "kernels", f) for f in ("kernels.inc", "dtype.inc", "tile.inc")]
+    + list(ISA_KERNELS) + ["include/cconv.h"],
+)
+
+setup(
+    ext_modules=cythonize([ext], language_level=3),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,378 @@
+/* Plans: validate a descriptor, choose an algorithm, pack weights, then execute.
+ *
+ * Every algorithm reads a padded copy of the input (all padding modes are materialised there, so
+ * kernels never test borders). The GEMM family runs "passes": a forward convolution is one pass;
+ * a transposed convolution is split into stride phases (sub-pixel convolution), each a stride-1
+ * convolution over the input with the subset of taps that lands on that phase, so no zeros are
+ * inserted and no col2im scatter is needed. A pass computes outputs o = o0 + q*os for q < Q and
+ * reads padded input at q*is + tap offset, per dimension. */
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "padmap.h"
+
+typedef struct {
+    int64_t o0[3], os[3], q[3], is[3];
+    int ntaps;
+    ptrdiff_t *taps;  /* element offsets into the padded buffer */
+    int64_t *tap_k;   /* linear kernel index (kd*KH + kh)*KW + kw of each tap */
+    void *wpack;      /* GEMM: [g][cout block][kc block][tap][k][NR]; depthwise: see pack_depthwise */
+} pass_t;
+
+struct cconv_plan {
+    cconv_conv_desc d;
+    cconv_algorithm algo;
+    const cconv_isa_table *isa;
+    cconv_tile_kernel tile;
+    int64_t padlo[3], padded[3];
+    int64_t cig, cog, nblk, kc;
+    int npasses;
+    pass_t *passes;
+    void *bias;
+    void *weight_copy; /* reference algorithm only */
+    int64_t weight_bytes, workspace_bytes;
+};
+
+static int64_t floor_div(int64_t a, int64_t b) { int64_t q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
+static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+/* ---------------------------------------------------------------- validation */
+
+cconv_status cconv_conv_output_size(cconv_conv_desc *d)
+{
+    if (!d || (d->dtype != CCONV_FLOAT32 && d->dtype != CCONV_FLOAT64)) return CCONV_ERR_INVALID;
+    if (d->padding_mode < CCONV_PAD_ZEROS || d->padding_mode > CCONV_PAD_CIRCULAR) return CCONV_ERR_INVALID;
+    if (d->algorithm < CCONV_ALGO_AUTO || d->algorithm > CCONV_ALGO_REFERENCE) return CCONV_ERR_INVALID;
+    if (d->batch < 0 || d->in_channels < 1 || d->out_channels < 1 || d->groups < 1) return CCONV_ERR_INVALID;
+    if (d->in_channels % d->groups || d->out_channels % d->groups) return CCONV_ERR_INVALID;
+    if (d->transposed && d->padding_mode != CCONV_PAD_ZEROS) return CCONV_ERR_INVALID;
+    for (int a = 0; a < 3; a++) {
+        const int64_t i = d->in_size[a], k = d->kernel[a], s = d->stride[a], dl = d->dilation[a];
+        const int64_t pb = d->pad_before[a], pa = d->pad_after[a], op = d->output_padding[a];
+        int64_t span, t;
+        if (i < 1 || k < 1 || s < 1 || dl < 1 || pb < 0 || pa < 0 || op < 0) return CCONV_ERR_INVALID;
+        if (!cconv_mul(dl, k - 1, &span) || !cconv_add(span, 1, &span)) return CCONV_ERR_OVERFLOW;
+        if (!d->transposed) {
+            if (op != 0) return CCONV_ERR_INVALID;
+            if (d->padding_mode == CCONV_PAD_REFLECT && (pb >= i || pa >= i)) return CCONV_ERR_INVALID;
+            if (d->padding_mode == CCONV_PAD_CIRCULAR && (pb > i || pa > i)) return CCONV_ERR_INVALID;
+            if (!cconv_add(i, pb, &t) || !cconv_add(t, pa, &t)) return CCONV_ERR_OVERFLOW;
+            if (t < span) return CCONV_ERR_INVALID;
+            d->out_size[a] = (t - span) / s + 1;
+        } else {
+            if (op >= (s > dl ? s : dl)) return CCONV_ERR_INVALID;
+            if (!cconv_mul(i - 1, s, &t) || !cconv_add(t, span, &t) || !cconv_add(t, op, &t))
+                return CCONV_ERR_OVERFLOW;
+            t -= pb + pa;
+            if (t < 1) return CCONV_ERR_INVALID;
+            d->out_size[a] = t;
+        }
+    }
+    /* Every tensor's element count must fit in int64 (and its byte count in size_t). */
+    int64_t n, ksz, isp, osp;
+    const int64_t *I = d->in_size, *O = d->out_size, *K = d->kernel;
+    if (!cconv_mul(I[0], I[1], &isp) || !cconv_mul(isp, I[2], &isp)) return CCONV_ERR_OVERFLOW;
+    if (!cconv_mul(O[0], O[1], &osp) || !cconv_mul(osp, O[2], &osp)) return CCONV_ERR_OVERFLOW;
+    if (!cconv_mul(K[0], K[1], &ksz) || !cconv_mul(ksz, K[2], &ksz)) return CCONV_ERR_OVERFLOW;
+    if (!cconv_mul(d->batch, d->in_channels, &n) || !cconv_mul(n, isp, &n) || !cconv_mul(n, 8, &n)) return CCONV_ERR_OVERFLOW;
+    if (!cconv_mul(d->batch, d->out_channels, &n) || !cconv_mul(n, osp, &n) || !cconv_mul(n, 8, &n)) return CCONV_ERR_OVERFLOW;
+    if (!cconv_mul(d->out_channels, d->in_channels / d->groups, &n) || !cconv_mul(n, ksz, &n) || !cconv_mul(n, 8, &n)) return CCONV_ERR_OVERFLOW;
+    if (ksz > (1 << 24)) return CCONV_ERR_INVALID; /* taps are counted in int */
+    return CCONV_OK;
+}
+
+/* ---------------------------------------------------------------- passes */
+
+typedef struct {
+    int64_t o0, os, q, is;
+    int64_t ntaps;
+    int64_t *pos, *k; /* padded offset and kernel index of each tap */
+} dim_phase;
+
+/* Fills phases[a] for one dimension; returns the number of non-empty phases, -1 on no memory. */
+static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t *padlo, int64_t *padded)
+{
+    const int64_t I = d->in_size[a], K = d->kernel[a], S = d->stride[a], Dl = d->dilation[a];
+    const int64_t pb = d->pad_before[a], O = d->out_size[a];
+    const int64_t nph = d->transposed ? S : 1;
+    dim_phase *ph = calloc((size_t)nph, sizeof *ph);
+    if (!ph) return -1;
+    int count = 0;
+    if (!d->transposed) {
+        ph[0] = (dim_phase){0, 1, O, S, K, malloc((size_t)K * 8), malloc((size_t)K * 8)};
+        if (!ph[0].pos || !ph[0].k) { free(ph[0].pos); free(ph[0].k); free(ph); return -1; }
+        for (int64_t k = 0; k < K; k++) { ph[0].pos[k] = k * Dl; ph[0].k[k] = k; }
+        *padlo = pb;
+        *padded = I + pb + d->pad_after[a];
+        *out = ph;
+        return 1;
+    }
+    /* Output o receives x[i] * w[k] where o = i*S - pb + k*Dl. With o + pb = q*S + r (phase r),
+     * the taps are the k with k*Dl = r (mod S), and i = q - m_k, m_k = (k*Dl - r) / S. */
+    int64_t lo = 0, hi = 0;
+    for (int64_t r = 0; r < S; r++) {
+        const int64_t qmin = ceil_div(pb - r, S), qmax = floor_div(O - 1 + pb - r, S);
+        if (qmin > qmax) continue;
+        dim_phase *p = &ph[count++];
+        p->o0 = qmin * S + r - pb;
+        p->os = S;
+        p->q = qmax - qmin + 1;
+        p->is = 1;
+        p->pos = malloc((size_t)K * 8);
+        p->k = malloc((size_t)K * 8);
+        if (!p->pos || !p->k) { count++; goto nomem; }
+        p->ntaps = 0;
+        for (int64_t k = 0; k < K; k++) {
+            const int64_t t = k * Dl - r;
+            if (((t % S) + S) % S) continue;
+            const int64_t m = floor_div(t, S);
+            p->k[p->ntaps] = k;
+            p->pos[p->ntaps++] = qmin - m; /* + padlo below */
+            if (m - qmin > lo) lo = m - qmin;
+            if (qmax - m - (I - 1) > hi) hi = qmax - m - (I - 1);
+        }
+    }
+    for (int c = 0; c < count; c++)
+        for (int64_t t = 0; t < ph[c].ntaps; t++) ph[c].pos[t] += lo;
+    *padlo = lo;
+    *padded = I + lo + hi;
+    *out = ph;
+    return count;
+nomem:
+    for (int c = 0; c < count; c++) { free(ph[c].pos); free(ph[c].k); }
+    free(ph);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- weight packing */
+
+#define PACK_GEMM(T)                                                                               \
+    {                                                                                              \
+        const T *w = (const T *)weight;                                                            \
+        T *dst = (T *)ps->wpack;                                                                   \
+        for (int64_t g = 0; g < G; g++)                                                            \
+            for (int64_t cb = 0; cb < p->nblk; cb++)                                               \
+                for (int64_t k0 = 0; k0 < cig; k0 += p->kc) {                                      \
+                    const int64_t kn = cig - k0 < p->kc ? cig - k0 : p->kc;                        \
+                    for (int t = 0; t < ps->ntaps; t++)                                            \
+                        for (int64_t k = k0; k < k0 + kn; k++)                                     \
+                            for (int64_t j = 0; j < NR; j++, dst++) {                              \
+                                const int64_t col = cb * NR + j;                                   \
+                                if (col >= cog) { *dst = 0; continue; }                            \
+                                const int64_t idx = d->transposed                                  \
+                                    ? ((g * cig + k) * cog + col) * ksz + ps->tap_k[t]             \
+                                    : ((g * cog + col) * cig + k) * ksz + ps->tap_k[t];            \
+                                *dst = w[idx];                                                     \
+                            }                                                                      \
+                }                                                                                  \
+    }
+
+/* Depthwise weights: channels-first [co][tap]; channels-last [tap][co]. */
+#define PACK_DW(T)                                                                                 \
+    {                                                                                              \
+        const T *w = (const T *)weight;                                                            \
+        T *dst = (T *)ps->wpack;                                                                   \
+        for (int64_t co = 0; co < Co; co++)                                                        \
+            for (int t = 0; t < ps->ntaps; t++) {                                                  \
+                const T v = w[co * ksz + ps->tap_k[t]];                                            \
+                if (d->channels_last) dst[t * Co + co] = v; else dst[co * ps->ntaps + t] = v;      \
+            }                                                                                      \
+    }
+
+static int can_depthwise(const cconv_conv_desc *d)
+{
+    const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
+    return !d->transposed && cig == 1 && (!d->channels_last || cog == 1);
+}
+
+static cconv_algorithm choose_algorithm(const cconv_conv_desc *d)
+{
+    const int64_t cog = d->out_channels / d->groups;
+    if (can_depthwise(d) && cog <= 4) return CCONV_ALGO_DEPTHWISE;
+    return CCONV_ALGO_GEMM;
+}
+
+void cconv_plan_destroy(cconv_plan *p)
+{
+    if (!p) return;
+    for (int i = 0; i < p->npasses; i++) {
+        free(p->passes[i].taps);
+        free(p->passes[i].tap_k);
+        cconv_aligned_free(p->passes[i].wpack);
+    }
+    free(p->passes);
+    cconv_aligned_free(p->bias);
+    cconv_aligned_free(p->weight_copy);
+    free(p);
+}
+
+cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, const void *bias,
+                               cconv_plan **out)
+{
+    if (!out || !desc || !weight) return CCONV_ERR_INVALID;
+    *out = NULL;
+    cconv_plan *p = calloc(1, sizeof *p);
+    if (!p) return CCONV_ERR_NOMEM;
+    p->d = *desc;
+    cconv_conv_desc *d = &p->d;
+    cconv_status st = cconv_conv_output_size(d);
+    if (st != CCONV_OK) { free(p); return st; }
+    const size_t es = cconv_dtype_size(d->dtype);
+    const int64_t G = d->groups, Co = d->out_channels, Ci = d->in_channels;
+    const int64_t cig = Ci / G, cog = Co / G;
+    const int64_t ksz = d->kernel[0] * d->kernel[1] * d->kernel[2];
+    p->cig = cig;
+    p->cog = cog;
+    p->isa = cconv_active_isa();
+    if (d->algorithm == CCONV_ALGO_AUTO) p->algo = choose_algorithm(d);
+    else if (d->algorithm == CCONV_ALGO_DEPTHWISE && !can_depthwise(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
+    else p->algo = d->algorithm;
+
+    if (bias) {
+        p->bias = cconv_aligned_alloc((size_t)Co * es);
+        if (!p->bias) goto nomem;
+        memcpy(p->bias, bias, (size_t)Co * es);
+    }
+    if (p->algo == CCONV_ALGO_REFERENCE) {
+        const size_t wb = (size_t)(d->transposed ? Ci * cog : Co * cig) * (size_t)ksz * es;
+        p->weight_copy = cconv_aligned_alloc(wb);
+        if (!p->weight_copy) goto nomem;
+        memcpy(p->weight_copy, weight, wb);
+        p->weight_bytes = (int64_t)wb;
+        *out = p;
+        return CCONV_OK;
+    }
+
+    /* Per-dimension phases, then their cartesian product as passes. */
+    dim_phase *ph[3] = {NULL, NULL, NULL};
+    int nph[3] = {0, 0, 0};
+    for (int a = 0; a < 3; a++) {
+        nph[a] = dim_phases(d, a, &ph[a], &p->padlo[a], &p->padded[a]);
+        if (nph[a] < 0) { nph[a] = 0; goto phases_nomem; }
+    }
+    int64_t padded_elems;
+    {
+        const int64_t Hp = p->padded[1], Wp = p->padded[2];
+        const int dt = d->dtype == CCONV_FLOAT64;
+        const int64_t C = (p->algo == CCONV_ALGO_DEPTHWISE && !d->channels_last) ? 1 : Ci;
+        if (p->algo == CCONV_ALGO_GEMM) {
+            p->tile = cog <= p->isa->narrow[dt].nr ? p->isa->narrow[dt] : p->isa->wide[dt];
+            p->nblk = (cog + p->tile.nr - 1) / p->tile.nr;
+        }
+        p->npasses = nph[0] * nph[1] * nph[2];
+        p->passes = calloc((size_t)p->npasses + 1, sizeof *p->passes);
+        if (!p->passes) goto phases_nomem;
+        int pi = 0;
+        for (int i0 = 0; i0 < nph[0]; i0++)
+            for (int i1 = 0; i1 < nph[1]; i1++)
+                for (int i2 = 0; i2 < nph[2]; i2++, pi++) {
+                    pass_t *ps = &p->passes[pi];
+                    const dim_phase *f[3] = {&ph[0][i0], &ph[1][i1], &ph[2][i2]};
+                    const int64_t nt = f[0]->ntaps * f[1]->ntaps * f[2]->ntaps;
+                    for (int a = 0; a < 3; a++) {
+                        ps->o0[a] = f[a]->o0; ps->os[a] = f[a]->os; ps->q[a] = f[a]->q; ps->is[a] = f[a]->is;
+                    }
+                    ps->ntaps = (int)nt;
+                    ps->taps = malloc((size_t)(nt + 1) * sizeof(ptrdiff_t));
+                    ps->tap_k = malloc((size_t)(nt + 1) * sizeof(int64_t));
+                    if (!ps->taps || !ps->tap_k) goto phases_nomem;
+                    int64_t t = 0;
+                    for (int64_t a = 0; a < f[0]->ntaps; a++)
+                        for (int64_t b = 0; b < f[1]->ntaps; b++)
+                            for (int64_t c = 0; c < f[2]->ntaps; c++, t++) {
+                                ps->taps[t] = (ptrdiff_t)(((f[0]->pos[a] * Hp + f[1]->pos[b]) * Wp + f[2]->pos[c]) * C);
+                                ps->tap_k[t] = (f[0]->k[a] * d->kernel[1] + f[1]->k[b]) * d->kernel[2] + f[2]->k[c];
+                            }
+                }
+        if (!cconv_mul(p->padded[0], Hp, &padded_elems) || !cconv_mul(padded_elems, Wp, &padded_elems))
+            goto phases_overflow;
+    }
+    for (int a = 0; a < 3; a++) {
+        for (int i = 0; i < nph[a]; i++) { free(ph[a][i].pos); free(ph[a][i].k); }
+        free(ph[a]);
+        ph[a] = NULL;
+    }
+
+    /* Pack weights per pass. */
+    if (p->algo == CCONV_ALGO_GEMM) {
+        const int64_t NR = p->tile.nr;
+        /* Channel blocks keep one block's weights (taps x kc x NR) within ~256 KiB of L2. */
+        int64_t per_k = (int64_t)p->passes[0].ntaps * NR * (int64_t)es;
+        for (int i = 1; i < p->npasses; i++)
+            if ((int64_t)p->passes[i].ntaps * NR * (int64_t)es > per_k) per_k = (int64_t)p->passes[i].ntaps * NR * (int64_t)es;
+        p->kc = per_k > 0 ? (256 * 1024) / per_k : cig;
+        if (p->kc < 1) p->kc = 1;
+        if (p->kc >= cig) p->kc = cig;
+        else p->kc = (cig + (cig + p->kc - 1) / p->kc - 1) / ((cig + p->kc - 1) / p->kc); /* even blocks */
+        for (int i = 0; i < p->npasses; i++) {
+            pass_t *ps = &p->passes[i];
+            const size_t n = (size_t)(G * p->nblk * ps->ntaps * cig * NR);
+            ps->wpack = cconv_aligned_alloc(n * es);
+            if (!ps->wpack) goto nomem;
+            p->weight_bytes += (int64_t)(n * es);
+            if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double) else PACK_GEMM(float)
+        }
+        int64_t ws;
+        if (!cconv_mul(d->batch, padded_elems, &ws) || !cconv_mul(ws, Ci, &ws)) goto overflow;
+        p->workspace_bytes = (ws + (int64_t)CCONV_MR_MAX * (d->stride[2] + 1) * Ci) * (int64_t)es;
+    } else {
+        pass_t *ps = &p->passes[0];
+        ps->wpack = cconv_aligned_alloc((size_t)(Co * ps->ntaps) * es);
+        if (!ps->wpack) goto nomem;
+        p->weight_bytes = Co * ps->ntaps * (int64_t)es;
+        if (d->dtype == CCONV_FLOAT64) PACK_DW(double) else PACK_DW(float)
+        int64_t ws = padded_elems;
+        if (d->channels_last && (!cconv_mul(ws, d->batch, &ws) || !cconv_mul(ws, Ci, &ws))) goto overflow;
+        if (!d->channels_last) ws = (ws + d->out_size[2] + 64) * cconv_threads();
+        p->workspace_bytes = (ws + 64 * (d->stride[2] + 1) * (d->channels_last ? Ci : 1)) * (int64_t)es;
+    }
+    *out = p;
+    return CCONV_OK;
+
+phases_overflow:
+    for (int a = 0; a < 3; a++) {
+        for (int i = 0; i < nph[a]; i++) { free(ph[a][i].pos); free(ph[a][i].k); }
+        free(ph[a]);
+    }
+overflow:
+    cconv_plan_destroy(p);
+    return CCONV_ERR_OVERFLOW;
+phases_nomem:
+    for (int a = 0; a < 3; a++) {
+        if (!ph[a]) continue;
+        for (int i = 0; i < nph[a]; i++) { free(ph[a][i].pos); free(ph[a][i].k); }
+        free(ph[a]);
+    }
+nomem:
+    cconv_plan_destroy(p);
+    return CCONV_ERR_NOMEM;
+}
+
+const cconv_conv_desc *cconv_plan_desc(const cconv_plan *p) { return &p->d; }
+cconv_algorithm cconv_plan_algorithm(const cconv_plan *p) { return p->algo; }
+int64_t cconv_plan_weight_bytes(const cconv_plan *p) { return p->weight_bytes; }
+int64_t cconv_plan_workspace_bytes(const cconv_plan *p) { return p->workspace_bytes; }
+
+/* ---------------------------------------------------------------- execution */
+
+#include "execute.inc"
+
+cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
+{
+    if (!p || !x || !y) return CCONV_ERR_INVALID;
+    if (p->d.batch == 0) return CCONV_OK;
+    if (p->algo == CCONV_ALGO_REFERENCE) return cconv_reference_conv(&p->d, x, p->weight_copy, p->bias, y);
+    if (p->d.dtype == CCONV_FLOAT64) return execute_f64(p, x, y);
+    return execute_f32(p, x, y);
+}
+
+cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
+                        const void *bias, void *y)
+{
+    cconv_plan *p;
+    cconv_status st = cconv_plan_create(d, weight, bias, &p);
+    if (st != CCONV_OK) return st;
+    st = cconv_plan_execute(p, x, y);
+    cconv_plan_destroy(p);
+    return st;
+}

@@ -1,0 +1,51 @@
+/* Channel shuffle (ShuffleNet): a pure permutation of channels, so a memory copy. */
+#include <string.h>
+#include "internal.h"
+
+cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
+                                   int64_t channels, int64_t spatial, int64_t groups,
+                                   const void *xv, void *yv)
+{
+    int64_t total;
+    if (batch < 0 || channels < 0 || spatial < 0 || groups <= 0 || channels % groups != 0)
+        return CCONV_ERR_INVALID;
+    if (!cconv_mul(batch, channels, &total) || !cconv_mul(total, spatial, &total))
+        return CCONV_ERR_OVERFLOW;
+    if (total == 0) return CCONV_OK;
+    const size_t es = cconv_dtype_size(dtype);
+    const char *x = (const char *)xv;
+    char *y = (char *)yv;
+    const int64_t cpg = channels / groups;
+    const int nt = cconv_threads();
+    (void)nt;
+    if (!channels_last) {
+        /* Whole planes move: input channel g*cpg + j -> output j*groups + g. */
+        const size_t plane = (size_t)spatial * es;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t job = 0; job < batch * channels; job++) {
+            const int64_t n = job / channels, ci = job % channels;
+            const int64_t co = (ci % cpg) * groups + ci / cpg;
+            memcpy(y + (size_t)(n * channels + co) * plane, x + (size_t)(n * channels + ci) * plane,
+                   plane);
+        }
+    } else {
+        /* Each pixel's channel vector is transposed as a (groups, cpg) matrix. */
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t p = 0; p < batch * spatial; p++) {
+            const char *xp = x + (size_t)p * channels * es;
+            char *yp = y + (size_t)p * channels * es;
+            if (es == 4) {
+                const float *s = (const float *)xp;
+                float *t = (float *)yp;
+                for (int64_t g = 0; g < groups; g++)
+                    for (int64_t j = 0; j < cpg; j++) t[j * groups + g] = s[g * cpg + j];
+            } else {
+                const double *s = (const double *)xp;
+                double *t = (double *)yp;
+                for (int64_t g = 0; g < groups; g++)
+                    for (int64_t j = 0; j < cpg; j++) t[j * groups + g] = s[g * cpg + j];
+            }
+        }
+    }
+    return CCONV_OK;
+}

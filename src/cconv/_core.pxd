@@ -1,0 +1,18 @@
+# cython: language_level=3
+# nogil entry points other Cython extensions can cimport without linking (as scipy.linalg.cython_blas):
+#     from cconv.ccore cimport cconv_conv_desc, cconv_status, CCONV_OK
+#     from cconv._core cimport conv
+# Compile with include_dirs=[cconv.get_include()]. They run the C API of include/cconv.h.
+from cconv.ccore cimport cconv_conv_desc, cconv_status, cconv_plan, cconv_dtype
+from libc.stdint cimport int64_t
+
+cdef cconv_status conv(const cconv_conv_desc *d, const void *x, const void *weight,
+                       const void *bias, void *y) noexcept nogil
+cdef cconv_status conv_output_size(cconv_conv_desc *d) noexcept nogil
+cdef cconv_status plan_create(const cconv_conv_desc *d, const void *weight, const void *bias,
+                              cconv_plan **plan) noexcept nogil
+cdef cconv_status plan_execute(const cconv_plan *plan, const void *x, void *y) noexcept nogil
+cdef void plan_destroy(cconv_plan *plan) noexcept nogil
+cdef cconv_status channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
+                                  int64_t channels, int64_t spatial, int64_t groups,
+                                  const void *x, void *y) noexcept nogil

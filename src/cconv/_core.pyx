@@ -1,0 +1,200 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Cython bridge: NumPy arrays -> the C API, kernels run without the GIL.
+
+Python callers go through cconv._api (which validates and normalises everything); this module only
+checks what protects memory (dtypes, contiguity, element counts) before handing pointers to C.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+from cconv.ccore cimport *
+
+cnp.import_array()
+
+# ---- nogil entry points for other Cython extensions (declared in _core.pxd) ----
+cdef cconv_status conv(const cconv_conv_desc *d, const void *x, const void *weight,
+                       const void *bias, void *y) noexcept nogil:
+    return cconv_conv(d, x, weight, bias, y)
+
+cdef cconv_status conv_output_size(cconv_conv_desc *d) noexcept nogil:
+    return cconv_conv_output_size(d)
+
+cdef cconv_status plan_create(const cconv_conv_desc *d, const void *weight, const void *bias,
+                              cconv_plan **plan) noexcept nogil:
+    return cconv_plan_create(d, weight, bias, plan)
+
+cdef cconv_status plan_execute(const cconv_plan *plan, const void *x, void *y) noexcept nogil:
+    return cconv_plan_execute(plan, x, y)
+
+cdef void plan_destroy(cconv_plan *plan) noexcept nogil:
+    cconv_plan_destroy(plan)
+
+cdef cconv_status channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
+                                  int64_t channels, int64_t spatial, int64_t groups,
+                                  const void *x, void *y) noexcept nogil:
+    return cconv_channel_shuffle(dtype, channels_last, batch, channels, spatial, groups, x, y)
+
+
+# ---- Python-facing helpers ----
+ALGORITHMS = {"auto": CCONV_ALGO_AUTO, "gemm": CCONV_ALGO_GEMM,
+              "depthwise": CCONV_ALGO_DEPTHWISE, "reference": CCONV_ALGO_REFERENCE}
+PADDING_MODES = {"zeros": CCONV_PAD_ZEROS, "reflect": CCONV_PAD_REFLECT,
+                 "replicate": CCONV_PAD_REPLICATE, "circular": CCONV_PAD_CIRCULAR}
+VERSION = CCONV_VERSION.decode()
+
+
+cdef raise_status(cconv_status st, what):
+    msg = cconv_status_string(st).decode()
+    if st == CCONV_ERR_NOMEM:
+        raise MemoryError(f"{what}: {msg}")
+    if st == CCONV_ERR_OVERFLOW:
+        raise ValueError(f"{what}: {msg}")
+    raise ValueError(f"{what}: {msg}")
+
+
+cdef cconv_dtype dtype_code(cnp.ndarray a) except *:
+    if a.dtype == np.float32:
+        return CCONV_FLOAT32
+    if a.dtype == np.float64:
+        return CCONV_FLOAT64
+    raise TypeError(f"internal: unsupported dtype {a.dtype}")
+
+
+cdef void *data_of(cnp.ndarray a, cconv_dtype dt, int64_t count, name) except NULL:
+    if dtype_code(a) != dt:
+        raise TypeError(f"internal: {name} has dtype {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"internal: {name} must be C-contiguous")
+    if a.size != count:
+        raise ValueError(f"internal: {name} has {a.size} elements, expected {count}")
+    if a.size == 0:
+        return <void *> 1  # never dereferenced: nothing to read or write
+    return cnp.PyArray_DATA(a)
+
+
+cdef class Plan:
+    """A convolution plan: validated descriptor + packed weights; call execute(x, y) repeatedly."""
+    cdef cconv_plan *plan
+    cdef cconv_conv_desc desc
+    cdef public object weight_shape
+
+    def __cinit__(self, dict desc, cnp.ndarray weight, bias):
+        cdef cconv_conv_desc d
+        cdef cconv_status st
+        cdef int a
+        d.dtype = dtype_code(weight)
+        d.transposed = int(desc["transposed"])
+        d.channels_last = int(desc["channels_last"])
+        d.padding_mode = PADDING_MODES[desc["padding_mode"]]
+        d.algorithm = ALGORITHMS[desc["algorithm"]]
+        d.batch = desc["batch"]
+        d.in_channels = desc["in_channels"]
+        d.out_channels = desc["out_channels"]
+        d.groups = desc["groups"]
+        for a in range(3):
+            d.in_size[a] = desc["in_size"][a]
+            d.kernel[a] = desc["kernel"][a]
+            d.stride[a] = desc["stride"][a]
+            d.dilation[a] = desc["dilation"][a]
+            d.pad_before[a] = desc["pad_before"][a]
+            d.pad_after[a] = desc["pad_after"][a]
+            d.output_padding[a] = desc["output_padding"][a]
+            d.out_size[a] = 0
+        st = cconv_conv_output_size(&d)
+        if st != CCONV_OK:
+            raise_status(st, "convolution descriptor")
+        cdef int64_t wcount = (d.out_channels * (d.in_channels // d.groups) if not d.transposed
+                               else d.in_channels * (d.out_channels // d.groups))
+        wcount *= d.kernel[0] * d.kernel[1] * d.kernel[2]
+        cdef void *wp = data_of(weight, d.dtype, wcount, "weight")
+        cdef void *bp = NULL
+        if bias is not None:
+            bp = data_of(bias, d.dtype, d.out_channels, "bias")
+        with nogil:
+            st = cconv_plan_create(&d, wp, bp, &self.plan)
+        if st != CCONV_OK:
+            raise_status(st, "plan")
+        self.desc = cconv_plan_desc(self.plan)[0]
+        self.weight_shape = tuple((<object> weight).shape)
+
+    def __dealloc__(self):
+        if self.plan is not NULL:
+            cconv_plan_destroy(self.plan)
+            self.plan = NULL
+
+    @property
+    def algorithm(self):
+        return cconv_algorithm_name(cconv_plan_algorithm(self.plan)).decode()
+
+    @property
+    def out_size(self):
+        return tuple(self.desc.out_size[a] for a in range(3))
+
+    @property
+    def weight_bytes(self):
+        return cconv_plan_weight_bytes(self.plan)
+
+    @property
+    def workspace_bytes(self):
+        return cconv_plan_workspace_bytes(self.plan)
+
+    def execute(self, cnp.ndarray x, cnp.ndarray y):
+        cdef const cconv_conv_desc *d = &self.desc
+        cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
+        cdef int64_t ny = d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
+        cdef void *xp = data_of(x, d.dtype, nx, "x")
+        cdef void *yp = data_of(y, d.dtype, ny, "out")
+        cdef cconv_status st
+        if not y.flags.writeable:
+            raise ValueError("out must be writeable")
+        if nx == 0 or ny == 0:
+            return y
+        with nogil:
+            st = cconv_plan_execute(self.plan, xp, yp)
+        if st != CCONV_OK:
+            raise_status(st, "execute")
+        return y
+
+
+def channel_shuffle_into(cnp.ndarray x, cnp.ndarray y, int64_t groups, bint channels_last):
+    """y <- channel_shuffle(x); x, y C-contiguous (N, C, ...) or (N, ..., C) of one dtype."""
+    cdef cconv_dtype dt = dtype_code(x)
+    cdef int64_t n = x.shape[0]
+    cdef int64_t c = x.shape[x.ndim - 1] if channels_last else x.shape[1]
+    cdef int64_t s = (x.size // (n * c)) if n * c > 0 else 0
+    cdef void *xp = data_of(x, dt, x.size, "x")
+    cdef void *yp = data_of(y, dt, x.size, "out")
+    cdef cconv_status st
+    if x.size == 0:
+        return y
+    with nogil:
+        st = cconv_channel_shuffle(dt, channels_last, n, c, s, groups, xp, yp)
+    if st != CCONV_OK:
+        raise_status(st, "channel_shuffle")
+    return y
+
+
+def get_isa():
+    return cconv_get_isa().decode()
+
+
+def isa_available(name):
+    return bool(cconv_isa_available(name.encode()))
+
+
+def set_isa(name):
+    cdef bytes b = (name or "auto").encode()
+    if cconv_set_isa(b) != CCONV_OK:
+        raise ValueError(f"isa {name!r} is not available on this CPU or build")
+
+
+def set_num_threads(int n):
+    cconv_set_num_threads(n)
+
+
+def get_num_threads():
+    return cconv_get_num_threads()
+
+
+def has_openmp():
+    return bool(cconv_has_openmp())

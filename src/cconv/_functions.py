@@ -1,0 +1,377 @@
+"""The public convolution functions. Each one: arrays -> Geometry (cconv._api) -> plan -> run."""
+import numpy as np
+
+from . import _api
+from ._core import Plan as _CPlan, channel_shuffle_into as _shuffle_into
+from ._api import as_array, check_bias, contiguous, conv_geometry, result_dtype
+
+
+def _check_algorithm(algorithm):
+    if algorithm not in _api.ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {_api.ALGORITHMS}, got {algorithm!r}")
+
+
+def _run(geom, x, weight, bias, dtype, out=None, inputs=(), algorithm="auto"):
+    """Runs one convolution; x, weight, bias are arrays (any strides), cast to dtype here."""
+    y, target = _api.output_array(out, geom.out_shape, dtype, inputs)
+    if y.size == 0:
+        return y
+    plan = _CPlan(geom.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
+    plan.execute(np.ascontiguousarray(x, dtype=dtype), target)
+    if target is not y:
+        y[...] = target
+    return y
+
+
+def _conv(nd, transposed, x, weight, bias, stride, padding, dilation, groups, padding_mode,
+          output_padding, layout, out, algorithm):
+    _check_algorithm(algorithm)
+    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias)
+    dtype = result_dtype(x, weight, bias)
+    geom = conv_geometry(nd, x.shape, weight.shape, stride, padding, dilation, groups,
+                         padding_mode=padding_mode, layout=layout, transposed=transposed,
+                         output_padding=output_padding)
+    check_bias(bias, geom.out_channels)
+    return _run(geom, x, weight, bias, dtype, out, (x, weight, bias), algorithm)
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", layout=None, out=None, algorithm="auto"):
+    """1-D convolution (cross-correlation) like torch.nn.functional.conv1d.
+
+    x (N, C_in, L) or layout="NWC" (N, L, C_in); weight (C_out, C_in/groups, k)."""
+    return _conv(1, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
+                 layout, out, algorithm)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", layout=None, out=None, algorithm="auto"):
+    """2-D convolution (cross-correlation) like torch.nn.functional.conv2d.
+
+    x (N, C_in, H, W) or layout="NHWC"; weight (C_out, C_in/groups, kh, kw); padding: int,
+    (ph, pw), ((top, bottom), (left, right)), "valid" or "same"; padding_mode: zeros, reflect,
+    replicate, circular; algorithm: auto, gemm, depthwise, reference."""
+    return _conv(2, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
+                 layout, out, algorithm)
+
+
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", layout=None, out=None, algorithm="auto"):
+    """3-D convolution like torch.nn.functional.conv3d; x (N, C, D, H, W) or layout="NDHWC"."""
+    return _conv(3, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
+                 layout, out, algorithm)
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, layout=None, out=None, algorithm="auto"):
+    """Transposed 1-D convolution (the adjoint of conv1d); weight (C_in, C_out/groups, k)."""
+    return _conv(1, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
+                 output_padding, layout, out, algorithm)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, layout=None, out=None, algorithm="auto"):
+    """Transposed 2-D convolution like torch.nn.functional.conv_transpose2d.
+
+    Output size per dimension: s(i-1) - 2p + d(k-1) + output_padding + 1."""
+    return _conv(2, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
+                 output_padding, layout, out, algorithm)
+
+
+def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, layout=None, out=None, algorithm="auto"):
+    """Transposed 3-D convolution; weight (C_in, C_out/groups, kd, kh, kw)."""
+    return _conv(3, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
+                 output_padding, layout, out, algorithm)
+
+
+# ------------------------------------------------------------------ composite variants
+
+def _channels(x_shape, layout):
+    last = _api.channels_last(layout, 2)
+    if len(x_shape) != 4:
+        raise ValueError(f"x must be 4-D ({'NHWC' if last else 'NCHW'}), got shape {tuple(x_shape)}")
+    return x_shape[-1] if last else x_shape[1]
+
+
+def depthwise_stages(x_shape, w_shape, stride=1, padding=0, dilation=1, layout=None):
+    c = _channels(x_shape, layout)
+    if len(w_shape) != 4 or w_shape[1] != 1 or w_shape[0] % max(c, 1):
+        raise ValueError(f"weight must have shape (C*m, 1, kh, kw) with C={c} input channels, "
+                         f"got shape {tuple(w_shape)}")
+    return [conv_geometry(2, x_shape, w_shape, stride, padding, dilation, c, layout=layout)]
+
+
+def separable_stages(x_shape, dw_shape, pw_shape, stride=1, padding=0, dilation=1, layout=None):
+    try:
+        (dw,) = depthwise_stages(x_shape, dw_shape, stride, padding, dilation, layout)
+    except ValueError as e:
+        raise ValueError(str(e).replace("weight", "depthwise_weight")) from None
+    if len(pw_shape) != 4 or tuple(pw_shape[2:]) != (1, 1):
+        raise ValueError(f"pointwise_weight must have shape (C_out, C*m, 1, 1), got {tuple(pw_shape)}")
+    pw = conv_geometry(2, dw.out_shape, pw_shape, layout=layout, x_name="depthwise output",
+                       w_name="pointwise_weight")
+    return [dw, pw]
+
+
+def _split_hw(stride, padding, dilation, in_size, kernel):
+    """Resolves 2-D stride/padding/dilation once, so the two 1-D passes of a factorised filter
+    pad exactly as the full k_h x k_w filter would."""
+    stride = _api.int_tuple("stride", stride, 2, 1)
+    dilation = _api.int_tuple("dilation", dilation, 2, 1)
+    pb, pa = _api.normalize_padding(padding, 2, in_size, kernel, stride, dilation)
+    vert = dict(stride=(stride[0], 1), padding=((pb[0], pa[0]), (0, 0)), dilation=(dilation[0], 1))
+    horz = dict(stride=(1, stride[1]), padding=((0, 0), (pb[1], pa[1])), dilation=(1, dilation[1]))
+    return vert, horz
+
+
+def _spatial(x_shape, layout):
+    return tuple(x_shape[1:3]) if _api.channels_last(layout, 2) else tuple(x_shape[2:])
+
+
+def spatially_separable_stages(x_shape, v_shape, h_shape, stride=1, padding=0, dilation=1,
+                               groups=1, layout=None):
+    _channels(x_shape, layout)
+    if len(v_shape) != 4 or v_shape[3] != 1:
+        raise ValueError(f"vertical_weight must have shape (C_mid, C_in/groups, kh, 1), got {tuple(v_shape)}")
+    if len(h_shape) != 4 or h_shape[2] != 1:
+        raise ValueError(f"horizontal_weight must have shape (C_out, C_mid/groups, 1, kw), got {tuple(h_shape)}")
+    vert, horz = _split_hw(stride, padding, dilation, _spatial(x_shape, layout), (v_shape[2], h_shape[3]))
+    g1 = conv_geometry(2, x_shape, v_shape, groups=groups, layout=layout, w_name="vertical_weight", **vert)
+    g2 = conv_geometry(2, g1.out_shape, h_shape, groups=groups, layout=layout,
+                       x_name="vertical output", w_name="horizontal_weight", **horz)
+    return [g1, g2]
+
+
+def flattened_stages(x_shape, ch_shape, v_shape, h_shape, stride=1, padding=0, dilation=1,
+                     layout=None):
+    _channels(x_shape, layout)
+    if len(ch_shape) != 2 or len(v_shape) != 2 or len(h_shape) != 2 or not (
+            ch_shape[0] == v_shape[0] == h_shape[0]):
+        raise ValueError(f"channel_weight (C_out, C_in), vertical_weight (C_out, kh) and "
+                         f"horizontal_weight (C_out, kw) must share C_out, got {tuple(ch_shape)}, "
+                         f"{tuple(v_shape)}, {tuple(h_shape)}")
+    cout = ch_shape[0]
+    vert, horz = _split_hw(stride, padding, dilation, _spatial(x_shape, layout), (v_shape[1], h_shape[1]))
+    g1 = conv_geometry(2, x_shape, (cout, ch_shape[1], 1, 1), layout=layout, w_name="channel_weight")
+    g2 = conv_geometry(2, g1.out_shape, (cout, 1, v_shape[1], 1), groups=cout, layout=layout,
+                       x_name="channel output", w_name="vertical_weight", **vert)
+    g3 = conv_geometry(2, g2.out_shape, (cout, 1, 1, h_shape[1]), groups=cout, layout=layout,
+                       x_name="vertical output", w_name="horizontal_weight", **horz)
+    return [g1, g2, g3]
+
+
+def _run_stages(stages, x, weights, bias, out, inputs):
+    dtype = result_dtype(x, *weights, bias)
+    check_bias(bias, stages[-1].out_channels)
+    y = x
+    for i, (geom, w) in enumerate(zip(stages, weights)):
+        last = i == len(stages) - 1
+        y = _run(geom, y, w, bias if last else None, dtype, out if last else None, inputs)
+    return y
+
+
+def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, layout=None, out=None):
+    """Depthwise 2-D convolution: each input channel convolved with its own m filters.
+
+    weight (C*m, 1, kh, kw); output channel c*m + j comes from input channel c."""
+    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias)
+    stages = depthwise_stages(x.shape, weight.shape, stride, padding, dilation, layout)
+    return _run_stages(stages, x, [weight], bias, out, (x, weight, bias))
+
+
+def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
+                     dilation=1, *, layout=None, out=None):
+    """Depthwise separable convolution (MobileNet, Xception): depthwise k x k, then 1x1."""
+    x = as_array("x", x)
+    dw, pw, bias = (as_array("depthwise_weight", depthwise_weight),
+                    as_array("pointwise_weight", pointwise_weight), as_array("bias", bias))
+    stages = separable_stages(x.shape, dw.shape, pw.shape, stride, padding, dilation, layout)
+    return _run_stages(stages, x, [dw, pw], bias, out, (x, dw, pw, bias))
+
+
+def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None, stride=1,
+                               padding=0, dilation=1, groups=1, *, layout=None, out=None):
+    """k_h x 1 convolution then 1 x k_w convolution (e.g. Sobel = [1,2,1]^T x [-1,0,1]).
+
+    stride/padding/dilation given per (h, w) apply to the vertical pass on h, the horizontal on w."""
+    x = as_array("x", x)
+    v, h, bias = (as_array("vertical_weight", vertical_weight),
+                  as_array("horizontal_weight", horizontal_weight), as_array("bias", bias))
+    stages = spatially_separable_stages(x.shape, v.shape, h.shape, stride, padding, dilation,
+                                        groups, layout)
+    return _run_stages(stages, x, [v, h], bias, out, (x, v, h, bias))
+
+
+def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias=None, stride=1,
+                     padding=0, dilation=1, *, layout=None, out=None):
+    """Flattened convolution (arXiv 1412.5474): 1x1 across channels, then a vertical and a
+    horizontal 1-D filter per output channel. Equals conv2d with the rank-1 filters
+    W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j] (zero padding)."""
+    x = as_array("x", x)
+    ch, v, h, bias = (as_array("channel_weight", channel_weight),
+                      as_array("vertical_weight", vertical_weight),
+                      as_array("horizontal_weight", horizontal_weight), as_array("bias", bias))
+    stages = flattened_stages(x.shape, ch.shape, v.shape, h.shape, stride, padding, dilation, layout)
+    cout = ch.shape[0]
+    weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
+    return _run_stages(stages, x, weights, bias, out, (x, ch, v, h, bias))
+
+
+def shuffle_stage(x_shape, groups, layout=None):
+    x_shape = tuple(x_shape)
+    if len(x_shape) < 2:
+        raise ValueError(f"x must have a batch and a channel dimension, got shape {x_shape}")
+    last = False
+    if layout is not None:
+        nd = len(x_shape) - 2
+        if nd not in _api.LAYOUTS:
+            raise ValueError(f"layout {layout!r} needs a 3-D to 5-D x, got shape {x_shape}")
+        last = _api.channels_last(layout, nd)
+    if not _api._is_int(groups) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    c = x_shape[-1] if last else x_shape[1]
+    if c % groups:
+        raise ValueError(f"groups={groups} must divide the {c} channels of x (shape {x_shape})")
+    return _api.ShuffleStage(x_shape, int(groups), last)
+
+
+def channel_shuffle(x, groups, *, layout=None):
+    """ShuffleNet channel shuffle, same result as torch.nn.functional.channel_shuffle: channel
+    g*(C/groups) + j moves to j*groups + g. Float arrays use the C kernel; other numeric dtypes
+    are permuted exactly with NumPy."""
+    x = as_array("x", x)
+    st = shuffle_stage(x.shape, groups, layout)
+    if x.dtype not in (np.float32, np.float64):
+        axis = x.ndim - 1 if st.channels_last else 1
+        c = x.shape[axis]
+        split = x.reshape(x.shape[:axis] + (st.groups, c // st.groups) + x.shape[axis + 1:])
+        return np.ascontiguousarray(np.swapaxes(split, axis, axis + 1)).reshape(x.shape)
+    y = np.empty(x.shape, x.dtype)
+    return _shuffle_into(np.ascontiguousarray(x), y, st.groups, st.channels_last)
+
+
+# ------------------------------------------------------------------ shapes only
+
+_STAGES = {
+    "depthwise_conv2d": depthwise_stages,
+    "separable_conv2d": separable_stages,
+    "spatially_separable_conv2d": spatially_separable_stages,
+    "flattened_conv2d": flattened_stages,
+}
+
+
+def describe(fn_name, x_shape, *weight_shapes, **kwargs):
+    """The list of stages (Geometry or ShuffleStage) that `fn_name` runs for these shapes, with
+    every argument validated exactly as the function itself does. Used by cconv.analysis."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("bias", "out", "algorithm")}
+    if fn_name == "channel_shuffle":
+        return [shuffle_stage(x_shape, *weight_shapes, **kwargs)]
+    if fn_name in _STAGES:
+        return _STAGES[fn_name](tuple(x_shape), *[tuple(w) for w in weight_shapes], **kwargs)
+    for prefix, transposed in (("conv_transpose", True), ("conv", False)):
+        if fn_name.startswith(prefix) and fn_name[len(prefix):] in ("1d", "2d", "3d"):
+            nd = int(fn_name[len(prefix)])
+            (w_shape,) = weight_shapes
+            return [conv_geometry(nd, x_shape, w_shape, transposed=transposed, **kwargs)]
+    raise ValueError(f"unknown function name {fn_name!r}")
+
+
+# ------------------------------------------------------------------ reusable plans
+
+class ConvPlan:
+    """A convolution planned once for one input shape: weights packed, algorithm chosen.
+
+    `plan(x)` runs it; `plan.algorithm` tells what was chosen. Thread-safe: one plan may run from
+    several threads at once."""
+
+    def __init__(self, geom, weight, bias, dtype, algorithm):
+        self.geometry = geom
+        self.dtype = dtype
+        self._plan = _CPlan(geom.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
+
+    @property
+    def algorithm(self):
+        return self._plan.algorithm
+
+    @property
+    def out_shape(self):
+        return self.geometry.out_shape
+
+    @property
+    def weight_bytes(self):
+        return self._plan.weight_bytes
+
+    @property
+    def workspace_bytes(self):
+        return self._plan.workspace_bytes
+
+    def __call__(self, x, *, out=None):
+        x = as_array("x", x)
+        if x.shape != self.geometry.x_shape:
+            raise ValueError(f"x has shape {x.shape}, but this plan was made for {self.geometry.x_shape}")
+        y, target = _api.output_array(out, self.out_shape, self.dtype, (x,))
+        if y.size:
+            self._plan.execute(np.ascontiguousarray(x, dtype=self.dtype), target)
+            if target is not y:
+                y[...] = target
+        return y
+
+    def __repr__(self):
+        g = self.geometry
+        return (f"ConvPlan({'transposed ' if g.transposed else ''}{g.nd}-D, x {g.x_shape} -> "
+                f"{g.out_shape}, {self.dtype}, algorithm={self.algorithm!r})")
+
+
+def _plan(nd, transposed, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
+          output_padding, layout, dtype, algorithm):
+    _check_algorithm(algorithm)
+    weight, bias = as_array("weight", weight), as_array("bias", bias)
+    dtype = result_dtype(weight, bias) if dtype is None else result_dtype(np.empty(0, dtype))
+    geom = conv_geometry(nd, x_shape, weight.shape, stride, padding, dilation, groups,
+                         padding_mode=padding_mode, layout=layout, transposed=transposed,
+                         output_padding=output_padding)
+    check_bias(bias, geom.out_channels)
+    return ConvPlan(geom, weight, bias, dtype, algorithm)
+
+
+def plan_conv1d(x_shape, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+                padding_mode="zeros", layout=None, dtype=None, algorithm="auto"):
+    """A reusable plan for conv1d on inputs of shape x_shape (dtype defaults to the weight's)."""
+    return _plan(1, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 0, layout, dtype, algorithm)
+
+
+def plan_conv2d(x_shape, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+                padding_mode="zeros", layout=None, dtype=None, algorithm="auto"):
+    """A reusable plan for conv2d: `p = plan_conv2d(x.shape, w); y = p(x)`."""
+    return _plan(2, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 0, layout, dtype, algorithm)
+
+
+def plan_conv3d(x_shape, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+                padding_mode="zeros", layout=None, dtype=None, algorithm="auto"):
+    """A reusable plan for conv3d."""
+    return _plan(3, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 0, layout, dtype, algorithm)
+
+
+def plan_conv_transpose1d(x_shape, weight, bias=None, stride=1, padding=0, output_padding=0,
+                          groups=1, dilation=1, *, layout=None, dtype=None, algorithm="auto"):
+    """A reusable plan for conv_transpose1d."""
+    return _plan(1, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
+                 output_padding, layout, dtype, algorithm)
+
+
+def plan_conv_transpose2d(x_shape, weight, bias=None, stride=1, padding=0, output_padding=0,
+                          groups=1, dilation=1, *, layout=None, dtype=None, algorithm="auto"):
+    """A reusable plan for conv_transpose2d."""
+    return _plan(2, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
+                 output_padding, layout, dtype, algorithm)
+
+
+def plan_conv_transpose3d(x_shape, weight, bias=None, stride=1, padding=0, output_padding=0,
+                          groups=1, dilation=1, *, layout=None, dtype=None, algorithm="auto"):
+    """A reusable plan for conv_transpose3d."""
+    return _plan(3, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
+                 output_padding, layout, dtype, algorithm)

@@ -1,0 +1,58 @@
+"""Shared pytest configuration for the cconv tests.
+
+* Puts this directory on ``sys.path`` so ``import reference`` / ``import helpers``
+  work whatever import mode pytest runs with.
+* Hypothesis profiles: ``ci`` (default; small and fast), ``dev`` (quicker still)
+  and ``thorough`` (many examples).  Pick one with ``CCONV_HYPOTHESIS_PROFILE``
+  or ``pytest --hypothesis-profile=NAME``.
+* ``isa`` fixture: parametrised over every instruction-set path the machine
+  supports (``cconv.available_isas()``); tests run their calls inside
+  ``helpers.use_isa(isa)``.
+"""
+
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_common = dict(
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,  # the isa fixture is a plain string
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+    print_blob=True,
+)
+settings.register_profile("ci", max_examples=25, **_common)
+settings.register_profile("dev", max_examples=8, **_common)
+settings.register_profile("thorough", max_examples=400, **_common)
+settings.load_profile(os.environ.get("CCONV_HYPOTHESIS_PROFILE", "ci"))
+
+
+def _isas():
+    try:
+        import cconv
+    except ImportError:
+        return ["<cconv not importable>"]
+    try:
+        names = list(cconv.available_isas())
+    except Exception:  # pragma: no cover - older builds
+        names = []
+    return names or ["default"]
+
+
+ISAS = _isas()
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Name of one available ISA path; use with ``helpers.use_isa(isa)``."""
+    return request.param

@@ -1,0 +1,442 @@
+"""Naive float64 NumPy oracle for every forward convolution variant in cconv.
+
+Nothing here imports cconv: this module is an independent statement of what
+each public function computes, written for clarity rather than speed.  Every
+result is float64.  Arrays are channels-first, ``(N, C, *spatial)``; weights
+use the PyTorch layouts:
+
+* convolution: ``(C_out, C_in / groups, *kernel)``
+* transposed convolution: ``(C_in, C_out / groups, *kernel)``
+
+"Convolution" means cross-correlation (no kernel flip), as in deep learning
+libraries::
+
+    y[n, o, p] = b[o] + sum_{c, k} x_pad[n, g(o) * Cg + c, p * s + k * d] * w[o, c, k]
+
+Transposed convolution is defined by scattering (the adjoint of the above)::
+
+    y_full[n, o, i * s + k * d] += x[n, c, i] * w[c, o, k]
+
+after which ``padding`` is cropped from both ends of ``y_full`` and
+``output_padding`` extra positions are kept at the end.
+
+The padding normaliser implements the forms the public API accepts:
+an int, a per-dimension tuple, per-side pairs ``((before, after), ...)``,
+``"valid"`` and ``"same"`` (TensorFlow rule: output = ceil(input / stride),
+the odd pixel of padding goes at the end).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from numbers import Integral
+
+import numpy as np
+
+__all__ = [
+    "CHANNELS_LAST",
+    "LAYOUTS",
+    "conv_nd",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose_nd",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "conv_output_size",
+    "conv_transpose_output_size",
+    "depthwise_conv2d",
+    "separable_conv2d",
+    "spatially_separable_conv2d",
+    "flattened_conv2d",
+    "flattened_weight",
+    "channel_shuffle",
+    "normalize_tuple",
+    "normalize_padding",
+    "to_channels_first",
+    "from_channels_first",
+    "magnitude",
+    "assert_conv_close",
+]
+
+# layout string -> number of spatial dims, and whether channels are last
+LAYOUTS = {
+    "NCW": (1, False),
+    "NWC": (1, True),
+    "NCHW": (2, False),
+    "NHWC": (2, True),
+    "NCDHW": (3, False),
+    "NDHWC": (3, True),
+}
+CHANNELS_LAST = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
+CHANNELS_FIRST = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
+
+_NP_PAD_MODE = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
+
+
+# ---------------------------------------------------------------- arithmetic
+def conv_output_size(i, k, s=1, p=0, d=1, p_after=None):
+    """o = floor((i + p_before + p_after - d(k-1) - 1) / s) + 1 (p_after defaults to p)."""
+    if p_after is None:
+        p_after = p
+    return (i + p + p_after - d * (k - 1) - 1) // s + 1
+
+
+def conv_transpose_output_size(i, k, s=1, p=0, a=0, d=1, p_after=None):
+    """o' = s(i-1) + a + d(k-1) + 1 - p_before - p_after (p_after defaults to p)."""
+    if p_after is None:
+        p_after = p
+    return s * (i - 1) + a + d * (k - 1) + 1 - p - p_after
+
+
+# ------------------------------------------------------------- normalising
+def normalize_tuple(value, nd, name="value"):
+    """An int or a length-``nd`` sequence of ints -> tuple of ``nd`` Python ints."""
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        return (int(value),) * nd
+    value = tuple(value)
+    if len(value) != nd or not all(isinstance(v, Integral) for v in value):
+        raise ValueError(f"{name} must be an int or {nd} ints, got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def normalize_padding(padding, nd, in_sizes=None, kernel=None, stride=1, dilation=1):
+    """Return ``(before, after)``, two tuples of ``nd`` ints.
+
+    ``padding`` may be an int, a tuple of ``nd`` ints (symmetric per dimension),
+    a tuple of ``nd`` pairs ``(before, after)``, ``"valid"`` or ``"same"``.
+    ``"same"`` needs the input sizes, kernel sizes, stride and dilation: per
+    dimension ``out = ceil(i / s)``, ``total = max((out - 1) * s + d * (k - 1) + 1 - i, 0)``,
+    ``before = total // 2``, ``after = total - before``.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * nd, (0,) * nd
+        if padding == "same":
+            in_sizes = normalize_tuple(in_sizes, nd, "in_sizes")
+            kernel = normalize_tuple(kernel, nd, "kernel")
+            stride = normalize_tuple(stride, nd, "stride")
+            dilation = normalize_tuple(dilation, nd, "dilation")
+            before, after = [], []
+            for i, k, s, d in zip(in_sizes, kernel, stride, dilation):
+                out = -(-i // s)
+                total = max((out - 1) * s + d * (k - 1) + 1 - i, 0)
+                before.append(total // 2)
+                after.append(total - before[-1])
+            return tuple(before), tuple(after)
+        raise ValueError(f"unknown padding string {padding!r}")
+    if isinstance(padding, Integral):
+        return (int(padding),) * nd, (int(padding),) * nd
+    padding = tuple(padding)
+    if len(padding) != nd:
+        raise ValueError(f"padding needs {nd} entries, got {padding!r}")
+    if all(isinstance(p, Integral) for p in padding):
+        return tuple(int(p) for p in padding), tuple(int(p) for p in padding)
+    before, after = [], []
+    for pair in padding:
+        b, a = pair
+        before.append(int(b))
+        after.append(int(a))
+    return tuple(before), tuple(after)
+
+
+# ---------------------------------------------------------------- layouts
+def to_channels_first(x, layout=None):
+    """Channels-last (NWC, NHWC, NDHWC) -> channels-first view; channels-first unchanged."""
+    x = np.asarray(x)
+    if layout is None or not LAYOUTS[layout][1]:
+        return x
+    return np.moveaxis(x, -1, 1)
+
+
+def from_channels_first(y, layout=None):
+    """Channels-first result -> the given layout (inverse of :func:`to_channels_first`)."""
+    y = np.asarray(y)
+    if layout is None or not LAYOUTS[layout][1]:
+        return y
+    return np.moveaxis(y, 1, -1)
+
+
+# ------------------------------------------------------------ convolution
+def _f64(a):
+    return np.asarray(a).astype(np.float64, copy=False)
+
+
+def conv_nd(
+    x,
+    w,
+    bias=None,
+    stride=1,
+    pad_before=0,
+    pad_after=None,
+    dilation=1,
+    groups=1,
+    padding_mode="zeros",
+):
+    """Grouped, strided, dilated N-d cross-correlation of channels-first ``x``.
+
+    ``x`` is ``(N, C_in, *S)``, ``w`` is ``(C_out, C_in / groups, *K)``.  The
+    input is padded first (``np.pad`` with the mode matching ``padding_mode``),
+    then each kernel tap contributes a strided slice of the padded input
+    times the tap's ``(C_out_g, C_in_g)`` matrix.
+    """
+    x = _f64(x)
+    w = _f64(w)
+    nd = x.ndim - 2
+    assert nd >= 1 and w.ndim == nd + 2
+    stride = normalize_tuple(stride, nd, "stride")
+    dilation = normalize_tuple(dilation, nd, "dilation")
+    pad_before = normalize_tuple(pad_before, nd, "pad_before")
+    pad_after = pad_before if pad_after is None else normalize_tuple(pad_after, nd, "pad_after")
+    n, c_in = x.shape[:2]
+    c_out = w.shape[0]
+    kernel = w.shape[2:]
+    assert c_in % groups == 0 and c_out % groups == 0
+    cig, cog = c_in // groups, c_out // groups
+    assert w.shape[1] == cig, (w.shape, c_in, groups)
+
+    widths = [(0, 0), (0, 0)] + list(zip(pad_before, pad_after))
+    if any(b or a for b, a in zip(pad_before, pad_after)):
+        xp = np.pad(x, widths, mode=_NP_PAD_MODE[padding_mode])
+    else:
+        xp = x
+    out_sizes = [
+        (xp.shape[2 + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(nd)
+    ]
+    assert all(o >= 1 for o in out_sizes), out_sizes
+    y = np.zeros((n, c_out, *out_sizes), dtype=np.float64)
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        sl = tuple(
+            slice(t * d, t * d + (o - 1) * s + 1, s)
+            for t, d, o, s in zip(tap, dilation, out_sizes, stride)
+        )
+        patch = xp[(slice(None), slice(None)) + sl]  # (N, C_in, *O)
+        for g in range(groups):
+            xg = patch[:, g * cig : (g + 1) * cig]
+            wg = w[(slice(g * cog, (g + 1) * cog), slice(None)) + tap]  # (cog, cig)
+            # (N, cig, *O) x (cog, cig) -> (N, *O, cog)
+            contrib = np.tensordot(xg, wg, axes=([1], [1]))
+            y[:, g * cog : (g + 1) * cog] += np.moveaxis(contrib, -1, 1)
+    if bias is not None:
+        y += _f64(bias).reshape((1, c_out) + (1,) * nd)
+    return y
+
+
+def _conv_public(x, w, bias, stride, padding, dilation, groups, padding_mode, layout, nd):
+    """Apply the public conv{1,2,3}d argument forms, then :func:`conv_nd`."""
+    xc = to_channels_first(x, layout)
+    stride_t = normalize_tuple(stride, nd, "stride")
+    dil_t = normalize_tuple(dilation, nd, "dilation")
+    before, after = normalize_padding(
+        padding, nd, xc.shape[2:], np.shape(w)[2:], stride_t, dil_t
+    )
+    y = conv_nd(xc, w, bias, stride_t, before, after, dil_t, groups, padding_mode)
+    return from_channels_first(y, layout)
+
+
+def conv1d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", layout=None):
+    return _conv_public(x, w, bias, stride, padding, dilation, groups, padding_mode, layout, 1)
+
+
+def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", layout=None):
+    return _conv_public(x, w, bias, stride, padding, dilation, groups, padding_mode, layout, 2)
+
+
+def conv3d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", layout=None):
+    return _conv_public(x, w, bias, stride, padding, dilation, groups, padding_mode, layout, 3)
+
+
+# ------------------------------------------------------- transposed conv
+def conv_transpose_nd(
+    x,
+    w,
+    bias=None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups=1,
+    dilation=1,
+    padding_after=None,
+):
+    """Transposed convolution by its scatter-add definition.
+
+    ``x`` is ``(N, C_in, *I)``, ``w`` is ``(C_in, C_out / groups, *K)``::
+
+        y_full[n, g*Cog + o, i*s + k*d] += x[n, g*Cig + c, i] * w[g*Cig + c, o, k]
+
+    ``y_full`` has ``(I-1)*s + d*(K-1) + 1 + output_padding`` positions per
+    dimension (the ``output_padding`` extra ones only receive the bias); the
+    result drops ``padding`` positions from the start and ``padding_after``
+    (default ``padding``) from the end.
+    """
+    x = _f64(x)
+    w = _f64(w)
+    nd = x.ndim - 2
+    stride = normalize_tuple(stride, nd, "stride")
+    dilation = normalize_tuple(dilation, nd, "dilation")
+    padding = normalize_tuple(padding, nd, "padding")
+    padding_after = padding if padding_after is None else normalize_tuple(padding_after, nd, "padding_after")
+    output_padding = normalize_tuple(output_padding, nd, "output_padding")
+    n, c_in = x.shape[:2]
+    in_sizes = x.shape[2:]
+    kernel = w.shape[2:]
+    assert w.shape[0] == c_in and c_in % groups == 0
+    cig, cog = c_in // groups, w.shape[1]
+    c_out = cog * groups
+    full = [
+        (i - 1) * s + d * (k - 1) + 1 + a
+        for i, s, d, k, a in zip(in_sizes, stride, dilation, kernel, output_padding)
+    ]
+    y = np.zeros((n, c_out, *full), dtype=np.float64)
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        sl = tuple(
+            slice(t * d, t * d + (i - 1) * s + 1, s)
+            for t, d, i, s in zip(tap, dilation, in_sizes, stride)
+        )
+        for g in range(groups):
+            xg = x[:, g * cig : (g + 1) * cig]  # (N, cig, *I)
+            wg = w[(slice(g * cig, (g + 1) * cig), slice(None)) + tap]  # (cig, cog)
+            contrib = np.tensordot(xg, wg, axes=([1], [0]))  # (N, *I, cog)
+            y[(slice(None), slice(g * cog, (g + 1) * cog)) + sl] += np.moveaxis(contrib, -1, 1)
+    crop = tuple(slice(b, f - a) for b, a, f in zip(padding, padding_after, full))
+    y = y[(slice(None), slice(None)) + crop]
+    assert all(sz >= 1 for sz in y.shape[2:]), y.shape
+    if bias is not None:
+        y = y + _f64(bias).reshape((1, c_out) + (1,) * nd)
+    return np.ascontiguousarray(y)
+
+
+def _convt_public(x, w, bias, stride, padding, output_padding, groups, dilation, layout, nd):
+    xc = to_channels_first(x, layout)
+    before, after = normalize_padding(padding, nd)
+    y = conv_transpose_nd(xc, w, bias, stride, before, output_padding, groups, dilation, after)
+    return from_channels_first(y, layout)
+
+
+def conv_transpose1d(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, layout=None):
+    return _convt_public(x, w, bias, stride, padding, output_padding, groups, dilation, layout, 1)
+
+
+def conv_transpose2d(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, layout=None):
+    return _convt_public(x, w, bias, stride, padding, output_padding, groups, dilation, layout, 2)
+
+
+def conv_transpose3d(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, layout=None):
+    return _convt_public(x, w, bias, stride, padding, output_padding, groups, dilation, layout, 3)
+
+
+# ------------------------------------------------------------- variants
+def depthwise_conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, layout=None):
+    """Depthwise: weight ``(C*m, 1, kh, kw)``; output channel ``o`` reads input channel ``o // m``."""
+    xc = to_channels_first(x, layout)
+    c = xc.shape[1]
+    return conv2d(x, w, bias, stride, padding, dilation, groups=c, layout=layout)
+
+
+def separable_conv2d(x, dw, pw, bias=None, stride=1, padding=0, dilation=1, layout=None):
+    """Depthwise ``dw`` ``(C*m, 1, kh, kw)`` then pointwise ``pw`` ``(C_out, C*m, 1, 1)``, bias last."""
+    xc = to_channels_first(x, layout)
+    mid = depthwise_conv2d(xc, dw, None, stride, padding, dilation)
+    y = conv_nd(mid, pw, bias)
+    return from_channels_first(y, layout)
+
+
+def spatially_separable_conv2d(x, vw, hw, bias=None, stride=1, padding=0, dilation=1, groups=1, layout=None):
+    """Vertical ``(C_mid, C_in/g, kh, 1)`` pass on h, then horizontal ``(C_out, C_mid/g, 1, kw)`` on w.
+
+    ``stride``, ``padding`` (any form) and ``dilation`` are resolved as for a
+    2-D kernel ``(kh, kw)``; the h parts go to the vertical pass and the w parts
+    to the horizontal pass; the bias is added after the horizontal pass.
+    """
+    xc = to_channels_first(x, layout)
+    kh, kw = np.shape(vw)[2], np.shape(hw)[3]
+    assert np.shape(vw)[3] == 1 and np.shape(hw)[2] == 1
+    sh, sw = normalize_tuple(stride, 2, "stride")
+    dh, dw = normalize_tuple(dilation, 2, "dilation")
+    before, after = normalize_padding(padding, 2, xc.shape[2:], (kh, kw), (sh, sw), (dh, dw))
+    mid = conv_nd(xc, vw, None, (sh, 1), (before[0], 0), (after[0], 0), (dh, 1), groups)
+    y = conv_nd(mid, hw, bias, (1, sw), (0, before[1]), (0, after[1]), (1, dw), groups)
+    return from_channels_first(y, layout)
+
+
+def flattened_weight(channel_w, vertical_w, horizontal_w):
+    """Rank-1 filters ``W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j]``."""
+    ch, v, h = _f64(channel_w), _f64(vertical_w), _f64(horizontal_w)
+    return ch[:, :, None, None] * v[:, None, :, None] * h[:, None, None, :]
+
+
+def flattened_conv2d(x, channel_w, vertical_w, horizontal_w, bias=None, stride=1, padding=0, dilation=1, layout=None):
+    """conv2d with the rank-1 weight of :func:`flattened_weight`."""
+    w = flattened_weight(channel_w, vertical_w, horizontal_w)
+    return conv2d(x, w, bias, stride, padding, dilation, layout=layout)
+
+
+def channel_shuffle(x, groups, layout=None):
+    """ShuffleNet shuffle: view channels as ``(groups, C / groups)``, transpose, flatten."""
+    xc = to_channels_first(np.asarray(x), layout)
+    n, c = xc.shape[:2]
+    rest = xc.shape[2:]
+    y = xc.reshape(n, groups, c // groups, *rest).swapaxes(1, 2).reshape(n, c, *rest)
+    return from_channels_first(np.ascontiguousarray(y), layout)
+
+
+# ------------------------------------------------------------ comparison
+def magnitude(fn, *arrays, **kwargs):
+    """``fn`` applied to ``|a|`` for every array argument (``None`` passes through).
+
+    For a bilinear op this is the elementwise bound ``sum |x| |w|`` (+ ``|b|``)
+    on every term that enters an output, the natural scale of its rounding error.
+    """
+    return fn(*(None if a is None else np.abs(_f64(a)) for a in arrays), **kwargs)
+
+
+def assert_conv_close(actual, expected, scale, dtype, terms=1, msg=""):
+    """Assert ``actual`` matches the float64 ``expected`` within a stated bound.
+
+    Bound, per element::
+
+        |actual - expected| <= tol * (scale + tiny)
+
+    where ``scale = conv(|x|, |w|) + |b|`` (see :func:`magnitude`), ``terms``
+    is the number of products summed into one output (``K = C_in/g * prod(k)``)
+    and
+
+    * float64: ``tol = 1e-10``  (a summation of K terms errs by at most ~K*eps64*scale)
+    * float32: ``tol = 1e-5 * sqrt(K)`` (K*eps32 worst case ~ 1.2e-7*K; the
+      sqrt(K) law with ~80x slack covers blocked/FMA summation orders)
+
+    NaN and infinities must appear exactly where ``expected`` has them (same sign).
+    """
+    actual = np.asarray(actual)
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = np.asarray(scale, dtype=np.float64)
+    assert actual.shape == expected.shape, f"{msg} shape {actual.shape} != {expected.shape}"
+    dt = np.dtype(dtype)
+    if dt == np.float32:
+        tol = 1e-5 * math.sqrt(max(terms, 1))
+    elif dt == np.float64:
+        tol = 1e-10
+    else:
+        raise AssertionError(f"unexpected dtype {dt}")
+    a = actual.astype(np.float64)
+    nan_e = np.isnan(expected)
+    assert np.array_equal(np.isnan(a), nan_e), f"{msg} NaN positions differ"
+    inf_e = np.isinf(expected)
+    assert np.array_equal(np.isinf(a), inf_e), f"{msg} Inf positions differ"
+    assert np.array_equal(np.sign(a[inf_e]), np.sign(expected[inf_e])), f"{msg} Inf signs differ"
+    fin = np.isfinite(expected)
+    err = np.abs(a[fin] - expected[fin])
+    bound = tol * (np.nan_to_num(scale[fin], nan=0.0, posinf=0.0) + np.finfo(dt).tiny)
+    if err.size and not np.all(err <= bound):
+        i = int(np.argmax(err / bound))
+        raise AssertionError(
+            f"{msg} mismatch: max err {err[i]:.3e} > bound {bound[i]:.3e} "
+            f"(tol {tol:.2e}, dtype {dt}, {int(np.sum(err > bound))}/{err.size} elements)"
+        )
