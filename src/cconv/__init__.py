@@ -29,6 +29,18 @@ __all__ = [
 ]
 
 
+_SUBMODULES = ("analysis", "decompose", "grad", "dask", "bench")
+
+
+def __getattr__(name):
+    # Submodules load on first use: `cconv.grad.conv2d_input(...)` works after `import cconv`,
+    # and importing cconv never imports dask or matplotlib.
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def get_include():
     """Directory holding cconv.h, for extensions that embed cconv (see README)."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
