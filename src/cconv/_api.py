@@ -19,6 +19,7 @@ LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 ALGORITHMS = ("auto", "gemm", "depthwise", "reference")
 _INT64_MAX = 2**63 - 1
+_SIZE_MAX = 2**62  # any single size, stride or padding; products are checked separately
 
 
 def _is_int(v):
@@ -39,6 +40,8 @@ def int_tuple(name, value, nd, minimum):
         vals = tuple(operator.index(v) for v in vals)
     if any(v < minimum for v in vals):
         raise ValueError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
+    if any(v > _SIZE_MAX for v in vals):
+        raise ValueError(f"{name} must be < 2**62 in every dimension, got {value!r}")
     return vals
 
 
@@ -114,6 +117,8 @@ def normalize_padding(padding, nd, in_size, kernel, stride, dilation, transposed
             after.append(int(a))
     if min(before + after) < 0:
         raise ValueError(f"padding must be >= 0, got {padding!r}")
+    if max(before + after) > _SIZE_MAX:
+        raise ValueError(f"padding must be < 2**62, got {padding!r}")
     return tuple(before), tuple(after)
 
 

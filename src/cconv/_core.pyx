@@ -112,6 +112,10 @@ cdef class Plan:
             bp = data_of(bias, d.dtype, d.out_channels, "bias")
         with nogil:
             st = cconv_plan_create(&d, wp, bp, &self.plan)
+        if st == CCONV_ERR_UNSUPPORTED:
+            raise ValueError(f"algorithm {desc['algorithm']!r} cannot run this convolution "
+                             f"(depthwise needs one input channel per group, forward only, and in "
+                             f"channels-last one output channel per group)")
         if st != CCONV_OK:
             raise_status(st, "plan")
         self.desc = cconv_plan_desc(self.plan)[0]

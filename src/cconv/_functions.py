@@ -220,8 +220,9 @@ def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias
 
 def shuffle_stage(x_shape, groups, layout=None):
     x_shape = tuple(x_shape)
-    if len(x_shape) < 2:
-        raise ValueError(f"x must have a batch and a channel dimension, got shape {x_shape}")
+    if len(x_shape) < 3:
+        raise ValueError(f"x must have batch, channel and spatial dimensions (at least 3-D, as "
+                         f"torch.channel_shuffle), got shape {x_shape}")
     last = False
     if layout is not None:
         nd = len(x_shape) - 2

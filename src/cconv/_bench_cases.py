@@ -1,0 +1,701 @@
+"""Frozen benchmark cases shared by `python -m cconv.bench` and the asv suite (asv_bench/).
+
+This module is deliberately self-contained: it imports only NumPy, never cconv, so asv can load
+it from the working tree by path while it benchmarks an older (or newer) build of cconv. Change
+a shape and every earlier asv result for it becomes incomparable: add new keys instead of
+editing old ones.
+
+Everything here is described channels-first (N, C, *spatial); `to_layout` moves channels last
+when a run asks for NHWC/NWC/NDHWC.
+
+What it holds:
+  * `Case`: one call of one public function (or one gradient pair) on fixed shapes;
+  * the tables: SUITE and BATCH1 (the suite of BENCHMARKS.md), FUNCTIONS (every other public
+    function), GRAD (gradients, used when cconv.grad exists), TINY (one small case per function,
+    for smoke tests) and NETWORKS (named layers of real networks, for asv);
+  * the arithmetic: stages, FLOPs, minimum bytes moved, output shapes;
+  * a NumPy baseline for every case: im2col through sliding_window_view + tensordot/einsum,
+    i.e. what a NumPy user writes without cconv (also the `peakmem_reference` of asv);
+  * the machine's limits (BENCHMARKS.md) used for "% of peak".
+"""
+from dataclasses import dataclass
+import math
+import os
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+# --------------------------------------------------------------------------- machine limits
+# Measured on the reference machine (2-core AMD EPYC Zen 4, AVX-512), see BENCHMARKS.md.
+# Override with --peak/--bandwidth (bench script) or CCONV_PEAK_GFLOPS / CCONV_BANDWIDTH_GBS.
+PEAK_FP32_GFLOPS_PER_CORE = 117.0     # 32 FLOP/cycle x ~3.66 GHz
+BANDWIDTH_GBS = {1: 27.0, 2: 45.0}    # triad, one core / two cores (middle of the measured range)
+
+
+def peak_gflops(dtype, threads, per_core=None):
+    """FMA peak for `threads` cores (float64: half of float32)."""
+    if per_core is None:
+        per_core = float(os.environ.get("CCONV_PEAK_GFLOPS", PEAK_FP32_GFLOPS_PER_CORE))
+    half = np.dtype(dtype) == np.float64
+    return per_core * max(int(threads), 1) / (2.0 if half else 1.0)
+
+
+def bandwidth_gbs(threads, override=None):
+    if override is None and os.environ.get("CCONV_BANDWIDTH_GBS"):
+        override = float(os.environ["CCONV_BANDWIDTH_GBS"])
+    if override is not None:
+        return float(override)
+    threads = max(int(threads), 1)
+    return BANDWIDTH_GBS.get(threads, BANDWIDTH_GBS[max(BANDWIDTH_GBS)])
+
+
+# --------------------------------------------------------------------------- cases
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmarked call: `fn(x, *weights, **kwargs)` (shapes channels-first).
+
+    fn is a public function name ("conv2d", "separable_conv2d", ...), or "grad.convNd" for the
+    pair cconv.grad.convNd_input + cconv.grad.convNd_weight (both timed together)."""
+    key: str
+    name: str
+    fn: str
+    x: tuple
+    weights: tuple
+    kw: tuple = ()
+    group: str = ""
+
+    @property
+    def kwargs(self):
+        return dict(self.kw)
+
+    @property
+    def nd(self):
+        return len(self.x) - 2
+
+    @property
+    def is_grad(self):
+        return self.fn.startswith("grad.")
+
+
+def _case(group, key, name, fn, x, *weights, **kw):
+    return Case(key, name, fn, tuple(x), tuple(tuple(w) for w in weights),
+                tuple(sorted(kw.items())), group)
+
+
+def _table(group, rows):
+    cases = [_case(group, *r[:-1], **r[-1]) if isinstance(r[-1], dict) else _case(group, *r)
+             for r in rows]
+    keys = [c.key for c in cases]
+    assert len(set(keys)) == len(keys), f"duplicate keys in {group}"
+    return cases
+
+
+# The suite of BENCHMARKS.md, row by row (float32 NCHW 2 threads there; any dtype/layout here).
+SUITE = _table("suite", [
+    ("dense3x3", "dense 3x3, N8, 64->64, 56x56, pad 1", "conv2d",
+     (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
+    ("dense3x3_s2", "dense 3x3 stride 2, N8, 128->256, 28->14", "conv2d",
+     (8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1)),
+    ("stem7x7", "stem 7x7 stride 2, N2, 3->64, 224", "conv2d",
+     (2, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3)),
+    ("pointwise", "pointwise 1x1, N8, 256->64, 56x56", "conv2d",
+     (8, 256, 56, 56), (64, 256, 1, 1), {}),
+    ("depthwise", "depthwise 3x3, N8, C144, 56x56", "depthwise_conv2d",
+     (8, 144, 56, 56), (144, 1, 3, 3), dict(padding=1)),
+    ("depthwise_s2", "depthwise 3x3 stride 2, N8, C144, 56->28", "depthwise_conv2d",
+     (8, 144, 56, 56), (144, 1, 3, 3), dict(stride=2, padding=1)),
+    ("grouped_g32", "grouped 3x3 g32, N8, 128->128, 56x56", "conv2d",
+     (8, 128, 56, 56), (128, 4, 3, 3), dict(padding=1, groups=32)),
+    ("pointwise_g3", "pointwise grouped g3, N8, 240->240, 28x28", "conv2d",
+     (8, 240, 28, 28), (240, 80, 1, 1), dict(groups=3)),
+    ("dilated_d2", "dilated 3x3 d2, N4, 128->128, 64x64", "conv2d",
+     (4, 128, 64, 64), (128, 128, 3, 3), dict(padding=2, dilation=2)),
+    ("dilated_d4", "dilated 3x3 d4, N4, 128->128, 64x64", "conv2d",
+     (4, 128, 64, 64), (128, 128, 3, 3), dict(padding=4, dilation=4)),
+    ("transposed4x4_s2", "transposed 4x4 stride 2, N8, 256->128, 16->32", "conv_transpose2d",
+     (8, 256, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1)),
+    ("conv3d", "conv3d 3x3x3, N1, 64->64, 16x56x56", "conv3d",
+     (1, 64, 16, 56, 56), (64, 64, 3, 3, 3), dict(padding=1)),
+    ("conv1d", "conv1d k3, N8, 256->256, L4096", "conv1d",
+     (8, 256, 4096), (256, 256, 3), dict(padding=1)),
+    ("shuffle_g4", "channel shuffle g4, N8, 64x56x56", "channel_shuffle",
+     (8, 64, 56, 56), dict(groups=4)),
+])
+
+BATCH1 = _table("batch1", [
+    ("b1_dense3x3_64", "batch 1: dense 3x3, 64->64, 56x56", "conv2d",
+     (1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
+    ("b1_dense3x3_256", "batch 1: dense 3x3, 256->256, 14x14", "conv2d",
+     (1, 256, 14, 14), (256, 256, 3, 3), dict(padding=1)),
+    ("b1_pointwise", "batch 1: pointwise 1x1, 512->128, 28x28", "conv2d",
+     (1, 512, 28, 28), (128, 512, 1, 1), {}),
+    ("b1_depthwise", "batch 1: depthwise 3x3, C144, 56x56", "depthwise_conv2d",
+     (1, 144, 56, 56), (144, 1, 3, 3), dict(padding=1)),
+])
+
+# Every public function the suite does not already call.
+FUNCTIONS = _table("functions", [
+    ("separable", "separable 3x3 + 1x1, N8, 144->24, 56x56 (MobileNetV2)", "separable_conv2d",
+     (8, 144, 56, 56), (144, 1, 3, 3), (24, 144, 1, 1), dict(padding=1)),
+    ("spatially_separable", "spatially separable 7x1 + 1x7, N8, 128->128->192, 17x17 (Inception)",
+     "spatially_separable_conv2d",
+     (8, 128, 17, 17), (128, 128, 7, 1), (192, 128, 1, 7), dict(padding=3)),
+    ("flattened", "flattened 1x1 + 3x1 + 1x3, N8, 64->64, 56x56", "flattened_conv2d",
+     (8, 64, 56, 56), (64, 64), (64, 3), (64, 3), dict(padding=1)),
+    ("transposed1d", "transposed 1-D k16 stride 8, N8, 512->256, 64->512 (MelGAN)",
+     "conv_transpose1d", (8, 512, 64), (512, 256, 16), dict(stride=8, padding=4)),
+    ("transposed3d", "transposed 3-D 2x2x2 stride 2, N1, 128->64, 8x28x28 (3-D U-Net)",
+     "conv_transpose3d", (1, 128, 8, 28, 28), (128, 64, 2, 2, 2), dict(stride=2)),
+    ("conv1d_small", "conv1d k3, N1, 64->64, L256 (small: call overhead)", "conv1d",
+     (1, 64, 256), (64, 64, 3), dict(padding=1)),
+])
+
+# Gradients (cconv.grad, issue 5): grad input + grad weight together, the suite's shapes.
+GRAD = _table("grad", [
+    ("grad_dense3x3", "grad: dense 3x3, N8, 64->64, 56x56", "grad.conv2d",
+     (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
+    ("grad_pointwise", "grad: pointwise 1x1, N8, 256->64, 56x56", "grad.conv2d",
+     (8, 256, 56, 56), (64, 256, 1, 1), {}),
+    ("grad_depthwise", "grad: depthwise 3x3, N8, C144, 56x56", "grad.conv2d",
+     (8, 144, 56, 56), (144, 1, 3, 3), dict(padding=1, groups=144)),
+    ("grad_grouped_g32", "grad: grouped 3x3 g32, N8, 128->128, 56x56", "grad.conv2d",
+     (8, 128, 56, 56), (128, 4, 3, 3), dict(padding=1, groups=32)),
+    ("grad_dilated_d2", "grad: dilated 3x3 d2, N4, 128->128, 64x64", "grad.conv2d",
+     (4, 128, 64, 64), (128, 128, 3, 3), dict(padding=2, dilation=2)),
+    ("grad_conv1d", "grad: conv1d k3, N8, 128->128, L1024", "grad.conv1d",
+     (8, 128, 1024), (128, 128, 3), dict(padding=1)),
+    ("grad_conv3d", "grad: conv3d 3x3x3, N1, 32->32, 8x28x28", "grad.conv3d",
+     (1, 32, 8, 28, 28), (32, 32, 3, 3, 3), dict(padding=1)),
+])
+
+# One small case per public function: smoke tests and `--variants tiny`.
+TINY = _table("tiny", [
+    ("t_conv1d", "tiny conv1d", "conv1d", (2, 4, 16), (6, 4, 3), dict(padding=1)),
+    ("t_conv2d", "tiny conv2d", "conv2d", (2, 4, 9, 8), (6, 4, 3, 3), dict(padding=1)),
+    ("t_conv2d_g", "tiny conv2d grouped strided dilated", "conv2d",
+     (2, 4, 11, 10), (6, 2, 3, 3), dict(stride=2, padding=2, dilation=2, groups=2)),
+    ("t_conv3d", "tiny conv3d", "conv3d", (1, 3, 4, 6, 5), (4, 3, 3, 3, 3), dict(padding=1)),
+    ("t_convT1d", "tiny conv_transpose1d", "conv_transpose1d", (2, 4, 7), (4, 3, 4),
+     dict(stride=2, padding=1)),
+    ("t_convT2d", "tiny conv_transpose2d", "conv_transpose2d", (2, 4, 5, 6), (4, 3, 3, 3),
+     dict(stride=2, padding=1, output_padding=1)),
+    ("t_convT3d", "tiny conv_transpose3d", "conv_transpose3d", (1, 4, 3, 4, 3), (4, 2, 2, 2, 2),
+     dict(stride=2)),
+    ("t_depthwise", "tiny depthwise_conv2d", "depthwise_conv2d", (2, 6, 8, 8), (12, 1, 3, 3),
+     dict(padding=1)),
+    ("t_separable", "tiny separable_conv2d", "separable_conv2d", (2, 6, 8, 8), (6, 1, 3, 3),
+     (5, 6, 1, 1), dict(padding=1)),
+    ("t_spatially_separable", "tiny spatially_separable_conv2d", "spatially_separable_conv2d",
+     (2, 4, 8, 7), (5, 4, 3, 1), (6, 5, 1, 3), dict(padding=1)),
+    ("t_flattened", "tiny flattened_conv2d", "flattened_conv2d", (2, 4, 8, 7), (5, 4), (5, 3),
+     (5, 3), dict(padding=1)),
+    ("t_shuffle", "tiny channel_shuffle", "channel_shuffle", (2, 6, 5, 4), dict(groups=3)),
+    ("t_grad_conv2d", "tiny grad conv2d", "grad.conv2d", (2, 4, 9, 8), (6, 2, 3, 3),
+     dict(padding=1, groups=2)),
+])
+
+# Named layers of real networks (asv). Batch 1 unless the network is trained/used batched;
+# shapes kept moderate so `asv run --quick` stays short.
+NETWORKS = {
+    "resnet50": _table("resnet50", [  # torchvision ResNet-50 v1.5, 224x224 input
+        ("conv1", "conv1 7x7 s2 3->64 224", "conv2d", (1, 3, 224, 224), (64, 3, 7, 7),
+         dict(stride=2, padding=3)),
+        ("layer1_reduce", "layer1 1x1 256->64 56", "conv2d", (1, 256, 56, 56), (64, 256, 1, 1), {}),
+        ("layer1_3x3", "layer1 3x3 64->64 56", "conv2d", (1, 64, 56, 56), (64, 64, 3, 3),
+         dict(padding=1)),
+        ("layer1_expand", "layer1 1x1 64->256 56", "conv2d", (1, 64, 56, 56), (256, 64, 1, 1), {}),
+        ("layer2_3x3_s2", "layer2 3x3 s2 128->128 56->28", "conv2d", (1, 128, 56, 56),
+         (128, 128, 3, 3), dict(stride=2, padding=1)),
+        ("layer2_expand", "layer2 1x1 128->512 28", "conv2d", (1, 128, 28, 28), (512, 128, 1, 1), {}),
+        ("layer3_3x3", "layer3 3x3 256->256 14", "conv2d", (1, 256, 14, 14), (256, 256, 3, 3),
+         dict(padding=1)),
+        ("layer3_reduce", "layer3 1x1 1024->256 14", "conv2d", (1, 1024, 14, 14),
+         (256, 1024, 1, 1), {}),
+        ("layer4_3x3", "layer4 3x3 512->512 7", "conv2d", (1, 512, 7, 7), (512, 512, 3, 3),
+         dict(padding=1)),
+        ("layer4_downsample", "layer4 downsample 1x1 s2 1024->2048 14->7", "conv2d",
+         (1, 1024, 14, 14), (2048, 1024, 1, 1), dict(stride=2)),
+    ]),
+    "mobilenet_v2": _table("mobilenet_v2", [  # 224x224 input, expansion 6
+        ("expand_24_144", "expand 1x1 24->144 56", "conv2d", (1, 24, 56, 56), (144, 24, 1, 1), {}),
+        ("dw_c144", "depthwise 3x3 C144 56", "depthwise_conv2d", (1, 144, 56, 56), (144, 1, 3, 3),
+         dict(padding=1)),
+        ("dw_c144_s2", "depthwise 3x3 s2 C144 56->28", "depthwise_conv2d", (1, 144, 56, 56),
+         (144, 1, 3, 3), dict(stride=2, padding=1)),
+        ("project_144_24", "project 1x1 144->24 56", "conv2d", (1, 144, 56, 56), (24, 144, 1, 1), {}),
+        ("dw_c384", "depthwise 3x3 C384 14", "depthwise_conv2d", (1, 384, 14, 14), (384, 1, 3, 3),
+         dict(padding=1)),
+        ("dw_c960", "depthwise 3x3 C960 7", "depthwise_conv2d", (1, 960, 7, 7), (960, 1, 3, 3),
+         dict(padding=1)),
+        ("sep_c144", "separable dw3x3 + 1x1 144->24 56", "separable_conv2d", (1, 144, 56, 56),
+         (144, 1, 3, 3), (24, 144, 1, 1), dict(padding=1)),
+        ("sep_c384", "separable dw3x3 + 1x1 384->64 14", "separable_conv2d", (1, 384, 14, 14),
+         (384, 1, 3, 3), (64, 384, 1, 1), dict(padding=1)),
+    ]),
+    "shufflenet": _table("shufflenet", [  # ShuffleNet v1 g=3 stage 2 (28x28), v2 stage 2
+        ("gconv_compress_g3", "grouped 1x1 g3 240->60 28", "conv2d", (1, 240, 28, 28),
+         (60, 80, 1, 1), dict(groups=3)),
+        ("shuffle_g3", "channel shuffle g3 C60 28", "channel_shuffle", (1, 60, 28, 28),
+         dict(groups=3)),
+        ("dw_c60", "depthwise 3x3 C60 28", "depthwise_conv2d", (1, 60, 28, 28), (60, 1, 3, 3),
+         dict(padding=1)),
+        ("gconv_expand_g3", "grouped 1x1 g3 60->240 28", "conv2d", (1, 60, 28, 28),
+         (240, 20, 1, 1), dict(groups=3)),
+        ("v2_shuffle_g2", "v2 channel shuffle g2 C232 28", "channel_shuffle", (1, 232, 28, 28),
+         dict(groups=2)),
+    ]),
+    "deeplab": _table("deeplab", [  # DeepLabv3, 513x513 crop, output stride 16 (33x33)
+        ("layer4_3x3_d2", "ResNet-101 layer4 3x3 d2 512->512 33", "conv2d", (1, 512, 33, 33),
+         (512, 512, 3, 3), dict(padding=2, dilation=2)),
+        ("aspp_d6", "ASPP 3x3 d6 320->256 33 (MobileNetV2 backbone)", "conv2d", (1, 320, 33, 33),
+         (256, 320, 3, 3), dict(padding=6, dilation=6)),
+        ("aspp_d12", "ASPP 3x3 d12 320->256 33", "conv2d", (1, 320, 33, 33), (256, 320, 3, 3),
+         dict(padding=12, dilation=12)),
+        ("aspp_d18", "ASPP 3x3 d18 320->256 33", "conv2d", (1, 320, 33, 33), (256, 320, 3, 3),
+         dict(padding=18, dilation=18)),
+    ]),
+    "dcgan": _table("dcgan", [  # DCGAN 64x64 generator, batch 8
+        ("g1_project", "convT 4x4 100->512 1->4", "conv_transpose2d", (8, 100, 1, 1),
+         (100, 512, 4, 4), {}),
+        ("g2", "convT 4x4 s2 512->256 4->8", "conv_transpose2d", (8, 512, 4, 4), (512, 256, 4, 4),
+         dict(stride=2, padding=1)),
+        ("g3", "convT 4x4 s2 256->128 8->16", "conv_transpose2d", (8, 256, 8, 8), (256, 128, 4, 4),
+         dict(stride=2, padding=1)),
+        ("g4", "convT 4x4 s2 128->64 16->32", "conv_transpose2d", (8, 128, 16, 16),
+         (128, 64, 4, 4), dict(stride=2, padding=1)),
+        ("g5_rgb", "convT 4x4 s2 64->3 32->64", "conv_transpose2d", (8, 64, 32, 32), (64, 3, 4, 4),
+         dict(stride=2, padding=1)),
+    ]),
+    "volumetric": _table("volumetric", [  # C3D (16x112x112 clips) and a 3-D U-Net up-conv
+        ("c3d_conv1a", "C3D conv1a 3x3x3 3->64 16x112x112", "conv3d", (1, 3, 16, 112, 112),
+         (64, 3, 3, 3, 3), dict(padding=1)),
+        ("c3d_conv5a", "C3D conv5a 3x3x3 512->512 2x7x7", "conv3d", (1, 512, 2, 7, 7),
+         (512, 512, 3, 3, 3), dict(padding=1)),
+        ("unet3d_upconv", "3-D U-Net up-conv 2x2x2 s2 128->64 8x28x28", "conv_transpose3d",
+         (1, 128, 8, 28, 28), (128, 64, 2, 2, 2), dict(stride=2)),
+    ]),
+    "audio_text": _table("audio_text", [  # 1-D stacks
+        ("wav2vec2_fe0", "wav2vec 2.0 feature encoder k10 s5 1->512 L16000", "conv1d",
+         (1, 1, 16000), (512, 1, 10), dict(stride=5)),
+        ("wav2vec2_fe1", "wav2vec 2.0 feature encoder k3 s2 512->512 L3199", "conv1d",
+         (1, 512, 3199), (512, 512, 3), dict(stride=2)),
+        ("tcn_d4", "TCN/WaveNet k3 d4 128->128 L1024, N8", "conv1d", (8, 128, 1024),
+         (128, 128, 3), dict(padding=4, dilation=4)),
+        ("quartznet_dw_k33", "QuartzNet depthwise k33 C256 L1024", "conv1d", (1, 256, 1024),
+         (256, 1, 33), dict(padding=16, groups=256)),
+        ("textcnn_k5", "text CNN k5 300->100 L64, N32", "conv1d", (32, 300, 64), (100, 300, 5),
+         dict(padding=2)),
+        ("melgan_up8", "MelGAN upsample convT k16 s8 512->256 L64", "conv_transpose1d",
+         (1, 512, 64), (512, 256, 16), dict(stride=8, padding=4)),
+    ]),
+    "factorized": _table("factorized", [  # spatially separable / flattened filters
+        ("inception_7x1_1x7", "Inception-v3 7x1 + 1x7 128->128->192 17", "spatially_separable_conv2d",
+         (1, 128, 17, 17), (128, 128, 7, 1), (192, 128, 1, 7), dict(padding=3)),
+        ("sobel_like_c64", "per-channel 3x1 + 1x3 C64 56 (groups=64)", "spatially_separable_conv2d",
+         (1, 64, 56, 56), (64, 1, 3, 1), (64, 1, 1, 3), dict(padding=1, groups=64)),
+        ("flattened_64", "flattened 1x1 + 3x1 + 1x3 64->64 56", "flattened_conv2d",
+         (1, 64, 56, 56), (64, 64), (64, 3), (64, 3), dict(padding=1)),
+    ]),
+}
+
+# Gradient layers for asv (used only when cconv.grad exists).
+NETWORK_GRADS = _table("grad_layers", [
+    ("resnet50_layer1_3x3", "ResNet-50 layer1 3x3 64->64 56, N8", "grad.conv2d", (8, 64, 56, 56),
+     (64, 64, 3, 3), dict(padding=1)),
+    ("resnet50_layer1_reduce", "ResNet-50 layer1 1x1 256->64 56, N8", "grad.conv2d",
+     (8, 256, 56, 56), (64, 256, 1, 1), {}),
+    ("mobilenet_v2_dw_c144", "MobileNetV2 depthwise 3x3 C144 56, N8", "grad.conv2d",
+     (8, 144, 56, 56), (144, 1, 3, 3), dict(padding=1, groups=144)),
+    ("shufflenet_gconv_g3", "ShuffleNet grouped 1x1 g3 240->60 28, N8", "grad.conv2d",
+     (8, 240, 28, 28), (60, 80, 1, 1), dict(groups=3)),
+    ("deeplab_aspp_d6", "DeepLab ASPP 3x3 d6 320->256 33", "grad.conv2d", (1, 320, 33, 33),
+     (256, 320, 3, 3), dict(padding=6, dilation=6)),
+    ("tcn_d4", "TCN k3 d4 128->128 L1024, N8", "grad.conv1d", (8, 128, 1024), (128, 128, 3),
+     dict(padding=4, dilation=4)),
+    ("c3d_conv5a", "C3D conv5a 3x3x3 512->512 2x7x7", "grad.conv3d", (1, 512, 2, 7, 7),
+     (512, 512, 3, 3, 3), dict(padding=1)),
+])
+
+GROUPS = {"suite": SUITE, "batch1": BATCH1, "functions": FUNCTIONS, "grad": GRAD, "tiny": TINY}
+DEFAULT_GROUPS = ("suite", "batch1", "functions", "grad")
+
+# Every public function a table must exercise (checked by tests/test_bench.py).
+PUBLIC_FUNCTIONS = (
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
+    "channel_shuffle",
+)
+
+
+def all_cases():
+    out = []
+    for g in GROUPS.values():
+        out += g
+    for g in NETWORKS.values():
+        out += g
+    return out + NETWORK_GRADS
+
+
+def select(tokens=None):
+    """Cases matching any token: a group name ("suite", "tiny", "grad", a network), a function
+    name ("conv2d", "grad.conv2d"), a case key, or a substring of a case's name. None: the
+    default groups."""
+    if not tokens:
+        return [c for g in DEFAULT_GROUPS for c in GROUPS[g]]
+    pool = [c for g in GROUPS.values() for c in g]
+    pool += [c for t in NETWORKS.values() for c in t] + NETWORK_GRADS
+    chosen = []
+    for tok in tokens:
+        t = tok.strip().lower()
+        if not t:
+            continue
+        for c in pool:
+            if c in chosen:
+                continue
+            if t in (c.group, c.fn, c.key.lower()) or t in c.name.lower():
+                chosen.append(c)
+    return chosen
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+def _tup(v, nd):
+    if isinstance(v, (tuple, list)):
+        assert len(v) == nd, (v, nd)
+        return tuple(int(a) for a in v)
+    return (int(v),) * nd
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One plain convolution, channels-first, as torch.nn.functional.conv*/conv_transpose* take it.
+    `weight` indexes Case.weights; `w_shape` is that weight reshaped for the conv."""
+    nd: int
+    transposed: bool
+    x_shape: tuple
+    w_shape: tuple
+    weight: int
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+    output_padding: tuple
+    out_shape: tuple
+
+    @property
+    def flops(self):
+        k = math.prod(self.w_shape[2:])
+        if self.transposed:   # the adjoint: every input element meets every tap once
+            n, cin = self.x_shape[:2]
+            return 2 * n * cin * math.prod(self.x_shape[2:]) * (self.w_shape[1]) * k
+        n, cout = self.out_shape[:2]
+        return 2 * n * cout * math.prod(self.out_shape[2:]) * self.w_shape[1] * k
+
+
+def stage(nd, x_shape, w_shape, weight=0, stride=1, padding=0, dilation=1, groups=1,
+          transposed=False, output_padding=0):
+    s, p, d = _tup(stride, nd), _tup(padding, nd), _tup(dilation, nd)
+    op = _tup(output_padding, nd)
+    k = w_shape[2:]
+    if transposed:
+        cout = w_shape[1] * groups
+        size = tuple((i - 1) * ss - 2 * pp + dd * (kk - 1) + oo + 1
+                     for i, kk, ss, pp, dd, oo in zip(x_shape[2:], k, s, p, d, op))
+    else:
+        cout = w_shape[0]
+        size = tuple((i + 2 * pp - dd * (kk - 1) - 1) // ss + 1
+                     for i, kk, ss, pp, dd in zip(x_shape[2:], k, s, p, d))
+    return Stage(nd, transposed, tuple(x_shape), tuple(w_shape), weight, s, p, d, int(groups), op,
+                 (x_shape[0], cout) + size)
+
+
+def stages(case):
+    """The plain convolutions a case amounts to (empty for channel_shuffle)."""
+    fn, kw, x, w = case.fn, case.kwargs, case.x, case.weights
+    nd = case.nd
+    if fn == "channel_shuffle":
+        return []
+    if fn.startswith("grad.") or fn in ("conv1d", "conv2d", "conv3d"):
+        return [stage(nd, x, w[0], **kw)]
+    if fn.startswith("conv_transpose"):
+        return [stage(nd, x, w[0], transposed=True, **kw)]
+    s, p, d = (_tup(kw.get(a, dv), 2) for a, dv in (("stride", 1), ("padding", 0), ("dilation", 1)))
+    if fn == "depthwise_conv2d":
+        return [stage(2, x, w[0], 0, s, p, d, groups=x[1])]
+    if fn == "separable_conv2d":
+        dw = stage(2, x, w[0], 0, s, p, d, groups=x[1])
+        return [dw, stage(2, dw.out_shape, w[1], 1)]
+    if fn == "spatially_separable_conv2d":
+        g = kw.get("groups", 1)
+        v = stage(2, x, w[0], 0, (s[0], 1), (p[0], 0), (d[0], 1), g)
+        return [v, stage(2, v.out_shape, w[1], 1, (1, s[1]), (0, p[1]), (1, d[1]), g)]
+    if fn == "flattened_conv2d":
+        cout = w[0][0]
+        c = stage(2, x, (cout, w[0][1], 1, 1), 0)
+        v = stage(2, c.out_shape, (cout, 1, w[1][1], 1), 1, (s[0], 1), (p[0], 0), (d[0], 1), cout)
+        return [c, v, stage(2, v.out_shape, (cout, 1, 1, w[2][1]), 2, (1, s[1]), (0, p[1]),
+                            (1, d[1]), cout)]
+    raise ValueError(f"unknown function {fn!r}")
+
+
+def out_shape(case):
+    """Channels-first output shape (for a gradient case: the forward output = grad_output)."""
+    st = stages(case)
+    return tuple(case.x) if not st else st[-1].out_shape
+
+
+def flops(case):
+    """Own count, 2 * multiply-adds (grad: input + weight gradients = 2x the forward)."""
+    f = sum(s.flops for s in stages(case))
+    return 2 * f if case.is_grad else f
+
+
+def bytes_moved(case, itemsize):
+    """Minimum traffic: every input read once and every output written once (composites fused)."""
+    x = math.prod(case.x)
+    if case.fn == "channel_shuffle":
+        return 2 * x * itemsize
+    w = sum(math.prod(s) for s in case.weights)
+    y = math.prod(out_shape(case))
+    if case.is_grad:   # read x, w, dy; write dx, dw
+        return (2 * x + 2 * w + y) * itemsize
+    return (x + w + y) * itemsize
+
+
+def analysis_cost(case, analysis=None):
+    """(flops, bytes) from cconv.analysis.cost when that module exists, else None."""
+    if analysis is None or case.is_grad:
+        return None
+    kw = case.kwargs
+    if case.fn == "channel_shuffle":
+        args = (kw.pop("groups"),)
+    else:
+        args = case.weights
+    try:
+        c = analysis.cost(case.fn, case.x, *args, **kw)
+        return float(c.flops), float(getattr(c, "bytes_moved", float("nan")))
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------- inputs and layouts
+
+LAYOUT_NAMES = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
+
+
+def is_channels_last(layout):
+    """"NCHW"-style names (any rank) -> False; "NHWC"-style -> True."""
+    if layout is None:
+        return False
+    layout = layout.upper()
+    if layout in ("NCW", "NCHW", "NCDHW", "CHANNELS_FIRST"):
+        return False
+    if layout in ("NWC", "NHWC", "NDHWC", "CHANNELS_LAST"):
+        return True
+    raise ValueError(f"layout must be NCHW or NHWC (or the 1-D/3-D names), got {layout!r}")
+
+
+def layout_name(nd, channels_last):
+    return LAYOUT_NAMES[nd][1 if channels_last else 0]
+
+
+def to_layout(a, channels_last):
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1)) if channels_last else a
+
+
+def from_layout(a, channels_last):
+    return np.moveaxis(a, -1, 1) if channels_last else a
+
+
+def make_inputs(case, dtype, channels_last=False, seed=0):
+    """Random inputs: x (in the layout asked for), weights (scaled by 1/sqrt(fan-in), so outputs
+    stay O(1)), and for a gradient case dy (grad_output, in the layout)."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    x = to_layout(rng.standard_normal(case.x, dtype=dtype), channels_last)
+    weights = []
+    for shp in case.weights:
+        fan = max(1, math.prod(shp[1:]))
+        weights.append((rng.standard_normal(shp, dtype=dtype) / np.sqrt(fan)).astype(dtype))
+    dy = None
+    if case.is_grad:
+        dy = to_layout(rng.standard_normal(out_shape(case), dtype=dtype), channels_last)
+    return x, weights, dy
+
+
+def call_kwargs(case, channels_last):
+    kw = case.kwargs
+    if channels_last:
+        kw["layout"] = layout_name(case.nd, True)
+    return kw
+
+
+def cconv_callable(cconv, case, x, weights, dy=None, channels_last=False):
+    """A zero-argument callable running the case with cconv (NotImplementedError when this build
+    of cconv lacks the function, e.g. cconv.grad before issue 5)."""
+    kw = call_kwargs(case, channels_last)
+    if case.fn == "channel_shuffle":
+        fn = cconv.channel_shuffle
+        groups = kw.pop("groups")
+        return lambda: fn(x, groups, **kw)
+    if case.is_grad:
+        grad = getattr(cconv, "grad", None)
+        base = case.fn.split(".", 1)[1]
+        fi = getattr(grad, base + "_input", None)
+        fw = getattr(grad, base + "_weight", None)
+        if fi is None or fw is None:
+            raise NotImplementedError(f"cconv.grad.{base}_input/_weight not available in this build")
+        w = weights[0]
+        return lambda: (fi(x.shape, w, dy, **kw), fw(x, w.shape, dy, **kw))
+    fn = getattr(cconv, case.fn, None)
+    if fn is None:
+        raise NotImplementedError(f"cconv.{case.fn} not available in this build")
+    return lambda: fn(x, *weights, **kw)
+
+
+def cconv_planned(cconv, case, x, weights, channels_last=False):
+    """A callable running a prepared plan (plan_conv*), or None when the function has none."""
+    maker = getattr(cconv, "plan_" + case.fn, None)
+    if maker is None or case.is_grad or len(weights) != 1:
+        return None
+    plan = maker(x.shape, weights[0], dtype=x.dtype, **call_kwargs(case, channels_last))
+    return lambda: plan(x)
+
+
+# --------------------------------------------------------------------------- NumPy baseline
+
+_LETTERS = "uvw"  # spatial output axes
+_TAPS = "ijk"     # kernel taps
+
+
+def _windows(xp, kernel, stride, dilation):
+    """im2col as a view: (N, C, *out, *kernel) of a padded channels-first array."""
+    nd = len(kernel)
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    v = sliding_window_view(xp, span, axis=tuple(range(2, 2 + nd)))
+    idx = (slice(None),) * 2 + tuple(slice(None, None, s) for s in stride) \
+        + tuple(slice(None, None, d) for d in dilation)
+    return v[idx]
+
+
+def _pad(x, before, after):
+    """Zero padding; negative amounts crop."""
+    nd = x.ndim - 2
+    if any(b < 0 for b in before) or any(a < 0 for a in after):
+        idx = (slice(None),) * 2 + tuple(slice(max(-b, 0), x.shape[2 + i] - max(-a, 0))
+                                         for i, (b, a) in enumerate(zip(before, after)))
+        x = x[idx]
+        before = [max(b, 0) for b in before]
+        after = [max(a, 0) for a in after]
+    if any(before) or any(after):
+        x = np.pad(x, [(0, 0), (0, 0)] + list(zip(before, after)))
+    return x
+
+
+def np_conv(x, w, stride, padding, dilation, groups):
+    """Channels-first convolution through im2col (sliding_window_view) and tensordot/einsum."""
+    nd = x.ndim - 2
+    kernel = w.shape[2:]
+    cols = _windows(_pad(x, padding, padding), kernel, stride, dilation)
+    n, c = x.shape[:2]
+    cout = w.shape[0]
+    if groups == 1:
+        y = np.tensordot(cols, w, axes=([1] + list(range(2 + nd, 2 + 2 * nd)),
+                                         list(range(1, 2 + nd))))      # (N, *out, C_out)
+        return np.moveaxis(y, -1, 1)
+    o, t = _LETTERS[:nd], _TAPS[:nd]
+    cg = cols.reshape((n, groups, c // groups) + cols.shape[2:])
+    wg = w.reshape((groups, cout // groups) + w.shape[1:])
+    y = np.einsum(f"ngc{o}{t},gdc{t}->ngd{o}", cg, wg, optimize=True)
+    return y.reshape((n, cout) + y.shape[3:])
+
+
+def _transposed_as_conv_weight(w, groups):
+    """(C_in, C_out/g, *k) of a transposed conv -> (C_out, C_in/g, *k) flipped: the direct conv."""
+    cin, og = w.shape[:2]
+    k = w.shape[2:]
+    wg = w.reshape((groups, cin // groups, og) + k).swapaxes(1, 2).reshape((groups * og, cin // groups) + k)
+    return wg[(slice(None), slice(None)) + (slice(None, None, -1),) * len(k)]
+
+
+def np_conv_transpose(x, w, stride, padding, output_padding, dilation, groups):
+    """Transposed convolution: insert stride-1 zeros, pad by d(k-1)-p, convolve flipped weights."""
+    nd = x.ndim - 2
+    k = w.shape[2:]
+    n, c = x.shape[:2]
+    up = np.zeros((n, c) + tuple((i - 1) * s + 1 for i, s in zip(x.shape[2:], stride)), x.dtype)
+    up[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)] = x
+    before = [d * (kk - 1) - p for kk, d, p in zip(k, dilation, padding)]
+    after = [b + o for b, o in zip(before, output_padding)]
+    return np_conv(_pad(up, before, after), _transposed_as_conv_weight(w, groups), (1,) * nd,
+                   (0,) * nd, dilation, groups)
+
+
+def np_conv_weight_grad(x, dy, w_shape, stride, padding, dilation, groups):
+    nd = x.ndim - 2
+    cols = _windows(_pad(x, padding, padding), w_shape[2:], stride, dilation)
+    n, c = x.shape[:2]
+    cout = dy.shape[1]
+    if groups == 1:
+        return np.tensordot(dy, cols, axes=([0] + list(range(2, 2 + nd)),
+                                            [0] + list(range(2, 2 + nd))))
+    o, t = _LETTERS[:nd], _TAPS[:nd]
+    cg = cols.reshape((n, groups, c // groups) + cols.shape[2:])
+    dg = dy.reshape((n, groups, cout // groups) + dy.shape[2:])
+    return np.einsum(f"ngd{o},ngc{o}{t}->gdc{t}", dg, cg, optimize=True).reshape(w_shape)
+
+
+def np_shuffle(x, groups, channels_last=False):
+    axis = x.ndim - 1 if channels_last else 1
+    c = x.shape[axis]
+    split = x.reshape(x.shape[:axis] + (groups, c // groups) + x.shape[axis + 1:])
+    return np.ascontiguousarray(np.swapaxes(split, axis, axis + 1)).reshape(x.shape)
+
+
+def run_stage(st, x, w):
+    w = w.reshape(st.w_shape)
+    if st.transposed:
+        return np_conv_transpose(x, w, st.stride, st.padding, st.output_padding, st.dilation,
+                                 st.groups)
+    return np_conv(x, w, st.stride, st.padding, st.dilation, st.groups)
+
+
+def numpy_callable(case, x, weights, dy=None, channels_last=False):
+    """What a NumPy user writes instead of cconv (layouts converted on the way in and out)."""
+    if case.fn == "channel_shuffle":
+        g = case.kwargs["groups"]
+        return lambda: np_shuffle(x, g, channels_last)
+    sts = stages(case)
+    if case.is_grad:
+        st = sts[0]
+        w = weights[0]
+
+        def grad():
+            xc, dyc = from_layout(x, channels_last), from_layout(dy, channels_last)
+            op = tuple(i - ((o - 1) * s - 2 * p + d * (k - 1) + 1) for i, o, s, p, d, k in zip(
+                st.x_shape[2:], st.out_shape[2:], st.stride, st.padding, st.dilation,
+                st.w_shape[2:]))
+            dx = np_conv_transpose(dyc, w, st.stride, st.padding, op, st.dilation, st.groups)
+            dw = np_conv_weight_grad(xc, dyc, w.shape, st.stride, st.padding, st.dilation, st.groups)
+            return to_layout(dx, channels_last), dw
+        return grad
+
+    def fwd():
+        y = from_layout(x, channels_last)
+        for st in sts:
+            y = run_stage(st, y, weights[st.weight])
+        return to_layout(y, channels_last)
+    return fwd
+
+
+def reference_memory_bytes(case, itemsize):
+    """Rough size of the im2col matrix the NumPy baseline materialises (to skip huge ones)."""
+    if case.fn == "channel_shuffle":
+        return 2 * math.prod(case.x) * itemsize
+    total = 0
+    for st in stages(case):
+        k = math.prod(st.w_shape[2:])
+        # transposed: the zero-inserted input, unfolded at every output pixel
+        total = max(total, st.x_shape[0] * st.x_shape[1] * math.prod(st.out_shape[2:]) * k * itemsize)
+    return total * (2 if case.is_grad else 1)

@@ -1,0 +1,493 @@
+"""Convolution arithmetic and cost models: the survey article's analysis as an API.
+
+Everything here works on *shapes*, never on data, and goes through the same argument
+validation the kernels use (``cconv._api`` / ``cconv._functions.describe``), so the numbers
+describe exactly what the functions compute:
+
+* :func:`output_size`, :func:`transposed_output_size`: one spatial dimension's size.
+* :func:`output_shape`: the shape any public function returns, from the argument shapes.
+* :func:`cost`, :func:`stage_costs`: multiplications, additions, FLOPs, parameters, minimum
+  memory traffic and arithmetic intensity of a call (a :class:`Cost`).
+* :func:`receptive_field`: receptive field of a stack of (dilated, strided) layers.
+* :func:`checkerboard`, :func:`overlap_pattern`: uneven overlap of transposed convolutions.
+
+Example (the article's depthwise separable example)::
+
+    >>> from cconv import analysis
+    >>> analysis.cost("conv2d", (1, 3, 7, 7), (128, 3, 3, 3)).multiplications
+    86400
+    >>> analysis.cost("separable_conv2d", (1, 3, 7, 7), (3, 1, 3, 3), (128, 3, 1, 1)).multiplications
+    10275
+"""
+from dataclasses import dataclass, field
+import inspect
+import itertools
+import math
+import numbers
+
+import numpy as np
+
+from . import _api, _functions
+
+__all__ = [
+    "output_size", "transposed_output_size", "output_shape", "stages", "cost", "stage_costs",
+    "Cost", "receptive_field", "checkerboard", "overlap_pattern", "FUNCTIONS",
+]
+
+#: Names of the public functions the shape and cost models understand.
+FUNCTIONS = (
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
+    "channel_shuffle",
+)
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+def _int(name, v, minimum):
+    if not _api._is_int(v):
+        raise TypeError(f"{name} must be an int, got {v!r}")
+    v = int(v)
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def _pad_pair(padding):
+    """int (per side) or (before, after) -> (before, after), both >= 0."""
+    if _api._is_int(padding):
+        p = _int("padding", padding, 0)
+        return p, p
+    try:
+        b, a = padding
+    except (TypeError, ValueError):
+        raise TypeError(f"padding must be an int or a (before, after) pair, got {padding!r}") from None
+    return _int("padding (before)", b, 0), _int("padding (after)", a, 0)
+
+
+# --------------------------------------------------------------------------- sizes
+
+def output_size(i, k, stride=1, padding=0, dilation=1):
+    """Output length of a convolution along one dimension.
+
+    ``o = floor((i + p_before + p_after - d(k - 1) - 1) / s) + 1`` (Dumoulin & Visin), the
+    formula the kernels use (``cconv._api.output_size``). ``padding`` is the padding per side
+    (int), a ``(before, after)`` pair, ``"valid"`` (0) or ``"same"`` (TensorFlow's rule,
+    output ``ceil(i / s)``, as the functions accept it).
+
+    >>> output_size(5, 3, stride=2, padding=1)
+    3
+    >>> output_size(7, 3, dilation=2)
+    3
+
+    Raises ValueError when the dilated kernel does not fit in the padded input (the functions
+    reject such calls too).
+    """
+    i = _int("i", i, 1)
+    k = _int("k", k, 1)
+    stride = _int("stride", stride, 1)
+    dilation = _int("dilation", dilation, 1)
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            padding = (0, 0)
+        elif mode == "same":
+            padding = _api.same_padding(i, k, stride, dilation)
+        else:
+            raise ValueError(f"padding must be an int, a (before, after) pair, 'valid' or 'same', "
+                             f"got {padding!r}")
+    pb, pa = _pad_pair(padding)
+    o = _api.output_size(i, k, stride, (pb, pa), dilation)
+    if o < 1:
+        raise ValueError(f"kernel {k} with dilation {dilation} (span {dilation * (k - 1) + 1}) is "
+                         f"larger than the padded input {i + pb + pa}")
+    return o
+
+
+def transposed_output_size(i, k, stride=1, padding=0, output_padding=0, dilation=1):
+    """Output length of a transposed convolution along one dimension.
+
+    ``o' = s(i' - 1) + a + d(k - 1) + 1 - p_before - p_after``, the formula the kernels use
+    (``cconv._api.transposed_output_size``); ``a`` = ``output_padding`` must be smaller than
+    ``max(stride, dilation)``, as in the functions and PyTorch. ``padding`` is an int per side or
+    a ``(before, after)`` pair (the conv_transpose functions themselves take symmetric padding).
+
+    >>> transposed_output_size(2, 3)          # 2x2 -> 4x4
+    4
+    >>> transposed_output_size(2, 3, stride=2)  # the adjoint of 5 -> 2 with s=2
+    5
+    """
+    i = _int("i", i, 1)
+    k = _int("k", k, 1)
+    stride = _int("stride", stride, 1)
+    dilation = _int("dilation", dilation, 1)
+    output_padding = _int("output_padding", output_padding, 0)
+    if output_padding >= max(stride, dilation):
+        raise ValueError(f"output_padding {output_padding} must be smaller than stride {stride} "
+                         f"or dilation {dilation}")
+    pb, pa = _pad_pair(padding)
+    o = _api.transposed_output_size(i, k, stride, (pb, pa), output_padding, dilation)
+    if o < 1:
+        raise ValueError(f"padding {padding!r} leaves no output (size {o}) for input {i}, "
+                         f"kernel {k}, stride {stride}, dilation {dilation}")
+    return o
+
+
+# --------------------------------------------------------------------------- call binding
+
+def _fn_name(fn):
+    name = getattr(fn, "__name__", fn)
+    if not isinstance(name, str) or name not in FUNCTIONS:
+        raise ValueError(f"unknown function {fn!r}; expected one of {', '.join(FUNCTIONS)}")
+    return name
+
+
+def _as_shape(a):
+    """An array (anything with .shape) or a shape -> tuple of ints."""
+    if hasattr(a, "shape"):
+        return tuple(int(s) for s in a.shape)
+    try:
+        return tuple(a)
+    except TypeError:
+        raise TypeError(f"expected a shape (sequence of ints) or an array, got {a!r}") from None
+
+
+_DROP = ("bias", "out", "algorithm")
+
+
+def _bind(fn, x_shape, args, kwargs):
+    """Binds the arguments exactly as the public function would; returns
+    (name, x_shape, weight shapes / groups, stage kwargs, bias argument)."""
+    name = _fn_name(fn)
+    sig = inspect.signature(getattr(_functions, name))
+    try:
+        bound = sig.bind(x_shape, *args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{name}: {e}") from None
+    params = list(sig.parameters.values())
+    x_param = params[0].name
+    # the required positional parameters after x: the weights (channel_shuffle: groups)
+    weight_names = [p.name for p in params[1:]
+                    if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
+    weights = []
+    for w in weight_names:
+        v = bound.arguments[w]
+        weights.append(v if name == "channel_shuffle" else _as_shape(v))
+    rest = {k: v for k, v in bound.arguments.items()
+            if k not in weight_names and k != x_param and k not in _DROP}
+    return name, _as_shape(bound.arguments[x_param]), weights, rest, bound.arguments.get("bias")
+
+
+def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
+    """The validated stages (``cconv._api.Geometry`` or ``ShuffleStage``) that ``fn`` runs for
+    these argument shapes: the same arguments as the function, arrays or their shapes.
+
+    Composite functions run several convolutions: ``separable_conv2d`` is a depthwise then a
+    1x1 stage, ``spatially_separable_conv2d`` a k_h x 1 then a 1 x k_w stage,
+    ``flattened_conv2d`` a 1x1, a vertical and a horizontal (depthwise) stage."""
+    name, x_shape, weights, rest, _ = _bind(fn, x_shape, weight_shapes, conv_kwargs)
+    return _functions.describe(name, x_shape, *weights, **rest)
+
+
+def output_shape(fn, x_shape, *weight_shapes, **conv_kwargs):
+    """The shape ``fn(x, *weights, **conv_kwargs)`` returns, without computing anything.
+
+    ``fn`` is a function name (``"conv2d"``, ``"separable_conv2d"``, ...; see ``FUNCTIONS``) or
+    the function itself; the other arguments are the function's own (positional or keyword),
+    with arrays replaced by their shapes if you like. Invalid arguments raise the same errors as
+    the function.
+
+    >>> output_shape("conv2d", (1, 3, 7, 7), (128, 3, 3, 3), padding="same")
+    (1, 128, 7, 7)
+    """
+    return tuple(stages(fn, x_shape, *weight_shapes, **conv_kwargs)[-1].out_shape)
+
+
+# --------------------------------------------------------------------------- costs
+
+@dataclass(frozen=True)
+class Cost:
+    """Operation counts and minimum memory traffic of one call (see :func:`cost`).
+
+    ``a + b`` is the cost of running ``a`` and then ``b``: every count adds up and
+    ``output_shape`` is ``b``'s; ``sum(costs)`` works too."""
+    multiplications: int
+    additions: int
+    flops: int = field(init=False)
+    parameters: int
+    output_shape: tuple
+    bytes_moved: int
+    arithmetic_intensity: float = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "output_shape", tuple(self.output_shape))
+        object.__setattr__(self, "flops", 2 * self.multiplications)
+        ai = self.flops / self.bytes_moved if self.bytes_moved else 0.0
+        object.__setattr__(self, "arithmetic_intensity", ai)
+
+    def __add__(self, other):
+        if not isinstance(other, Cost):
+            return NotImplemented
+        return Cost(self.multiplications + other.multiplications,
+                    self.additions + other.additions,
+                    self.parameters + other.parameters,
+                    other.output_shape,
+                    self.bytes_moved + other.bytes_moved)
+
+    def __radd__(self, other):
+        if isinstance(other, numbers.Integral) and other == 0:  # sum(costs)
+            return self
+        return NotImplemented
+
+    def __repr__(self):
+        return (f"Cost(multiplications={self.multiplications:_}, additions={self.additions:_}, "
+                f"flops={self.flops:_}, parameters={self.parameters:_}, "
+                f"output_shape={self.output_shape}, bytes_moved={self.bytes_moved:_}, "
+                f"arithmetic_intensity={self.arithmetic_intensity:.3g})")
+
+
+def _prod(t):
+    return math.prod(int(v) for v in t)
+
+
+def overlap_1d(i, k, stride=1, dilation=1, pad_before=0, pad_after=0, output_padding=0):
+    """Per output position of a 1-D transposed convolution, how many (input, tap) products land
+    there (int64 array of length ``transposed_output_size``); no validation."""
+    full = stride * (i - 1) + dilation * (k - 1) + 1 + output_padding
+    pos = (np.arange(i, dtype=np.int64)[:, None] * stride
+           + np.arange(k, dtype=np.int64)[None, :] * dilation).ravel()
+    counts = np.bincount(pos, minlength=full)
+    return counts[pad_before:full - pad_after].astype(np.int64)
+
+
+def _transposed_additions(g):
+    """Exact additions to sum the products landing in the kept outputs:
+    sum over outputs of max(contributions - 1, 0). Contributions factorise over dimensions
+    (and C_in/groups channels), so this sums over the per-dimension histograms."""
+    cig = g.in_channels // g.groups
+    hists = []
+    for a in range(g.nd):
+        c = overlap_1d(g.in_size[a], g.kernel[a], g.stride[a], g.dilation[a], g.pad_before[a],
+                       g.pad_after[a], g.output_padding[a])
+        vals, mult = np.unique(c, return_counts=True)
+        hists.append(list(zip(vals.tolist(), mult.tolist())))
+    total = 0
+    for combo in itertools.product(*hists):
+        n = cig * math.prod(v for v, _ in combo)
+        if n > 1:
+            total += (n - 1) * math.prod(m for _, m in combo)
+    return g.batch * g.out_channels * total
+
+
+def _stage_cost(st, bias, itemsize):
+    if isinstance(st, _api.ShuffleStage):
+        n = _prod(st.shape)
+        return Cost(0, 0, 0, st.shape, 2 * n * itemsize)
+    outputs = _prod(st.out_shape)
+    weights = _prod(st.weight_shape)
+    nbias = st.out_channels if bias else 0
+    if st.transposed:
+        mults = (st.batch * st.in_channels * _prod(st.in_size)
+                 * (st.out_channels // st.groups) * _prod(st.kernel))
+        adds = _transposed_additions(st)
+    else:
+        taps = (st.in_channels // st.groups) * _prod(st.kernel)
+        mults = outputs * taps
+        adds = outputs * (taps - 1)
+    if bias:
+        adds += outputs
+    traffic = (_prod(st.x_shape) + weights + nbias + outputs) * itemsize
+    return Cost(mults, adds, weights + nbias, st.out_shape, traffic)
+
+
+def _bias_present(bias, out_channels):
+    if bias is None or bias is False:
+        return False
+    if bias is True:
+        return True
+    if hasattr(bias, "shape"):
+        shape = tuple(bias.shape)
+    else:
+        try:
+            items = tuple(bias)
+        except TypeError:
+            raise TypeError(f"bias must be None, a bool, an array or its shape, got {bias!r}") from None
+        shape = items if all(_api._is_int(v) for v in items) else np.shape(items)
+    if tuple(shape) != (out_channels,):
+        raise ValueError(f"bias must have shape ({out_channels},) to match the output channels, "
+                         f"got shape {tuple(shape)}")
+    return True
+
+
+def _itemsize(itemsize):
+    if _api._is_int(itemsize):
+        return _int("itemsize", itemsize, 1)
+    return np.dtype(itemsize).itemsize
+
+
+def stage_costs(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
+    """The :class:`Cost` of each stage ``fn`` runs (one for the plain convolutions, two for
+    separable and spatially separable, three for flattened); their sum is :func:`cost`. The
+    bias, if any, belongs to the last stage."""
+    name, x_shape, weights, rest, bias = _bind(fn, x_shape, weight_shapes, conv_kwargs)
+    sts = _functions.describe(name, x_shape, *weights, **rest)
+    has_bias = name != "channel_shuffle" and _bias_present(bias, sts[-1].out_channels)
+    size = _itemsize(itemsize)
+    return [_stage_cost(st, has_bias and i == len(sts) - 1, size) for i, st in enumerate(sts)]
+
+
+def cost(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
+    """Operation counts and memory traffic of ``fn(x, *weights, **conv_kwargs)``.
+
+    ``fn`` is a public function's name (see ``FUNCTIONS``) or the function; the other arguments
+    are the function's own, positional or keyword, with arrays or their shapes. ``bias`` may be
+    None/False, True, an array or its shape ``(C_out,)``. ``itemsize`` is the bytes per element
+    (default 4, float32) or a dtype. Conventions, per convolution stage:
+
+    * ``multiplications``: one per weight tap per output element, as the article counts:
+      ``N * C_out * prod(out) * (C_in / groups) * prod(kernel)``. Taps that fall on padding
+      are counted (a dense convolution forms those products). The article's examples:
+      conv2d 7x7x3 input, 128 filters 3x3 valid -> 86,400; separable_conv2d -> 675 + 9,600.
+      **Transposed** convolutions count the products actually formed by the scatter
+      definition, one per input element per weight tap:
+      ``N * C_in * prod(in) * (C_out / groups) * prod(kernel)`` (products that land in the
+      ``padding`` border are formed and then cropped; they are counted). This is *not* the
+      count of the equivalent direct convolution over a zero-inserted input, whose extra
+      products are all by zero.
+    * ``additions``: the additions needed to sum the products of every output element, i.e.
+      ``products landing on it - 1`` (never negative), plus one per output element for the
+      bias if there is one. For a convolution that is
+      ``multiplications - outputs (+ outputs with bias)``; for a transposed convolution the
+      per-output counts come from :func:`overlap_pattern` (cropped products need no addition;
+      output_padding positions with no product need none).
+    * ``flops = 2 * multiplications``: one multiply-accumulate is two floating-point operations,
+      the usual hardware convention (bias additions are not counted in ``flops``). Careful:
+      the MobileNet/ShuffleNet papers' "FLOPs"/"mult-adds" (e.g. ShuffleNet's 10-150 MFLOPs
+      budget) are multiply-adds, i.e. ``multiplications`` here.
+    * ``parameters``: weight elements of every stage plus C_out bias values.
+    * ``bytes_moved``: the minimum memory traffic of the unfused stages, each reading its input
+      and weights (and the bias) once and writing its output once:
+      ``itemsize * (input + weights + bias + output)`` summed over the stages, so the
+      intermediate of a composite function is written and read back. ``channel_shuffle`` reads
+      and writes its input once (no arithmetic).
+    * ``arithmetic_intensity = flops / bytes_moved`` (FLOPs per byte, roofline model).
+
+    >>> cost("conv2d", (1, 3, 7, 7), (128, 3, 3, 3)).multiplications
+    86400
+    """
+    return sum(stage_costs(fn, x_shape, *weight_shapes, itemsize=itemsize, **conv_kwargs))
+
+
+# --------------------------------------------------------------------------- receptive fields
+
+def _per_dim(name, v, minimum):
+    """int -> (v,), sequence -> tuple; each >= minimum."""
+    if _api._is_int(v):
+        return (_int(name, v, minimum),)
+    try:
+        items = tuple(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {v!r}") from None
+    if not items:
+        raise ValueError(f"{name} must not be empty")
+    return tuple(_int(name, x, minimum) for x in items)
+
+
+def _broadcast(name, values):
+    """Per-dim tuples (length 1 = scalar) broadcast to one common length; (nd, tuples, any_tuple)."""
+    lengths = {len(v) for v in values if len(v) != 1}
+    if len(lengths) > 1:
+        raise ValueError(f"{name}: per-dimension tuples of different lengths {sorted(lengths)}")
+    nd = lengths.pop() if lengths else 1
+    return nd, [v * nd if len(v) == 1 else v for v in values]
+
+
+def receptive_field(layers):
+    """Receptive field (in input pixels, per dimension) of one output of a stack of layers.
+
+    ``layers`` is a sequence of ``(kernel, stride, dilation)`` (stride and dilation may be left
+    out: ``(kernel,)``, ``(kernel, stride)`` or a bare ``kernel``); each entry is an int or a
+    per-dimension tuple. ``r = 1 + sum_l d_l (k_l - 1) * prod_{j < l} s_j``. Returns an int, or
+    a tuple when any entry is a tuple.
+
+    >>> [receptive_field([(3, 1, 1), (3, 1, 2), (3, 1, 4)][:n]) for n in (1, 2, 3)]
+    [3, 7, 15]
+    >>> receptive_field([(3, 1, 4)])   # one 3x3 layer with dilation 4 alone spans 9x9
+    9
+    """
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise TypeError(f"layers must be a sequence of (kernel, stride, dilation), got {layers!r}") from None
+    parsed, any_tuple = [], False
+    for n, layer in enumerate(layers):
+        if _api._is_int(layer):
+            layer = (layer,)
+        try:
+            layer = tuple(layer)
+        except TypeError:
+            raise TypeError(f"layer {n} must be (kernel, stride, dilation), got {layer!r}") from None
+        if not 1 <= len(layer) <= 3:
+            raise ValueError(f"layer {n} must be (kernel, stride, dilation), got {layer!r}")
+        any_tuple |= any(not _api._is_int(v) for v in layer)
+        k, s, d = layer + (1,) * (3 - len(layer))
+        parsed += [_per_dim(f"layer {n} kernel", k, 1), _per_dim(f"layer {n} stride", s, 1),
+                   _per_dim(f"layer {n} dilation", d, 1)]
+    nd, parsed = _broadcast("receptive_field", parsed) if parsed else (1, [])
+    rf, jump = [1] * nd, [1] * nd
+    for n in range(0, len(parsed), 3):
+        k, s, d = parsed[n:n + 3]
+        for a in range(nd):
+            rf[a] += d[a] * (k[a] - 1) * jump[a]
+            jump[a] *= s[a]
+    return tuple(rf) if any_tuple else rf[0]
+
+
+# --------------------------------------------------------------------------- checkerboard
+
+def checkerboard(kernel, stride, dilation=1):
+    """True when a transposed convolution's overlap is uneven (checkerboard artifacts,
+    distill.pub/2016/deconv-checkerboard): away from the borders, some output pixels receive
+    more (input, tap) products than others.
+
+    With dilation 1 that is exactly ``kernel % stride != 0`` in some dimension (stride 2:
+    kernels 3 and 5 are uneven, 2 and 4 even). With dilation ``d`` the taps sit at multiples of
+    ``d``; the overlap is even iff ``kernel % stride == 0`` and ``gcd(d, stride) == 1``
+    (otherwise some residues mod stride get no product at all). ``kernel``, ``stride`` and
+    ``dilation`` are ints or per-dimension tuples; True if any dimension is uneven. See
+    :func:`overlap_pattern` for the counts themselves.
+    """
+    _, (k, s, d) = _broadcast("checkerboard", [_per_dim("kernel", kernel, 1),
+                                               _per_dim("stride", stride, 1),
+                                               _per_dim("dilation", dilation, 1)])
+    return any(si > 1 and (ki % si != 0 or math.gcd(di, si) > 1) for ki, si, di in zip(k, s, d))
+
+
+def overlap_pattern(input_size, kernel, stride=1, padding=0, output_padding=0, dilation=1):
+    """How many products land on each output pixel of a transposed convolution of an input of
+    spatial size ``input_size`` (int: 1-D; tuple of 1-3 ints: that many dimensions) with one
+    input and one output channel: an int64 array of the output's spatial shape.
+
+    It equals ``conv_transpose{1,2,3}d`` of an all-ones input with an all-ones kernel; every
+    argument is validated as that function does. Uneven interior counts are the checkerboard
+    pattern (:func:`checkerboard`); borders are always lower unless padding crops them.
+
+    >>> overlap_pattern((3, 3), 3, stride=2)[:3, :3]
+    array([[1, 1, 2],
+           [1, 1, 2],
+           [2, 2, 4]])
+    """
+    size = _per_dim("input_size", input_size, 1)
+    nd = len(size)
+    if nd not in _api.LAYOUTS:
+        raise ValueError(f"input_size must have 1 to 3 dimensions, got {input_size!r}")
+    k = _api.int_tuple("kernel", kernel, nd, 1)
+    g = _api.conv_geometry(nd, (1, 1, *size), (1, 1, *k), stride, padding, dilation,
+                           transposed=True, output_padding=output_padding,
+                           x_name="input", w_name="kernel")
+    out = np.ones((), dtype=np.int64)
+    for a in range(nd):
+        c = overlap_1d(g.in_size[a], g.kernel[a], g.stride[a], g.dilation[a], g.pad_before[a],
+                       g.pad_after[a], g.output_padding[a])
+        out = np.multiply.outer(out, c)
+    return out
