@@ -178,6 +178,14 @@ def _bind(fn, x_shape, args, kwargs):
     return name, _as_shape(bound.arguments[x_param]), weights, rest, bound.arguments.get("bias")
 
 
+def _resolve(fn, x_shape, args, kwargs):
+    """(stages, has_bias), every argument validated as the function validates it."""
+    name, x_shape, weights, rest, bias = _bind(fn, x_shape, args, kwargs)
+    sts = _functions.describe(name, x_shape, *weights, **rest)
+    has_bias = name != "channel_shuffle" and _bias_present(bias, sts[-1].out_channels)
+    return sts, has_bias
+
+
 def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
     """The validated stages (``cconv._api.Geometry`` or ``ShuffleStage``) that ``fn`` runs for
     these argument shapes: the same arguments as the function, arrays or their shapes.
@@ -185,8 +193,7 @@ def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
     Composite functions run several convolutions: ``separable_conv2d`` is a depthwise then a
     1x1 stage, ``spatially_separable_conv2d`` a k_h x 1 then a 1 x k_w stage,
     ``flattened_conv2d`` a 1x1, a vertical and a horizontal (depthwise) stage."""
-    name, x_shape, weights, rest, _ = _bind(fn, x_shape, weight_shapes, conv_kwargs)
-    return _functions.describe(name, x_shape, *weights, **rest)
+    return _resolve(fn, x_shape, weight_shapes, conv_kwargs)[0]
 
 
 def output_shape(fn, x_shape, *weight_shapes, **conv_kwargs):
@@ -250,7 +257,7 @@ def _prod(t):
     return math.prod(int(v) for v in t)
 
 
-def overlap_1d(i, k, stride=1, dilation=1, pad_before=0, pad_after=0, output_padding=0):
+def _overlap_1d(i, k, stride=1, dilation=1, pad_before=0, pad_after=0, output_padding=0):
     """Per output position of a 1-D transposed convolution, how many (input, tap) products land
     there (int64 array of length ``transposed_output_size``); no validation."""
     full = stride * (i - 1) + dilation * (k - 1) + 1 + output_padding
@@ -260,17 +267,63 @@ def overlap_1d(i, k, stride=1, dilation=1, pad_before=0, pad_after=0, output_pad
     return counts[pad_before:full - pad_after].astype(np.int64)
 
 
+def _overlap_histogram(i, k, stride=1, dilation=1, pad_before=0, pad_after=0, output_padding=0):
+    """{count: how many kept output positions receive that many products} for a 1-D transposed
+    convolution, without materialising the output: the same numbers as
+    ``np.unique(_overlap_1d(...), return_counts=True)`` in O(K * (d K / s + 1)) time, whatever
+    the input length (a long signal must not cost memory proportional to it)."""
+    s, d = stride, dilation
+    full = s * (i - 1) + d * (k - 1) + 1 + output_padding
+    lo, hi = pad_before, full - pad_after
+    first, last = d * (k - 1), s * (i - 1)   # interior: every tap lands on a real input
+    hist = {}
+
+    def add(count, n):
+        if n > 0:
+            hist[count] = hist.get(count, 0) + n
+
+    def edge(u, v):  # positions [u, v), enumerated through the products landing there
+        if u >= v:
+            return
+        pos = []
+        for t in range(k):
+            a = max(0, -(-(u - t * d) // s))
+            b = min(i - 1, (v - 1 - t * d) // s)
+            if a <= b:
+                pos.append(np.arange(a, b + 1, dtype=np.int64) * s + t * d)
+        hit = 0
+        if pos:
+            _, counts = np.unique(np.concatenate(pos), return_counts=True)
+            vals, mult = np.unique(counts, return_counts=True)
+            for c, n in zip(vals.tolist(), mult.tolist()):
+                add(c, n)
+                hit += n
+        add(0, (v - u) - hit)
+
+    edge(lo, min(hi, first))
+    a, b = max(lo, first), min(hi, last + 1)
+    if a < b:  # interior: the count depends on the position modulo the stride only
+        per_residue = {}
+        for t in range(k):
+            per_residue[t * d % s] = per_residue.get(t * d % s, 0) + 1
+        hit = 0
+        for rho, c in per_residue.items():
+            n = (b - rho + s - 1) // s - (a - rho + s - 1) // s
+            add(c, n)
+            hit += n
+        add(0, (b - a) - hit)
+    edge(max(lo, first, last + 1), hi)
+    return hist
+
+
 def _transposed_additions(g):
     """Exact additions to sum the products landing in the kept outputs:
     sum over outputs of max(contributions - 1, 0). Contributions factorise over dimensions
     (and C_in/groups channels), so this sums over the per-dimension histograms."""
     cig = g.in_channels // g.groups
-    hists = []
-    for a in range(g.nd):
-        c = overlap_1d(g.in_size[a], g.kernel[a], g.stride[a], g.dilation[a], g.pad_before[a],
-                       g.pad_after[a], g.output_padding[a])
-        vals, mult = np.unique(c, return_counts=True)
-        hists.append(list(zip(vals.tolist(), mult.tolist())))
+    hists = [list(_overlap_histogram(g.in_size[a], g.kernel[a], g.stride[a], g.dilation[a],
+                                     g.pad_before[a], g.pad_after[a], g.output_padding[a]).items())
+             for a in range(g.nd)]
     total = 0
     for combo in itertools.product(*hists):
         n = cig * math.prod(v for v, _ in combo)
@@ -329,9 +382,7 @@ def stage_costs(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
     """The :class:`Cost` of each stage ``fn`` runs (one for the plain convolutions, two for
     separable and spatially separable, three for flattened); their sum is :func:`cost`. The
     bias, if any, belongs to the last stage."""
-    name, x_shape, weights, rest, bias = _bind(fn, x_shape, weight_shapes, conv_kwargs)
-    sts = _functions.describe(name, x_shape, *weights, **rest)
-    has_bias = name != "channel_shuffle" and _bias_present(bias, sts[-1].out_channels)
+    sts, has_bias = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
     size = _itemsize(itemsize)
     return [_stage_cost(st, has_bias and i == len(sts) - 1, size) for i, st in enumerate(sts)]
 
@@ -403,7 +454,9 @@ def _broadcast(name, values):
 
 
 def receptive_field(layers):
-    """Receptive field (in input pixels, per dimension) of one output of a stack of layers.
+    """Receptive field (in input pixels, per dimension) of one output of a stack of layers: the
+    span from the first to the last input pixel it depends on (with dilation the pixels inside
+    need not all be used, e.g. a single d=4 layer uses 3 of its 9; the 1, 2, 4 stack uses all 15).
 
     ``layers`` is a sequence of ``(kernel, stride, dilation)`` (stride and dilation may be left
     out: ``(kernel,)``, ``(kernel, stride)`` or a bare ``kernel``); each entry is an int or a
@@ -487,7 +540,7 @@ def overlap_pattern(input_size, kernel, stride=1, padding=0, output_padding=0, d
                            x_name="input", w_name="kernel")
     out = np.ones((), dtype=np.int64)
     for a in range(nd):
-        c = overlap_1d(g.in_size[a], g.kernel[a], g.stride[a], g.dilation[a], g.pad_before[a],
+        c = _overlap_1d(g.in_size[a], g.kernel[a], g.stride[a], g.dilation[a], g.pad_before[a],
                        g.pad_after[a], g.output_padding[a])
         out = np.multiply.outer(out, c)
     return out
