@@ -1,4 +1,6 @@
 """The public convolution functions. Each one: arrays -> Geometry (cconv._api) -> plan -> run."""
+import inspect
+
 import numpy as np
 
 from . import _api
@@ -265,6 +267,11 @@ _STAGES = {
 def describe(fn_name, x_shape, *weight_shapes, **kwargs):
     """The list of stages (Geometry or ShuffleStage) that `fn_name` runs for these shapes, with
     every argument validated exactly as the function itself does. Used by cconv.analysis."""
+    fn = _PUBLIC.get(fn_name)
+    if fn is None:
+        raise ValueError(f"unknown function name {fn_name!r}")
+    # Accept exactly the arguments the function itself accepts.
+    inspect.signature(fn).bind(x_shape, *weight_shapes, **kwargs)
     kwargs = {k: v for k, v in kwargs.items() if k not in ("bias", "out", "algorithm")}
     if fn_name == "channel_shuffle":
         return [shuffle_stage(x_shape, *weight_shapes, **kwargs)]
@@ -275,7 +282,11 @@ def describe(fn_name, x_shape, *weight_shapes, **kwargs):
             nd = int(fn_name[len(prefix)])
             (w_shape,) = weight_shapes
             return [conv_geometry(nd, x_shape, w_shape, transposed=transposed, **kwargs)]
-    raise ValueError(f"unknown function name {fn_name!r}")
+
+
+_PUBLIC = {f.__name__: f for f in (
+    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, depthwise_conv2d,
+    separable_conv2d, spatially_separable_conv2d, flattened_conv2d, channel_shuffle)}
 
 
 # ------------------------------------------------------------------ reusable plans
