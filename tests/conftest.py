@@ -31,7 +31,7 @@ _common = dict(
     ],
     print_blob=True,
 )
-settings.register_profile("ci", max_examples=25, **_common)
+settings.register_profile("ci", max_examples=40, **_common)
 settings.register_profile("dev", max_examples=8, **_common)
 settings.register_profile("thorough", max_examples=400, **_common)
 settings.load_profile(os.environ.get("CCONV_HYPOTHESIS_PROFILE", "ci"))

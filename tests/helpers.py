@@ -4,11 +4,9 @@ hypothesis strategies for every variant's arguments."""
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from hypothesis import assume
 from hypothesis import strategies as st
 
 import reference as R
@@ -20,6 +18,8 @@ except ImportError:  # the test modules skip themselves
 
 FLOATS = (np.float32, np.float64)
 MODES = ("zeros", "reflect", "replicate", "circular")
+# "auto" twice as often; "depthwise" only applies to one input channel per group
+ALGORITHMS = ("auto", "gemm", "reference", "auto", "depthwise")
 ARRANGEMENTS = ("c", "f", "noncontig", "negstride", "readonly")
 
 
@@ -30,17 +30,9 @@ def use_isa(name):
     if cconv is None or name in ("default", "<cconv not importable>"):
         yield
         return
-    ctx = cconv.set_isa(name)
-    if hasattr(ctx, "__enter__"):
-        with ctx:
-            yield
-        return
-    # plain setter: restore by hand
-    prev = getattr(cconv, "_previous_isa", None)
-    try:
+    with cconv.use_isa(name):
+        assert cconv.get_isa() == name
         yield
-    finally:
-        cconv.set_isa(prev)
 
 
 @contextlib.contextmanager
@@ -117,9 +109,10 @@ class ConvCase:
     layout: object  # None or a layout string
     x_arr: str
     w_arr: str
-    use_out: bool
+    use_out: object  # None, or the memory arrangement of an out= buffer
     seed: int
     extra: dict = field(default_factory=dict)
+    algorithm: str = "auto"
 
     @property
     def channels_last(self):
@@ -158,7 +151,7 @@ def _common(draw, nd, dtypes=FLOATS):
         layout=layout,
         x_arr=x_arr,
         w_arr=w_arr,
-        use_out=draw(st.booleans()),
+        use_out=draw(st.sampled_from([None, None, "c", "c", "f", "noncontig"])),
         bias=draw(st.booleans()),
         seed=draw(st.integers(0, 2**32 - 1)),
     )
@@ -212,6 +205,7 @@ def conv_cases(draw, nd=None, dtypes=FLOATS, modes=MODES, max_groups=3):
         dilation=maybe_scalar(dilation, draw),
         padding=padding,
         padding_mode=padding_mode,
+        algorithm=draw(st.sampled_from(ALGORITHMS)),
         **com,
     )
 
@@ -245,6 +239,7 @@ def conv_transpose_cases(draw, nd=None, dtypes=FLOATS, max_groups=3):
         padding=maybe_scalar(tuple(pads), draw),
         padding_mode="zeros",
         extra={"output_padding": maybe_scalar(out_pad, draw)},
+        algorithm=draw(st.sampled_from(ALGORITHMS[:3])),
         **com,
     )
 
@@ -287,7 +282,7 @@ def check_call(fn, args, kwargs, expected, scale, terms, case, isa, originals):
     dtype = result_dtype(*[a for a, _ in originals])
     out = None
     if case.use_out:
-        out = make_out(expected.shape, dtype)
+        out = arrange(make_out(expected.shape, dtype), case.use_out)
         kwargs = dict(kwargs, out=out)
     with use_isa(isa):
         y = fn(*args, **kwargs)

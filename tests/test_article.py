@@ -85,7 +85,7 @@ def test_same_padding_puts_the_odd_pixel_at_the_end():
     np.testing.assert_array_equal(y[0, 0], [1 + 2 + 3, 3 + 4 + 5, 5 + 6 + 0])
     # even kernel, stride 1: k=4 -> total 3 -> (1 before, 2 after)
     y = cconv.conv1d(x, np.ones((1, 1, 4)), padding="same")
-    np.testing.assert_array_equal(y[0, 0], [0 + 1 + 2 + 3, 10, 14, 18, 5 + 6, 6])
+    np.testing.assert_array_equal(y[0, 0], [0 + 1 + 2 + 3, 10, 14, 18, 4 + 5 + 6, 5 + 6])
 
 
 @pytest.mark.parametrize(
@@ -260,7 +260,7 @@ def test_shuffled_grouped_convolution(isa):
                                rtol=1e-12, atol=1e-12)
     # without the shuffle, output group 0 depends only on input group 0; with it, on all groups
     x2 = x.copy()
-    x2[:, 4:] += 1.0
+    x2[:, 2:4] += 1.0  # input group 1 reaches output group 0 only through the shuffle
     with use_isa(isa):
         y2 = cconv.conv2d(cconv.channel_shuffle(cconv.conv2d(x2, w1, groups=g), g), w2, groups=g)
         n2 = cconv.conv2d(cconv.conv2d(x2, w1, groups=g), w2, groups=g)

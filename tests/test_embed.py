@@ -24,7 +24,7 @@ EXT_SOURCE = textwrap.dedent(
     import numpy as np
     from libc.stdint cimport int64_t
     from cconv.ccore cimport (cconv_conv_desc, cconv_status, cconv_plan, CCONV_OK, CCONV_FLOAT64,
-                              CCONV_FLOAT32, CCONV_PAD_ZEROS, CCONV_ALGO_AUTO, cconv_status_string)
+                              CCONV_FLOAT32, CCONV_PAD_ZEROS, CCONV_ALGO_AUTO)
     from cconv._core cimport conv, conv_output_size, plan_create, plan_execute, plan_destroy
 
     cdef void fill_desc(cconv_conv_desc *d, int dtype, int64_t n, int64_t cin, int64_t h, int64_t w,
@@ -65,7 +65,7 @@ EXT_SOURCE = textwrap.dedent(
         with nogil:
             st = conv_output_size(&d)
         if st != CCONV_OK:
-            raise ValueError(cconv_status_string(st).decode())
+            raise ValueError(f"cconv status {int(st)}")
         y = np.empty((x.shape[0], w.shape[0], d.out_size[1], d.out_size[2]), dtype=np.float64)
         cdef double[:, :, :, ::1] yv = y
         cdef const void *bp = NULL
@@ -74,7 +74,7 @@ EXT_SOURCE = textwrap.dedent(
         with nogil:
             st = conv(&d, &x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &yv[0, 0, 0, 0])
         if st != CCONV_OK:
-            raise ValueError(cconv_status_string(st).decode())
+            raise ValueError(f"cconv status {int(st)}")
         return y
 
     def conv2d_f32_plan(float[:, :, :, ::1] x, float[:, :, :, ::1] w, int stride, int pad, int repeats):
@@ -87,11 +87,10 @@ EXT_SOURCE = textwrap.dedent(
         with nogil:
             st = plan_create(&d, &w[0, 0, 0, 0], NULL, &plan)
         if st != CCONV_OK:
-            raise ValueError(cconv_status_string(st).decode())
+            raise ValueError(f"cconv status {int(st)}")
         try:
             conv_output_size(&d)
             y = np.empty((x.shape[0], w.shape[0], d.out_size[1], d.out_size[2]), dtype=np.float32)
-            yv = memoryview(y).cast("B").cast("f")
             ys = []
             for r in range(repeats):
                 out = np.empty_like(y)
@@ -106,13 +105,13 @@ EXT_SOURCE = textwrap.dedent(
         with nogil:
             st = plan_execute(plan, &x[0, 0, 0, 0], &y[0, 0, 0, 0])
         if st != CCONV_OK:
-            raise ValueError(cconv_status_string(st).decode())
+            raise ValueError(f"cconv status {int(st)}")
 
     def bad_stride_status():
         cdef cconv_conv_desc d
         fill_desc(&d, 64, 1, 1, 5, 5, 1, 3, 3, 0, 0)
         cdef cconv_status st = conv_output_size(&d)
-        return int(st), cconv_status_string(st).decode()
+        return int(st)
     """
 )
 
@@ -211,6 +210,4 @@ def test_embedded_plan_reuse(demo):
 
 
 def test_embedded_error_status(demo):
-    code, msg = demo.bad_stride_status()
-    assert code != 0
-    assert isinstance(msg, str) and msg
+    assert demo.bad_stride_status() != 0

@@ -138,10 +138,8 @@ def test_bad_input(name):
         fn()
 
 
-@pytest.mark.parametrize("bad", [1.5, "2", None, (1, 2.5), np.float64(2.0)])
+@pytest.mark.parametrize("bad", [1.5, "2", (1, 2.5), np.float64(2.0), [1], object()])
 def test_non_integer_stride(bad):
-    if bad is None:
-        pytest.skip("None may mean the default")
     with pytest.raises((TypeError, ValueError), match="stride"):
         cconv.conv2d(X2, W2, stride=bad)
 
@@ -206,7 +204,7 @@ def test_out_overlapping_input_is_rejected():
     # a view sharing memory with x
     big = rng.standard_normal((1, 6, 5, 5))
     with pytest.raises(ValueError, match=r"\bout\b"):
-        cconv.conv2d(big[:, :3], w, out=big[:, 3:][:, ::-1])
+        cconv.conv2d(big[:, :3], w, out=big[:, 2:5][:, ::-1])
     # overlapping the weight or the bias
     w2 = np.zeros((1, 1, 5, 5))
     with pytest.raises(ValueError, match=r"\bout\b"):

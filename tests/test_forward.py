@@ -34,7 +34,19 @@ def _api_kwargs(case, **kw):
     """Keyword arguments for the cconv call; defaults are sometimes left out."""
     if case.layout is not None:
         kw["layout"] = case.layout
+    if case.algorithm != "auto":
+        kw["algorithm"] = case.algorithm
     return kw
+
+
+def _algorithm_applies(case, transposed=False):
+    """The forced algorithm can run this case (else a ValueError is the documented answer)."""
+    if case.algorithm != "depthwise":
+        return True
+    # the C core's depthwise kernel: one input channel per group; channels-last also one output
+    return not transposed and case.c_in == case.groups and (
+        not case.channels_last or case.c_out == case.groups
+    )
 
 
 # ---------------------------------------------------------------- conv
@@ -58,6 +70,11 @@ def test_conv_nd(case, isa):
     scale = R.magnitude(ref_fn, x, w, b, layout=case.layout, **kw)
     terms = case.c_in // case.groups * math.prod(case.kernel)
     originals = [(xa, x.copy()), (wa, w.copy())] + ([(b, b.copy())] if b is not None else [])
+    if not _algorithm_applies(case):
+        if case.n > 0:  # N = 0: test_plans.test_unsupported_algorithm_is_rejected_whatever_the_batch
+            with pytest.raises(ValueError, match="algorithm|unsupported"):
+                getattr(cconv, f"conv{nd}d")(xa, wa, b, **_api_kwargs(case, **kw))
+        return
     check_call(
         getattr(cconv, f"conv{nd}d"), (xa, wa, b), _api_kwargs(case, **kw),
         expected, scale, terms, case, isa, originals,
@@ -344,7 +361,7 @@ def test_repeated_calls_are_bitwise_stable(isa):
         (np.int64, np.int64, np.float64),
         (np.uint8, np.float64, np.float64),
         (np.bool_, np.bool_, np.float64),
-        (np.int16, np.float32, np.float64),
+        (np.int16, np.float32, np.float32),  # NumPy: int16 fits float32
         (np.float16, np.float16, np.float32),
         (np.float16, np.float32, np.float32),
     ],
@@ -375,6 +392,7 @@ def test_array_likes_are_accepted():
     np.testing.assert_array_equal(y, [[[-1.0, -1.0, -1.0]]])
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_nan_inf_propagate(dtype, layout, isa):
@@ -432,3 +450,57 @@ def test_output_is_a_fresh_contiguous_array():
     assert y.flags.c_contiguous and y.flags.writeable
     y[...] = 5
     assert np.all(x == 1)
+
+
+# ------------------------------------------------ medium random shapes
+@st.composite
+def medium_cases(draw):
+    """Channel counts and widths that straddle SIMD widths and register tiles."""
+    nd = draw(st.sampled_from([1, 2, 2, 3]))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cig = draw(st.integers(1, 40 // groups))
+    cog = draw(st.integers(1, 48 // groups))
+    k = tuple(draw(st.integers(1, 5 if nd < 3 else 3)) for _ in range(nd))
+    s = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    d = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    smax = {1: 70, 2: 20, 3: 8}[nd]
+    size = tuple(draw(st.integers(dd * (kk - 1) + 1, smax)) for kk, dd in zip(k, d))
+    return dict(
+        nd=nd, groups=groups, c_in=cig * groups, c_out=cog * groups, kernel=k, stride=s, dilation=d,
+        size=size, padding=draw(st.sampled_from([0, 1, "same", "valid"])),
+        mode=draw(st.sampled_from(["zeros", "zeros", "reflect", "circular", "replicate"])),
+        dtype=draw(st.sampled_from([np.float32, np.float64])), last=draw(st.booleans()),
+        transposed=draw(st.booleans()), n=draw(st.integers(1, 2)), seed=draw(st.integers(0, 2**31)),
+    )
+
+
+@settings(max_examples=max(12, settings().max_examples // 3))
+@given(c=medium_cases())
+def test_medium_random_shapes(c, isa):
+    nd = c["nd"]
+    lay = R.CHANNELS_LAST[nd] if c["last"] else R.CHANNELS_FIRST[nd]
+    rng = np.random.default_rng(c["seed"])
+    x = R.from_channels_first(rng.standard_normal((c["n"], c["c_in"], *c["size"])), lay).astype(c["dtype"])
+    b = rng.standard_normal(c["c_out"]).astype(c["dtype"])
+    if c["transposed"]:
+        w = rng.standard_normal((c["c_in"], c["c_out"] // c["groups"], *c["kernel"])).astype(c["dtype"])
+        pad = 0 if isinstance(c["padding"], str) else c["padding"]
+        if any(R.conv_transpose_output_size(i, k, s_, pad, 0, d_) < 1
+               for i, k, s_, d_ in zip(c["size"], c["kernel"], c["stride"], c["dilation"])):
+            pad = 0
+        kw = dict(stride=c["stride"], padding=pad, groups=c["groups"], dilation=c["dilation"])
+        name = f"conv_transpose{nd}d"
+    else:
+        w = rng.standard_normal((c["c_out"], c["c_in"] // c["groups"], *c["kernel"])).astype(c["dtype"])
+        pad = c["padding"]
+        before, after = R.normalize_padding(pad, nd, c["size"], c["kernel"], c["stride"], c["dilation"])
+        mode = c["mode"]
+        if any(max(b_, a_) >= i for b_, a_, i in zip(before, after, c["size"])):
+            mode = "zeros"  # reflect/circular need padding smaller than the input
+        kw = dict(stride=c["stride"], padding=pad, dilation=c["dilation"], groups=c["groups"], padding_mode=mode)
+        name = f"conv{nd}d"
+    with use_isa(isa):
+        y = getattr(cconv, name)(x, w, b, layout=lay, **kw)
+    ref = getattr(R, name)
+    R.assert_conv_close(y, ref(x, w, b, layout=lay, **kw), R.magnitude(ref, x, w, b, layout=lay, **kw),
+                        c["dtype"], c["c_in"] // c["groups"] * math.prod(c["kernel"]))

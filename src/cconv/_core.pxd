@@ -1,5 +1,6 @@
 # cython: language_level=3
-# nogil entry points other Cython extensions can cimport without linking (as scipy.linalg.cython_blas):
+# nogil entry points other Cython extensions can cimport without linking (as scipy.linalg.cython_blas);
+# the c_* helpers give status messages, ISA and thread control to embedders:
 #     from cconv.ccore cimport cconv_conv_desc, cconv_status, CCONV_OK
 #     from cconv._core cimport conv
 # Compile with include_dirs=[cconv.get_include()]. They run the C API of include/cconv.h.
@@ -16,3 +17,8 @@ cdef void plan_destroy(cconv_plan *plan) noexcept nogil
 cdef cconv_status channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
                                   int64_t channels, int64_t spatial, int64_t groups,
                                   const void *x, void *y) noexcept nogil
+cdef const char *c_status_string(cconv_status s) noexcept nogil
+cdef void c_set_num_threads(int n) noexcept nogil
+cdef int c_get_num_threads() noexcept nogil
+cdef cconv_status c_set_isa(const char *name) noexcept nogil
+cdef const char *c_get_isa() noexcept nogil

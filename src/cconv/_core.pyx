@@ -34,6 +34,21 @@ cdef cconv_status channel_shuffle(cconv_dtype dtype, int channels_last, int64_t 
                                   const void *x, void *y) noexcept nogil:
     return cconv_channel_shuffle(dtype, channels_last, batch, channels, spatial, groups, x, y)
 
+cdef const char *c_status_string(cconv_status s) noexcept nogil:
+    return cconv_status_string(s)
+
+cdef void c_set_num_threads(int n) noexcept nogil:
+    cconv_set_num_threads(n)
+
+cdef int c_get_num_threads() noexcept nogil:
+    return cconv_get_num_threads()
+
+cdef cconv_status c_set_isa(const char *name) noexcept nogil:
+    return cconv_set_isa(name)
+
+cdef const char *c_get_isa() noexcept nogil:
+    return cconv_get_isa()
+
 
 # ---- Python-facing helpers ----
 ALGORITHMS = {"auto": CCONV_ALGO_AUTO, "gemm": CCONV_ALGO_GEMM,

@@ -16,9 +16,10 @@ def _check_algorithm(algorithm):
 def _run(geom, x, weight, bias, dtype, out=None, inputs=(), algorithm="auto"):
     """Runs one convolution; x, weight, bias are arrays (any strides), cast to dtype here."""
     y, target = _api.output_array(out, geom.out_shape, dtype, inputs)
+    # The plan is built even for an empty batch, so its checks (algorithm=) still run.
+    plan = _CPlan(geom.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
     if y.size == 0:
         return y
-    plan = _CPlan(geom.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
     plan.execute(np.ascontiguousarray(x, dtype=dtype), target)
     if target is not y:
         y[...] = target
