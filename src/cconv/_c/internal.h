@@ -25,19 +25,24 @@ typedef struct {
     cconv_tile_fn fn;
 } cconv_tile_kernel;
 
-/* Depthwise row kernel: y[j] (+)= sum_t w[t] * x[tap_off[t] + j*xs] for j < n (one channel). */
-typedef void (*cconv_dw_row_fn)(const void *x, ptrdiff_t xs, const ptrdiff_t *taps,
-                                const void *w, int ntaps, int64_t n, void *y);
-/* Depthwise channels-last pixel kernel: y[c] = sum_t w[t][c] * x[taps[t] + c] for c < C. */
-typedef void (*cconv_dw_pix_fn)(const void *x, const ptrdiff_t *taps, const void *w, int ntaps,
-                                int64_t channels, void *y);
+/* Depthwise kernels (kernels/depthwise.inc; drivers in depthwise.inc).
+ * Channels-first, nout output rows of one channel: y[o*y_step + j] = bias + sum_r sum_c
+ * w[r*kw + c] * rows[r][o*in_step + off[c] + j] for j < n; rows are padded, stride-phase-split
+ * input rows (nrows = kd*kh <= 64); bias may be NULL. Reads up to one vector past each run. */
+typedef void (*cconv_dw_cf_fn)(const void *const *rows, int nrows, const ptrdiff_t *off, int kw,
+                               const void *w, const void *bias, int64_t n, int64_t nout,
+                               ptrdiff_t in_step, ptrdiff_t y_step, void *y);
+/* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
+ * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). */
+typedef void (*cconv_dw_cl_fn)(const void *const *src, int ntaps, int64_t n, int64_t C,
+                               const void *w, const void *bias, void *y);
 
 typedef struct {
     const char *name;
     cconv_tile_kernel wide[2];   /* [dtype]: NR = 2 vectors */
     cconv_tile_kernel narrow[2]; /* [dtype]: NR = 1 vector, more pixels */
-    cconv_dw_row_fn dw_row[2];
-    cconv_dw_pix_fn dw_pix[2];
+    cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
+    cconv_dw_cl_fn dw_cl[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;

@@ -179,10 +179,12 @@ nomem:
             }                                                                                      \
     }
 
+/* One input channel per group, any multiplier m = cog, any layout (depthwise.inc). */
 static int can_depthwise(const cconv_conv_desc *d)
 {
-    const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
-    return !d->transposed && cig == 1 && (!d->channels_last || cog == 1);
+    const int64_t cig = d->in_channels / d->groups;
+    /* channels-first kernels take at most 64 kernel rows (kd * kh) */
+    return !d->transposed && cig == 1 && (d->channels_last || d->kernel[0] * d->kernel[1] <= 64);
 }
 
 static cconv_algorithm choose_algorithm(const cconv_conv_desc *d)
@@ -321,10 +323,16 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         if (!ps->wpack) goto nomem;
         p->weight_bytes = Co * ps->ntaps * (int64_t)es;
         if (d->dtype == CCONV_FLOAT64) PACK_DW(double) else PACK_DW(float)
-        int64_t ws = padded_elems;
-        if (d->channels_last && (!cconv_mul(ws, d->batch, &ws) || !cconv_mul(ws, Ci, &ws))) goto overflow;
-        if (!d->channels_last) ws = (ws + d->out_size[2] + 64) * cconv_threads();
-        p->workspace_bytes = (ws + 64 * (d->stride[2] + 1) * (d->channels_last ? Ci : 1)) * (int64_t)es;
+        /* Per-thread row rings and tap tables of depthwise.inc (no padded copy of the input). */
+        const int64_t *K = d->kernel, *Dl = d->dilation, S2 = d->stride[2];
+        const int64_t slots = ((K[0] - 1) * Dl[0] + 1) * ((K[1] - 1) * Dl[1] + 1);
+        int64_t ws;
+        if (!d->channels_last)
+            ws = 128 * 1024 + slots * S2 * ((p->padded[2] + S2 - 1) / S2 + 32) * (int64_t)es;
+        else
+            ws = (cog > 1 ? slots * d->in_size[2] * Co * (int64_t)es : 0) + d->out_size[2] * ksz * 8;
+        p->workspace_bytes = ws * cconv_threads() + Co * (int64_t)es;
+        (void)padded_elems;
     }
     *out = p;
     return CCONV_OK;
