@@ -26,12 +26,11 @@ typedef struct {
 } cconv_tile_kernel;
 
 /* Depthwise kernels (kernels/depthwise.inc; drivers in depthwise.inc).
- * Channels-first, nout output rows of one channel: y[o*y_step + j] = bias + sum_r sum_c
- * w[r*kw + c] * rows[r][o*in_step + off[c] + j] for j < n; rows are padded, stride-phase-split
- * input rows (nrows = kd*kh <= 64); bias may be NULL. Reads up to one vector past each run. */
-typedef void (*cconv_dw_cf_fn)(const void *const *rows, int nrows, const ptrdiff_t *off, int kw,
-                               const void *w, const void *bias, int64_t n, int64_t nout,
-                               ptrdiff_t in_step, ptrdiff_t y_step, void *y);
+ * Channels-first, nout output rows of one channel: y[o*y_step + j] = bias + sum_t w[t] *
+ * taps[t][o*in_step + j] for j < n; taps point into padded, stride-phase-split input rows;
+ * bias may be NULL. Reads up to one vector past each run. */
+typedef void (*cconv_dw_cf_fn)(const void *const *taps, int ntaps, const void *w, const void *bias,
+                               int64_t n, int64_t nout, ptrdiff_t in_step, ptrdiff_t y_step, void *y);
 /* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
  * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). */
 typedef void (*cconv_dw_cl_fn)(const void *const *src, int ntaps, int64_t n, int64_t C,

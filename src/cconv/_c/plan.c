@@ -183,8 +183,7 @@ nomem:
 static int can_depthwise(const cconv_conv_desc *d)
 {
     const int64_t cig = d->in_channels / d->groups;
-    /* channels-first kernels take at most 64 kernel rows (kd * kh) */
-    return !d->transposed && cig == 1 && (d->channels_last || d->kernel[0] * d->kernel[1] <= 64);
+    return !d->transposed && cig == 1;
 }
 
 static cconv_algorithm choose_algorithm(const cconv_conv_desc *d)
