@@ -83,6 +83,13 @@ cconv_algorithm cconv_plan_algorithm(const cconv_plan *plan);
 int64_t cconv_plan_weight_bytes(const cconv_plan *plan);
 int64_t cconv_plan_workspace_bytes(const cconv_plan *plan);
 
+/* Fused depthwise-separable convolution: runs the depthwise plan (algorithm depthwise,
+ * channels-first, 2-D), then a 1x1 convolution with pw (Co2, Cmid) and bias (Co2, or NULL), band by
+ * band in cache so the (N, Cmid, OH, OW) intermediate never exists; y is (N, Co2, OH, OW).
+ * CCONV_ERR_UNSUPPORTED for other plans. */
+cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void *pw,
+                                          const void *bias, int64_t Co2, const void *x, void *y);
+
 /* One-shot: create, execute, destroy. */
 cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
                         const void *bias, void *y);

@@ -156,6 +156,29 @@ cdef class Plan:
         return y
 
 
+    def execute_separable(self, cnp.ndarray x, cnp.ndarray pw, bias, cnp.ndarray y):
+        """y <- 1x1(pw, bias) of this depthwise plan's output, fused band by band (channels-first
+        2-D depthwise plans only); pw C-contiguous (Co2, C_mid), y (N, Co2, OH, OW)."""
+        cdef const cconv_conv_desc *d = &self.desc
+        cdef int64_t co2 = pw.shape[0]
+        cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
+        cdef int64_t ny = d.batch * co2 * d.out_size[0] * d.out_size[1] * d.out_size[2]
+        cdef void *xp = data_of(x, d.dtype, nx, "x")
+        cdef void *wp = data_of(pw, d.dtype, co2 * d.out_channels, "pointwise_weight")
+        cdef void *bp = NULL
+        cdef void *yp = data_of(y, d.dtype, ny, "out")
+        cdef cconv_status st
+        if bias is not None:
+            bp = data_of(bias, d.dtype, co2, "bias")
+        if nx == 0 or ny == 0:
+            return y
+        with nogil:
+            st = cconv_plan_execute_separable(self.plan, wp, bp, co2, xp, yp)
+        if st != CCONV_OK:
+            raise_status(st, "execute_separable")
+        return y
+
+
 def channel_shuffle_into(cnp.ndarray x, cnp.ndarray y, int64_t groups, bint channels_last):
     """y <- channel_shuffle(x); x, y C-contiguous (N, C, ...) or (N, ..., C) of one dtype."""
     cdef cconv_dtype dt = dtype_code(x)

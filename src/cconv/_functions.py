@@ -181,13 +181,32 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, l
 
 
 def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
-                     dilation=1, *, layout=None, out=None):
-    """Depthwise separable convolution (MobileNet, Xception): depthwise k x k, then 1x1."""
+                     dilation=1, *, layout=None, out=None, fused=True):
+    """Depthwise separable convolution (MobileNet, Xception): depthwise k x k, then 1x1.
+
+    depthwise_weight (C*m, 1, kh, kw), pointwise_weight (C_out, C*m, 1, 1), bias (C_out).
+    fused=True (the default; channels-first only) computes both stages band by band of output rows
+    in cache, so the (N, C*m, OH, OW) intermediate is never allocated: less memory traffic and a
+    lower peak memory. fused=False runs the two stages one after the other (same result up to
+    rounding: the 1x1 sums the channels in the same order, but with different FMA contraction)."""
     x = as_array("x", x)
     dw, pw, bias = (as_array("depthwise_weight", depthwise_weight),
                     as_array("pointwise_weight", pointwise_weight), as_array("bias", bias))
     stages = separable_stages(x.shape, dw.shape, pw.shape, stride, padding, dilation, layout)
-    return _run_stages(stages, x, [dw, pw], bias, out, (x, dw, pw, bias))
+    if not fused or stages[0].channels_last:
+        return _run_stages(stages, x, [dw, pw], bias, out, (x, dw, pw, bias))
+    # Fused: the same two stages (describe() lists them), run band by band in cache.
+    dtype = result_dtype(x, dw, pw, bias)
+    check_bias(bias, stages[1].out_channels)
+    y, target = _api.output_array(out, stages[1].out_shape, dtype, (x, dw, pw, bias))
+    if y.size == 0:
+        return y
+    plan = _CPlan(stages[0].desc("depthwise"), contiguous(dw, dtype), None)
+    plan.execute_separable(np.ascontiguousarray(x, dtype=dtype),
+                           contiguous(pw, dtype).reshape(pw.shape[0], -1), contiguous(bias, dtype), target)
+    if target is not y:
+        y[...] = target
+    return y
 
 
 def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None, stride=1,
@@ -264,7 +283,7 @@ _STAGES = {
 def describe(fn_name, x_shape, *weight_shapes, **kwargs):
     """The list of stages (Geometry or ShuffleStage) that `fn_name` runs for these shapes, with
     every argument validated exactly as the function itself does. Used by cconv.analysis."""
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("bias", "out", "algorithm")}
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("bias", "out", "algorithm", "fused")}
     if fn_name == "channel_shuffle":
         return [shuffle_stage(x_shape, *weight_shapes, **kwargs)]
     if fn_name in _STAGES:

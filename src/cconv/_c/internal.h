@@ -36,12 +36,19 @@ typedef void (*cconv_dw_cf_fn)(const void *const *taps, int ntaps, const void *w
 typedef void (*cconv_dw_cl_fn)(const void *const *src, int ntaps, int64_t n, int64_t C,
                                const void *w, const void *bias, void *y);
 
+/* Pointwise block of the fused separable convolution: y[i*ys + p] = bias[i] + sum_k w[k*6 + i] *
+ * x[k*xs + p] for i < mr <= 6, p < np; bias may be NULL; x rows readable one vector past np. */
+typedef void (*cconv_pw_band_fn)(const void *x, ptrdiff_t xs, int64_t K, const void *w, int mr,
+                                 const void *bias, int64_t np, void *y, ptrdiff_t ys);
+#define CCONV_PW_MR 6
+
 typedef struct {
     const char *name;
     cconv_tile_kernel wide[2];   /* [dtype]: NR = 2 vectors */
     cconv_tile_kernel narrow[2]; /* [dtype]: NR = 1 vector, more pixels */
     cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
     cconv_dw_cl_fn dw_cl[2];
+    cconv_pw_band_fn pw_band[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;

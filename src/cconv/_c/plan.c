@@ -383,3 +383,46 @@ cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *wei
     cconv_plan_destroy(p);
     return st;
 }
+
+/* Fused separable convolution: the depthwise plan dw, then a 1x1 convolution with pw (Co2, Cmid)
+ * and bias (Co2 or NULL), channels-first 2-D only; y is (N, Co2, OH, OW). */
+cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, const void *bias,
+                                          int64_t Co2, const void *x, void *y)
+{
+    if (!p || !pw || !x || !y || Co2 < 1) return CCONV_ERR_INVALID;
+    const cconv_conv_desc *d = &p->d;
+    if (p->algo != CCONV_ALGO_DEPTHWISE || d->channels_last || d->in_size[0] != 1 || d->kernel[0] != 1)
+        return CCONV_ERR_UNSUPPORTED;
+    if (d->batch == 0) return CCONV_OK;
+    const int64_t Cm = d->out_channels, nblk = (Co2 + CCONV_PW_MR - 1) / CCONV_PW_MR;
+    const size_t es = cconv_dtype_size(d->dtype);
+    void *pack = cconv_aligned_alloc((size_t)(nblk * Cm * CCONV_PW_MR) * es);
+    int64_t *map[3];
+    map[0] = malloc((size_t)(p->padded[0] + p->padded[1] + p->padded[2]) * sizeof(int64_t));
+    if (!pack || !map[0]) { cconv_aligned_free(pack); free(map[0]); return CCONV_ERR_NOMEM; }
+    map[1] = map[0] + p->padded[0];
+    map[2] = map[1] + p->padded[1];
+    for (int a = 0; a < 3; a++)
+        for (int64_t z = 0; z < p->padded[a]; z++)
+            map[a][z] = cconv_pad_source(z - p->padlo[a], d->in_size[a], d->padding_mode);
+    /* [block][k][6], zeros past Co2, so the kernel broadcasts from one contiguous run per k. */
+#define PACK_PW(T)                                                                                 \
+    for (int64_t b = 0; b < nblk; b++)                                                             \
+        for (int64_t k = 0; k < Cm; k++)                                                           \
+            for (int64_t i = 0; i < CCONV_PW_MR; i++) {                                            \
+                const int64_t co = b * CCONV_PW_MR + i;                                            \
+                ((T *)pack)[(b * Cm + k) * CCONV_PW_MR + i] = co < Co2 ? ((const T *)pw)[co * Cm + k] : (T)0; \
+            }
+    cconv_status st;
+    if (d->dtype == CCONV_FLOAT64) {
+        PACK_PW(double)
+        st = run_separable_cf_f64(p, pack, Co2, bias, x, y, map);
+    } else {
+        PACK_PW(float)
+        st = run_separable_cf_f32(p, pack, Co2, bias, x, y, map);
+    }
+#undef PACK_PW
+    cconv_aligned_free(pack);
+    free(map[0]);
+    return st;
+}
