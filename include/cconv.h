@@ -37,7 +37,9 @@ typedef enum {
     CCONV_ALGO_AUTO = 0,      /* let the plan choose */
     CCONV_ALGO_GEMM = 1,      /* register-blocked direct convolution (GEMM family) */
     CCONV_ALGO_DEPTHWISE = 2, /* one input channel per group */
-    CCONV_ALGO_REFERENCE = 3  /* plain loops: slow, obviously correct */
+    CCONV_ALGO_REFERENCE = 3, /* plain loops: slow, obviously correct */
+    CCONV_ALGO_GROUPED = 4    /* direct grouped conv, 2-8 input channels per group, channels-first:
+                               * the depthwise row kernels with taps over the group's channels */
 } cconv_algorithm;
 
 typedef enum {

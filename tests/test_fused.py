@@ -113,3 +113,38 @@ def test_depthwise_channels_last_multiplier_is_native():
     p = cconv.plan_conv2d(x.shape, np.ones((6, 1, 3, 3), np.float32), groups=3, padding=1,
                           layout="NHWC")
     assert p.algorithm == "depthwise"
+
+
+GROUPED = [
+    # C_in, C_out, groups, H, W, kernel, stride, dilation, padding_mode
+    (128 // 8, 128 // 8, 4, 14, 14, (3, 3), 1, 1, "zeros"),   # 4 in, 4 out per group
+    (6, 12, 3, 11, 13, (3, 3), 2, 1, "reflect"),              # 2 in, 4 out
+    (16, 8, 2, 9, 40, (5, 3), 1, 2, "zeros"),                 # 8 in, 4 out
+    (9, 9, 3, 10, 10, (1, 1), 1, 1, "zeros"),                 # grouped 1x1
+    (10, 5, 5, 12, 70, (3, 3), (2, 1), 1, "circular"),        # 2 in, 1 out
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", GROUPED)
+def test_grouped_direct_matches_reference(isa, dtype, case):
+    cin, cout, g, H, W, k, s, d, mode = case
+    rng = np.random.default_rng(cin + cout + g)
+    x = rng.standard_normal((2, cin, H, W)).astype(dtype)
+    w = rng.standard_normal((cout, cin // g) + k).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    pad = tuple(d * (ki // 2) for ki in k)
+    kw = dict(stride=s, padding=pad, dilation=d, groups=g, padding_mode=mode)
+    with use_isa(isa):
+        got = cconv.conv2d(x, w, b, algorithm="grouped", **kw)
+        ref = cconv.conv2d(x, w, b, algorithm="reference", **kw)
+        assert _threads_equal(lambda: cconv.conv2d(x, w, b, algorithm="grouped", **kw))
+    assert _rel(got, ref) < TOL[dtype]
+
+
+def test_grouped_is_chosen_for_few_channels_per_group():
+    p = cconv.plan_conv2d((1, 128, 8, 8), np.ones((128, 4, 3, 3), np.float32), groups=32, padding=1)
+    assert p.algorithm == "grouped"
+    with pytest.raises(ValueError):
+        cconv.plan_conv2d((1, 8, 8, 128), np.ones((128, 4, 3, 3), np.float32), groups=32,
+                          layout="NHWC", algorithm="grouped")

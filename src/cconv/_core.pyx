@@ -37,7 +37,8 @@ cdef cconv_status channel_shuffle(cconv_dtype dtype, int channels_last, int64_t 
 
 # ---- Python-facing helpers ----
 ALGORITHMS = {"auto": CCONV_ALGO_AUTO, "gemm": CCONV_ALGO_GEMM,
-              "depthwise": CCONV_ALGO_DEPTHWISE, "reference": CCONV_ALGO_REFERENCE}
+              "depthwise": CCONV_ALGO_DEPTHWISE, "reference": CCONV_ALGO_REFERENCE,
+              "grouped": CCONV_ALGO_GROUPED}
 PADDING_MODES = {"zeros": CCONV_PAD_ZEROS, "reflect": CCONV_PAD_REFLECT,
                  "replicate": CCONV_PAD_REPLICATE, "circular": CCONV_PAD_CIRCULAR}
 VERSION = CCONV_VERSION.decode()

@@ -22,6 +22,7 @@ cdef extern from "cconv.h" nogil:
         CCONV_ALGO_GEMM
         CCONV_ALGO_DEPTHWISE
         CCONV_ALGO_REFERENCE
+        CCONV_ALGO_GROUPED
 
     ctypedef enum cconv_status:
         CCONV_OK
