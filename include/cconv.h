@@ -92,6 +92,11 @@ int64_t cconv_plan_workspace_bytes(const cconv_plan *plan);
 cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void *pw,
                                           const void *bias, int64_t Co2, const void *x, void *y);
 
+/* Runs a depthwise or grouped channels-first plan, writing output channel c*(C/g) + j at j*g + c
+ * (channel_shuffle with g = shuffle_groups) directly; CCONV_ERR_UNSUPPORTED for other plans. */
+cconv_status cconv_plan_execute_shuffled(const cconv_plan *plan, int64_t shuffle_groups,
+                                         const void *x, void *y);
+
 /* One-shot: create, execute, destroy. */
 cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
                         const void *bias, void *y);

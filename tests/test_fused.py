@@ -148,3 +148,27 @@ def test_grouped_is_chosen_for_few_channels_per_group():
     with pytest.raises(ValueError):
         cconv.plan_conv2d((1, 8, 8, 128), np.ones((128, 4, 3, 3), np.float32), groups=32,
                           layout="NHWC", algorithm="grouped")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cin, cout, groups, shuffle_groups, layout", [
+    (16, 16, 4, 4, "NCHW"),     # grouped algorithm, fused shuffle
+    (12, 24, 3, 4, "NCHW"),     # shuffle groups differ from conv groups
+    (6, 12, 6, 3, "NCHW"),      # depthwise with m = 2, fused shuffle
+    (24, 24, 2, 2, "NCHW"),     # 12 channels per group: GEMM, then a separate shuffle
+    (16, 16, 4, 4, "NHWC"),
+])
+def test_shuffled_grouped_equals_conv_then_shuffle(isa, dtype, cin, cout, groups, shuffle_groups,
+                                                   layout):
+    rng = np.random.default_rng(cin * cout)
+    x = rng.standard_normal((2, cin, 9, 11)).astype(dtype)
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    w = rng.standard_normal((cout, cin // groups, 3, 3)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    with use_isa(isa):
+        got = cconv.shuffled_grouped_conv2d(x, w, groups, b, padding=1, shuffle_groups=shuffle_groups,
+                                            layout=layout)
+        steps = cconv.channel_shuffle(cconv.conv2d(x, w, b, padding=1, groups=groups, layout=layout),
+                                      shuffle_groups, layout=layout)
+    np.testing.assert_array_equal(got, steps)

@@ -271,6 +271,41 @@ def channel_shuffle(x, groups, *, layout=None):
     return _shuffle_into(np.ascontiguousarray(x), y, st.groups, st.channels_last)
 
 
+def shuffled_grouped_stages(x_shape, w_shape, groups, stride=1, padding=0, dilation=1,
+                            shuffle_groups=None, padding_mode="zeros", layout=None):
+    conv = conv_geometry(2, x_shape, w_shape, stride, padding, dilation, groups,
+                         padding_mode=padding_mode, layout=layout)
+    return [conv, shuffle_stage(conv.out_shape, groups if shuffle_groups is None else shuffle_groups,
+                                layout)]
+
+
+def shuffled_grouped_conv2d(x, weight, groups, bias=None, stride=1, padding=0, dilation=1, *,
+                            shuffle_groups=None, padding_mode="zeros", layout=None, out=None):
+    """ShuffleNet's grouped convolution followed by a channel shuffle, in one call:
+    channel_shuffle(conv2d(x, weight, bias, groups=groups, ...), shuffle_groups) with
+    shuffle_groups defaulting to groups. When conv2d picks the depthwise or grouped algorithm
+    (channels-first, at most 8 input channels per group) the output channels are written directly
+    in shuffled order (no second pass over memory); otherwise the two steps run one after another."""
+    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias)
+    conv, shuf = shuffled_grouped_stages(x.shape, weight.shape, groups, stride, padding, dilation,
+                                         shuffle_groups, padding_mode, layout)
+    dtype = result_dtype(x, weight, bias)
+    check_bias(bias, conv.out_channels)
+    plan = _CPlan(conv.desc("auto"), contiguous(weight, dtype), contiguous(bias, dtype))
+    y, target = _api.output_array(out, conv.out_shape, dtype, (x, weight, bias))
+    if y.size == 0:
+        return y
+    xc = np.ascontiguousarray(x, dtype=dtype)
+    if plan.algorithm in ("depthwise", "grouped") and not conv.channels_last:
+        plan.execute_shuffled(xc, target, shuf.groups)
+    else:
+        tmp = plan.execute(xc, np.empty(conv.out_shape, dtype))
+        _shuffle_into(tmp, target, shuf.groups, shuf.channels_last)
+    if target is not y:
+        y[...] = target
+    return y
+
+
 # ------------------------------------------------------------------ shapes only
 
 _STAGES = {
@@ -278,6 +313,7 @@ _STAGES = {
     "separable_conv2d": separable_stages,
     "spatially_separable_conv2d": spatially_separable_stages,
     "flattened_conv2d": flattened_stages,
+    "shuffled_grouped_conv2d": shuffled_grouped_stages,
 }
 
 

@@ -54,6 +54,8 @@ cdef extern from "cconv.h" nogil:
     cconv_status cconv_plan_create(const cconv_conv_desc *d, const void *weight, const void *bias,
                                    cconv_plan **plan)
     cconv_status cconv_plan_execute(const cconv_plan *plan, const void *x, void *y)
+    cconv_status cconv_plan_execute_shuffled(const cconv_plan *plan, int64_t shuffle_groups,
+                                             const void *x, void *y)
     cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void *pw,
                                               const void *bias, int64_t Co2, const void *x, void *y)
     void cconv_plan_destroy(cconv_plan *plan)

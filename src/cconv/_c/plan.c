@@ -439,3 +439,28 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
     free(map[0]);
     return st;
 }
+
+/* A depthwise or grouped (channels-first) plan whose output channels are written directly in
+ * channel_shuffle(y, shuffle_groups) order: ShuffleNet's grouped conv + shuffle in one pass. */
+cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_groups, const void *x,
+                                         void *y)
+{
+    if (!p || !x || !y || shuffle_groups < 1) return CCONV_ERR_INVALID;
+    const cconv_conv_desc *d = &p->d;
+    if (d->out_channels % shuffle_groups) return CCONV_ERR_INVALID;
+    if ((p->algo != CCONV_ALGO_DEPTHWISE && p->algo != CCONV_ALGO_GROUPED) || d->channels_last)
+        return CCONV_ERR_UNSUPPORTED;
+    if (d->batch == 0) return CCONV_OK;
+    int64_t *map[3];
+    map[0] = malloc((size_t)(p->padded[0] + p->padded[1] + p->padded[2]) * sizeof(int64_t));
+    if (!map[0]) return CCONV_ERR_NOMEM;
+    map[1] = map[0] + p->padded[0];
+    map[2] = map[1] + p->padded[1];
+    for (int a = 0; a < 3; a++)
+        for (int64_t z = 0; z < p->padded[a]; z++)
+            map[a][z] = cconv_pad_source(z - p->padlo[a], d->in_size[a], d->padding_mode);
+    cconv_status st = d->dtype == CCONV_FLOAT64 ? run_dw_cf_f64(p, x, y, map, shuffle_groups)
+                                                : run_dw_cf_f32(p, x, y, map, shuffle_groups);
+    free(map[0]);
+    return st;
+}
