@@ -42,6 +42,9 @@ typedef void (*cconv_pw_band_fn)(const void *x, ptrdiff_t xs, int64_t K, const v
                                  const void *bias, int64_t np, void *y, ptrdiff_t ys);
 #define CCONV_PW_MR 6
 
+/* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
+typedef void (*cconv_stream_copy_fn)(void *dst, const void *src, int64_t n);
+
 typedef struct {
     const char *name;
     cconv_tile_kernel wide[2];   /* [dtype]: NR = 2 vectors */
@@ -49,6 +52,7 @@ typedef struct {
     cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
     cconv_dw_cl_fn dw_cl[2];
     cconv_pw_band_fn pw_band[2];
+    cconv_stream_copy_fn stream_copy[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;
