@@ -37,7 +37,9 @@ typedef enum {
     CCONV_ALGO_AUTO = 0,      /* let the plan choose */
     CCONV_ALGO_GEMM = 1,      /* register-blocked direct convolution (GEMM family) */
     CCONV_ALGO_DEPTHWISE = 2, /* one input channel per group */
-    CCONV_ALGO_REFERENCE = 3  /* plain loops: slow, obviously correct */
+    CCONV_ALGO_REFERENCE = 3, /* plain loops: slow, obviously correct */
+    CCONV_ALGO_GROUPED = 4    /* direct grouped conv, 2-8 input channels per group, channels-first:
+                               * the depthwise row kernels with taps over the group's channels */
 } cconv_algorithm;
 
 typedef enum {
@@ -82,6 +84,18 @@ cconv_algorithm cconv_plan_algorithm(const cconv_plan *plan);
 /* Bytes of packed weights the plan holds, and scratch bytes one execute allocates. */
 int64_t cconv_plan_weight_bytes(const cconv_plan *plan);
 int64_t cconv_plan_workspace_bytes(const cconv_plan *plan);
+
+/* Fused depthwise-separable convolution: runs the depthwise plan (algorithm depthwise,
+ * channels-first, 2-D), then a 1x1 convolution with pw (Co2, Cmid) and bias (Co2, or NULL), band by
+ * band in cache so the (N, Cmid, OH, OW) intermediate never exists; y is (N, Co2, OH, OW).
+ * CCONV_ERR_UNSUPPORTED for other plans. */
+cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void *pw,
+                                          const void *bias, int64_t Co2, const void *x, void *y);
+
+/* Runs a depthwise or grouped channels-first plan, writing output channel c*(C/g) + j at j*g + c
+ * (channel_shuffle with g = shuffle_groups) directly; CCONV_ERR_UNSUPPORTED for other plans. */
+cconv_status cconv_plan_execute_shuffled(const cconv_plan *plan, int64_t shuffle_groups,
+                                         const void *x, void *y);
 
 /* One-shot: create, execute, destroy. */
 cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,

@@ -12,7 +12,7 @@ from ._functions import (
     ConvPlan, channel_shuffle, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
     conv_transpose3d, depthwise_conv2d, flattened_conv2d, plan_conv1d, plan_conv2d, plan_conv3d,
     plan_conv_transpose1d, plan_conv_transpose2d, plan_conv_transpose3d, separable_conv2d,
-    spatially_separable_conv2d,
+    shuffled_grouped_conv2d, spatially_separable_conv2d,
 )
 
 __version__ = _core.VERSION
@@ -22,7 +22,7 @@ ISAS = ("avx512", "avx2", "generic")
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
-    "channel_shuffle", "ConvPlan", "plan_conv1d", "plan_conv2d", "plan_conv3d",
+    "channel_shuffle", "shuffled_grouped_conv2d", "ConvPlan", "plan_conv1d", "plan_conv2d", "plan_conv3d",
     "plan_conv_transpose1d", "plan_conv_transpose2d", "plan_conv_transpose3d",
     "get_include", "show_config", "set_num_threads", "get_num_threads", "get_isa", "set_isa",
     "available_isas", "use_isa",

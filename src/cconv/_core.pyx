@@ -52,7 +52,8 @@ cdef const char *c_get_isa() noexcept nogil:
 
 # ---- Python-facing helpers ----
 ALGORITHMS = {"auto": CCONV_ALGO_AUTO, "gemm": CCONV_ALGO_GEMM,
-              "depthwise": CCONV_ALGO_DEPTHWISE, "reference": CCONV_ALGO_REFERENCE}
+              "depthwise": CCONV_ALGO_DEPTHWISE, "reference": CCONV_ALGO_REFERENCE,
+              "grouped": CCONV_ALGO_GROUPED}
 PADDING_MODES = {"zeros": CCONV_PAD_ZEROS, "reflect": CCONV_PAD_REFLECT,
                  "replicate": CCONV_PAD_REPLICATE, "circular": CCONV_PAD_CIRCULAR}
 VERSION = CCONV_VERSION.decode()
@@ -172,6 +173,46 @@ cdef class Plan:
             st = cconv_plan_execute(self.plan, xp, yp)
         if st != CCONV_OK:
             raise_status(st, "execute")
+        return y
+
+
+    def execute_shuffled(self, cnp.ndarray x, cnp.ndarray y, int64_t shuffle_groups):
+        """Like execute, with the output channels written in channel_shuffle order (depthwise and
+        grouped channels-first plans only)."""
+        cdef const cconv_conv_desc *d = &self.desc
+        cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
+        cdef int64_t ny = d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
+        cdef void *xp = data_of(x, d.dtype, nx, "x")
+        cdef void *yp = data_of(y, d.dtype, ny, "out")
+        cdef cconv_status st
+        if nx == 0 or ny == 0:
+            return y
+        with nogil:
+            st = cconv_plan_execute_shuffled(self.plan, shuffle_groups, xp, yp)
+        if st != CCONV_OK:
+            raise_status(st, "execute_shuffled")
+        return y
+
+    def execute_separable(self, cnp.ndarray x, cnp.ndarray pw, bias, cnp.ndarray y):
+        """y <- 1x1(pw, bias) of this depthwise plan's output, fused band by band (channels-first
+        2-D depthwise plans only); pw C-contiguous (Co2, C_mid), y (N, Co2, OH, OW)."""
+        cdef const cconv_conv_desc *d = &self.desc
+        cdef int64_t co2 = pw.shape[0]
+        cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
+        cdef int64_t ny = d.batch * co2 * d.out_size[0] * d.out_size[1] * d.out_size[2]
+        cdef void *xp = data_of(x, d.dtype, nx, "x")
+        cdef void *wp = data_of(pw, d.dtype, co2 * d.out_channels, "pointwise_weight")
+        cdef void *bp = NULL
+        cdef void *yp = data_of(y, d.dtype, ny, "out")
+        cdef cconv_status st
+        if bias is not None:
+            bp = data_of(bias, d.dtype, co2, "bias")
+        if nx == 0 or ny == 0:
+            return y
+        with nogil:
+            st = cconv_plan_execute_separable(self.plan, wp, bp, co2, xp, yp)
+        if st != CCONV_OK:
+            raise_status(st, "execute_separable")
         return y
 
 

@@ -53,7 +53,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
 
     x (N, C_in, H, W) or layout="NHWC"; weight (C_out, C_in/groups, kh, kw); padding: int,
     (ph, pw), ((top, bottom), (left, right)), "valid" or "same"; padding_mode: zeros, reflect,
-    replicate, circular; algorithm: auto, gemm, depthwise, reference."""
+    replicate, circular; algorithm: auto, gemm, depthwise (one input channel per group),
+    grouped (channels-first, 2-8 input channels per group: direct row kernels), reference."""
     return _conv(2, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
                  layout, out, algorithm)
 
@@ -184,13 +185,32 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, l
 
 
 def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
-                     dilation=1, *, layout=None, out=None):
-    """Depthwise separable convolution (MobileNet, Xception): depthwise k x k, then 1x1."""
+                     dilation=1, *, layout=None, out=None, fused=True):
+    """Depthwise separable convolution (MobileNet, Xception): depthwise k x k, then 1x1.
+
+    depthwise_weight (C*m, 1, kh, kw), pointwise_weight (C_out, C*m, 1, 1), bias (C_out).
+    fused=True (the default; channels-first only) computes both stages band by band of output rows
+    in cache, so the (N, C*m, OH, OW) intermediate is never allocated: less memory traffic and a
+    lower peak memory. fused=False runs the two stages one after the other (same result up to
+    rounding: the 1x1 sums the channels in the same order, but with different FMA contraction)."""
     x = as_array("x", x)
     dw, pw, bias = (as_array("depthwise_weight", depthwise_weight),
                     as_array("pointwise_weight", pointwise_weight), as_array("bias", bias))
     stages = separable_stages(x.shape, dw.shape, pw.shape, stride, padding, dilation, layout)
-    return _run_stages(stages, x, [dw, pw], bias, out, (x, dw, pw, bias))
+    if not fused or stages[0].channels_last:
+        return _run_stages(stages, x, [dw, pw], bias, out, (x, dw, pw, bias))
+    # Fused: the same two stages (describe() lists them), run band by band in cache.
+    dtype = result_dtype(x, dw, pw, bias)
+    check_bias(bias, stages[1].out_channels)
+    y, target = _api.output_array(out, stages[1].out_shape, dtype, (x, dw, pw, bias))
+    if y.size == 0:
+        return y
+    plan = _CPlan(stages[0].desc("depthwise"), contiguous(dw, dtype), None)
+    plan.execute_separable(np.ascontiguousarray(x, dtype=dtype),
+                           contiguous(pw, dtype).reshape(pw.shape[0], -1), contiguous(bias, dtype), target)
+    if target is not y:
+        y[...] = target
+    return y
 
 
 def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None, stride=1,
@@ -255,6 +275,41 @@ def channel_shuffle(x, groups, *, layout=None):
     return _shuffle_into(np.ascontiguousarray(x), y, st.groups, st.channels_last)
 
 
+def shuffled_grouped_stages(x_shape, w_shape, groups, stride=1, padding=0, dilation=1,
+                            shuffle_groups=None, padding_mode="zeros", layout=None):
+    conv = conv_geometry(2, x_shape, w_shape, stride, padding, dilation, groups,
+                         padding_mode=padding_mode, layout=layout)
+    return [conv, shuffle_stage(conv.out_shape, groups if shuffle_groups is None else shuffle_groups,
+                                layout)]
+
+
+def shuffled_grouped_conv2d(x, weight, groups, bias=None, stride=1, padding=0, dilation=1, *,
+                            shuffle_groups=None, padding_mode="zeros", layout=None, out=None):
+    """ShuffleNet's grouped convolution followed by a channel shuffle, in one call:
+    channel_shuffle(conv2d(x, weight, bias, groups=groups, ...), shuffle_groups) with
+    shuffle_groups defaulting to groups. When conv2d picks the depthwise or grouped algorithm
+    (channels-first, at most 8 input channels per group) the output channels are written directly
+    in shuffled order (no second pass over memory); otherwise the two steps run one after another."""
+    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias)
+    conv, shuf = shuffled_grouped_stages(x.shape, weight.shape, groups, stride, padding, dilation,
+                                         shuffle_groups, padding_mode, layout)
+    dtype = result_dtype(x, weight, bias)
+    check_bias(bias, conv.out_channels)
+    plan = _CPlan(conv.desc("auto"), contiguous(weight, dtype), contiguous(bias, dtype))
+    y, target = _api.output_array(out, conv.out_shape, dtype, (x, weight, bias))
+    if y.size == 0:
+        return y
+    xc = np.ascontiguousarray(x, dtype=dtype)
+    if plan.algorithm in ("depthwise", "grouped") and not conv.channels_last:
+        plan.execute_shuffled(xc, target, shuf.groups)
+    else:
+        tmp = plan.execute(xc, np.empty(conv.out_shape, dtype))
+        _shuffle_into(tmp, target, shuf.groups, shuf.channels_last)
+    if target is not y:
+        y[...] = target
+    return y
+
+
 # ------------------------------------------------------------------ shapes only
 
 _STAGES = {
@@ -262,6 +317,7 @@ _STAGES = {
     "separable_conv2d": separable_stages,
     "spatially_separable_conv2d": spatially_separable_stages,
     "flattened_conv2d": flattened_stages,
+    "shuffled_grouped_conv2d": shuffled_grouped_stages,
 }
 
 
@@ -273,7 +329,7 @@ def describe(fn_name, x_shape, *weight_shapes, **kwargs):
         raise ValueError(f"unknown function name {fn_name!r}")
     # Accept exactly the arguments the function itself accepts.
     inspect.signature(fn).bind(x_shape, *weight_shapes, **kwargs)
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("bias", "out", "algorithm")}
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("bias", "out", "algorithm", "fused")}
     if fn_name == "channel_shuffle":
         return [shuffle_stage(x_shape, *weight_shapes, **kwargs)]
     if fn_name in _STAGES:
@@ -287,7 +343,8 @@ def describe(fn_name, x_shape, *weight_shapes, **kwargs):
 
 _PUBLIC = {f.__name__: f for f in (
     conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, depthwise_conv2d,
-    separable_conv2d, spatially_separable_conv2d, flattened_conv2d, channel_shuffle)}
+    separable_conv2d, spatially_separable_conv2d, flattened_conv2d, channel_shuffle,
+    shuffled_grouped_conv2d)}
 
 
 # ------------------------------------------------------------------ reusable plans

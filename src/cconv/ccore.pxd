@@ -22,6 +22,7 @@ cdef extern from "cconv.h" nogil:
         CCONV_ALGO_GEMM
         CCONV_ALGO_DEPTHWISE
         CCONV_ALGO_REFERENCE
+        CCONV_ALGO_GROUPED
 
     ctypedef enum cconv_status:
         CCONV_OK
@@ -53,6 +54,10 @@ cdef extern from "cconv.h" nogil:
     cconv_status cconv_plan_create(const cconv_conv_desc *d, const void *weight, const void *bias,
                                    cconv_plan **plan)
     cconv_status cconv_plan_execute(const cconv_plan *plan, const void *x, void *y)
+    cconv_status cconv_plan_execute_shuffled(const cconv_plan *plan, int64_t shuffle_groups,
+                                             const void *x, void *y)
+    cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void *pw,
+                                              const void *bias, int64_t Co2, const void *x, void *y)
     void cconv_plan_destroy(cconv_plan *plan)
     const cconv_conv_desc *cconv_plan_desc(const cconv_plan *plan)
     cconv_algorithm cconv_plan_algorithm(const cconv_plan *plan)

@@ -25,19 +25,34 @@ typedef struct {
     cconv_tile_fn fn;
 } cconv_tile_kernel;
 
-/* Depthwise row kernel: y[j] (+)= sum_t w[t] * x[tap_off[t] + j*xs] for j < n (one channel). */
-typedef void (*cconv_dw_row_fn)(const void *x, ptrdiff_t xs, const ptrdiff_t *taps,
-                                const void *w, int ntaps, int64_t n, void *y);
-/* Depthwise channels-last pixel kernel: y[c] = sum_t w[t][c] * x[taps[t] + c] for c < C. */
-typedef void (*cconv_dw_pix_fn)(const void *x, const ptrdiff_t *taps, const void *w, int ntaps,
-                                int64_t channels, void *y);
+/* Depthwise kernels (kernels/depthwise.inc; drivers in depthwise.inc).
+ * Channels-first, nout output rows of one channel: y[o*y_step + j] = bias + sum_t w[t] *
+ * taps[t][o*in_step + j] for j < n; taps point into padded, stride-phase-split input rows;
+ * bias may be NULL. Reads up to one vector past each run. */
+typedef void (*cconv_dw_cf_fn)(const void *const *taps, int ntaps, const void *w, const void *bias,
+                               int64_t n, int64_t nout, ptrdiff_t in_step, ptrdiff_t y_step, void *y);
+/* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
+ * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). */
+typedef void (*cconv_dw_cl_fn)(const void *const *src, int ntaps, int64_t n, int64_t C,
+                               const void *w, const void *bias, void *y);
+
+/* Pointwise block of the fused separable convolution: y[i*ys + p] = bias[i] + sum_k w[k*6 + i] *
+ * x[k*xs + p] for i < mr <= 6, p < np; bias may be NULL; x rows readable one vector past np. */
+typedef void (*cconv_pw_band_fn)(const void *x, ptrdiff_t xs, int64_t K, const void *w, int mr,
+                                 const void *bias, int64_t np, void *y, ptrdiff_t ys);
+#define CCONV_PW_MR 6
+
+/* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
+typedef void (*cconv_stream_copy_fn)(void *dst, const void *src, int64_t n);
 
 typedef struct {
     const char *name;
     cconv_tile_kernel wide[2];   /* [dtype]: NR = 2 vectors */
     cconv_tile_kernel narrow[2]; /* [dtype]: NR = 1 vector, more pixels */
-    cconv_dw_row_fn dw_row[2];
-    cconv_dw_pix_fn dw_pix[2];
+    cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
+    cconv_dw_cl_fn dw_cl[2];
+    cconv_pw_band_fn pw_band[2];
+    cconv_stream_copy_fn stream_copy[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;

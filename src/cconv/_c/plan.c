@@ -42,7 +42,7 @@ cconv_status cconv_conv_output_size(cconv_conv_desc *d)
 {
     if (!d || (d->dtype != CCONV_FLOAT32 && d->dtype != CCONV_FLOAT64)) return CCONV_ERR_INVALID;
     if (d->padding_mode < CCONV_PAD_ZEROS || d->padding_mode > CCONV_PAD_CIRCULAR) return CCONV_ERR_INVALID;
-    if (d->algorithm < CCONV_ALGO_AUTO || d->algorithm > CCONV_ALGO_REFERENCE) return CCONV_ERR_INVALID;
+    if (d->algorithm < CCONV_ALGO_AUTO || d->algorithm > CCONV_ALGO_GROUPED) return CCONV_ERR_INVALID;
     if (d->batch < 0 || d->in_channels < 1 || d->out_channels < 1 || d->groups < 1) return CCONV_ERR_INVALID;
     if (d->in_channels % d->groups || d->out_channels % d->groups) return CCONV_ERR_INVALID;
     if (d->transposed && d->padding_mode != CCONV_PAD_ZEROS) return CCONV_ERR_INVALID;
@@ -167,28 +167,41 @@ nomem:
                 }                                                                                  \
     }
 
-/* Depthwise weights: channels-first [co][tap]; channels-last [tap][co]. */
+/* Depthwise/grouped weights: channels-first [co][ci in group][tap]; channels-last (cig == 1)
+ * [tap][co]. */
 #define PACK_DW(T)                                                                                 \
     {                                                                                              \
         const T *w = (const T *)weight;                                                            \
         T *dst = (T *)ps->wpack;                                                                   \
         for (int64_t co = 0; co < Co; co++)                                                        \
-            for (int t = 0; t < ps->ntaps; t++) {                                                  \
-                const T v = w[co * ksz + ps->tap_k[t]];                                            \
-                if (d->channels_last) dst[t * Co + co] = v; else dst[co * ps->ntaps + t] = v;      \
-            }                                                                                      \
+            for (int64_t ci = 0; ci < cig; ci++)                                                   \
+                for (int t = 0; t < ps->ntaps; t++) {                                              \
+                    const T v = w[(co * cig + ci) * ksz + ps->tap_k[t]];                           \
+                    if (d->channels_last) dst[t * Co + co] = v;                                    \
+                    else dst[(co * cig + ci) * ps->ntaps + t] = v;                                 \
+                }                                                                                  \
     }
 
+/* One input channel per group, any multiplier m = cog, any layout (depthwise.inc). */
 static int can_depthwise(const cconv_conv_desc *d)
 {
-    const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
-    return !d->transposed && cig == 1 && (!d->channels_last || cog == 1);
+    const int64_t cig = d->in_channels / d->groups;
+    return !d->transposed && cig == 1;
+}
+
+/* Few input channels per group, channels-first: each output row sums cig*kh*kw shifted input rows,
+ * too short a reduction for the GEMM tile; the depthwise row kernels take it as more taps. */
+static int can_grouped(const cconv_conv_desc *d)
+{
+    const int64_t cig = d->in_channels / d->groups;
+    return !d->transposed && !d->channels_last && cig >= 1 && cig <= 8;
 }
 
 static cconv_algorithm choose_algorithm(const cconv_conv_desc *d)
 {
-    const int64_t cog = d->out_channels / d->groups;
+    const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
     if (can_depthwise(d) && cog <= 4) return CCONV_ALGO_DEPTHWISE;
+    if (can_grouped(d) && cig >= 2 && cog <= 8 && d->groups > 1) return CCONV_ALGO_GROUPED;
     return CCONV_ALGO_GEMM;
 }
 
@@ -226,6 +239,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     p->isa = cconv_active_isa();
     if (d->algorithm == CCONV_ALGO_AUTO) p->algo = choose_algorithm(d);
     else if (d->algorithm == CCONV_ALGO_DEPTHWISE && !can_depthwise(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
+    else if (d->algorithm == CCONV_ALGO_GROUPED && !can_grouped(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
     else p->algo = d->algorithm;
 
     if (bias) {
@@ -254,7 +268,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     {
         const int64_t Hp = p->padded[1], Wp = p->padded[2];
         const int dt = d->dtype == CCONV_FLOAT64;
-        const int64_t C = (p->algo == CCONV_ALGO_DEPTHWISE && !d->channels_last) ? 1 : Ci;
+        const int64_t C = (p->algo != CCONV_ALGO_GEMM && !d->channels_last) ? 1 : Ci;
         if (p->algo == CCONV_ALGO_GEMM) {
             p->tile = cog <= p->isa->narrow[dt].nr ? p->isa->narrow[dt] : p->isa->wide[dt];
             p->nblk = (cog + p->tile.nr - 1) / p->tile.nr;
@@ -317,14 +331,20 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         p->workspace_bytes = (ws + (int64_t)CCONV_MR_MAX * (d->stride[2] + 1) * Ci) * (int64_t)es;
     } else {
         pass_t *ps = &p->passes[0];
-        ps->wpack = cconv_aligned_alloc((size_t)(Co * ps->ntaps) * es);
+        ps->wpack = cconv_aligned_alloc((size_t)(Co * cig * ps->ntaps) * es);
         if (!ps->wpack) goto nomem;
-        p->weight_bytes = Co * ps->ntaps * (int64_t)es;
+        p->weight_bytes = Co * cig * ps->ntaps * (int64_t)es;
         if (d->dtype == CCONV_FLOAT64) PACK_DW(double) else PACK_DW(float)
-        int64_t ws = padded_elems;
-        if (d->channels_last && (!cconv_mul(ws, d->batch, &ws) || !cconv_mul(ws, Ci, &ws))) goto overflow;
-        if (!d->channels_last) ws = (ws + d->out_size[2] + 64) * cconv_threads();
-        p->workspace_bytes = (ws + 64 * (d->stride[2] + 1) * (d->channels_last ? Ci : 1)) * (int64_t)es;
+        /* Per-thread row rings and tap tables of depthwise.inc (no padded copy of the input). */
+        const int64_t *K = d->kernel, *Dl = d->dilation, S2 = d->stride[2];
+        const int64_t slots = ((K[0] - 1) * Dl[0] + 1) * ((K[1] - 1) * Dl[1] + 1);
+        int64_t ws;
+        if (!d->channels_last)
+            ws = 128 * 1024 + cig * slots * S2 * ((p->padded[2] + S2 - 1) / S2 + 32) * (int64_t)es;
+        else
+            ws = (cog > 1 ? slots * d->in_size[2] * Co * (int64_t)es : 0) + d->out_size[2] * ksz * 8;
+        p->workspace_bytes = ws * cconv_threads() + Co * (int64_t)es;
+        (void)padded_elems;
     }
     *out = p;
     return CCONV_OK;
@@ -374,5 +394,73 @@ cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *wei
     if (st != CCONV_OK) return st;
     st = cconv_plan_execute(p, x, y);
     cconv_plan_destroy(p);
+    return st;
+}
+
+/* Fused separable convolution: the depthwise plan dw, then a 1x1 convolution with pw (Co2, Cmid)
+ * and bias (Co2 or NULL), channels-first 2-D only; y is (N, Co2, OH, OW). */
+cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, const void *bias,
+                                          int64_t Co2, const void *x, void *y)
+{
+    if (!p || !pw || !x || !y || Co2 < 1) return CCONV_ERR_INVALID;
+    const cconv_conv_desc *d = &p->d;
+    if (p->algo != CCONV_ALGO_DEPTHWISE || d->in_channels != d->groups || d->channels_last || d->in_size[0] != 1 || d->kernel[0] != 1)
+        return CCONV_ERR_UNSUPPORTED;
+    if (d->batch == 0) return CCONV_OK;
+    const int64_t Cm = d->out_channels, nblk = (Co2 + CCONV_PW_MR - 1) / CCONV_PW_MR;
+    const size_t es = cconv_dtype_size(d->dtype);
+    void *pack = cconv_aligned_alloc((size_t)(nblk * Cm * CCONV_PW_MR) * es);
+    int64_t *map[3];
+    map[0] = malloc((size_t)(p->padded[0] + p->padded[1] + p->padded[2]) * sizeof(int64_t));
+    if (!pack || !map[0]) { cconv_aligned_free(pack); free(map[0]); return CCONV_ERR_NOMEM; }
+    map[1] = map[0] + p->padded[0];
+    map[2] = map[1] + p->padded[1];
+    for (int a = 0; a < 3; a++)
+        for (int64_t z = 0; z < p->padded[a]; z++)
+            map[a][z] = cconv_pad_source(z - p->padlo[a], d->in_size[a], d->padding_mode);
+    /* [block][k][6], zeros past Co2, so the kernel broadcasts from one contiguous run per k. */
+#define PACK_PW(T)                                                                                 \
+    for (int64_t b = 0; b < nblk; b++)                                                             \
+        for (int64_t k = 0; k < Cm; k++)                                                           \
+            for (int64_t i = 0; i < CCONV_PW_MR; i++) {                                            \
+                const int64_t co = b * CCONV_PW_MR + i;                                            \
+                ((T *)pack)[(b * Cm + k) * CCONV_PW_MR + i] = co < Co2 ? ((const T *)pw)[co * Cm + k] : (T)0; \
+            }
+    cconv_status st;
+    if (d->dtype == CCONV_FLOAT64) {
+        PACK_PW(double)
+        st = run_separable_cf_f64(p, pack, Co2, bias, x, y, map);
+    } else {
+        PACK_PW(float)
+        st = run_separable_cf_f32(p, pack, Co2, bias, x, y, map);
+    }
+#undef PACK_PW
+    cconv_aligned_free(pack);
+    free(map[0]);
+    return st;
+}
+
+/* A depthwise or grouped (channels-first) plan whose output channels are written directly in
+ * channel_shuffle(y, shuffle_groups) order: ShuffleNet's grouped conv + shuffle in one pass. */
+cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_groups, const void *x,
+                                         void *y)
+{
+    if (!p || !x || !y || shuffle_groups < 1) return CCONV_ERR_INVALID;
+    const cconv_conv_desc *d = &p->d;
+    if (d->out_channels % shuffle_groups) return CCONV_ERR_INVALID;
+    if ((p->algo != CCONV_ALGO_DEPTHWISE && p->algo != CCONV_ALGO_GROUPED) || d->channels_last)
+        return CCONV_ERR_UNSUPPORTED;
+    if (d->batch == 0) return CCONV_OK;
+    int64_t *map[3];
+    map[0] = malloc((size_t)(p->padded[0] + p->padded[1] + p->padded[2]) * sizeof(int64_t));
+    if (!map[0]) return CCONV_ERR_NOMEM;
+    map[1] = map[0] + p->padded[0];
+    map[2] = map[1] + p->padded[1];
+    for (int a = 0; a < 3; a++)
+        for (int64_t z = 0; z < p->padded[a]; z++)
+            map[a][z] = cconv_pad_source(z - p->padlo[a], d->in_size[a], d->padding_mode);
+    cconv_status st = d->dtype == CCONV_FLOAT64 ? run_dw_cf_f64(p, x, y, map, shuffle_groups)
+                                                : run_dw_cf_f32(p, x, y, map, shuffle_groups);
+    free(map[0]);
     return st;
 }

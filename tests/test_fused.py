@@ -1,0 +1,174 @@
+"""Fused and native depthwise paths against the unfused composition and the float64 oracle.
+
+separable_conv2d(fused=True) must equal running its two describe() stages one after the other;
+depthwise kernels (channels-first row kernels, channels-last pixel kernels, any multiplier m) must
+equal the reference algorithm; every result must be bitwise identical for 1 and 2 threads."""
+import numpy as np
+import pytest
+
+import cconv
+import reference as R
+from helpers import use_isa
+
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+SEPARABLE = [
+    # N, C, m, Co, H, W, k, stride, dilation
+    (2, 5, 1, 7, 11, 13, 3, 1, 1),
+    (1, 16, 2, 13, 20, 70, 5, 2, 1),   # rows wider than one register block, stride 2
+    (3, 3, 1, 1, 9, 9, 3, 1, 2),       # one output channel (a partial pointwise block)
+    (2, 8, 1, 12, 17, 33, 7, 2, 1),
+    (1, 24, 1, 40, 15, 15, 3, 1, 1),
+]
+
+
+def _rel(a, b):
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
+
+
+def _threads_equal(fn):
+    old = cconv.get_num_threads()
+    try:
+        cconv.set_num_threads(1)
+        a = fn()
+        cconv.set_num_threads(2)
+        b = fn()
+    finally:
+        cconv.set_num_threads(old)
+    return np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SEPARABLE)
+def test_fused_separable_equals_composition(isa, dtype, case):
+    N, C, m, Co, H, W, k, s, d = case
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    dw = rng.standard_normal((C * m, 1, k, k)).astype(dtype)
+    pw = rng.standard_normal((Co, C * m, 1, 1)).astype(dtype)
+    b = rng.standard_normal(Co).astype(dtype)
+    kw = dict(stride=s, padding=d * (k // 2), dilation=d)
+    with use_isa(isa):
+        fused = cconv.separable_conv2d(x, dw, pw, b, **kw)
+        steps = cconv.separable_conv2d(x, dw, pw, b, fused=False, **kw)
+        assert _threads_equal(lambda: cconv.separable_conv2d(x, dw, pw, b, **kw))
+    assert fused.shape == steps.shape
+    assert _rel(fused, steps) < TOL[dtype]
+    ref = R.conv2d(R.conv2d(x.astype(np.float64), dw, stride=s, padding=d * (k // 2), dilation=d,
+                            groups=C), pw, b)
+    assert _rel(fused, ref) < TOL[dtype]
+
+
+def test_fused_separable_out_and_describe():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 10, 12)).astype(np.float32)
+    dw = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    pw = rng.standard_normal((9, 6, 1, 1)).astype(np.float32)
+    from cconv._functions import describe
+    stages = describe("separable_conv2d", x.shape, dw.shape, pw.shape, padding=1, fused=True)
+    out = np.empty(stages[-1].out_shape, np.float32)
+    y = cconv.separable_conv2d(x, dw, pw, padding=1, out=out)
+    assert y is out
+    np.testing.assert_allclose(y, cconv.separable_conv2d(x, dw, pw, padding=1, fused=False),
+                               rtol=1e-5, atol=1e-5)
+
+
+DEPTHWISE = [
+    # C, m, H, W, kernel, stride, dilation, padding_mode
+    (5, 1, 11, 13, (3, 3), 1, 1, "zeros"),
+    (6, 1, 12, 13, (3, 3), 2, 1, "zeros"),
+    (3, 2, 9, 10, (5, 5), 1, 1, "reflect"),
+    (4, 1, 15, 30, (7, 7), 2, 1, "zeros"),
+    (3, 1, 10, 9, (3, 3), 1, 2, "replicate"),
+    (2, 3, 11, 17, (4, 4), 3, 1, "circular"),
+    (17, 1, 9, 37, (2, 5), (1, 2), (2, 1), "zeros"),
+    (33, 1, 3, 70, (3, 3), 1, 1, "zeros"),
+    (24, 2, 8, 8, (3, 3), 1, 1, "zeros"),  # channels-last: vector + half-vector + scalar tails
+]
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", DEPTHWISE)
+def test_depthwise_kernels_match_reference(isa, dtype, layout, case):
+    C, m, H, W, k, s, d, mode = case
+    rng = np.random.default_rng(C * 7 + m)
+    x = rng.standard_normal((2, C, H, W)).astype(dtype)
+    w = rng.standard_normal((C * m, 1) + k).astype(dtype)
+    b = rng.standard_normal(C * m).astype(dtype)
+    dd = (d, d) if isinstance(d, int) else d
+    pad = tuple(di * (ki // 2) for di, ki in zip(dd, k))
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    kw = dict(stride=s, padding=pad, dilation=d, groups=C, padding_mode=mode, layout=layout)
+    with use_isa(isa):
+        got = cconv.conv2d(x, w, b, algorithm="depthwise", **kw)
+        ref = cconv.conv2d(x, w, b, algorithm="reference", **kw)
+        assert _threads_equal(lambda: cconv.conv2d(x, w, b, algorithm="depthwise", **kw))
+    assert _rel(got, ref) < TOL[dtype]
+
+
+def test_depthwise_channels_last_multiplier_is_native():
+    x = np.zeros((1, 4, 4, 3), np.float32)
+    p = cconv.plan_conv2d(x.shape, np.ones((6, 1, 3, 3), np.float32), groups=3, padding=1,
+                          layout="NHWC")
+    assert p.algorithm == "depthwise"
+
+
+GROUPED = [
+    # C_in, C_out, groups, H, W, kernel, stride, dilation, padding_mode
+    (128 // 8, 128 // 8, 4, 14, 14, (3, 3), 1, 1, "zeros"),   # 4 in, 4 out per group
+    (6, 12, 3, 11, 13, (3, 3), 2, 1, "reflect"),              # 2 in, 4 out
+    (16, 8, 2, 9, 40, (5, 3), 1, 2, "zeros"),                 # 8 in, 4 out
+    (9, 9, 3, 10, 10, (1, 1), 1, 1, "zeros"),                 # grouped 1x1
+    (10, 5, 5, 12, 70, (3, 3), (2, 1), 1, "circular"),        # 2 in, 1 out
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", GROUPED)
+def test_grouped_direct_matches_reference(isa, dtype, case):
+    cin, cout, g, H, W, k, s, d, mode = case
+    rng = np.random.default_rng(cin + cout + g)
+    x = rng.standard_normal((2, cin, H, W)).astype(dtype)
+    w = rng.standard_normal((cout, cin // g) + k).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    pad = tuple(d * (ki // 2) for ki in k)
+    kw = dict(stride=s, padding=pad, dilation=d, groups=g, padding_mode=mode)
+    with use_isa(isa):
+        got = cconv.conv2d(x, w, b, algorithm="grouped", **kw)
+        ref = cconv.conv2d(x, w, b, algorithm="reference", **kw)
+        assert _threads_equal(lambda: cconv.conv2d(x, w, b, algorithm="grouped", **kw))
+    assert _rel(got, ref) < TOL[dtype]
+
+
+def test_grouped_is_chosen_for_few_channels_per_group():
+    p = cconv.plan_conv2d((1, 128, 8, 8), np.ones((128, 4, 3, 3), np.float32), groups=32, padding=1)
+    assert p.algorithm == "grouped"
+    with pytest.raises(ValueError):
+        cconv.plan_conv2d((1, 8, 8, 128), np.ones((128, 4, 3, 3), np.float32), groups=32,
+                          layout="NHWC", algorithm="grouped")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cin, cout, groups, shuffle_groups, layout", [
+    (16, 16, 4, 4, "NCHW"),     # grouped algorithm, fused shuffle
+    (12, 24, 3, 4, "NCHW"),     # shuffle groups differ from conv groups
+    (6, 12, 6, 3, "NCHW"),      # depthwise with m = 2, fused shuffle
+    (24, 24, 2, 2, "NCHW"),     # 12 channels per group: GEMM, then a separate shuffle
+    (16, 16, 4, 4, "NHWC"),
+])
+def test_shuffled_grouped_equals_conv_then_shuffle(isa, dtype, cin, cout, groups, shuffle_groups,
+                                                   layout):
+    rng = np.random.default_rng(cin * cout)
+    x = rng.standard_normal((2, cin, 9, 11)).astype(dtype)
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    w = rng.standard_normal((cout, cin // groups, 3, 3)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    with use_isa(isa):
+        got = cconv.shuffled_grouped_conv2d(x, w, groups, b, padding=1, shuffle_groups=shuffle_groups,
+                                            layout=layout)
+        steps = cconv.channel_shuffle(cconv.conv2d(x, w, b, padding=1, groups=groups, layout=layout),
+                                      shuffle_groups, layout=layout)
+    np.testing.assert_array_equal(got, steps)
