@@ -1,0 +1,686 @@
+"""Gradients (backward passes) of every cconv convolution, mirroring ``torch.nn.grad``.
+
+Same argument conventions as the forward functions (and as ``torch.nn.grad``): the gradient of a
+loss L with respect to a convolution's input or weight, given ``grad_output`` = dL/dy.
+
+Plain convolutions (``torch.nn.grad`` names)::
+
+    conv1d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                 *, padding_mode="zeros", layout=None)              -> dL/dx, shape input_shape
+    conv1d_weight(input, weight_shape, grad_output, <same>)         -> dL/dw, shape weight_shape
+    conv2d_input / conv2d_weight / conv3d_input / conv3d_weight     (same signatures)
+    bias(grad_output, *, layout=None)                               -> dL/db, shape (C_out,)
+
+Transposed convolutions (arguments in the order of ``conv_transpose*d``)::
+
+    conv_transpose{1,2,3}d_input(input_shape, weight, grad_output, stride=1, padding=0,
+                                 output_padding=0, groups=1, dilation=1, *, layout=None)
+    conv_transpose{1,2,3}d_weight(input, weight_shape, grad_output, <same>)
+
+Composite variants (all gradients at once; ``grad_bias`` is always returned, it is the gradient of
+the bias whether or not the forward call used one; ``input_grad=False`` skips dL/dx, returning
+None in its place, e.g. for a network's first layer)::
+
+    depthwise_conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1,
+                           *, layout=None)
+    depthwise_conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1,
+                            *, layout=None)
+    depthwise_conv2d_grads(x, weight, grad_output, stride=1, padding=0, dilation=1, *,
+                           layout=None, input_grad=True)    -> (grad_x, grad_weight, grad_bias)
+    separable_conv2d_grads(x, depthwise_weight, pointwise_weight, grad_output, stride=1,
+                           padding=0, dilation=1, *, layout=None, input_grad=True)
+        -> (grad_x, grad_depthwise_weight, grad_pointwise_weight, grad_bias)
+    spatially_separable_conv2d_grads(x, vertical_weight, horizontal_weight, grad_output,
+                                     stride=1, padding=0, dilation=1, groups=1, *, layout=None,
+                                     input_grad=True)
+        -> (grad_x, grad_vertical_weight, grad_horizontal_weight, grad_bias)
+    flattened_conv2d_grads(x, channel_weight, vertical_weight, horizontal_weight, grad_output,
+                           stride=1, padding=0, dilation=1, *, layout=None, input_grad=True)
+        -> (grad_x, grad_channel_weight, grad_vertical_weight, grad_horizontal_weight, grad_bias)
+    channel_shuffle_input(grad_output, groups, *, layout=None)   (the inverse shuffle)
+
+The composite functions recompute their intermediate activations (one forward stage each) and
+compute every gradient in the common dtype of all their inputs (the single-purpose functions use
+that of the two arrays they take, as torch.nn.grad does).
+
+How it is computed (all on top of cconv's forward kernels, so every result is bitwise identical for
+any thread count and across calls: each output element is reduced in a fixed order):
+
+* grad input = the transposed convolution of grad_output (conv_transpose with the output_padding
+  that recovers the input size; asymmetric padding runs on the padded size and crops). For
+  reflect/replicate/circular padding the gradient with respect to the *padded* input is computed and
+  its border folded back onto the input positions it was copied from. Depthwise convolutions
+  (C_in/groups == 1) use the depthwise forward kernel with the flipped filter on grad_output
+  (zero-inserted when strided) instead, since the transposed GEMM wastes most of its tile there.
+* grad weight = a convolution in which batch and channels swap roles:
+  ``dw[co, ci, k] = sum_{n, o} x_pad[n, ci, o*s + k*d] * g[n, co, o]``, i.e. a convolution of the
+  input with grad_output as the filter, stride = the forward dilation, dilation = the forward
+  stride, reduced over the batch as channels. Two arrangements of it run on the forward kernels:
+  "folded" (the default): every output axis but the last is folded with the batch into the
+  reduction channels, and one 2-D channels-last convolution per offset of the leading kernel axes
+  runs with C_in/groups along the register tile's pixel axis (the kernel width is tiny, C_in is
+  not); "pairs" (depthwise and groups with (C_in/groups)*(C_out/groups) <= 16, 1-D/2-D): one
+  (nd+1)-D depthwise convolution per in-group channel pair, vectorised across the groups, whose
+  extra axis is the batch, spanned fully by the filter; "gemm" (1x1 kernels): one 1-D
+  convolution with kernel 1 whose pixels are C_in/groups and whose channels are the whole
+  (batch, pixel) reduction.
+* grad bias = a NumPy sum over batch and pixels.
+
+dtypes follow the forward rule (float32 stays float32, float64 stays float64, mixed promotes).
+"""
+import numpy as np
+
+from . import _api
+from ._api import as_array, conv_geometry, result_dtype
+from ._core import Plan as _CPlan
+from ._functions import (
+    _run, channel_shuffle as _channel_shuffle, depthwise_stages, flattened_stages,
+    separable_stages, shuffle_stage, spatially_separable_stages,
+)
+
+__all__ = [
+    "conv1d_input", "conv2d_input", "conv3d_input",
+    "conv1d_weight", "conv2d_weight", "conv3d_weight", "bias",
+    "conv_transpose1d_input", "conv_transpose2d_input", "conv_transpose3d_input",
+    "conv_transpose1d_weight", "conv_transpose2d_weight", "conv_transpose3d_weight",
+    "depthwise_conv2d_input", "depthwise_conv2d_weight", "depthwise_conv2d_grads",
+    "separable_conv2d_grads", "spatially_separable_conv2d_grads", "flattened_conv2d_grads",
+    "channel_shuffle_input",
+]
+
+# Weight gradients of convolutions with (C_in/groups) * (C_out/groups) <= this (depthwise, narrow
+# groups) run one depthwise problem per in-group channel pair (see _weight_grad_pairs).
+_PAIRS_MAX = 16
+
+
+# ------------------------------------------------------------------ small helpers
+
+def _layout_name(nd, last):
+    return _api.LAYOUTS[nd][1 if last else 0]
+
+
+def _to_cf(a, last):
+    """Channels-first view of an activation array (N, C, *S)."""
+    return np.moveaxis(a, -1, 1) if last else a
+
+
+def _from_cf(a, last):
+    return np.moveaxis(a, 1, -1) if last else a
+
+
+def _spatial_axes(geom):
+    return tuple(range(1, 1 + geom.nd)) if geom.channels_last else tuple(range(2, 2 + geom.nd))
+
+
+def _check_grad_output(g, shape, name="grad_output"):
+    """g: an array or a shape."""
+    got = tuple(g.shape) if hasattr(g, "shape") else tuple(g)
+    if got != tuple(shape):
+        raise ValueError(f"{name} has shape {got}, but the convolution's output has "
+                         f"shape {tuple(shape)}")
+
+
+def _shape_arg(name, shape):
+    try:
+        return tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of ints, got {shape!r}") from None
+
+
+def _fold(a, axis, size, before, after, mode):
+    """Adds the gradient of a padded axis back onto the input positions the padding copied
+    (padding modes reflect/replicate/circular); returns the (size,)-long axis, a fresh array."""
+    a = np.moveaxis(a, axis, 0)
+    out = a[before:before + size].copy()
+    lo, hi = a[:before], a[before + size:before + size + after]
+    if mode == "replicate":
+        if before:
+            out[0] += lo.sum(axis=0)
+        if after:
+            out[size - 1] += hi.sum(axis=0)
+    elif mode == "reflect":       # padded z < 0 reads -z, z >= size reads 2(size-1) - z
+        if before:
+            out[1:before + 1] += lo[::-1]
+        if after:
+            out[size - 1 - after:size - 1] += hi[::-1]
+    elif mode == "circular":      # before <= size and after <= size (validated)
+        if before:
+            out[size - before:] += lo
+        if after:
+            out[:after] += hi
+    else:
+        raise ValueError(mode)
+    return np.moveaxis(out, 0, axis)
+
+
+def _fold_all(gp, geom):
+    for ax, i, b, e in zip(_spatial_axes(geom), geom.in_size, geom.pad_before, geom.pad_after):
+        if b or e:
+            gp = _fold(gp, ax, i, b, e, geom.padding_mode)
+    return np.ascontiguousarray(gp)
+
+
+def _regions(geom):
+    """Per dimension (lo, L): the padded-coordinate range whose gradient is needed. Zero padding
+    needs only the input's own positions; other modes need the whole padded axis (to fold it)."""
+    fold = geom.padding_mode != "zeros"
+    out = []
+    for i, b, e in zip(geom.in_size, geom.pad_before, geom.pad_after):
+        out.append((0, i + b + e) if fold and (b or e) else (b, i))
+    return out
+
+
+# ------------------------------------------------------------------ grad input
+
+def _input_grad_transposed(geom, w, g, dtype, regions):
+    """Gradient w.r.t. the padded input on `regions`, as one transposed convolution + crop."""
+    qs, ops, crops = [], [], []
+    for a, (lo, L) in enumerate(regions):
+        b, e = geom.pad_before[a], geom.pad_after[a]
+        s, d, k = geom.stride[a], geom.dilation[a], geom.kernel[a]
+        padded = geom.in_size[a] + b + e
+        r = (padded - d * (k - 1) - 1) % s       # trailing positions never read by the forward
+        hi_unused = padded - (lo + L)             # padded positions after the region
+        q = min(lo, hi_unused)                    # symmetric crop the transposed conv can do
+        # transposed output covers padded [q, s(O-1) + d(k-1) + 1 + op - q); it must reach lo + L
+        op = max(0, r - hi_unused + q)
+        qs.append(q)
+        ops.append(op)
+        crops.append((lo - q, L))
+    tgeom = conv_geometry(geom.nd, g.shape, w.shape, geom.stride, tuple(qs), geom.dilation,
+                          geom.groups, layout=_layout_name(geom.nd, geom.channels_last),
+                          transposed=True, output_padding=tuple(ops), x_name="grad_output")
+    y = _run(tgeom, g, w, None, dtype)
+    idx = [slice(None)] * y.ndim
+    for ax, (start, L) in zip(_spatial_axes(geom), crops):
+        idx[ax] = slice(start, start + L)
+    return y[tuple(idx)]
+
+
+def _input_grad_depthwise(geom, w, g, dtype, regions):
+    """C_in/groups == 1: correlate grad_output (zero-inserted by the stride) with the flipped
+    filter using the depthwise forward kernel, once per channel multiplier m."""
+    nd, last = geom.nd, geom.channels_last
+    C = geom.in_channels
+    m = geom.out_channels // C
+    g_cf = _to_cf(g, last)
+    sizes = g_cf.shape[2:]
+    if any(s > 1 for s in geom.stride):
+        up = np.zeros(g_cf.shape[:2] + tuple(s * (o - 1) + 1 for s, o in zip(geom.stride, sizes)),
+                      dtype)
+        up[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in geom.stride)] = g_cf
+        g_cf = up
+    # conv input v reads up[v - before]; output index j is padded position lo + j
+    sl, pads = [slice(None), slice(None)], []
+    empty = False
+    for a, (lo, L) in enumerate(regions):
+        span = geom.dilation[a] * (geom.kernel[a] - 1)
+        n = g_cf.shape[2 + a]
+        before = span - lo
+        after = L + lo - n
+        start, stop = max(0, -before), n - max(0, -after)
+        empty |= start >= stop
+        sl.append(slice(start, stop))
+        pads.append((max(before, 0), max(after, 0)))
+    out_shape = (geom.batch, C) + tuple(L for _, L in regions)
+    if empty:
+        return _from_cf(np.zeros(out_shape, dtype), last)
+    g_cf = g_cf[tuple(sl)]
+    wf = w[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
+    total = None
+    for j in range(m):
+        gj = g_cf[:, j::m] if m > 1 else g_cf
+        wj = wf[j::m] if m > 1 else wf
+        x_in = _from_cf(gj, last)
+        dgeom = conv_geometry(nd, x_in.shape, wj.shape, 1, tuple(pads), geom.dilation, C,
+                              layout=_layout_name(nd, last), x_name="grad_output")
+        y = _run(dgeom, x_in, wj, None, dtype)
+        total = y if total is None else np.add(total, y, out=total)
+    return total
+
+
+def _input_grad(geom, w, g, dtype):
+    """dL/dx for the forward convolution `geom` (not transposed)."""
+    if geom.batch == 0:
+        return np.zeros(geom.x_shape, dtype)
+    regions = _regions(geom)
+    if geom.in_channels == geom.groups:
+        gp = _input_grad_depthwise(geom, w, g, dtype, regions)
+    else:
+        gp = _input_grad_transposed(geom, w, g, dtype, regions)
+    if geom.padding_mode != "zeros" and any(geom.pad_before + geom.pad_after):
+        return _fold_all(gp, geom)
+    return np.ascontiguousarray(gp)
+
+
+# ------------------------------------------------------------------ grad weight
+
+def _pairs(geom):
+    return tuple(zip(geom.pad_before, geom.pad_after))
+
+
+def _crop_kernel(out, kernel, axes):
+    idx = [slice(None)] * out.ndim
+    for ax, k in zip(axes, kernel):
+        idx[ax] = slice(0, k)
+    return out[tuple(idx)]
+
+
+def _pad(x_cf, geom, naxes):
+    """x (N, C, *S) padded per padding_mode along its first `naxes` spatial axes."""
+    widths = [(0, 0), (0, 0)] + [(b, a) for b, a in zip(geom.pad_before[:naxes],
+                                                         geom.pad_after[:naxes])]
+    widths += [(0, 0)] * (geom.nd - naxes)
+    if not any(b or a for b, a in widths):
+        return x_cf
+    mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
+            "circular": "wrap"}[geom.padding_mode]
+    return np.pad(x_cf, widths, mode=mode)
+
+
+def _weight_grad_folded(geom, x_cf, g_cf, dtype):
+    """Every output axis but the last folded into the reduction channels, one 2-D convolution
+    (channels-last) per offset of the leading kernel axes:
+    X[1, W, cig, (G, *O_lead, N)] * Wt[C_out, (*O_lead, N), O_w, 1] -> (1, K_w', cig, C_out).
+    The tile runs along C_in/groups; the reduction over (*O_lead, N) is long and contiguous.
+    x is transposed once to (W, cig, G, *P_lead, N); each leading offset then takes a strided
+    window of whole N-long runs."""
+    nd, N, G = geom.nd, geom.batch, geom.groups
+    cig, cout = geom.in_channels // G, geom.out_channels
+    lead_o = geom.out_size[:-1]
+    lead_p = tuple(i + b + a for i, b, a in
+                   zip(geom.in_size[:-1], geom.pad_before[:-1], geom.pad_after[:-1]))
+    Wlen = geom.in_size[-1]
+    xp = _pad(x_cf, geom, nd - 1).reshape((N, G, cig) + lead_p + (Wlen,))
+    full = np.empty((Wlen, cig, G) + lead_p + (N,), dtype)
+    full[...] = xp.transpose((nd + 2, 2, 1) + tuple(range(3, nd + 2)) + (0,))
+    L = int(np.prod(lead_o, dtype=np.int64)) if lead_o else 1
+    lead_axes = tuple(range(2, nd + 1))
+    Wt = np.ascontiguousarray(g_cf.transpose((1,) + lead_axes + (0, nd + 1)), dtype=dtype)
+    Wt = Wt.reshape((cout, L * N, geom.out_size[-1], 1))
+    wgeom = conv_geometry(2, (1, Wlen, cig, G * L * N), Wt.shape, (geom.dilation[-1], 1),
+                          ((geom.pad_before[-1], geom.pad_after[-1]), (0, 0)),
+                          (geom.stride[-1], 1), G, padding_mode=geom.padding_mode,
+                          layout="NHWC", x_name="input", w_name="grad_output")
+    plan = _CPlan(wgeom.desc("auto"), Wt, None)
+    out = np.empty((cout, cig) + geom.kernel, dtype)
+    X = np.empty((Wlen, cig, G) + lead_o + (N,), dtype) if lead_o != lead_p else None
+    y = np.empty(wgeom.out_shape, dtype)
+    for koff in np.ndindex(*geom.kernel[:-1]):
+        sl = tuple(slice(k * d, k * d + s * (o - 1) + 1, s) for k, d, s, o in
+                   zip(koff, geom.dilation[:-1], geom.stride[:-1], lead_o))
+        if lead_o == lead_p:          # the window is the whole array (1x1, stride 1, no pad)
+            xin = full
+        else:
+            X[...] = full[(slice(None),) * 3 + sl]
+            xin = X
+        plan.execute(xin.reshape(wgeom.x_shape), y)
+        out[(slice(None), slice(None)) + koff] = y[0, :geom.kernel[-1]].transpose(2, 1, 0)
+    return out
+
+
+def _weight_grad_gemm(geom, x_cf, g_cf, dtype):
+    """1x1 kernels: dw[co, ci] = sum_{n, o} x[n, ci, o*s] g[n, co, o] is one GEMM, run as a
+    1-D channels-last convolution with kernel 1 whose pixels are C_in/groups and whose channels
+    are the (group, batch, output pixel) reduction: X[1, cig, (G, N, *O)] * Wt[C_out, (N, *O), 1].
+    Only outer axes move (x's pixel rows stay contiguous), so the reorders are cheap copies."""
+    nd, N, G = geom.nd, geom.batch, geom.groups
+    cig, cout = geom.in_channels // G, geom.out_channels
+    O = geom.out_size
+    L = int(np.prod(O, dtype=np.int64))
+    xs = _pad(x_cf, geom, geom.nd)
+    xs = xs.reshape(xs.shape[:1] + (G, cig) + xs.shape[2:])
+    xs = xs[(slice(None),) * 3 + tuple(slice(0, s * (o - 1) + 1, s)
+                                      for s, o in zip(geom.stride, O))]
+    X = np.empty((1, cig, G, N) + O, dtype)
+    X[0] = xs.transpose((2, 1, 0) + tuple(range(3, 3 + nd)))
+    Wt = np.empty((cout, N) + O, dtype)
+    Wt[...] = g_cf.swapaxes(0, 1)
+    wgeom = conv_geometry(1, (1, cig, G * N * L), (cout, N * L, 1), 1, 0, 1, G, layout="NWC",
+                          x_name="input", w_name="grad_output")
+    y = _run(wgeom, X.reshape(wgeom.x_shape), Wt.reshape(wgeom.weight_shape), None, dtype)
+    return y[0].T.reshape(geom.weight_shape)
+
+
+def _weight_grad_pairs(geom, x_cf, g_cf, dtype):
+    """Few channels per group (depthwise: C_in/groups == 1), nd <= 2. For each pair (co_l, ci_l)
+    of in-group channels, the weights w[g*cog + co_l, ci_l] of all groups g form a depthwise
+    problem over the groups, run as an (nd+1)-D depthwise convolution, channels-last
+    (vectorised across groups), whose last spatial axis is the batch, spanned fully by the
+    filter: X[1, *S, N, B] * W[B, 1, *O, N] -> (1, *K', 1, B) for blocks of B groups, B = 128
+    bytes of channels (the last block zero-filled): each tap reads whole cache lines, and the
+    strided walk over all channels (slow: TLB and prefetch misses) is avoided."""
+    nd, N, G = geom.nd, geom.batch, geom.groups
+    cig, cog = geom.in_channels // G, geom.out_channels // G
+    S, O = geom.in_size, geom.out_size
+    B = max(1, 128 // dtype.itemsize)
+    if G < B:
+        B = G
+    nb = -(-G // B)
+    # x (N, G, cig, *S) -> (nb, cig, *S, N, B); g (N, G, cog, *O) -> (cog, nb, B, *O, N)
+    sp = tuple(range(4, 4 + nd))
+    xs = x_cf.reshape((N, G, cig) + S)
+    gs = g_cf.reshape((N, G, cog) + O)
+    if nb * B != G:
+        xs = np.concatenate([xs, np.zeros((N, nb * B - G, cig) + S, xs.dtype)], axis=1)
+        gs = np.concatenate([gs, np.zeros((N, nb * B - G, cog) + O, gs.dtype)], axis=1)
+    Xall = np.empty((nb, cig) + S + (N, B), dtype)
+    Xall[...] = xs.reshape((N, nb, B, cig) + S).transpose((1, 3) + sp + (0, 2))
+    Wall = np.empty((cog, nb, B) + O + (N,), dtype)
+    Wall[...] = gs.reshape((N, nb, B, cog) + O).transpose((3, 1, 2) + sp + (0,))
+    Wall = Wall.reshape((cog, nb, B, 1) + O + (N,))
+    wgeom = conv_geometry(nd + 1, (1,) + S + (N, B), (B, 1) + O + (N,), geom.dilation + (1,),
+                          _pairs(geom) + ((0, 0),), geom.stride + (1,), B,
+                          padding_mode=geom.padding_mode, layout=_layout_name(nd + 1, True),
+                          x_name="input", w_name="grad_output")
+    out = np.empty((nb * B, cog, cig) + geom.kernel, dtype)
+    for b in range(nb):
+        for ci in range(cig):
+            X = Xall[b, ci][None]
+            for co in range(cog):
+                y = _run(wgeom, X, Wall[co, b], None, dtype)[0, ..., 0, :]    # (*K', B)
+                y = _crop_kernel(y, geom.kernel, range(nd))
+                out[b * B:(b + 1) * B, co, ci] = np.moveaxis(y, -1, 0)
+    return out[:G].reshape(geom.weight_shape)
+
+
+def _weight_strategy(geom):
+    cig, cog = geom.in_channels // geom.groups, geom.out_channels // geom.groups
+    if geom.nd <= 2 and cig * cog <= _PAIRS_MAX:
+        return "pairs"
+    if all(k == 1 for k in geom.kernel):
+        return "gemm"
+    return "folded"
+
+
+def _weight_grad(geom, x, g, dtype, strategy=None):
+    """dL/dw for the forward convolution `geom` (not transposed); x in geom's layout."""
+    w_shape = geom.weight_shape
+    if geom.batch == 0:
+        return np.zeros(w_shape, dtype)
+    x_cf, g_cf = _to_cf(x, geom.channels_last), _to_cf(g, geom.channels_last)
+    strategy = strategy or _weight_strategy(geom)
+    fn = {"pairs": _weight_grad_pairs, "folded": _weight_grad_folded,
+          "gemm": _weight_grad_gemm}[strategy]
+    return np.ascontiguousarray(fn(geom, x_cf, g_cf, dtype))
+
+
+# ------------------------------------------------------------------ public: plain convolutions
+
+def _conv_input(nd, input_shape, weight, grad_output, stride, padding, dilation, groups,
+                padding_mode, layout):
+    weight, g = as_array("weight", weight), as_array("grad_output", grad_output)
+    geom = conv_geometry(nd, _shape_arg("input_shape", input_shape), weight.shape, stride, padding,
+                         dilation, groups, padding_mode=padding_mode, layout=layout,
+                         x_name="input")
+    _check_grad_output(g, geom.out_shape)
+    return _input_grad(geom, weight, g, result_dtype(weight, g))
+
+
+def _conv_weight(nd, input, weight_shape, grad_output, stride, padding, dilation, groups,
+                 padding_mode, layout):
+    x, g = as_array("input", input), as_array("grad_output", grad_output)
+    geom = conv_geometry(nd, x.shape, _shape_arg("weight_shape", weight_shape), stride, padding,
+                         dilation, groups, padding_mode=padding_mode, layout=layout,
+                         x_name="input")
+    _check_grad_output(g, geom.out_shape)
+    return _weight_grad(geom, x, g, result_dtype(x, g))
+
+
+def conv1d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                 padding_mode="zeros", layout=None):
+    """Gradient of conv1d with respect to its input (like torch.nn.grad.conv1d_input)."""
+    return _conv_input(1, input_shape, weight, grad_output, stride, padding, dilation, groups,
+                       padding_mode, layout)
+
+
+def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                 padding_mode="zeros", layout=None):
+    """Gradient of conv2d with respect to its input (like torch.nn.grad.conv2d_input).
+
+    input_shape: the forward input's shape (in `layout`); weight (C_out, C_in/groups, kh, kw);
+    grad_output: dL/dy, shaped like the forward output. Every padding form and padding_mode of
+    conv2d is accepted."""
+    return _conv_input(2, input_shape, weight, grad_output, stride, padding, dilation, groups,
+                       padding_mode, layout)
+
+
+def conv3d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                 padding_mode="zeros", layout=None):
+    """Gradient of conv3d with respect to its input (like torch.nn.grad.conv3d_input)."""
+    return _conv_input(3, input_shape, weight, grad_output, stride, padding, dilation, groups,
+                       padding_mode, layout)
+
+
+def conv1d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                  padding_mode="zeros", layout=None):
+    """Gradient of conv1d with respect to its weight (like torch.nn.grad.conv1d_weight)."""
+    return _conv_weight(1, input, weight_shape, grad_output, stride, padding, dilation, groups,
+                        padding_mode, layout)
+
+
+def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                  padding_mode="zeros", layout=None):
+    """Gradient of conv2d with respect to its weight (like torch.nn.grad.conv2d_weight).
+
+    Deterministic: bitwise identical for any number of threads."""
+    return _conv_weight(2, input, weight_shape, grad_output, stride, padding, dilation, groups,
+                        padding_mode, layout)
+
+
+def conv3d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                  padding_mode="zeros", layout=None):
+    """Gradient of conv3d with respect to its weight (like torch.nn.grad.conv3d_weight)."""
+    return _conv_weight(3, input, weight_shape, grad_output, stride, padding, dilation, groups,
+                        padding_mode, layout)
+
+
+def bias(grad_output, *, layout=None):
+    """Gradient with respect to the bias of any convolution: grad_output summed over the batch
+    and every spatial position, shape (C_out,). layout: channels-first (default) or -last."""
+    g = as_array("grad_output", grad_output)
+    if g.ndim not in (3, 4, 5):
+        raise ValueError(f"grad_output must be 3-D to 5-D (N, C, *spatial), got shape {g.shape}")
+    last = _api.channels_last(layout, g.ndim - 2)
+    axes = tuple(a for a in range(g.ndim) if a != (g.ndim - 1 if last else 1))
+    dtype = result_dtype(g)
+    return np.asarray(g.sum(axis=axes, dtype=dtype), dtype)
+
+
+# ------------------------------------------------------------------ public: transposed
+
+def _tconv_geoms(nd, x_shape, w_shape, g_shape, stride, padding, output_padding, groups, dilation,
+                 layout):
+    """(transposed geometry, the forward geometry whose adjoint it is: conv of grad_output)."""
+    tgeom = conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, layout=layout,
+                          transposed=True, output_padding=output_padding, x_name="input")
+    _check_grad_output(g_shape, tgeom.out_shape)
+    fgeom = conv_geometry(nd, tgeom.out_shape, w_shape, stride, padding, dilation, groups,
+                          layout=layout, x_name="grad_output")
+    return tgeom, fgeom
+
+
+def _conv_transpose_input(nd, input_shape, weight, grad_output, stride, padding, output_padding,
+                          groups, dilation, layout):
+    weight, g = as_array("weight", weight), as_array("grad_output", grad_output)
+    tgeom, fgeom = _tconv_geoms(nd, _shape_arg("input_shape", input_shape), weight.shape, g.shape,
+                                stride, padding, output_padding, groups, dilation, layout)
+    dtype = result_dtype(weight, g)
+    if tgeom.batch == 0:
+        return np.zeros(tgeom.x_shape, dtype)
+    y = _run(fgeom, g, weight, None, dtype)
+    if fgeom.out_size != tgeom.in_size:   # output_padding >= stride (dilation > stride)
+        y = _crop_kernel(y, tgeom.in_size, _spatial_axes(tgeom))
+    return np.ascontiguousarray(y)
+
+
+def _conv_transpose_weight(nd, input, weight_shape, grad_output, stride, padding, output_padding,
+                           groups, dilation, layout):
+    x, g = as_array("input", input), as_array("grad_output", grad_output)
+    tgeom, fgeom = _tconv_geoms(nd, x.shape, _shape_arg("weight_shape", weight_shape), g.shape,
+                                stride, padding, output_padding, groups, dilation, layout)
+    dtype = result_dtype(x, g)
+    if fgeom.out_size != tgeom.in_size:   # the conv of grad_output reaches past the input: zeros
+        widths = [(0, 0)] * x.ndim
+        for ax, o, i in zip(_spatial_axes(tgeom), fgeom.out_size, tgeom.in_size):
+            widths[ax] = (0, o - i)
+        x = np.pad(x, widths)
+    # dL/dw[ci, co, k] = sum x[n, ci, i] g[n, co, i*s + k*d - p]: the weight gradient of the
+    # convolution of grad_output (as input) producing x (as its output gradient).
+    return _weight_grad(fgeom, g, x, dtype)
+
+
+def conv_transpose1d_input(input_shape, weight, grad_output, stride=1, padding=0,
+                           output_padding=0, groups=1, dilation=1, *, layout=None):
+    """Gradient of conv_transpose1d with respect to its input: the convolution of grad_output."""
+    return _conv_transpose_input(1, input_shape, weight, grad_output, stride, padding,
+                                 output_padding, groups, dilation, layout)
+
+
+def conv_transpose2d_input(input_shape, weight, grad_output, stride=1, padding=0,
+                           output_padding=0, groups=1, dilation=1, *, layout=None):
+    """Gradient of conv_transpose2d with respect to its input: the convolution of grad_output.
+
+    weight (C_in, C_out/groups, kh, kw) as for conv_transpose2d."""
+    return _conv_transpose_input(2, input_shape, weight, grad_output, stride, padding,
+                                 output_padding, groups, dilation, layout)
+
+
+def conv_transpose3d_input(input_shape, weight, grad_output, stride=1, padding=0,
+                           output_padding=0, groups=1, dilation=1, *, layout=None):
+    """Gradient of conv_transpose3d with respect to its input."""
+    return _conv_transpose_input(3, input_shape, weight, grad_output, stride, padding,
+                                 output_padding, groups, dilation, layout)
+
+
+def conv_transpose1d_weight(input, weight_shape, grad_output, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, *, layout=None):
+    """Gradient of conv_transpose1d with respect to its weight (C_in, C_out/groups, k)."""
+    return _conv_transpose_weight(1, input, weight_shape, grad_output, stride, padding,
+                                  output_padding, groups, dilation, layout)
+
+
+def conv_transpose2d_weight(input, weight_shape, grad_output, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, *, layout=None):
+    """Gradient of conv_transpose2d with respect to its weight (C_in, C_out/groups, kh, kw)."""
+    return _conv_transpose_weight(2, input, weight_shape, grad_output, stride, padding,
+                                  output_padding, groups, dilation, layout)
+
+
+def conv_transpose3d_weight(input, weight_shape, grad_output, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, *, layout=None):
+    """Gradient of conv_transpose3d with respect to its weight."""
+    return _conv_transpose_weight(3, input, weight_shape, grad_output, stride, padding,
+                                  output_padding, groups, dilation, layout)
+
+
+# ------------------------------------------------------------------ public: composite variants
+
+def _stage_grads(geom, x, w, g, dtype, input_grad):
+    gw = _weight_grad(geom, x, g, dtype)
+    gx = _input_grad(geom, w, g, dtype) if input_grad else None
+    return gx, gw
+
+
+def _grads_chain(stages, x, weights, g, dtype, input_grad):
+    """Backward through a chain of convolution stages: recompute the intermediates, then go
+    back stage by stage. Returns (grad_x or None, [grad of each stage's weight])."""
+    acts = [np.asarray(x)]
+    for geom, w in zip(stages[:-1], weights[:-1]):
+        acts.append(_run(geom, acts[-1], w, None, dtype))
+    grads = [None] * len(stages)
+    for i in range(len(stages) - 1, -1, -1):
+        need = input_grad or i > 0
+        gx, grads[i] = _stage_grads(stages[i], acts[i], weights[i], g, dtype, need)
+        g = gx
+    return g, grads
+
+
+def depthwise_conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, *,
+                           layout=None):
+    """Gradient of depthwise_conv2d with respect to its input; weight (C*m, 1, kh, kw)."""
+    weight, g = as_array("weight", weight), as_array("grad_output", grad_output)
+    (geom,) = depthwise_stages(_shape_arg("input_shape", input_shape), weight.shape, stride,
+                               padding, dilation, layout)
+    _check_grad_output(g, geom.out_shape)
+    return _input_grad(geom, weight, g, result_dtype(weight, g))
+
+
+def depthwise_conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, *,
+                            layout=None):
+    """Gradient of depthwise_conv2d with respect to its weight (C*m, 1, kh, kw)."""
+    x, g = as_array("input", input), as_array("grad_output", grad_output)
+    (geom,) = depthwise_stages(x.shape, _shape_arg("weight_shape", weight_shape), stride, padding,
+                               dilation, layout)
+    _check_grad_output(g, geom.out_shape)
+    return _weight_grad(geom, x, g, result_dtype(x, g))
+
+
+def depthwise_conv2d_grads(x, weight, grad_output, stride=1, padding=0, dilation=1, *,
+                           layout=None, input_grad=True):
+    """All gradients of depthwise_conv2d: (grad_x, grad_weight, grad_bias)."""
+    x, w, g = as_array("x", x), as_array("weight", weight), as_array("grad_output", grad_output)
+    stages = depthwise_stages(x.shape, w.shape, stride, padding, dilation, layout)
+    _check_grad_output(g, stages[-1].out_shape)
+    dtype = result_dtype(x, w, g)
+    gx, (gw,) = _grads_chain(stages, x, [w], g, dtype, input_grad)
+    return gx, gw, bias(g, layout=layout)
+
+
+def separable_conv2d_grads(x, depthwise_weight, pointwise_weight, grad_output, stride=1,
+                           padding=0, dilation=1, *, layout=None, input_grad=True):
+    """All gradients of separable_conv2d (depthwise k x k, then 1x1):
+    (grad_x, grad_depthwise_weight, grad_pointwise_weight, grad_bias)."""
+    x, g = as_array("x", x), as_array("grad_output", grad_output)
+    dw = as_array("depthwise_weight", depthwise_weight)
+    pw = as_array("pointwise_weight", pointwise_weight)
+    stages = separable_stages(x.shape, dw.shape, pw.shape, stride, padding, dilation, layout)
+    _check_grad_output(g, stages[-1].out_shape)
+    dtype = result_dtype(x, dw, pw, g)
+    gx, (gdw, gpw) = _grads_chain(stages, x, [dw, pw], g, dtype, input_grad)
+    return gx, gdw, gpw, bias(g, layout=layout)
+
+
+def spatially_separable_conv2d_grads(x, vertical_weight, horizontal_weight, grad_output, stride=1,
+                                     padding=0, dilation=1, groups=1, *, layout=None,
+                                     input_grad=True):
+    """All gradients of spatially_separable_conv2d (kh x 1, then 1 x kw):
+    (grad_x, grad_vertical_weight, grad_horizontal_weight, grad_bias)."""
+    x, g = as_array("x", x), as_array("grad_output", grad_output)
+    v = as_array("vertical_weight", vertical_weight)
+    h = as_array("horizontal_weight", horizontal_weight)
+    stages = spatially_separable_stages(x.shape, v.shape, h.shape, stride, padding, dilation,
+                                        groups, layout)
+    _check_grad_output(g, stages[-1].out_shape)
+    dtype = result_dtype(x, v, h, g)
+    gx, (gv, gh) = _grads_chain(stages, x, [v, h], g, dtype, input_grad)
+    return gx, gv, gh, bias(g, layout=layout)
+
+
+def flattened_conv2d_grads(x, channel_weight, vertical_weight, horizontal_weight, grad_output,
+                           stride=1, padding=0, dilation=1, *, layout=None, input_grad=True):
+    """All gradients of flattened_conv2d (1x1 across channels, then a vertical and a horizontal
+    1-D filter per output channel): (grad_x, grad_channel_weight (C_out, C_in),
+    grad_vertical_weight (C_out, kh), grad_horizontal_weight (C_out, kw), grad_bias)."""
+    x, g = as_array("x", x), as_array("grad_output", grad_output)
+    ch = as_array("channel_weight", channel_weight)
+    v = as_array("vertical_weight", vertical_weight)
+    h = as_array("horizontal_weight", horizontal_weight)
+    stages = flattened_stages(x.shape, ch.shape, v.shape, h.shape, stride, padding, dilation,
+                              layout)
+    _check_grad_output(g, stages[-1].out_shape)
+    dtype = result_dtype(x, ch, v, h, g)
+    cout = ch.shape[0]
+    weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
+    gx, (gc, gv, gh) = _grads_chain(stages, x, weights, g, dtype, input_grad)
+    return (gx, gc.reshape(ch.shape), gv.reshape(v.shape), gh.reshape(h.shape),
+            bias(g, layout=layout))
+
+
+def channel_shuffle_input(grad_output, groups, *, layout=None):
+    """Gradient of channel_shuffle(x, groups): the inverse permutation, which is the shuffle
+    with C/groups groups."""
+    g = as_array("grad_output", grad_output)
+    st = shuffle_stage(g.shape, groups, layout)
+    c = g.shape[-1] if st.channels_last else g.shape[1]
+    return _channel_shuffle(g, c // st.groups, layout=layout)

@@ -1,0 +1,571 @@
+"""cconv.grad: gradients of every convolution variant.
+
+* against PyTorch autograd (float64) on random cases: dims 1/2/3, stride, every padding form
+  ("valid", "same", ints, per-side pairs), padding modes (zeros/reflect/replicate/circular via
+  F.pad), dilation, groups, float32/float64 (also mixed), layouts, memory arrangements, batch 0;
+  transposed convolutions (output_padding); depthwise, separable, spatially separable, flattened,
+  channel shuffle;
+* central finite differences in float64 on tiny cases;
+* the adjoint identities <conv(x, w), g> = <x, grad_input(g)> = <w, grad_weight(x, g)> to float64
+  precision;
+* bitwise identical results with 1 and 2 threads and across repeated calls.
+"""
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import reference as R
+from helpers import (arrange, conv2d_variant_cases, conv_cases, conv_transpose_cases, num_threads,
+                     rand)
+
+cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+from cconv import grad as G  # noqa: E402
+
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(request):
+    """One cconv thread, except where a test sets threads itself: with torch imported in the
+    same process, 2-thread cconv calls can stall for tens of ms each (see the module notes in
+    cconv.grad's report), which would only slow this file down; results are bitwise identical
+    for any thread count (test_bitwise_identical_...)."""
+    with num_threads(1):
+        yield
+
+
+TORCH_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
+              "circular": "circular"}
+
+
+# ------------------------------------------------------------------ references (torch, float64)
+
+def _t(a, grad=False):
+    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+
+
+def _torch_pad(x, before, after, mode):
+    fp = []
+    for b, a in reversed(list(zip(before, after))):
+        fp += [b, a]
+    if not any(fp):
+        return x
+    return F.pad(x, fp, mode=TORCH_MODE[mode])
+
+
+def torch_conv_grads(nd, x, w, g, stride, before, after, dilation, groups, mode):
+    """(dL/dx, dL/dw) of L = <pad+conv(x, w), g>, all channels-first float64."""
+    tx, tw = _t(x, True), _t(w, True)
+    conv = getattr(F, f"conv{nd}d")
+    y = conv(_torch_pad(tx, before, after, mode), tw, None, stride, 0, dilation, groups)
+    y.backward(_t(g))
+    return tx.grad.numpy(), tw.grad.numpy()
+
+
+def torch_conv_transpose_grads(nd, x, w, g, stride, padding, output_padding, groups, dilation):
+    tx, tw = _t(x, True), _t(w, True)
+    y = getattr(F, f"conv_transpose{nd}d")(tx, tw, None, stride, padding, output_padding, groups,
+                                          dilation)
+    y.backward(_t(g))
+    return tx.grad.numpy(), tw.grad.numpy()
+
+
+def close(actual, expected, scale, dtype, terms, msg=""):
+    R.assert_conv_close(actual, expected, scale, dtype, terms, msg=msg)
+
+
+def _dt(*arrays):
+    return np.result_type(*arrays)
+
+
+# ------------------------------------------------------------------ plain convolutions vs torch
+
+def _conv_case_arrays(case, rng):
+    nd = case.nd
+    x = rand(rng, case.x_shape(), case.x_dtype)
+    w = rand(rng, (case.c_out, case.c_in // case.groups, *case.kernel), case.w_dtype)
+    stride = R.normalize_tuple(case.stride, nd)
+    dilation = R.normalize_tuple(case.dilation, nd)
+    before, after = R.normalize_padding(case.padding, nd, case.in_sizes, case.kernel, stride,
+                                        dilation)
+    out = tuple(R.conv_output_size(i, k, s, b, d, a) for i, k, s, b, a, d in
+                zip(case.in_sizes, case.kernel, stride, before, after, dilation))
+    g_cf = rand(rng, (case.n, case.c_out, *out), case.x_dtype)
+    g = np.ascontiguousarray(R.from_channels_first(g_cf, case.layout))
+    return x, w, g, stride, dilation, before, after
+
+
+@given(case=conv_cases())
+def test_conv_grads_match_torch(case):
+    rng = np.random.default_rng(case.seed)
+    nd = case.nd
+    x, w, g, stride, dilation, before, after = _conv_case_arrays(case, rng)
+    kw = dict(stride=case.stride, padding=case.padding, dilation=case.dilation,
+              groups=case.groups, padding_mode=case.padding_mode, layout=case.layout)
+    xa, wa, ga = arrange(x, case.x_arr), arrange(w, case.w_arr), arrange(g, case.x_arr)
+    gx = getattr(G, f"conv{nd}d_input")(x.shape, wa, ga, **kw)
+    gw = getattr(G, f"conv{nd}d_weight")(xa, w.shape, ga, **kw)
+    gb = G.bias(ga, layout=case.layout)
+    assert gx.shape == x.shape and gw.shape == w.shape and gb.shape == (case.c_out,)
+    assert gx.dtype == _dt(w, g) and gw.dtype == _dt(x, g) and gb.dtype == g.dtype
+    for a, orig in ((xa, x), (wa, w), (ga, g)):
+        assert np.array_equal(a, orig), "input modified"
+    if case.n == 0:
+        assert not gw.any() and not gb.any()
+        return
+    x_cf, g_cf = R.to_channels_first(x, case.layout), R.to_channels_first(g, case.layout)
+    args = (nd, stride, before, after, dilation, case.groups, case.padding_mode)
+    ex, ew = torch_conv_grads(nd, x_cf, w, g_cf, *args[1:])
+    sx, sw = torch_conv_grads(nd, np.abs(x_cf), np.abs(w), np.abs(g_cf), *args[1:])
+    ksz = math.prod(case.kernel)
+    close(R.to_channels_first(gx, case.layout), ex, sx, gx.dtype,
+          case.c_out // case.groups * ksz * 4, msg=f"grad_input {case!r}")
+    close(gw, ew, sw, gw.dtype, case.n * math.prod(g_cf.shape[2:]), msg=f"grad_weight {case!r}")
+    close(gb, g_cf.astype(np.float64).sum(axis=(0, *range(2, nd + 2))),
+          np.abs(g_cf.astype(np.float64)).sum(axis=(0, *range(2, nd + 2))), gb.dtype,
+          case.n * math.prod(g_cf.shape[2:]), msg=f"bias {case!r}")
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_signatures_match_torch_nn_grad(nd):
+    rng = np.random.default_rng(nd)
+    x = rng.standard_normal((2, 4, *(7,) * nd))
+    w = rng.standard_normal((6, 2, *(3,) * nd))
+    y = getattr(F, f"conv{nd}d")(_t(x), _t(w), None, 2, 1, 1, 2)
+    g = rng.standard_normal(tuple(y.shape))
+    tin = getattr(torch.nn.grad, f"conv{nd}d_input")(x.shape, _t(w), _t(g), 2, 1, 1, 2)
+    tw = getattr(torch.nn.grad, f"conv{nd}d_weight")(_t(x), w.shape, _t(g), 2, 1, 1, 2)
+    np.testing.assert_allclose(getattr(G, f"conv{nd}d_input")(x.shape, w, g, 2, 1, 1, 2),
+                               tin.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(getattr(G, f"conv{nd}d_weight")(x, w.shape, g, 2, 1, 1, 2),
+                               tw.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ transposed vs torch
+
+@given(case=conv_transpose_cases())
+def test_conv_transpose_grads_match_torch(case):
+    rng = np.random.default_rng(case.seed)
+    nd = case.nd
+    op = case.extra["output_padding"]
+    stride, dilation = R.normalize_tuple(case.stride, nd), R.normalize_tuple(case.dilation, nd)
+    padding, opt = R.normalize_tuple(case.padding, nd), R.normalize_tuple(op, nd)
+    x = rand(rng, case.x_shape(), case.x_dtype)
+    w = rand(rng, (case.c_in, case.c_out // case.groups, *case.kernel), case.w_dtype)
+    out = tuple(R.conv_transpose_output_size(i, k, s, p, a, d) for i, k, s, p, a, d in
+                zip(case.in_sizes, case.kernel, stride, padding, opt, dilation))
+    g_cf = rand(rng, (case.n, case.c_out, *out), case.x_dtype)
+    g = np.ascontiguousarray(R.from_channels_first(g_cf, case.layout))
+    kw = dict(stride=case.stride, padding=case.padding, output_padding=op, groups=case.groups,
+              dilation=case.dilation, layout=case.layout)
+    gx = getattr(G, f"conv_transpose{nd}d_input")(x.shape, arrange(w, case.w_arr), g, **kw)
+    gw = getattr(G, f"conv_transpose{nd}d_weight")(arrange(x, case.x_arr), w.shape,
+                                                   arrange(g, case.x_arr), **kw)
+    assert gx.shape == x.shape and gw.shape == w.shape
+    assert gx.dtype == _dt(w, g) and gw.dtype == _dt(x, g)
+    if case.n == 0:
+        assert not gw.any()
+        return
+    x_cf = R.to_channels_first(x, case.layout)
+    args = (stride, padding, opt, case.groups, dilation)
+    ex, ew = torch_conv_transpose_grads(nd, x_cf, w, g_cf, *args)
+    sx, sw = torch_conv_transpose_grads(nd, np.abs(x_cf), np.abs(w), np.abs(g_cf), *args)
+    close(R.to_channels_first(gx, case.layout), ex, sx, gx.dtype,
+          case.c_out * math.prod(case.kernel), msg=repr(case))
+    close(gw, ew, sw, gw.dtype, case.n * math.prod(out), msg=repr(case))
+
+
+# ------------------------------------------------------------------ composite variants vs torch
+
+def _variant_setup(case, rng):
+    x = rand(rng, case.x_shape(), case.x_dtype)
+    stride = R.normalize_tuple(case.stride, 2)
+    dilation = R.normalize_tuple(case.dilation, 2)
+    before, after = R.normalize_padding(case.padding, 2, case.in_sizes, case.kernel, stride,
+                                        dilation)
+    return x, stride, dilation, before, after
+
+
+def _g_for(y_cf, case, rng):
+    g_cf = rand(rng, tuple(y_cf.shape), case.x_dtype)
+    return g_cf, np.ascontiguousarray(R.from_channels_first(g_cf, case.layout))
+
+
+def _check_variant(case, tensors, got, y, g_cf, grad_input):
+    """tensors: torch leaves (x first), got: cconv grads in the same order."""
+    y.backward(_t(g_cf))
+    for i, (t, a) in enumerate(zip(tensors, got)):
+        if i == 0:
+            if not grad_input:
+                assert a is None
+                continue
+            a = R.to_channels_first(a, case.layout)
+        e = t.grad.numpy()
+        assert a.shape == e.shape, (i, a.shape, e.shape)
+        scale = np.abs(e).max() + 1e-300
+        tol = 1e-11 if a.dtype == np.float64 else 2e-4
+        np.testing.assert_allclose(a, e, rtol=0, atol=tol * scale * 10, err_msg=f"{i} {case!r}")
+
+
+@given(case=conv2d_variant_cases(), kind=st.sampled_from(["depthwise", "separable"]),
+       grad_input=st.booleans())
+def test_depthwise_and_separable_grads_match_torch(case, kind, grad_input):
+    rng = np.random.default_rng(case.seed)
+    x, stride, dilation, before, after = _variant_setup(case, rng)
+    c, m = case.c_in, case.extra["multiplier"]
+    dw = rand(rng, (c * m, 1, *case.kernel), case.w_dtype)
+    pw = rand(rng, (case.c_out, c * m, 1, 1), case.w_dtype)
+    tx, tdw, tpw = _t(R.to_channels_first(x, case.layout), True), _t(dw, True), _t(pw, True)
+    y = F.conv2d(_torch_pad(tx, before, after, "zeros"), tdw, None, stride, 0, dilation, c)
+    kw = dict(stride=case.stride, padding=case.padding, dilation=case.dilation, layout=case.layout)
+    if kind == "separable":
+        y = F.conv2d(y, tpw)
+    g_cf, g = _g_for(y, case, rng)
+    if case.n == 0:
+        return
+    if kind == "depthwise":
+        gx, gdw, gb = G.depthwise_conv2d_grads(x, dw, g, input_grad=grad_input, **kw)
+        _check_variant(case, [tx, tdw], [gx, gdw], y, g_cf, grad_input)
+        # the single-purpose functions agree with the tuple (bitwise where the tuple's common
+        # dtype is theirs: depthwise_conv2d_weight computes in result_type(x, g))
+        gw1 = G.depthwise_conv2d_weight(x, dw.shape, g, **kw)
+        if gw1.dtype == gdw.dtype:
+            assert np.array_equal(gw1, gdw)
+        if grad_input:
+            gx1 = G.depthwise_conv2d_input(x.shape, dw, g, **kw)
+            if gx1.dtype == gx.dtype:
+                assert np.array_equal(gx1, gx)
+    else:
+        gx, gdw, gpw, gb = G.separable_conv2d_grads(x, dw, pw, g, input_grad=grad_input, **kw)
+        _check_variant(case, [tx, tdw, tpw], [gx, gdw, gpw], y, g_cf, grad_input)
+    np.testing.assert_allclose(gb, g_cf.astype(np.float64).sum(axis=(0, 2, 3)),
+                               rtol=1e-4, atol=1e-4 * (np.abs(g_cf).sum(axis=(0, 2, 3)).max()))
+
+
+@given(case=conv2d_variant_cases(max_groups=3))
+def test_spatially_separable_grads_match_torch(case):
+    rng = np.random.default_rng(case.seed)
+    x, stride, dilation, before, after = _variant_setup(case, rng)
+    grp, c_mid = case.groups, case.extra["c_mid"]
+    kh, kw_ = case.kernel
+    vw = rand(rng, (c_mid, case.c_in // grp, kh, 1), case.w_dtype)
+    hw = rand(rng, (case.c_out, c_mid // grp, 1, kw_), case.w_dtype)
+    tx, tv, th = _t(R.to_channels_first(x, case.layout), True), _t(vw, True), _t(hw, True)
+    h = F.conv2d(_torch_pad(tx, (before[0], 0), (after[0], 0), "zeros"), tv, None,
+                 (stride[0], 1), 0, (dilation[0], 1), grp)
+    y = F.conv2d(_torch_pad(h, (0, before[1]), (0, after[1]), "zeros"), th, None,
+                 (1, stride[1]), 0, (1, dilation[1]), grp)
+    g_cf, g = _g_for(y, case, rng)
+    if case.n == 0:
+        return
+    gx, gv, gh, gb = G.spatially_separable_conv2d_grads(
+        x, vw, hw, g, stride=case.stride, padding=case.padding, dilation=case.dilation,
+        groups=grp, layout=case.layout)
+    _check_variant(case, [tx, tv, th], [gx, gv, gh], y, g_cf, True)
+
+
+@given(case=conv2d_variant_cases())
+def test_flattened_grads_match_torch(case):
+    rng = np.random.default_rng(case.seed)
+    x, stride, dilation, before, after = _variant_setup(case, rng)
+    kh, kw_ = case.kernel
+    co = case.c_out
+    ch = rand(rng, (co, case.c_in), case.w_dtype)
+    v = rand(rng, (co, kh), case.w_dtype)
+    h = rand(rng, (co, kw_), case.w_dtype)
+    tx, tc, tv, th = (_t(R.to_channels_first(x, case.layout), True), _t(ch, True), _t(v, True),
+                      _t(h, True))
+    y = F.conv2d(tx, tc[:, :, None, None])
+    y = F.conv2d(_torch_pad(y, (before[0], 0), (after[0], 0), "zeros"), tv[:, None, :, None],
+                 None, (stride[0], 1), 0, (dilation[0], 1), co)
+    y = F.conv2d(_torch_pad(y, (0, before[1]), (0, after[1]), "zeros"), th[:, None, None, :],
+                 None, (1, stride[1]), 0, (1, dilation[1]), co)
+    g_cf, g = _g_for(y, case, rng)
+    if case.n == 0:
+        return
+    gx, gc, gv, gh, gb = G.flattened_conv2d_grads(
+        x, ch, v, h, g, stride=case.stride, padding=case.padding, dilation=case.dilation,
+        layout=case.layout)
+    assert gc.shape == ch.shape and gv.shape == v.shape and gh.shape == h.shape
+    _check_variant(case, [tx, tc, tv, th], [gx, gc, gv, gh], y, g_cf, True)
+
+
+@pytest.mark.parametrize("layout", [None, "NCHW", "NHWC", "NCDHW", "NDHWC"])
+@pytest.mark.parametrize("groups", [1, 2, 3, 6])
+def test_channel_shuffle_grad_is_the_inverse_permutation(layout, groups):
+    rng = np.random.default_rng(groups)
+    nd = 3 if layout and "D" in layout else 2
+    last = layout is not None and layout.endswith("C")
+    shape_cf = (2, 12, *(3,) * nd)
+    x = rng.standard_normal(shape_cf)
+    tx = _t(x, True)
+    y = tx.view(2, groups, 12 // groups, *(3,) * nd).transpose(1, 2).reshape(shape_cf)
+    g = rng.standard_normal(shape_cf)
+    y.backward(_t(g))
+    gl = np.ascontiguousarray(np.moveaxis(g, 1, -1)) if last else g
+    got = G.channel_shuffle_input(gl.astype(np.float32), groups, layout=layout)
+    got = np.moveaxis(got, -1, 1) if last else got
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, tx.grad.numpy().astype(np.float32))
+    xl = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if last else x
+    np.testing.assert_array_equal(
+        G.channel_shuffle_input(cconv.channel_shuffle(xl, groups, layout=layout), groups,
+                                layout=layout), xl)
+
+
+# ------------------------------------------------------------------ finite differences (float64)
+
+FD_CASES = [
+    # nd, N, C_in, C_out, size, kernel, stride, padding, dilation, groups, mode
+    (1, 2, 2, 3, 7, 3, 2, ((1, 2),), 1, 1, "reflect"),
+    (1, 1, 4, 2, 6, 2, 1, "same", 2, 2, "circular"),
+    (2, 2, 2, 2, 5, 3, 1, 1, 1, 1, "zeros"),
+    (2, 1, 3, 3, 6, 2, 2, ((0, 1), (2, 1)), 1, 3, "replicate"),
+    (2, 2, 2, 4, 6, 3, (2, 1), "same", (1, 2), 2, "reflect"),
+    (2, 1, 2, 2, 4, 2, 1, ((2, 3), (4, 0)), 1, 1, "circular"),
+    (3, 1, 2, 2, 4, 2, (1, 2, 1), 1, (2, 1, 1), 1, "replicate"),
+    (3, 1, 2, 2, 3, 3, 1, 1, 1, 2, "reflect"),
+]
+
+
+def _fd(f, a, idx, h=1e-3):
+    a_p, a_m = a.copy(), a.copy()
+    a_p[idx] += h
+    a_m[idx] -= h
+    return (f(a_p) - f(a_m)) / (2 * h)
+
+
+@pytest.mark.parametrize("case", FD_CASES, ids=lambda c: f"{c[0]}d-{c[-1]}")
+def test_central_finite_differences(case):
+    nd, n, ci, co, size, k, stride, padding, dilation, groups, mode = case
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, ci, *(size,) * nd))
+    w = rng.standard_normal((co, ci // groups, *(k,) * nd))
+    conv = getattr(cconv, f"conv{nd}d")
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+              padding_mode=mode)
+    g = rng.standard_normal(conv(x, w, **kw).shape)
+    gx = getattr(G, f"conv{nd}d_input")(x.shape, w, g, **kw)
+    gw = getattr(G, f"conv{nd}d_weight")(x, w.shape, g, **kw)
+    for idx in itertools.product(*map(range, x.shape)):
+        fd = _fd(lambda a: float(np.vdot(conv(a, w, **kw), g)), x, idx)
+        assert abs(fd - gx[idx]) <= 1e-7 * (1 + abs(fd)), (idx, fd, gx[idx])
+    for idx in itertools.product(*map(range, w.shape)):
+        fd = _fd(lambda a: float(np.vdot(conv(x, a, **kw), g)), w, idx)
+        assert abs(fd - gw[idx]) <= 1e-7 * (1 + abs(fd)), (idx, fd, gw[idx])
+
+
+def test_central_finite_differences_composites():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 3, 6, 5))
+    dw, pw = rng.standard_normal((6, 1, 3, 2)), rng.standard_normal((4, 6, 1, 1))
+    vw, hw = rng.standard_normal((4, 3, 3, 1)), rng.standard_normal((2, 4, 1, 2))
+    ch, fv, fh = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    wt = rng.standard_normal((3, 2, 3, 2))
+    kw = dict(stride=(2, 1), padding=((1, 0), (0, 1)), dilation=(1, 2))
+    calls = [
+        (lambda a, b: cconv.separable_conv2d(a, b[0], b[1], **kw),
+         lambda a, b, g: G.separable_conv2d_grads(a, b[0], b[1], g, **kw)[:3], [dw, pw]),
+        (lambda a, b: cconv.spatially_separable_conv2d(a, b[0], b[1], **kw),
+         lambda a, b, g: G.spatially_separable_conv2d_grads(a, b[0], b[1], g, **kw)[:3], [vw, hw]),
+        (lambda a, b: cconv.flattened_conv2d(a, b[0], b[1], b[2], **kw),
+         lambda a, b, g: G.flattened_conv2d_grads(a, b[0], b[1], b[2], g, **kw)[:4], [ch, fv, fh]),
+        (lambda a, b: cconv.conv_transpose2d(a, b[0], None, 2, 1, (1, 0), 1, (1, 2)),
+         lambda a, b, g: (G.conv_transpose2d_input(a.shape, b[0], g, 2, 1, (1, 0), 1, (1, 2)),
+                          G.conv_transpose2d_weight(a, b[0].shape, g, 2, 1, (1, 0), 1, (1, 2))),
+         [wt]),
+    ]
+    for fwd, bwd, ws in calls:
+        g = rng.standard_normal(fwd(x, ws).shape)
+        grads = bwd(x, ws, g)
+        arrays = [x] + ws
+        for ai, a in enumerate(arrays):
+            flat = rng.choice(a.size, size=min(a.size, 16), replace=False)
+            for idx in zip(*np.unravel_index(flat, a.shape)):
+                def loss(v, ai=ai):
+                    args = list(arrays)
+                    args[ai] = v
+                    return float(np.vdot(fwd(args[0], args[1:]), g))
+                fd = _fd(loss, a, idx)
+                assert abs(fd - grads[ai][idx]) <= 1e-7 * (1 + abs(fd)), (ai, idx)
+
+
+# ------------------------------------------------------------------ adjoint identities
+
+def _rel_dot_err(a, b, scale):
+    return abs(a - b) / max(scale, 1e-300)
+
+
+@given(case=conv_cases(dtypes=(np.float64,)))
+def test_adjoint_identity(case):
+    """<conv(x, w), g> = <x, conv_input(g)> = <w, conv_weight(x, g)> to float64 precision."""
+    if case.n == 0:
+        return
+    rng = np.random.default_rng(case.seed)
+    nd = case.nd
+    x, w, g, *_ = _conv_case_arrays(case, rng)
+    kw = dict(stride=case.stride, padding=case.padding, dilation=case.dilation,
+              groups=case.groups, padding_mode=case.padding_mode, layout=case.layout)
+    y = getattr(cconv, f"conv{nd}d")(x, w, **kw)
+    lhs = float(np.vdot(y, g))
+    scale = float(np.vdot(np.abs(getattr(cconv, f"conv{nd}d")(np.abs(x), np.abs(w), **kw)),
+                          np.abs(g)))
+    gx = getattr(G, f"conv{nd}d_input")(x.shape, w, g, **kw)
+    gw = getattr(G, f"conv{nd}d_weight")(x, w.shape, g, **kw)
+    assert _rel_dot_err(lhs, float(np.vdot(x, gx)), scale) < 1e-13
+    assert _rel_dot_err(lhs, float(np.vdot(w, gw)), scale) < 1e-13
+
+
+@given(case=conv_transpose_cases(dtypes=(np.float64,)))
+def test_adjoint_identity_transposed(case):
+    if case.n == 0:
+        return
+    rng = np.random.default_rng(case.seed)
+    nd = case.nd
+    op = case.extra["output_padding"]
+    x = rand(rng, case.x_shape(), np.float64)
+    w = rand(rng, (case.c_in, case.c_out // case.groups, *case.kernel), np.float64)
+    kw = dict(stride=case.stride, padding=case.padding, output_padding=op, groups=case.groups,
+              dilation=case.dilation, layout=case.layout)
+    fwd = getattr(cconv, f"conv_transpose{nd}d")
+    y = fwd(x, w, **kw)
+    g = rng.standard_normal(y.shape)
+    lhs = float(np.vdot(y, g))
+    scale = float(np.vdot(fwd(np.abs(x), np.abs(w), **kw), np.abs(g)))
+    gx = getattr(G, f"conv_transpose{nd}d_input")(x.shape, w, g, **kw)
+    gw = getattr(G, f"conv_transpose{nd}d_weight")(x, w.shape, g, **kw)
+    assert _rel_dot_err(lhs, float(np.vdot(x, gx)), scale) < 1e-13
+    assert _rel_dot_err(lhs, float(np.vdot(w, gw)), scale) < 1e-13
+
+
+# ------------------------------------------------------------------ determinism
+
+def _determinism_calls(rng, dtype):
+    def r(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    x2, x2l = r(3, 16, 23, 21), r(3, 23, 21, 16)
+    w2, wg, wd = r(24, 16, 3, 3), r(24, 2, 3, 3), r(32, 1, 3, 3)
+    x1, w1 = r(4, 12, 130), r(10, 12, 5)
+    x3, w3 = r(2, 6, 7, 9, 8), r(8, 3, 3, 2, 3)
+    xd = r(2, 40, 17, 19)              # depthwise: 40 channels = 2 blocks of 32 float32, 3 of 16 float64
+    wdw = r(80, 1, 3, 3)               # channel multiplier 2
+    wt = r(16, 6, 4, 4)
+    pw = r(20, 80, 1, 1)
+
+    def g_for(y):
+        return rng.standard_normal(y.shape).astype(dtype)
+
+    k2 = dict(stride=2, padding=((1, 2), (0, 1)), padding_mode="reflect")
+    gy2 = g_for(cconv.conv2d(x2, w2, **k2))
+    kl = dict(padding="same", dilation=2, groups=8, layout="NHWC")
+    gyl = g_for(cconv.conv2d(x2l, wg, **kl))
+    k1 = dict(stride=3, padding=4, dilation=2, padding_mode="circular")
+    gy1 = g_for(cconv.conv1d(x1, w1, **k1))
+    k3 = dict(padding=1, groups=2, padding_mode="replicate")
+    gy3 = g_for(cconv.conv3d(x3, w3, **k3))
+    kd = dict(stride=2, padding=1)
+    gyd = g_for(cconv.depthwise_conv2d(xd, wdw, **kd))
+    gyt = g_for(cconv.conv_transpose2d(x2, wt, None, 2, 1, 1))
+    gys = g_for(cconv.separable_conv2d(xd, wdw, pw, padding=1))
+    gydd = g_for(cconv.conv2d(x2, wd, padding=1, groups=16))
+    w11 = r(20, 8, 1, 1)
+    k11 = dict(stride=2, padding=1, groups=2)
+    gy11 = g_for(cconv.conv2d(x2, w11, **k11))
+    return {
+        "conv2d input": lambda: G.conv2d_input(x2.shape, w2, gy2, **k2),
+        "conv2d weight": lambda: G.conv2d_weight(x2, w2.shape, gy2, **k2),
+        "grouped NHWC input": lambda: G.conv2d_input(x2l.shape, wg, gyl, **kl),
+        "grouped NHWC weight": lambda: G.conv2d_weight(x2l, wg.shape, gyl, **kl),
+        "conv1d input": lambda: G.conv1d_input(x1.shape, w1, gy1, **k1),
+        "conv1d weight": lambda: G.conv1d_weight(x1, w1.shape, gy1, **k1),
+        "conv3d input": lambda: G.conv3d_input(x3.shape, w3, gy3, **k3),
+        "conv3d weight": lambda: G.conv3d_weight(x3, w3.shape, gy3, **k3),
+        "depthwise": lambda: G.depthwise_conv2d_grads(xd, wdw, gyd, **kd),
+        "depthwise-m2 via conv2d": lambda: G.conv2d_weight(x2, wd.shape, gydd, padding=1,
+                                                           groups=16),
+        "transposed": lambda: (G.conv_transpose2d_input(x2.shape, wt, gyt, 2, 1, 1),
+                               G.conv_transpose2d_weight(x2, wt.shape, gyt, 2, 1, 1)),
+        "separable": lambda: G.separable_conv2d_grads(xd, wdw, pw, gys, padding=1),
+        "1x1 grouped strided weight": lambda: G.conv2d_weight(x2, w11.shape, gy11, **k11),
+    }
+
+
+def _flat(r):
+    return r if isinstance(r, np.ndarray) else np.concatenate([a.ravel() for a in r])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bitwise_identical_for_1_and_2_threads_and_repeated_calls(dtype):
+    calls = _determinism_calls(np.random.default_rng(11), dtype)
+    for name, f in calls.items():
+        with num_threads(1):
+            r1 = _flat(f())
+        with num_threads(2):
+            r2 = _flat(f())
+            r3 = _flat(f())
+        assert r1.dtype == dtype
+        assert np.array_equal(r1, r2), f"{name}: 1 vs 2 threads differ"
+        assert np.array_equal(r2, r3), f"{name}: repeated calls differ"
+
+
+# ------------------------------------------------------------------ dtypes and errors
+
+def test_dtypes_follow_the_forward_rule():
+    rng = np.random.default_rng(0)
+    x32 = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    w32 = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    g32 = rng.standard_normal((1, 3, 3, 3)).astype(np.float32)
+    assert G.conv2d_input(x32.shape, w32, g32).dtype == np.float32
+    assert G.conv2d_weight(x32, w32.shape, g32).dtype == np.float32
+    assert G.conv2d_input(x32.shape, w32.astype(np.float64), g32).dtype == np.float64
+    assert G.conv2d_weight(x32.astype(np.int64), w32.shape, g32.astype(np.int32)).dtype == np.float64
+    assert G.bias(g32.astype(np.float16)).dtype == np.float32
+    np.testing.assert_allclose(G.conv2d_weight(x32.astype(np.float16), w32.shape, g32),
+                               G.conv2d_weight(x32.astype(np.float16).astype(np.float32),
+                                               w32.shape, g32), rtol=0, atol=0)
+
+
+def test_errors():
+    x = np.zeros((1, 4, 6, 6))
+    w = np.zeros((2, 4, 3, 3))
+    g = np.zeros((1, 2, 4, 4))
+    with pytest.raises(ValueError, match="grad_output has shape"):
+        G.conv2d_input(x.shape, w, np.zeros((1, 2, 5, 4)))
+    with pytest.raises(ValueError, match="grad_output has shape"):
+        G.conv2d_weight(x, w.shape, np.zeros((1, 3, 4, 4)))
+    with pytest.raises(ValueError, match="groups"):
+        G.conv2d_weight(x, (2, 4, 3, 3), g, groups=3)
+    with pytest.raises(ValueError, match="padding_mode"):
+        G.conv2d_input(x.shape, w, g, padding_mode="mirror")
+    with pytest.raises(ValueError, match="layout"):
+        G.conv2d_input(x.shape, w, g, layout="NCW")
+    with pytest.raises(ValueError, match="reflect"):
+        G.conv2d_input(x.shape, w, np.zeros((1, 2, 16, 16)), padding=6, padding_mode="reflect")
+    with pytest.raises(TypeError):
+        G.conv2d_input(x.shape, w.astype(complex), g)
+    with pytest.raises(TypeError, match="weight_shape"):
+        G.conv2d_weight(x, None, g)
+    with pytest.raises(ValueError, match="grad_output"):
+        G.bias(np.zeros(3))
+    with pytest.raises(ValueError, match="grad_output has shape"):
+        G.conv_transpose2d_input((1, 4, 3, 3), np.zeros((4, 2, 3, 3)), np.zeros((1, 2, 4, 4)))
+    with pytest.raises(ValueError, match="groups"):
+        G.channel_shuffle_input(np.zeros((1, 6, 2, 2)), 4)
+    with pytest.raises(ValueError, match="depthwise_weight"):
+        G.separable_conv2d_grads(x, np.zeros((4, 2, 3, 3)), np.zeros((2, 4, 1, 1)), g)
+
+
+def test_batch_zero_gives_zero_gradients():
+    x = np.zeros((0, 4, 6, 6), np.float32)
+    w = np.ones((2, 2, 3, 3), np.float32)
+    g = np.zeros((0, 2, 4, 4), np.float32)
+    assert G.conv2d_input(x.shape, w, g, groups=2).shape == x.shape
+    gw = G.conv2d_weight(x, w.shape, g, groups=2)
+    assert gw.shape == w.shape and gw.dtype == np.float32 and not gw.any()
+    assert G.bias(g).shape == (2,)
