@@ -146,25 +146,28 @@ nomem:
 
 /* ---------------------------------------------------------------- weight packing */
 
+/* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero. The source
+ * stride between two output channels is hoisted so the inner loop is a plain strided copy. */
 #define PACK_GEMM(T)                                                                               \
     {                                                                                              \
         const T *w = (const T *)weight;                                                            \
         T *dst = (T *)ps->wpack;                                                                   \
+        const int64_t col_stride = d->transposed ? ksz : cig * ksz;                                \
         for (int64_t g = 0; g < G; g++)                                                            \
-            for (int64_t cb = 0; cb < p->nblk; cb++)                                               \
+            for (int64_t cb = 0; cb < p->nblk; cb++) {                                             \
+                const int64_t ncol = cog - cb * NR < NR ? cog - cb * NR : NR;                      \
                 for (int64_t k0 = 0; k0 < cig; k0 += p->kc) {                                      \
                     const int64_t kn = cig - k0 < p->kc ? cig - k0 : p->kc;                        \
                     for (int t = 0; t < ps->ntaps; t++)                                            \
-                        for (int64_t k = k0; k < k0 + kn; k++)                                     \
-                            for (int64_t j = 0; j < NR; j++, dst++) {                              \
-                                const int64_t col = cb * NR + j;                                   \
-                                if (col >= cog) { *dst = 0; continue; }                            \
-                                const int64_t idx = d->transposed                                  \
-                                    ? ((g * cig + k) * cog + col) * ksz + ps->tap_k[t]             \
-                                    : ((g * cog + col) * cig + k) * ksz + ps->tap_k[t];            \
-                                *dst = w[idx];                                                     \
-                            }                                                                      \
+                        for (int64_t k = k0; k < k0 + kn; k++, dst += NR) {                        \
+                            const T *src = w + ps->tap_k[t] + (d->transposed                       \
+                                ? ((g * cig + k) * cog + cb * NR) * ksz                            \
+                                : ((g * cog + cb * NR) * cig + k) * ksz);                          \
+                            for (int64_t j = 0; j < ncol; j++) dst[j] = src[j * col_stride];       \
+                            for (int64_t j = ncol; j < NR; j++) dst[j] = 0;                        \
+                        }                                                                          \
                 }                                                                                  \
+            }                                                                                      \
     }
 
 /* Depthwise weights: channels-first [co][tap]; channels-last [tap][co]. */
@@ -178,6 +181,78 @@ nomem:
                 if (d->channels_last) dst[t * Co + co] = v; else dst[co * ps->ntaps + t] = v;      \
             }                                                                                      \
     }
+
+/* ---------------------------------------------------------------- GEMM bands */
+
+/* A GEMM job computes a band of B output rows x WS output columns (one image, one output depth,
+ * a range of output-channel blocks). Unless the input can be read in place (channels-last, no
+ * padding), the job first builds a padded channels-last copy of just the input its band reads
+ * (DS planes x R rows x WB columns x C_in) in a per-thread buffer that stays in L2. That replaces
+ * a padded copy of the whole batch (one more pass over memory, and for NCHW a transpose through
+ * memory) by a copy into cache, and bounds the workspace to one buffer per thread. Halo rows are
+ * copied once per band; bands are sized so the buffer fits GEMM_BAND_BYTES. */
+#define GEMM_BAND_BYTES (256 * 1024)
+/* Bands (x channel-block ranges) per output plane to aim for, so that batch-1 layers still split
+ * into enough equal jobs for a few threads. A constant: the blocking never depends on the thread
+ * count, so every output is summed in the same order whatever the number of threads. */
+#define GEMM_JOBS_PER_PLANE 8
+
+typedef struct {
+    int64_t B, WS;        /* output rows and columns of a band */
+    int64_t DS, R, WB;    /* planes, rows and columns of the band's input buffer */
+    int64_t nbh, nbw;     /* bands along H and along W */
+    int64_t blocks, rs, nr; /* (group, cout block) pairs, pairs per job, ranges */
+    int direct;           /* read x in place: DS, R, WB are the whole input's sizes */
+} gemm_band;
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band *b)
+{
+    const cconv_conv_desc *d = &p->d;
+    const int64_t Ci = d->in_channels, Hp = p->padded[1], Wp = p->padded[2];
+    const int64_t es = (int64_t)cconv_dtype_size(d->dtype);
+    int64_t span[3] = {1, 1, 1};
+    for (int t = 0; t < ps->ntaps; t++) {
+        const int64_t lin = ps->taps[t] / Ci;
+        span[0] = max64(span[0], lin / (Wp * Hp) + 1);
+        span[1] = max64(span[1], (lin / Wp) % Hp + 1);
+        span[2] = max64(span[2], lin % Wp + 1);
+    }
+    const int64_t Q1 = ps->q[1], Q2 = ps->q[2], MR = p->tile.mr;
+    const int64_t pix_bytes = span[0] * Ci * es; /* one buffer column of one row */
+    /* Columns: the whole row unless a single row of it overflows the budget. */
+    b->WS = Q2;
+    if (span[1] * ((Q2 - 1) * ps->is[2] + span[2]) * pix_bytes > GEMM_BAND_BYTES) {
+        const int64_t cols = GEMM_BAND_BYTES / (span[1] * pix_bytes);
+        b->WS = max64(MR, ((cols - span[2]) / ps->is[2] + 1) / MR * MR);
+        b->WS = min64(b->WS, Q2);
+    }
+    b->WB = (b->WS - 1) * ps->is[2] + span[2];
+    /* Rows: as many as fit, but enough bands per plane. */
+    const int64_t row_bytes = b->WB * pix_bytes;
+    int64_t B = (GEMM_BAND_BYTES / row_bytes - span[1]) / ps->is[1] + 1;
+    B = max64(1, min64(B, (Q1 + GEMM_JOBS_PER_PLANE - 1) / GEMM_JOBS_PER_PLANE));
+    b->B = min64(B, Q1);
+    b->R = (b->B - 1) * ps->is[1] + span[1];
+    b->DS = span[0];
+    b->nbh = (Q1 + b->B - 1) / b->B;
+    b->nbw = (Q2 + b->WS - 1) / b->WS;
+    /* Split the channel blocks too when a plane has few bands (batch 1, small images). */
+    b->blocks = d->groups * p->nblk;
+    const int64_t want = (GEMM_JOBS_PER_PLANE + b->nbh * b->nbw - 1) / (b->nbh * b->nbw);
+    const int64_t nr = min64(b->blocks, max64(1, want));
+    b->rs = (b->blocks + nr - 1) / nr;
+    b->nr = (b->blocks + b->rs - 1) / b->rs;
+    b->direct = 0;
+    if (d->channels_last) {
+        b->direct = 1;
+        for (int a = 0; a < 3; a++)
+            if (p->padlo[a] != 0 || p->padded[a] != d->in_size[a]) b->direct = 0;
+    }
+    if (b->direct) { b->DS = p->padded[0]; b->R = Hp; b->WB = Wp; }
+}
 
 static int can_depthwise(const cconv_conv_desc *d)
 {
@@ -312,9 +387,14 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
             p->weight_bytes += (int64_t)(n * es);
             if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double) else PACK_GEMM(float)
         }
-        int64_t ws;
-        if (!cconv_mul(d->batch, padded_elems, &ws) || !cconv_mul(ws, Ci, &ws)) goto overflow;
-        p->workspace_bytes = (ws + (int64_t)CCONV_MR_MAX * (d->stride[2] + 1) * Ci) * (int64_t)es;
+        (void)padded_elems; /* the GEMM path copies bands into per-thread buffers instead */
+        int64_t ws = 0;
+        for (int i = 0; i < p->npasses; i++) {
+            gemm_band b;
+            gemm_band_geometry(p, &p->passes[i], &b);
+            if (!b.direct) ws = max64(ws, b.DS * b.R * b.WB * Ci);
+        }
+        p->workspace_bytes = ws * cconv_threads() * (int64_t)es;
     } else {
         pass_t *ps = &p->passes[0];
         ps->wpack = cconv_aligned_alloc((size_t)(Co * ps->ntaps) * es);
