@@ -26,6 +26,11 @@ struct cconv_plan {
     cconv_tile_kernel tile;
     int64_t padlo[3], padded[3];
     int64_t cig, cog, nblk, kc;
+    /* GEMM channel blocks. With few output channels per group (cog < NR), one block packs gpb
+     * whole groups side by side in the NR columns, with block-diagonal weights over their gpb*cig
+     * input channels: the tile then runs a gpb times longer reduction per call instead of one
+     * mostly-empty tile per group. kmax: reduction length of a block; nblocks: blocks in all. */
+    int64_t gpb, kmax, nblocks;
     int npasses;
     pass_t *passes;
     void *bias;
@@ -170,6 +175,30 @@ nomem:
             }                                                                                      \
     }
 
+/* GEMM weights with gpb groups per block: [block][kc block][tap][k][NR]; block b covers groups
+ * g0 = b*gpb.., its k runs over their gn*cig input channels and column j is output channel
+ * g0*cog + j; the weight is zero unless input and output channel are in the same group. */
+#define PACK_GEMM_GROUPS(T)                                                                        \
+    {                                                                                              \
+        const T *w = (const T *)weight;                                                            \
+        T *base = (T *)ps->wpack;                                                                  \
+        for (int64_t b = 0; b < p->nblocks; b++) {                                                 \
+            const int64_t g0 = b * p->gpb, gn = G - g0 < p->gpb ? G - g0 : p->gpb, K = gn * cig;   \
+            T *dst = base + b * ps->ntaps * p->kmax * NR;                                          \
+            for (int64_t k0 = 0; k0 < K; k0 += p->kc) {                                            \
+                const int64_t kn = K - k0 < p->kc ? K - k0 : p->kc;                                \
+                for (int t = 0; t < ps->ntaps; t++)                                                \
+                    for (int64_t k = k0; k < k0 + kn; k++)                                         \
+                        for (int64_t j = 0; j < NR; j++, dst++) {                                  \
+                            const int64_t ci = g0 * cig + k, co = g0 * cog + j;                    \
+                            if (j >= gn * cog || ci / cig != co / cog) { *dst = 0; continue; }     \
+                            *dst = d->transposed ? w[(ci * cog + co % cog) * ksz + ps->tap_k[t]]   \
+                                                 : w[(co * cig + ci % cig) * ksz + ps->tap_k[t]];  \
+                        }                                                                          \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
 /* Depthwise weights: channels-first [co][tap]; channels-last [tap][co]. */
 #define PACK_DW(T)                                                                                 \
     {                                                                                              \
@@ -240,7 +269,7 @@ static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band 
     b->nbh = (Q1 + b->B - 1) / b->B;
     b->nbw = (Q2 + b->WS - 1) / b->WS;
     /* Split the channel blocks too when a plane has few bands (batch 1, small images). */
-    b->blocks = d->groups * p->nblk;
+    b->blocks = p->nblocks;
     const int64_t want = (GEMM_JOBS_PER_PLANE + b->nbh * b->nbw - 1) / (b->nbh * b->nbw);
     const int64_t nr = min64(b->blocks, max64(1, want));
     b->rs = (b->blocks + nr - 1) / nr;
@@ -333,6 +362,10 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         if (p->algo == CCONV_ALGO_GEMM) {
             p->tile = cog <= p->isa->narrow[dt].nr ? p->isa->narrow[dt] : p->isa->wide[dt];
             p->nblk = (cog + p->tile.nr - 1) / p->tile.nr;
+            p->gpb = 1;
+            if (G > 1 && cog < p->tile.nr) p->gpb = p->tile.nr / cog < G ? p->tile.nr / cog : G;
+            p->kmax = p->gpb * cig;
+            p->nblocks = p->gpb > 1 ? (G + p->gpb - 1) / p->gpb : G * p->nblk;
         }
         p->npasses = nph[0] * nph[1] * nph[2];
         p->passes = calloc((size_t)p->npasses + 1, sizeof *p->passes);
@@ -375,17 +408,22 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         int64_t per_k = (int64_t)p->passes[0].ntaps * NR * (int64_t)es;
         for (int i = 1; i < p->npasses; i++)
             if ((int64_t)p->passes[i].ntaps * NR * (int64_t)es > per_k) per_k = (int64_t)p->passes[i].ntaps * NR * (int64_t)es;
-        p->kc = per_k > 0 ? (256 * 1024) / per_k : cig;
+        const int64_t K = p->kmax;
+        p->kc = per_k > 0 ? (256 * 1024) / per_k : K;
         if (p->kc < 1) p->kc = 1;
-        if (p->kc >= cig) p->kc = cig;
-        else p->kc = (cig + (cig + p->kc - 1) / p->kc - 1) / ((cig + p->kc - 1) / p->kc); /* even blocks */
+        if (p->kc >= K) p->kc = K;
+        else p->kc = (K + (K + p->kc - 1) / p->kc - 1) / ((K + p->kc - 1) / p->kc); /* even blocks */
         for (int i = 0; i < p->npasses; i++) {
             pass_t *ps = &p->passes[i];
-            const size_t n = (size_t)(G * p->nblk * ps->ntaps * cig * NR);
+            const size_t n = (size_t)(p->nblocks * ps->ntaps * p->kmax * NR);
             ps->wpack = cconv_aligned_alloc(n * es);
             if (!ps->wpack) goto nomem;
             p->weight_bytes += (int64_t)(n * es);
-            if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double) else PACK_GEMM(float)
+            if (p->gpb > 1) {
+                if (d->dtype == CCONV_FLOAT64) PACK_GEMM_GROUPS(double) else PACK_GEMM_GROUPS(float)
+            } else {
+                if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double) else PACK_GEMM(float)
+            }
         }
         (void)padded_elems; /* the GEMM path copies bands into per-thread buffers instead */
         int64_t ws = 0;
