@@ -31,6 +31,11 @@ struct cconv_plan {
      * input channels: the tile then runs a gpb times longer reduction per call instead of one
      * mostly-empty tile per group. kmax: reduction length of a block; nblocks: blocks in all. */
     int64_t gpb, kmax, nblocks;
+    /* With few input channels (a stem: 3), the KW taps of one kernel row read one contiguous run
+     * of KW*C_in values of the channels-last input, so they are folded into the reduction
+     * (k = kw*C_in + c) instead of running KW tile loops of C_in steps each. wmerge: KW folded
+     * this way, else 1. */
+    int64_t wmerge;
     int npasses;
     pass_t *passes;
     void *bias;
@@ -151,7 +156,7 @@ nomem:
 
 /* ---------------------------------------------------------------- weight packing */
 
-/* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero. The source
+/* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c. The source
  * stride between two output channels is hoisted so the inner loop is a plain strided copy. */
 #define PACK_GEMM(T)                                                                               \
     {                                                                                              \
@@ -161,13 +166,14 @@ nomem:
         for (int64_t g = 0; g < G; g++)                                                            \
             for (int64_t cb = 0; cb < p->nblk; cb++) {                                             \
                 const int64_t ncol = cog - cb * NR < NR ? cog - cb * NR : NR;                      \
-                for (int64_t k0 = 0; k0 < cig; k0 += p->kc) {                                      \
-                    const int64_t kn = cig - k0 < p->kc ? cig - k0 : p->kc;                        \
+                for (int64_t k0 = 0; k0 < p->kmax; k0 += p->kc) {                                  \
+                    const int64_t kn = p->kmax - k0 < p->kc ? p->kmax - k0 : p->kc;                \
                     for (int t = 0; t < ps->ntaps; t++)                                            \
                         for (int64_t k = k0; k < k0 + kn; k++, dst += NR) {                        \
-                            const T *src = w + ps->tap_k[t] + (d->transposed                       \
-                                ? ((g * cig + k) * cog + cb * NR) * ksz                            \
-                                : ((g * cog + cb * NR) * cig + k) * ksz);                          \
+                            const int64_t kw = k / cig, c = k % cig; /* kw > 0: folded taps */     \
+                            const T *src = w + ps->tap_k[t] + kw + (d->transposed                  \
+                                ? ((g * cig + c) * cog + cb * NR) * ksz                            \
+                                : ((g * cog + cb * NR) * cig + c) * ksz);                          \
                             for (int64_t j = 0; j < ncol; j++) dst[j] = src[j * col_stride];       \
                             for (int64_t j = ncol; j < NR; j++) dst[j] = 0;                        \
                         }                                                                          \
@@ -247,7 +253,7 @@ static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band 
         const int64_t lin = ps->taps[t] / Ci;
         span[0] = max64(span[0], lin / (Wp * Hp) + 1);
         span[1] = max64(span[1], (lin / Wp) % Hp + 1);
-        span[2] = max64(span[2], lin % Wp + 1);
+        span[2] = max64(span[2], lin % Wp + p->wmerge);
     }
     const int64_t Q1 = ps->q[1], Q2 = ps->q[2], MR = p->tile.mr;
     const int64_t pix_bytes = span[0] * Ci * es; /* one buffer column of one row */
@@ -364,7 +370,10 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
             p->nblk = (cog + p->tile.nr - 1) / p->tile.nr;
             p->gpb = 1;
             if (G > 1 && cog < p->tile.nr) p->gpb = p->tile.nr / cog < G ? p->tile.nr / cog : G;
-            p->kmax = p->gpb * cig;
+            p->wmerge = 1;
+            if (!d->transposed && G == 1 && Ci < 32 && d->dilation[2] == 1 && d->kernel[2] > 1)
+                p->wmerge = d->kernel[2];
+            p->kmax = p->gpb * cig * p->wmerge;
             p->nblocks = p->gpb > 1 ? (G + p->gpb - 1) / p->gpb : G * p->nblk;
         }
         p->npasses = nph[0] * nph[1] * nph[2];
@@ -376,7 +385,8 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
                 for (int i2 = 0; i2 < nph[2]; i2++, pi++) {
                     pass_t *ps = &p->passes[pi];
                     const dim_phase *f[3] = {&ph[0][i0], &ph[1][i1], &ph[2][i2]};
-                    const int64_t nt = f[0]->ntaps * f[1]->ntaps * f[2]->ntaps;
+                    const int64_t nw = p->wmerge > 1 ? 1 : f[2]->ntaps; /* folded: kw = 0 only */
+                    const int64_t nt = f[0]->ntaps * f[1]->ntaps * nw;
                     for (int a = 0; a < 3; a++) {
                         ps->o0[a] = f[a]->o0; ps->os[a] = f[a]->os; ps->q[a] = f[a]->q; ps->is[a] = f[a]->is;
                     }
@@ -387,7 +397,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
                     int64_t t = 0;
                     for (int64_t a = 0; a < f[0]->ntaps; a++)
                         for (int64_t b = 0; b < f[1]->ntaps; b++)
-                            for (int64_t c = 0; c < f[2]->ntaps; c++, t++) {
+                            for (int64_t c = 0; c < nw; c++, t++) {
                                 ps->taps[t] = (ptrdiff_t)(((f[0]->pos[a] * Hp + f[1]->pos[b]) * Wp + f[2]->pos[c]) * C);
                                 ps->tap_k[t] = (f[0]->k[a] * d->kernel[1] + f[1]->k[b]) * d->kernel[2] + f[2]->k[c];
                             }
