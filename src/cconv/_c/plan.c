@@ -36,6 +36,11 @@ struct cconv_plan {
      * (k = kw*C_in + c) instead of running KW tile loops of C_in steps each. wmerge: KW folded
      * this way, else 1. */
     int64_t wmerge;
+    /* Pointwise (1x1, stride 1, no padding) channels-first: Y[n] = W X[n] is a plain GEMM on the
+     * NCHW arrays, so the tile runs with roles swapped (output channels as its MR rows, pixels as
+     * its NR columns): weights are broadcast from weight_copy (C_out x cig, as given), pixel
+     * panels are copied row by row (no transpose), and tile rows are contiguous output rows. */
+    int pw_cf;
     int npasses;
     pass_t *passes;
     void *bias;
@@ -409,6 +414,24 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         for (int i = 0; i < nph[a]; i++) { free(ph[a][i].pos); free(ph[a][i].k); }
         free(ph[a]);
         ph[a] = NULL;
+    }
+
+    if (p->algo == CCONV_ALGO_GEMM && !d->channels_last && !d->transposed) {
+        p->pw_cf = 1;
+        for (int a = 0; a < 3; a++)
+            if (d->kernel[a] != 1 || d->stride[a] != 1 || p->padlo[a] != 0 || p->padded[a] != d->in_size[a])
+                p->pw_cf = 0;
+    }
+    if (p->pw_cf) {
+        p->tile = p->isa->wide[d->dtype == CCONV_FLOAT64];
+        const size_t wb = (size_t)(Co * cig) * es;
+        p->weight_copy = cconv_aligned_alloc(wb);
+        if (!p->weight_copy) goto nomem;
+        memcpy(p->weight_copy, weight, wb);
+        p->weight_bytes = (int64_t)wb;
+        p->workspace_bytes = (int64_t)cig * p->tile.nr * cconv_threads() * (int64_t)es;
+        *out = p;
+        return CCONV_OK;
     }
 
     /* Pack weights per pass. */
