@@ -1,7 +1,8 @@
 /* Plans: validate a descriptor, choose an algorithm, pack weights, then execute.
  *
  * Every algorithm reads a padded copy of the input (all padding modes are materialised there, so
- * kernels never test borders). The GEMM family runs "passes": a forward convolution is one pass;
+ * kernels never test borders); the GEMM family copies only the band of input each job reads, into
+ * a per-thread buffer (see gemm_band), or reads x in place where no copy is needed. The GEMM family runs "passes": a forward convolution is one pass;
  * a transposed convolution is split into stride phases (sub-pixel convolution), each a stride-1
  * convolution over the input with the subset of taps that lands on that phase, so no zeros are
  * inserted and no col2im scatter is needed. A pass computes outputs o = o0 + q*os for q < Q and
