@@ -232,11 +232,12 @@ nomem:
  * a padded copy of the whole batch (one more pass over memory, and for NCHW a transpose through
  * memory) by a copy into cache, and bounds the workspace to one buffer per thread. Halo rows are
  * copied once per band; bands are sized so the buffer fits GEMM_BAND_BYTES. */
-#define GEMM_BAND_BYTES (256 * 1024)
-/* Bands (x channel-block ranges) per output plane to aim for, so that batch-1 layers still split
- * into enough equal jobs for a few threads. A constant: the blocking never depends on the thread
- * count, so every output is summed in the same order whatever the number of threads. */
-#define GEMM_JOBS_PER_PLANE 8
+#define GEMM_BAND_BYTES (512 * 1024)
+/* Jobs per pass to aim for (images x output planes x bands x channel-block ranges), so that
+ * batch-1 layers still split into enough equal jobs for a few threads while large batches keep
+ * tall bands (less halo copied). A constant: the blocking depends only on the shape, never on the
+ * thread count, so every output is summed in the same order whatever the number of threads. */
+#define GEMM_MIN_JOBS 32
 
 typedef struct {
     int64_t B, WS;        /* output rows and columns of a band */
@@ -271,18 +272,22 @@ static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band 
         b->WS = min64(b->WS, Q2);
     }
     b->WB = (b->WS - 1) * ps->is[2] + span[2];
-    /* Rows: as many as fit, but enough bands per plane. */
-    const int64_t row_bytes = b->WB * pix_bytes;
-    int64_t B = (GEMM_BAND_BYTES / row_bytes - span[1]) / ps->is[1] + 1;
-    B = max64(1, min64(B, (Q1 + GEMM_JOBS_PER_PLANE - 1) / GEMM_JOBS_PER_PLANE));
-    b->B = min64(B, Q1);
+    /* Rows: as many as fit the budget, but enough jobs; and tall enough that the halo rows
+     * (span - stride, copied by two bands) cost at most about half a copy more. */
+    const int64_t row_bytes = b->WB * pix_bytes, planes = d->batch * ps->q[0];
+    const int64_t bands_wanted = (GEMM_MIN_JOBS + planes - 1) / planes;
+    const int64_t cap = (Q1 + bands_wanted - 1) / bands_wanted;
+    const int64_t fit = (GEMM_BAND_BYTES / row_bytes - span[1]) / ps->is[1] + 1;
+    const int64_t tall = 2 * (span[1] - ps->is[1]);
+    int64_t B = max64(min64(fit, cap), min64(tall, cap));
+    b->B = max64(1, min64(B, Q1));
     b->R = (b->B - 1) * ps->is[1] + span[1];
     b->DS = span[0];
     b->nbh = (Q1 + b->B - 1) / b->B;
     b->nbw = (Q2 + b->WS - 1) / b->WS;
-    /* Split the channel blocks too when a plane has few bands (batch 1, small images). */
+    /* Split the channel blocks too when there are few bands (batch 1, small images). */
     b->blocks = p->nblocks;
-    const int64_t want = (GEMM_JOBS_PER_PLANE + b->nbh * b->nbw - 1) / (b->nbh * b->nbw);
+    const int64_t want = (GEMM_MIN_JOBS + planes * b->nbh * b->nbw - 1) / (planes * b->nbh * b->nbw);
     const int64_t nr = min64(b->blocks, max64(1, want));
     b->rs = (b->blocks + nr - 1) / nr;
     b->nr = (b->blocks + b->rs - 1) / b->rs;
