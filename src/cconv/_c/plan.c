@@ -274,7 +274,7 @@ static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band 
     b->WB = (b->WS - 1) * ps->is[2] + span[2];
     /* Rows: as many as fit the budget, but enough jobs; and tall enough that the halo rows
      * (span - stride, copied by two bands) cost at most about half a copy more. */
-    const int64_t row_bytes = b->WB * pix_bytes, planes = d->batch * ps->q[0];
+    const int64_t row_bytes = b->WB * pix_bytes, planes = max64(1, d->batch * ps->q[0]); /* batch may be 0 */
     const int64_t bands_wanted = (GEMM_MIN_JOBS + planes - 1) / planes;
     const int64_t cap = (Q1 + bands_wanted - 1) / bands_wanted;
     const int64_t fit = (GEMM_BAND_BYTES / row_bytes - span[1]) / ps->is[1] + 1;
