@@ -14,10 +14,13 @@
 #define CCONV_TILE_MAX 1024    /* max MR*NR elements of one register tile */
 
 /* Register-tile kernel of the GEMM family: MR output pixels x NR output channels.
- * acc[MR][NR] (+)= sum over taps t, channels k of x[taps[t] + i*xps + k] * w[t][k][NR].
- * x points at the tile's first pixel, first channel of its group in the padded channels-last input.
- * w holds ntaps*kc*NR packed weights. accumulate=0 starts from zero. */
-typedef void (*cconv_tile_fn)(const void *x, ptrdiff_t xps, const ptrdiff_t *taps, int ntaps,
+ * acc[MR][NR] (+)= sum over taps t, channels k of x[pix[i] + taps[t] + k] * w[t][k][NR].
+ * x points at the first channel (of the group and kc block) of the padded channels-last input;
+ * pix[i] is the element offset of pixel i's window origin. Pixels are given one by one (an
+ * indirection list) so a tile may span output rows and an edge tile can repeat its last pixel
+ * instead of reading past the buffer. w holds ntaps*kc*NR packed weights. accumulate=0 starts
+ * from zero. */
+typedef void (*cconv_tile_fn)(const void *x, const ptrdiff_t *pix, const ptrdiff_t *taps, int ntaps,
                               int64_t kc, const void *w, void *acc, int accumulate);
 
 typedef struct {

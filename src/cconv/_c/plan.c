@@ -1,7 +1,8 @@
 /* Plans: validate a descriptor, choose an algorithm, pack weights, then execute.
  *
  * Every algorithm reads a padded copy of the input (all padding modes are materialised there, so
- * kernels never test borders). The GEMM family runs "passes": a forward convolution is one pass;
+ * kernels never test borders); the GEMM family copies only the band of input each job reads, into
+ * a per-thread buffer (see gemm_band), or reads x in place where no copy is needed. The GEMM family runs "passes": a forward convolution is one pass;
  * a transposed convolution is split into stride phases (sub-pixel convolution), each a stride-1
  * convolution over the input with the subset of taps that lands on that phase, so no zeros are
  * inserted and no col2im scatter is needed. A pass computes outputs o = o0 + q*os for q < Q and
@@ -26,6 +27,21 @@ struct cconv_plan {
     cconv_tile_kernel tile;
     int64_t padlo[3], padded[3];
     int64_t cig, cog, nblk, kc;
+    /* GEMM channel blocks. With few output channels per group (cog < NR), one block packs gpb
+     * whole groups side by side in the NR columns, with block-diagonal weights over their gpb*cig
+     * input channels: the tile then runs a gpb times longer reduction per call instead of one
+     * mostly-empty tile per group. kmax: reduction length of a block; nblocks: blocks in all. */
+    int64_t gpb, kmax, nblocks;
+    /* With few input channels (a stem: 3), the KW taps of one kernel row read one contiguous run
+     * of KW*C_in values of the channels-last input, so they are folded into the reduction
+     * (k = kw*C_in + c) instead of running KW tile loops of C_in steps each. wmerge: KW folded
+     * this way, else 1. */
+    int64_t wmerge;
+    /* Pointwise (1x1, stride 1, no padding) channels-first: Y[n] = W X[n] is a plain GEMM on the
+     * NCHW arrays, so the tile runs with roles swapped (output channels as its MR rows, pixels as
+     * its NR columns): weights are broadcast from weight_copy (C_out x cig, as given), pixel
+     * panels are copied row by row (no transpose), and tile rows are contiguous output rows. */
+    int pw_cf;
     int npasses;
     pass_t *passes;
     void *bias;
@@ -146,25 +162,53 @@ nomem:
 
 /* ---------------------------------------------------------------- weight packing */
 
+/* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c. The source
+ * stride between two output channels is hoisted so the inner loop is a plain strided copy. */
 #define PACK_GEMM(T)                                                                               \
     {                                                                                              \
         const T *w = (const T *)weight;                                                            \
         T *dst = (T *)ps->wpack;                                                                   \
+        const int64_t col_stride = d->transposed ? ksz : cig * ksz;                                \
         for (int64_t g = 0; g < G; g++)                                                            \
-            for (int64_t cb = 0; cb < p->nblk; cb++)                                               \
-                for (int64_t k0 = 0; k0 < cig; k0 += p->kc) {                                      \
-                    const int64_t kn = cig - k0 < p->kc ? cig - k0 : p->kc;                        \
+            for (int64_t cb = 0; cb < p->nblk; cb++) {                                             \
+                const int64_t ncol = cog - cb * NR < NR ? cog - cb * NR : NR;                      \
+                for (int64_t k0 = 0; k0 < p->kmax; k0 += p->kc) {                                  \
+                    const int64_t kn = p->kmax - k0 < p->kc ? p->kmax - k0 : p->kc;                \
                     for (int t = 0; t < ps->ntaps; t++)                                            \
-                        for (int64_t k = k0; k < k0 + kn; k++)                                     \
-                            for (int64_t j = 0; j < NR; j++, dst++) {                              \
-                                const int64_t col = cb * NR + j;                                   \
-                                if (col >= cog) { *dst = 0; continue; }                            \
-                                const int64_t idx = d->transposed                                  \
-                                    ? ((g * cig + k) * cog + col) * ksz + ps->tap_k[t]             \
-                                    : ((g * cog + col) * cig + k) * ksz + ps->tap_k[t];            \
-                                *dst = w[idx];                                                     \
-                            }                                                                      \
+                        for (int64_t k = k0; k < k0 + kn; k++, dst += NR) {                        \
+                            const int64_t kw = k / cig, c = k % cig; /* kw > 0: folded taps */     \
+                            const T *src = w + ps->tap_k[t] + kw + (d->transposed                  \
+                                ? ((g * cig + c) * cog + cb * NR) * ksz                            \
+                                : ((g * cog + cb * NR) * cig + c) * ksz);                          \
+                            for (int64_t j = 0; j < ncol; j++) dst[j] = src[j * col_stride];       \
+                            for (int64_t j = ncol; j < NR; j++) dst[j] = 0;                        \
+                        }                                                                          \
                 }                                                                                  \
+            }                                                                                      \
+    }
+
+/* GEMM weights with gpb groups per block: [block][kc block][tap][k][NR]; block b covers groups
+ * g0 = b*gpb.., its k runs over their gn*cig input channels and column j is output channel
+ * g0*cog + j; the weight is zero unless input and output channel are in the same group. */
+#define PACK_GEMM_GROUPS(T)                                                                        \
+    {                                                                                              \
+        const T *w = (const T *)weight;                                                            \
+        T *base = (T *)ps->wpack;                                                                  \
+        for (int64_t b = 0; b < p->nblocks; b++) {                                                 \
+            const int64_t g0 = b * p->gpb, gn = G - g0 < p->gpb ? G - g0 : p->gpb, K = gn * cig;   \
+            T *dst = base + b * ps->ntaps * p->kmax * NR;                                          \
+            for (int64_t k0 = 0; k0 < K; k0 += p->kc) {                                            \
+                const int64_t kn = K - k0 < p->kc ? K - k0 : p->kc;                                \
+                for (int t = 0; t < ps->ntaps; t++)                                                \
+                    for (int64_t k = k0; k < k0 + kn; k++)                                         \
+                        for (int64_t j = 0; j < NR; j++, dst++) {                                  \
+                            const int64_t ci = g0 * cig + k, co = g0 * cog + j;                    \
+                            if (j >= gn * cog || ci / cig != co / cog) { *dst = 0; continue; }     \
+                            *dst = d->transposed ? w[(ci * cog + co % cog) * ksz + ps->tap_k[t]]   \
+                                                 : w[(co * cig + ci % cig) * ksz + ps->tap_k[t]];  \
+                        }                                                                          \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 /* Depthwise/grouped weights: channels-first [co][ci in group][tap]; channels-last (cig == 1)
@@ -181,6 +225,83 @@ nomem:
                     else dst[(co * cig + ci) * ps->ntaps + t] = v;                                 \
                 }                                                                                  \
     }
+
+/* ---------------------------------------------------------------- GEMM bands */
+
+/* A GEMM job computes a band of B output rows x WS output columns (one image, one output depth,
+ * a range of output-channel blocks). Unless the input can be read in place (channels-last, no
+ * padding), the job first builds a padded channels-last copy of just the input its band reads
+ * (DS planes x R rows x WB columns x C_in) in a per-thread buffer that stays in L2. That replaces
+ * a padded copy of the whole batch (one more pass over memory, and for NCHW a transpose through
+ * memory) by a copy into cache, and bounds the workspace to one buffer per thread. Halo rows are
+ * copied once per band; bands are sized so the buffer fits GEMM_BAND_BYTES. */
+#define GEMM_BAND_BYTES (512 * 1024)
+/* Jobs per pass to aim for (images x output planes x bands x channel-block ranges), so that
+ * batch-1 layers still split into enough equal jobs for a few threads while large batches keep
+ * tall bands (less halo copied). A constant: the blocking depends only on the shape, never on the
+ * thread count, so every output is summed in the same order whatever the number of threads. */
+#define GEMM_MIN_JOBS 32
+
+typedef struct {
+    int64_t B, WS;        /* output rows and columns of a band */
+    int64_t DS, R, WB;    /* planes, rows and columns of the band's input buffer */
+    int64_t nbh, nbw;     /* bands along H and along W */
+    int64_t blocks, rs, nr; /* (group, cout block) pairs, pairs per job, ranges */
+    int direct;           /* read x in place: DS, R, WB are the whole input's sizes */
+} gemm_band;
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band *b)
+{
+    const cconv_conv_desc *d = &p->d;
+    const int64_t Ci = d->in_channels, Hp = p->padded[1], Wp = p->padded[2];
+    const int64_t es = (int64_t)cconv_dtype_size(d->dtype);
+    int64_t span[3] = {1, 1, 1};
+    for (int t = 0; t < ps->ntaps; t++) {
+        const int64_t lin = ps->taps[t] / Ci;
+        span[0] = max64(span[0], lin / (Wp * Hp) + 1);
+        span[1] = max64(span[1], (lin / Wp) % Hp + 1);
+        span[2] = max64(span[2], lin % Wp + p->wmerge);
+    }
+    const int64_t Q1 = ps->q[1], Q2 = ps->q[2], MR = p->tile.mr;
+    const int64_t pix_bytes = span[0] * Ci * es; /* one buffer column of one row */
+    /* Columns: the whole row unless a single row of it overflows the budget. */
+    b->WS = Q2;
+    if (span[1] * ((Q2 - 1) * ps->is[2] + span[2]) * pix_bytes > GEMM_BAND_BYTES) {
+        const int64_t cols = GEMM_BAND_BYTES / (span[1] * pix_bytes);
+        b->WS = max64(MR, ((cols - span[2]) / ps->is[2] + 1) / MR * MR);
+        b->WS = min64(b->WS, Q2);
+    }
+    b->WB = (b->WS - 1) * ps->is[2] + span[2];
+    /* Rows: as many as fit the budget, but enough jobs; and tall enough that the halo rows
+     * (span - stride, copied by two bands) cost at most about half a copy more. */
+    const int64_t row_bytes = b->WB * pix_bytes, planes = max64(1, d->batch * ps->q[0]); /* batch may be 0 */
+    const int64_t bands_wanted = (GEMM_MIN_JOBS + planes - 1) / planes;
+    const int64_t cap = (Q1 + bands_wanted - 1) / bands_wanted;
+    const int64_t fit = (GEMM_BAND_BYTES / row_bytes - span[1]) / ps->is[1] + 1;
+    const int64_t tall = 2 * (span[1] - ps->is[1]);
+    int64_t B = max64(min64(fit, cap), min64(tall, cap));
+    b->B = max64(1, min64(B, Q1));
+    b->R = (b->B - 1) * ps->is[1] + span[1];
+    b->DS = span[0];
+    b->nbh = (Q1 + b->B - 1) / b->B;
+    b->nbw = (Q2 + b->WS - 1) / b->WS;
+    /* Split the channel blocks too when there are few bands (batch 1, small images). */
+    b->blocks = p->nblocks;
+    const int64_t want = (GEMM_MIN_JOBS + planes * b->nbh * b->nbw - 1) / (planes * b->nbh * b->nbw);
+    const int64_t nr = min64(b->blocks, max64(1, want));
+    b->rs = (b->blocks + nr - 1) / nr;
+    b->nr = (b->blocks + b->rs - 1) / b->rs;
+    b->direct = 0;
+    if (d->channels_last) {
+        b->direct = 1;
+        for (int a = 0; a < 3; a++)
+            if (p->padlo[a] != 0 || p->padded[a] != d->in_size[a]) b->direct = 0;
+    }
+    if (b->direct) { b->DS = p->padded[0]; b->R = Hp; b->WB = Wp; }
+}
 
 /* One input channel per group, any multiplier m = cog, any layout (depthwise.inc). */
 static int can_depthwise(const cconv_conv_desc *d)
@@ -272,6 +393,13 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         if (p->algo == CCONV_ALGO_GEMM) {
             p->tile = cog <= p->isa->narrow[dt].nr ? p->isa->narrow[dt] : p->isa->wide[dt];
             p->nblk = (cog + p->tile.nr - 1) / p->tile.nr;
+            p->gpb = 1;
+            if (G > 1 && cog < p->tile.nr) p->gpb = p->tile.nr / cog < G ? p->tile.nr / cog : G;
+            p->wmerge = 1;
+            if (!d->transposed && G == 1 && Ci < 32 && d->dilation[2] == 1 && d->kernel[2] > 1)
+                p->wmerge = d->kernel[2];
+            p->kmax = p->gpb * cig * p->wmerge;
+            p->nblocks = p->gpb > 1 ? (G + p->gpb - 1) / p->gpb : G * p->nblk;
         }
         p->npasses = nph[0] * nph[1] * nph[2];
         p->passes = calloc((size_t)p->npasses + 1, sizeof *p->passes);
@@ -282,7 +410,8 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
                 for (int i2 = 0; i2 < nph[2]; i2++, pi++) {
                     pass_t *ps = &p->passes[pi];
                     const dim_phase *f[3] = {&ph[0][i0], &ph[1][i1], &ph[2][i2]};
-                    const int64_t nt = f[0]->ntaps * f[1]->ntaps * f[2]->ntaps;
+                    const int64_t nw = p->wmerge > 1 ? 1 : f[2]->ntaps; /* folded: kw = 0 only */
+                    const int64_t nt = f[0]->ntaps * f[1]->ntaps * nw;
                     for (int a = 0; a < 3; a++) {
                         ps->o0[a] = f[a]->o0; ps->os[a] = f[a]->os; ps->q[a] = f[a]->q; ps->is[a] = f[a]->is;
                     }
@@ -293,7 +422,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
                     int64_t t = 0;
                     for (int64_t a = 0; a < f[0]->ntaps; a++)
                         for (int64_t b = 0; b < f[1]->ntaps; b++)
-                            for (int64_t c = 0; c < f[2]->ntaps; c++, t++) {
+                            for (int64_t c = 0; c < nw; c++, t++) {
                                 ps->taps[t] = (ptrdiff_t)(((f[0]->pos[a] * Hp + f[1]->pos[b]) * Wp + f[2]->pos[c]) * C);
                                 ps->tap_k[t] = (f[0]->k[a] * d->kernel[1] + f[1]->k[b]) * d->kernel[2] + f[2]->k[c];
                             }
@@ -307,6 +436,24 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         ph[a] = NULL;
     }
 
+    if (p->algo == CCONV_ALGO_GEMM && !d->channels_last && !d->transposed) {
+        p->pw_cf = 1;
+        for (int a = 0; a < 3; a++)
+            if (d->kernel[a] != 1 || d->stride[a] != 1 || p->padlo[a] != 0 || p->padded[a] != d->in_size[a])
+                p->pw_cf = 0;
+    }
+    if (p->pw_cf) {
+        p->tile = p->isa->wide[d->dtype == CCONV_FLOAT64];
+        const size_t wb = (size_t)(Co * cig) * es;
+        p->weight_copy = cconv_aligned_alloc(wb);
+        if (!p->weight_copy) goto nomem;
+        memcpy(p->weight_copy, weight, wb);
+        p->weight_bytes = (int64_t)wb;
+        p->workspace_bytes = (int64_t)cig * p->tile.nr * cconv_threads() * (int64_t)es;
+        *out = p;
+        return CCONV_OK;
+    }
+
     /* Pack weights per pass. */
     if (p->algo == CCONV_ALGO_GEMM) {
         const int64_t NR = p->tile.nr;
@@ -314,21 +461,31 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         int64_t per_k = (int64_t)p->passes[0].ntaps * NR * (int64_t)es;
         for (int i = 1; i < p->npasses; i++)
             if ((int64_t)p->passes[i].ntaps * NR * (int64_t)es > per_k) per_k = (int64_t)p->passes[i].ntaps * NR * (int64_t)es;
-        p->kc = per_k > 0 ? (256 * 1024) / per_k : cig;
+        const int64_t K = p->kmax;
+        p->kc = per_k > 0 ? (256 * 1024) / per_k : K;
         if (p->kc < 1) p->kc = 1;
-        if (p->kc >= cig) p->kc = cig;
-        else p->kc = (cig + (cig + p->kc - 1) / p->kc - 1) / ((cig + p->kc - 1) / p->kc); /* even blocks */
+        if (p->kc >= K) p->kc = K;
+        else p->kc = (K + (K + p->kc - 1) / p->kc - 1) / ((K + p->kc - 1) / p->kc); /* even blocks */
         for (int i = 0; i < p->npasses; i++) {
             pass_t *ps = &p->passes[i];
-            const size_t n = (size_t)(G * p->nblk * ps->ntaps * cig * NR);
+            const size_t n = (size_t)(p->nblocks * ps->ntaps * p->kmax * NR);
             ps->wpack = cconv_aligned_alloc(n * es);
             if (!ps->wpack) goto nomem;
             p->weight_bytes += (int64_t)(n * es);
-            if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double) else PACK_GEMM(float)
+            if (p->gpb > 1) {
+                if (d->dtype == CCONV_FLOAT64) PACK_GEMM_GROUPS(double) else PACK_GEMM_GROUPS(float)
+            } else {
+                if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double) else PACK_GEMM(float)
+            }
         }
-        int64_t ws;
-        if (!cconv_mul(d->batch, padded_elems, &ws) || !cconv_mul(ws, Ci, &ws)) goto overflow;
-        p->workspace_bytes = (ws + (int64_t)CCONV_MR_MAX * (d->stride[2] + 1) * Ci) * (int64_t)es;
+        (void)padded_elems; /* the GEMM path copies bands into per-thread buffers instead */
+        int64_t ws = 0;
+        for (int i = 0; i < p->npasses; i++) {
+            gemm_band b;
+            gemm_band_geometry(p, &p->passes[i], &b);
+            if (!b.direct) ws = max64(ws, b.DS * b.R * b.WB * Ci);
+        }
+        p->workspace_bytes = ws * cconv_threads() * (int64_t)es;
     } else {
         pass_t *ps = &p->passes[0];
         ps->wpack = cconv_aligned_alloc((size_t)(Co * cig * ps->ntaps) * es);
