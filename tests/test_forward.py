@@ -43,10 +43,8 @@ def _algorithm_applies(case, transposed=False):
     """The forced algorithm can run this case (else a ValueError is the documented answer)."""
     if case.algorithm != "depthwise":
         return True
-    # the C core's depthwise kernel: one input channel per group; channels-last also one output
-    return not transposed and case.c_in == case.groups and (
-        not case.channels_last or case.c_out == case.groups
-    )
+    # the C core's depthwise kernel: forward, one input channel per group, any multiplier/layout
+    return not transposed and case.c_in == case.groups
 
 
 # ---------------------------------------------------------------- conv

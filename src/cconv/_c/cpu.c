@@ -84,8 +84,19 @@ void cconv_set_num_threads(int n) { num_threads_setting = n > 0 ? n : 0; }
 
 int cconv_get_num_threads(void) { return cconv_threads(); }
 
+/* Per calling thread: a small call runs serially without touching the global setting. */
+static _Thread_local int serial_override;
+
+int cconv_set_serial(int on)
+{
+    const int old = serial_override;
+    serial_override = on;
+    return old;
+}
+
 int cconv_threads(void)
 {
+    if (serial_override) return 1;
     if (num_threads_setting > 0) return num_threads_setting;
 #ifdef _OPENMP
     return omp_get_max_threads();

@@ -67,6 +67,8 @@ extern const cconv_isa_table cconv_isa_avx512;
 
 const cconv_isa_table *cconv_active_isa(void);
 int cconv_threads(void);
+/* Makes cconv_threads() return 1 on this thread while on; returns the previous state. */
+int cconv_set_serial(int on);
 
 /* 64-bit size arithmetic with overflow detection: returns 0 on overflow. */
 static inline int cconv_mul(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }

@@ -532,15 +532,48 @@ int64_t cconv_plan_workspace_bytes(const cconv_plan *p) { return p->workspace_by
 
 /* ---------------------------------------------------------------- execution */
 
+/* Source index of every padded coordinate (cconv_pad_source per dimension), in one allocation
+ * the caller frees as map[0]. Returns 0 when out of memory. */
+static int pad_maps(const cconv_plan *p, int64_t *map[3])
+{
+    const cconv_conv_desc *d = &p->d;
+    map[0] = malloc((size_t)(p->padded[0] + p->padded[1] + p->padded[2]) * sizeof(int64_t));
+    if (!map[0]) return 0;
+    map[1] = map[0] + p->padded[0];
+    map[2] = map[1] + p->padded[1];
+    for (int a = 0; a < 3; a++)
+        for (int64_t z = 0; z < p->padded[a]; z++)
+            map[a][z] = cconv_pad_source(z - p->padlo[a], d->in_size[a],
+                                         d->transposed ? CCONV_PAD_ZEROS : d->padding_mode);
+    return 1;
+}
+
+/* Below about a million multiply-adds a call runs on the calling thread: starting (and, on a
+ * busy machine, waiting for) an OpenMP team costs more than the work. Thread count never
+ * changes the result, so this is only a speed decision. */
+static int small_work(const cconv_plan *p)
+{
+    const cconv_conv_desc *d = &p->d;
+    const int64_t *sz = d->transposed ? d->in_size : d->out_size;
+    const double per = d->transposed ? (double)p->cog * d->in_channels : (double)p->cig * d->out_channels;
+    const double macs = (double)d->batch * per * (double)(sz[0] * sz[1] * sz[2]) *
+                        (double)(d->kernel[0] * d->kernel[1] * d->kernel[2]);
+    return macs < (double)(1 << 20);
+}
+
 #include "execute.inc"
 
 cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
 {
     if (!p || !x || !y) return CCONV_ERR_INVALID;
     if (p->d.batch == 0) return CCONV_OK;
-    if (p->algo == CCONV_ALGO_REFERENCE) return cconv_reference_conv(&p->d, x, p->weight_copy, p->bias, y);
-    if (p->d.dtype == CCONV_FLOAT64) return execute_f64(p, x, y);
-    return execute_f32(p, x, y);
+    const int serial = cconv_set_serial(small_work(p));
+    cconv_status st;
+    if (p->algo == CCONV_ALGO_REFERENCE) st = cconv_reference_conv(&p->d, x, p->weight_copy, p->bias, y);
+    else if (p->d.dtype == CCONV_FLOAT64) st = execute_f64(p, x, y);
+    else st = execute_f32(p, x, y);
+    cconv_set_serial(serial);
+    return st;
 }
 
 cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
@@ -568,13 +601,7 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
     const size_t es = cconv_dtype_size(d->dtype);
     void *pack = cconv_aligned_alloc((size_t)(nblk * Cm * CCONV_PW_MR) * es);
     int64_t *map[3];
-    map[0] = malloc((size_t)(p->padded[0] + p->padded[1] + p->padded[2]) * sizeof(int64_t));
-    if (!pack || !map[0]) { cconv_aligned_free(pack); free(map[0]); return CCONV_ERR_NOMEM; }
-    map[1] = map[0] + p->padded[0];
-    map[2] = map[1] + p->padded[1];
-    for (int a = 0; a < 3; a++)
-        for (int64_t z = 0; z < p->padded[a]; z++)
-            map[a][z] = cconv_pad_source(z - p->padlo[a], d->in_size[a], d->padding_mode);
+    if (!pack || !pad_maps(p, map)) { cconv_aligned_free(pack); return CCONV_ERR_NOMEM; }
     /* [block][k][6], zeros past Co2, so the kernel broadcasts from one contiguous run per k. */
 #define PACK_PW(T)                                                                                 \
     for (int64_t b = 0; b < nblk; b++)                                                             \
@@ -584,6 +611,7 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
                 ((T *)pack)[(b * Cm + k) * CCONV_PW_MR + i] = co < Co2 ? ((const T *)pw)[co * Cm + k] : (T)0; \
             }
     cconv_status st;
+    const int serial = cconv_set_serial(small_work(p));
     if (d->dtype == CCONV_FLOAT64) {
         PACK_PW(double)
         st = run_separable_cf_f64(p, pack, Co2, bias, x, y, map);
@@ -592,6 +620,7 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
         st = run_separable_cf_f32(p, pack, Co2, bias, x, y, map);
     }
 #undef PACK_PW
+    cconv_set_serial(serial);
     cconv_aligned_free(pack);
     free(map[0]);
     return st;
@@ -609,15 +638,11 @@ cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_gr
         return CCONV_ERR_UNSUPPORTED;
     if (d->batch == 0) return CCONV_OK;
     int64_t *map[3];
-    map[0] = malloc((size_t)(p->padded[0] + p->padded[1] + p->padded[2]) * sizeof(int64_t));
-    if (!map[0]) return CCONV_ERR_NOMEM;
-    map[1] = map[0] + p->padded[0];
-    map[2] = map[1] + p->padded[1];
-    for (int a = 0; a < 3; a++)
-        for (int64_t z = 0; z < p->padded[a]; z++)
-            map[a][z] = cconv_pad_source(z - p->padlo[a], d->in_size[a], d->padding_mode);
+    if (!pad_maps(p, map)) return CCONV_ERR_NOMEM;
+    const int serial = cconv_set_serial(small_work(p));
     cconv_status st = d->dtype == CCONV_FLOAT64 ? run_dw_cf_f64(p, x, y, map, shuffle_groups)
                                                 : run_dw_cf_f32(p, x, y, map, shuffle_groups);
+    cconv_set_serial(serial);
     free(map[0]);
     return st;
 }

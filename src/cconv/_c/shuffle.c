@@ -16,7 +16,8 @@ cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t
     const char *x = (const char *)xv;
     char *y = (char *)yv;
     const int64_t cpg = channels / groups;
-    const int nt = cconv_threads();
+    /* Small copies stay on the calling thread (team start-up would dominate). */
+    const int nt = (int64_t)(total * (int64_t)es) < (1 << 20) ? 1 : cconv_threads();
     (void)nt;
     if (!channels_last) {
         /* Whole planes move: input channel g*cpg + j -> output j*groups + g. */
