@@ -240,7 +240,7 @@ nomem:
  * batch-1 layers still split into enough equal jobs for a few threads while large batches keep
  * tall bands (less halo copied). A constant: the blocking depends only on the shape, never on the
  * thread count, so every output is summed in the same order whatever the number of threads. */
-#define GEMM_MIN_JOBS 32
+#define GEMM_MIN_JOBS 16
 
 typedef struct {
     int64_t B, WS;        /* output rows and columns of a band */
