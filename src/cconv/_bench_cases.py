@@ -14,13 +14,18 @@ What it holds:
     function), GRAD (gradients, used when cconv.grad exists), TINY (one small case per function,
     for smoke tests) and NETWORKS (named layers of real networks, for asv);
   * the arithmetic: stages, FLOPs, minimum bytes moved, output shapes;
-  * a NumPy baseline for every case: im2col through sliding_window_view + tensordot/einsum,
-    i.e. what a NumPy user writes without cconv (also the `peakmem_reference` of asv);
+  * a NumPy baseline for every case (forward and backward): im2col through
+    sliding_window_view + tensordot/einsum, i.e. what a NumPy user writes without cconv (also
+    the `peakmem_reference` of asv);
+  * the same case in PyTorch (torch passed in as an argument, never imported here) and the
+    interleaved timer both the script and asv's track_torch_ratio use;
   * the machine's limits (BENCHMARKS.md) used for "% of peak".
 """
 from dataclasses import dataclass
 import math
 import os
+import statistics
+import time
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -55,8 +60,10 @@ def bandwidth_gbs(threads, override=None):
 class Case:
     """One benchmarked call: `fn(x, *weights, **kwargs)` (shapes channels-first).
 
-    fn is a public function name ("conv2d", "separable_conv2d", ...), or "grad.convNd" for the
-    pair cconv.grad.convNd_input + cconv.grad.convNd_weight (both timed together)."""
+    fn is a public function name ("conv2d", "separable_conv2d", ...), or "grad.<name>" for all
+    the gradients of that function from cconv.grad (input and every weight, timed together):
+    <name>_input + <name>_weight for the single convolutions (conv*, conv_transpose*,
+    depthwise_conv2d), <name>_grads for the composites, channel_shuffle_input for the shuffle."""
     key: str
     name: str
     fn: str
@@ -76,6 +83,11 @@ class Case:
     @property
     def is_grad(self):
         return self.fn.startswith("grad.")
+
+    @property
+    def base_fn(self):
+        """The forward function ("conv2d" for both "conv2d" and "grad.conv2d")."""
+        return self.fn.split(".", 1)[1] if self.is_grad else self.fn
 
 
 def _case(group, key, name, fn, x, *weights, **kw):
@@ -149,24 +161,35 @@ FUNCTIONS = _table("functions", [
      "conv_transpose3d", (1, 128, 8, 28, 28), (128, 64, 2, 2, 2), dict(stride=2)),
     ("conv1d_small", "conv1d k3, N1, 64->64, L256 (small: call overhead)", "conv1d",
      (1, 64, 256), (64, 64, 3), dict(padding=1)),
+    ("shuffled_grouped_g3", "grouped 1x1 g3 + channel shuffle, N8, 240->240, 28x28 (ShuffleNet)",
+     "shuffled_grouped_conv2d", (8, 240, 28, 28), (240, 80, 1, 1), dict(groups=3)),
 ])
 
-# Gradients (cconv.grad, issue 5): grad input + grad weight together, the suite's shapes.
+# Gradients (cconv.grad, issue 5): input + weight gradients together, the suite's shapes and
+# one case per other public function.
 GRAD = _table("grad", [
     ("grad_dense3x3", "grad: dense 3x3, N8, 64->64, 56x56", "grad.conv2d",
      (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
     ("grad_pointwise", "grad: pointwise 1x1, N8, 256->64, 56x56", "grad.conv2d",
      (8, 256, 56, 56), (64, 256, 1, 1), {}),
-    ("grad_depthwise", "grad: depthwise 3x3, N8, C144, 56x56", "grad.conv2d",
-     (8, 144, 56, 56), (144, 1, 3, 3), dict(padding=1, groups=144)),
+    ("grad_depthwise", "grad: depthwise 3x3, N8, C144, 56x56", "grad.depthwise_conv2d",
+     (8, 144, 56, 56), (144, 1, 3, 3), dict(padding=1)),
     ("grad_grouped_g32", "grad: grouped 3x3 g32, N8, 128->128, 56x56", "grad.conv2d",
      (8, 128, 56, 56), (128, 4, 3, 3), dict(padding=1, groups=32)),
     ("grad_dilated_d2", "grad: dilated 3x3 d2, N4, 128->128, 64x64", "grad.conv2d",
      (4, 128, 64, 64), (128, 128, 3, 3), dict(padding=2, dilation=2)),
+    ("grad_transposed4x4_s2", "grad: transposed 4x4 stride 2, N8, 256->128, 16->32",
+     "grad.conv_transpose2d", (8, 256, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1)),
     ("grad_conv1d", "grad: conv1d k3, N8, 128->128, L1024", "grad.conv1d",
      (8, 128, 1024), (128, 128, 3), dict(padding=1)),
     ("grad_conv3d", "grad: conv3d 3x3x3, N1, 32->32, 8x28x28", "grad.conv3d",
      (1, 32, 8, 28, 28), (32, 32, 3, 3, 3), dict(padding=1)),
+    ("grad_separable", "grad: separable 3x3 + 1x1, N8, 144->24, 56x56", "grad.separable_conv2d",
+     (8, 144, 56, 56), (144, 1, 3, 3), (24, 144, 1, 1), dict(padding=1)),
+    ("grad_shuffle_g4", "grad: channel shuffle g4, N8, 64x56x56", "grad.channel_shuffle",
+     (8, 64, 56, 56), dict(groups=4)),
+    ("grad_shuffled_grouped_g3", "grad: grouped 1x1 g3 + shuffle, N8, 240->240, 28x28",
+     "grad.shuffled_grouped_conv2d", (8, 240, 28, 28), (240, 80, 1, 1), dict(groups=3)),
 ])
 
 # One small case per public function: smoke tests and `--variants tiny`.
@@ -191,8 +214,33 @@ TINY = _table("tiny", [
     ("t_flattened", "tiny flattened_conv2d", "flattened_conv2d", (2, 4, 8, 7), (5, 4), (5, 3),
      (5, 3), dict(padding=1)),
     ("t_shuffle", "tiny channel_shuffle", "channel_shuffle", (2, 6, 5, 4), dict(groups=3)),
+    ("t_shuffled_grouped", "tiny shuffled_grouped_conv2d", "shuffled_grouped_conv2d",
+     (2, 6, 5, 4), (6, 2, 3, 3), dict(groups=3, padding=1)),
+    ("t_shuffled_grouped_s2", "tiny shuffled_grouped_conv2d, shuffle_groups=2",
+     "shuffled_grouped_conv2d", (2, 8, 7, 6), (12, 4, 1, 1), dict(groups=2, shuffle_groups=2)),
+    ("t_grad_conv1d", "tiny grad conv1d", "grad.conv1d", (2, 4, 16), (6, 4, 3), dict(padding=1)),
     ("t_grad_conv2d", "tiny grad conv2d", "grad.conv2d", (2, 4, 9, 8), (6, 2, 3, 3),
      dict(padding=1, groups=2)),
+    ("t_grad_conv3d", "tiny grad conv3d", "grad.conv3d", (1, 3, 4, 6, 5), (4, 3, 3, 3, 3),
+     dict(stride=2, padding=1)),
+    ("t_grad_convT1d", "tiny grad conv_transpose1d", "grad.conv_transpose1d", (2, 4, 7),
+     (4, 3, 4), dict(stride=2, padding=1)),
+    ("t_grad_convT2d", "tiny grad conv_transpose2d", "grad.conv_transpose2d", (2, 4, 5, 6),
+     (4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ("t_grad_convT3d", "tiny grad conv_transpose3d", "grad.conv_transpose3d", (1, 4, 3, 4, 3),
+     (4, 2, 2, 2, 2), dict(stride=2)),
+    ("t_grad_depthwise", "tiny grad depthwise_conv2d", "grad.depthwise_conv2d", (2, 6, 8, 8),
+     (12, 1, 3, 3), dict(padding=1)),
+    ("t_grad_separable", "tiny grad separable_conv2d", "grad.separable_conv2d", (2, 6, 8, 8),
+     (6, 1, 3, 3), (5, 6, 1, 1), dict(padding=1)),
+    ("t_grad_spatially_separable", "tiny grad spatially_separable_conv2d",
+     "grad.spatially_separable_conv2d", (2, 4, 8, 7), (5, 4, 3, 1), (6, 5, 1, 3), dict(padding=1)),
+    ("t_grad_flattened", "tiny grad flattened_conv2d", "grad.flattened_conv2d", (2, 4, 8, 7),
+     (5, 4), (5, 3), (5, 3), dict(padding=1)),
+    ("t_grad_shuffle", "tiny grad channel_shuffle", "grad.channel_shuffle", (2, 6, 5, 4),
+     dict(groups=3)),
+    ("t_grad_shuffled_grouped", "tiny grad shuffled_grouped_conv2d",
+     "grad.shuffled_grouped_conv2d", (2, 6, 5, 4), (6, 2, 3, 3), dict(groups=3, padding=1)),
 ])
 
 # Named layers of real networks (asv). Batch 1 unless the network is trained/used batched;
@@ -244,6 +292,8 @@ NETWORKS = {
          (240, 20, 1, 1), dict(groups=3)),
         ("v2_shuffle_g2", "v2 channel shuffle g2 C232 28", "channel_shuffle", (1, 232, 28, 28),
          dict(groups=2)),
+        ("gconv_compress_g3_shuffled", "grouped 1x1 g3 240->60 28 + shuffle (fused)",
+         "shuffled_grouped_conv2d", (1, 240, 28, 28), (60, 80, 1, 1), dict(groups=3)),
     ]),
     "deeplab": _table("deeplab", [  # DeepLabv3, 513x513 crop, output stride 16 (33x33)
         ("layer4_3x3_d2", "ResNet-101 layer4 3x3 d2 512->512 33", "conv2d", (1, 512, 33, 33),
@@ -305,16 +355,31 @@ NETWORK_GRADS = _table("grad_layers", [
      (64, 64, 3, 3), dict(padding=1)),
     ("resnet50_layer1_reduce", "ResNet-50 layer1 1x1 256->64 56, N8", "grad.conv2d",
      (8, 256, 56, 56), (64, 256, 1, 1), {}),
-    ("mobilenet_v2_dw_c144", "MobileNetV2 depthwise 3x3 C144 56, N8", "grad.conv2d",
-     (8, 144, 56, 56), (144, 1, 3, 3), dict(padding=1, groups=144)),
+    ("mobilenet_v2_dw_c144", "MobileNetV2 depthwise 3x3 C144 56, N8", "grad.depthwise_conv2d",
+     (8, 144, 56, 56), (144, 1, 3, 3), dict(padding=1)),
+    ("mobilenet_v2_sep_c144", "MobileNetV2 separable dw3x3 + 1x1 144->24 56, N8",
+     "grad.separable_conv2d", (8, 144, 56, 56), (144, 1, 3, 3), (24, 144, 1, 1), dict(padding=1)),
     ("shufflenet_gconv_g3", "ShuffleNet grouped 1x1 g3 240->60 28, N8", "grad.conv2d",
      (8, 240, 28, 28), (60, 80, 1, 1), dict(groups=3)),
+    ("shufflenet_shuffle_g3", "ShuffleNet channel shuffle g3 C60 28, N8", "grad.channel_shuffle",
+     (8, 60, 28, 28), dict(groups=3)),
+    ("dcgan_g4", "DCGAN convT 4x4 s2 128->64 16->32, N8", "grad.conv_transpose2d",
+     (8, 128, 16, 16), (128, 64, 4, 4), dict(stride=2, padding=1)),
+    ("inception_7x1_1x7", "Inception-v3 7x1 + 1x7 128->128->192 17, N8",
+     "grad.spatially_separable_conv2d", (8, 128, 17, 17), (128, 128, 7, 1), (192, 128, 1, 7),
+     dict(padding=3)),
+    ("flattened_64", "flattened 1x1 + 3x1 + 1x3 64->64 56, N8", "grad.flattened_conv2d",
+     (8, 64, 56, 56), (64, 64), (64, 3), (64, 3), dict(padding=1)),
     ("deeplab_aspp_d6", "DeepLab ASPP 3x3 d6 320->256 33", "grad.conv2d", (1, 320, 33, 33),
      (256, 320, 3, 3), dict(padding=6, dilation=6)),
     ("tcn_d4", "TCN k3 d4 128->128 L1024, N8", "grad.conv1d", (8, 128, 1024), (128, 128, 3),
      dict(padding=4, dilation=4)),
     ("c3d_conv5a", "C3D conv5a 3x3x3 512->512 2x7x7", "grad.conv3d", (1, 512, 2, 7, 7),
      (512, 512, 3, 3, 3), dict(padding=1)),
+    ("melgan_up8", "MelGAN upsample convT k16 s8 512->256 L64", "grad.conv_transpose1d",
+     (1, 512, 64), (512, 256, 16), dict(stride=8, padding=4)),
+    ("unet3d_upconv", "3-D U-Net up-conv 2x2x2 s2 128->64 8x28x28", "grad.conv_transpose3d",
+     (1, 128, 8, 28, 28), (128, 64, 2, 2, 2), dict(stride=2)),
 ])
 
 GROUPS = {"suite": SUITE, "batch1": BATCH1, "functions": FUNCTIONS, "grad": GRAD, "tiny": TINY}
@@ -324,7 +389,7 @@ DEFAULT_GROUPS = ("suite", "batch1", "functions", "grad")
 PUBLIC_FUNCTIONS = (
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
-    "channel_shuffle",
+    "channel_shuffle", "shuffled_grouped_conv2d",
 )
 
 
@@ -338,9 +403,9 @@ def all_cases():
 
 
 def select(tokens=None):
-    """Cases matching any token: a group name ("suite", "tiny", "grad", a network), a function
-    name ("conv2d", "grad.conv2d"), a case key, or a substring of a case's name. None: the
-    default groups."""
+    """Cases matching any token: a group name ("suite", "tiny", "grad", a network) or a function
+    name ("conv2d", "grad.conv2d"); any other token matches the case with that key and the
+    cases whose name contains it ("dense3x3", "depthwise"). None: the default groups."""
     if not tokens:
         return [c for g in DEFAULT_GROUPS for c in GROUPS[g]]
     pool = [c for g in GROUPS.values() for c in g]
@@ -350,10 +415,9 @@ def select(tokens=None):
         t = tok.strip().lower()
         if not t:
             continue
-        for c in pool:
-            if c in chosen:
-                continue
-            if t in (c.group, c.fn, c.key.lower()) or t in c.name.lower():
+        exact = [c for c in pool if t in (c.group, c.fn)]
+        for c in exact or [c for c in pool if t == c.key.lower() or t in c.name.lower()]:
+            if c not in chosen:
                 chosen.append(c)
     return chosen
 
@@ -412,17 +476,19 @@ def stage(nd, x_shape, w_shape, weight=0, stride=1, padding=0, dilation=1, group
 
 def stages(case):
     """The plain convolutions a case amounts to (empty for channel_shuffle)."""
-    fn, kw, x, w = case.fn, case.kwargs, case.x, case.weights
+    fn, kw, x, w = case.base_fn, case.kwargs, case.x, case.weights
     nd = case.nd
     if fn == "channel_shuffle":
         return []
-    if fn.startswith("grad.") or fn in ("conv1d", "conv2d", "conv3d"):
+    if fn in ("conv1d", "conv2d", "conv3d"):
         return [stage(nd, x, w[0], **kw)]
     if fn.startswith("conv_transpose"):
         return [stage(nd, x, w[0], transposed=True, **kw)]
     s, p, d = (_tup(kw.get(a, dv), 2) for a, dv in (("stride", 1), ("padding", 0), ("dilation", 1)))
     if fn == "depthwise_conv2d":
         return [stage(2, x, w[0], 0, s, p, d, groups=x[1])]
+    if fn == "shuffled_grouped_conv2d":   # + a channel shuffle (shuffle_after), no FLOPs
+        return [stage(2, x, w[0], 0, s, p, d, groups=kw["groups"])]
     if fn == "separable_conv2d":
         dw = stage(2, x, w[0], 0, s, p, d, groups=x[1])
         return [dw, stage(2, dw.out_shape, w[1], 1)]
@@ -439,6 +505,14 @@ def stages(case):
     raise ValueError(f"unknown function {fn!r}")
 
 
+def shuffle_after(case):
+    """The channel shuffle's groups when the case ends with one (shuffled_grouped_conv2d)."""
+    if case.base_fn != "shuffled_grouped_conv2d":
+        return None
+    kw = case.kwargs
+    return kw.get("shuffle_groups") or kw["groups"]
+
+
 def out_shape(case):
     """Channels-first output shape (for a gradient case: the forward output = grad_output)."""
     st = stages(case)
@@ -446,7 +520,7 @@ def out_shape(case):
 
 
 def flops(case):
-    """Own count, 2 * multiply-adds (grad: input + weight gradients = 2x the forward)."""
+    """Own count, 2 x multiply-adds (grad: input + weight gradients, 2x the forward)."""
     f = sum(s.flops for s in stages(case))
     return 2 * f if case.is_grad else f
 
@@ -454,27 +528,25 @@ def flops(case):
 def bytes_moved(case, itemsize):
     """Minimum traffic: every input read once and every output written once (composites fused)."""
     x = math.prod(case.x)
-    if case.fn == "channel_shuffle":
+    if case.base_fn == "channel_shuffle":
         return 2 * x * itemsize
     w = sum(math.prod(s) for s in case.weights)
     y = math.prod(out_shape(case))
-    if case.is_grad:   # read x, w, dy; write dx, dw
+    if case.is_grad:   # read x, weights, dy; write dx, the weights' gradients
         return (2 * x + 2 * w + y) * itemsize
     return (x + w + y) * itemsize
 
 
-def analysis_cost(case, analysis=None):
-    """(flops, bytes) from cconv.analysis.cost when that module exists, else None."""
+def analysis_flops(case, analysis=None):
+    """FLOPs from cconv.analysis.cost (issue 7) when that module exists, else None. Only the
+    FLOPs are taken: its bytes_moved counts unfused stages (intermediates written and read),
+    while `bytes_moved` here is the fused minimum."""
     if analysis is None or case.is_grad:
         return None
     kw = case.kwargs
-    if case.fn == "channel_shuffle":
-        args = (kw.pop("groups"),)
-    else:
-        args = case.weights
+    args = (kw.pop("groups"),) if case.fn == "channel_shuffle" else case.weights
     try:
-        c = analysis.cost(case.fn, case.x, *args, **kw)
-        return float(c.flops), float(getattr(c, "bytes_moved", float("nan")))
+        return float(analysis.cost(case.fn, case.x, *args, **kw).flops)
     except Exception:
         return None
 
@@ -531,36 +603,72 @@ def call_kwargs(case, channels_last):
     return kw
 
 
+def submodule(cconv, name):
+    """cconv.<name> (e.g. grad, analysis) or None when this build has no such module."""
+    import importlib
+    try:
+        return importlib.import_module(f"{cconv.__name__}.{name}")
+    except ImportError:
+        return None
+
+
+SINGLE_CONVOLUTIONS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                       "conv_transpose3d", "depthwise_conv2d")
+
+
+def _cconv_grad_callable(cconv, case, x, weights, dy, kw):
+    grad = submodule(cconv, "grad")
+    base = case.base_fn
+    if base in SINGLE_CONVOLUTIONS:
+        names = (base + "_input", base + "_weight")
+    elif base == "channel_shuffle":
+        names = ("channel_shuffle_input",)
+    else:
+        names = (base + "_grads",)
+    fns = [getattr(grad, n, None) for n in names]
+    if grad is None or None in fns:
+        raise NotImplementedError(f"cconv.grad.{'/'.join(names)} not available in this build")
+    if base in SINGLE_CONVOLUTIONS:
+        fi, fw = fns
+        w = weights[0]
+        return lambda: (fi(x.shape, w, dy, **kw), fw(x, w.shape, dy, **kw))
+    if base == "channel_shuffle":
+        groups = kw.pop("groups")
+        fs = fns[0]
+        return lambda: (fs(dy, groups, **kw),)
+    fg = fns[0]
+    n = 1 + len(weights)   # (grad_x, grad of each weight[, grad_bias]): keep the comparable part
+    return lambda: tuple(fg(x, *weights, dy, **kw)[:n])
+
+
 def cconv_callable(cconv, case, x, weights, dy=None, channels_last=False):
     """A zero-argument callable running the case with cconv (NotImplementedError when this build
     of cconv lacks the function, e.g. cconv.grad before issue 5)."""
     kw = call_kwargs(case, channels_last)
+    if case.is_grad:
+        return _cconv_grad_callable(cconv, case, x, weights, dy, kw)
     if case.fn == "channel_shuffle":
         fn = cconv.channel_shuffle
         groups = kw.pop("groups")
         return lambda: fn(x, groups, **kw)
-    if case.is_grad:
-        grad = getattr(cconv, "grad", None)
-        base = case.fn.split(".", 1)[1]
-        fi = getattr(grad, base + "_input", None)
-        fw = getattr(grad, base + "_weight", None)
-        if fi is None or fw is None:
-            raise NotImplementedError(f"cconv.grad.{base}_input/_weight not available in this build")
-        w = weights[0]
-        return lambda: (fi(x.shape, w, dy, **kw), fw(x, w.shape, dy, **kw))
     fn = getattr(cconv, case.fn, None)
     if fn is None:
         raise NotImplementedError(f"cconv.{case.fn} not available in this build")
     return lambda: fn(x, *weights, **kw)
 
 
-def cconv_planned(cconv, case, x, weights, channels_last=False):
-    """A callable running a prepared plan (plan_conv*), or None when the function has none."""
+def make_plan(cconv, case, x, weights, channels_last=False):
+    """cconv.plan_<fn>(...) for this case, or None when the function has no plan_ form."""
     maker = getattr(cconv, "plan_" + case.fn, None)
     if maker is None or case.is_grad or len(weights) != 1:
         return None
-    plan = maker(x.shape, weights[0], dtype=x.dtype, **call_kwargs(case, channels_last))
-    return lambda: plan(x)
+    return maker(x.shape, weights[0], dtype=x.dtype, **call_kwargs(case, channels_last))
+
+
+def cconv_planned(cconv, case, x, weights, channels_last=False):
+    """A callable running a prepared plan (weights packed once), or None."""
+    plan = make_plan(cconv, case, x, weights, channels_last)
+    return None if plan is None else (lambda: plan(x))
 
 
 # --------------------------------------------------------------------------- NumPy baseline
@@ -661,37 +769,56 @@ def run_stage(st, x, w):
     return np_conv(x, w, st.stride, st.padding, st.dilation, st.groups)
 
 
+def np_backward(case, sts, x, weights, dy, channels_last):
+    """(grad_x, grad of each weight) by backpropagation through the stages, in NumPy."""
+    acts = [from_layout(x, channels_last)]
+    for st in sts[:-1]:   # forward intermediates
+        acts.append(run_stage(st, acts[-1], weights[st.weight]))
+    g = from_layout(dy, channels_last)
+    if shuffle_after(case):   # the inverse permutation first
+        g = np_shuffle(g, g.shape[1] // shuffle_after(case))
+    grads = [None] * len(weights)
+    for st, a in zip(reversed(sts), reversed(acts)):
+        w = weights[st.weight].reshape(st.w_shape)
+        if st.transposed:   # adjoint of a transposed conv: the plain conv, same arguments
+            dw = np_conv_weight_grad(g, a, st.w_shape, st.stride, st.padding, st.dilation, st.groups)
+            g = np_conv(g, w, st.stride, st.padding, st.dilation, st.groups)
+        else:
+            dw = np_conv_weight_grad(a, g, st.w_shape, st.stride, st.padding, st.dilation, st.groups)
+            op = tuple(i - ((o - 1) * s - 2 * p + d * (k - 1) + 1) for i, o, s, p, d, k in zip(
+                st.x_shape[2:], st.out_shape[2:], st.stride, st.padding, st.dilation,
+                st.w_shape[2:]))
+            g = np_conv_transpose(g, w, st.stride, st.padding, op, st.dilation, st.groups)
+        grads[st.weight] = dw.reshape(weights[st.weight].shape)
+    return (to_layout(g, channels_last), *grads)
+
+
 def numpy_callable(case, x, weights, dy=None, channels_last=False):
     """What a NumPy user writes instead of cconv (layouts converted on the way in and out)."""
     if case.fn == "channel_shuffle":
         g = case.kwargs["groups"]
         return lambda: np_shuffle(x, g, channels_last)
+    if case.fn == "grad.channel_shuffle":   # the inverse permutation
+        g = case.x[1] // case.kwargs["groups"]
+        return lambda: (np_shuffle(dy, g, channels_last),)
     sts = stages(case)
     if case.is_grad:
-        st = sts[0]
-        w = weights[0]
-
-        def grad():
-            xc, dyc = from_layout(x, channels_last), from_layout(dy, channels_last)
-            op = tuple(i - ((o - 1) * s - 2 * p + d * (k - 1) + 1) for i, o, s, p, d, k in zip(
-                st.x_shape[2:], st.out_shape[2:], st.stride, st.padding, st.dilation,
-                st.w_shape[2:]))
-            dx = np_conv_transpose(dyc, w, st.stride, st.padding, op, st.dilation, st.groups)
-            dw = np_conv_weight_grad(xc, dyc, w.shape, st.stride, st.padding, st.dilation, st.groups)
-            return to_layout(dx, channels_last), dw
-        return grad
+        return lambda: np_backward(case, sts, x, weights, dy, channels_last)
+    sg = shuffle_after(case)
 
     def fwd():
         y = from_layout(x, channels_last)
         for st in sts:
             y = run_stage(st, y, weights[st.weight])
+        if sg:
+            y = np_shuffle(y, sg)
         return to_layout(y, channels_last)
     return fwd
 
 
 def reference_memory_bytes(case, itemsize):
     """Rough size of the im2col matrix the NumPy baseline materialises (to skip huge ones)."""
-    if case.fn == "channel_shuffle":
+    if case.base_fn == "channel_shuffle":
         return 2 * math.prod(case.x) * itemsize
     total = 0
     for st in stages(case):
@@ -699,3 +826,120 @@ def reference_memory_bytes(case, itemsize):
         # transposed: the zero-inserted input, unfolded at every output pixel
         total = max(total, st.x_shape[0] * st.x_shape[1] * math.prod(st.out_shape[2:]) * k * itemsize)
     return total * (2 if case.is_grad else 1)
+
+
+# --------------------------------------------------------------------------- PyTorch (optional)
+
+def _torch_tensor(torch, a, channels_last):
+    """The NumPy array as a logical NC... torch tensor sharing its memory: for channels-last
+    arrays a permuted view, i.e. torch's channels_last memory format (no copy)."""
+    t = torch.from_numpy(a)
+    if channels_last:
+        nd = a.ndim - 2
+        t = t.permute(0, nd + 1, *range(1, nd + 1))
+    return t
+
+
+def _to_numpy_layout(t, channels_last):
+    if channels_last:
+        nd = t.dim() - 2
+        t = t.permute(0, *range(2, nd + 2), 1)
+    return t.numpy()
+
+
+def torch_callable(torch, case, x, weights, dy=None, channels_last=False):
+    """(run, to_numpy): run() computes the case with torch.nn.functional on the same memory;
+    to_numpy(result) gives arrays comparable with cconv's (same layout)."""
+    F = torch.nn.functional
+    xt = _torch_tensor(torch, x, channels_last)
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+    convt = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+    if case.fn == "channel_shuffle":
+        g = case.kwargs["groups"]
+
+        def run():
+            with torch.no_grad():
+                return F.channel_shuffle(xt, g)
+        return run, lambda y: _to_numpy_layout(y, channels_last)
+
+    sts = stages(case)
+    if case.is_grad and case.base_fn in SINGLE_CONVOLUTIONS:
+        # the reference issue 5 names: aten.convolution_backward (input and weight gradients)
+        st = sts[0]
+        wt = torch.from_numpy(weights[0])
+        dyt = _torch_tensor(torch, dy, channels_last)
+        backward = torch.ops.aten.convolution_backward
+
+        def run():
+            with torch.no_grad():
+                dx, dw, _ = backward(dyt, xt, wt, None, list(st.stride), list(st.padding),
+                                     list(st.dilation), st.transposed, list(st.output_padding),
+                                     st.groups, [True, True, False])
+            return dx, dw
+        return run, lambda r: (_to_numpy_layout(r[0], channels_last), r[1].numpy())
+    if case.is_grad:
+        # composites: autograd through the same chain, the graph built once and kept, so each
+        # timed call is the backward pass only
+        leaves = [xt.detach().requires_grad_()] + [
+            torch.from_numpy(w).requires_grad_() for w in weights]
+        dyt = _torch_tensor(torch, dy, channels_last)
+        if case.base_fn == "channel_shuffle":
+            out = F.channel_shuffle(leaves[0] * 1, case.kwargs["groups"])  # (* 1: a graph node)
+        else:
+            out = leaves[0]
+            for st in sts:
+                out = conv[st.nd](out, leaves[1 + st.weight].reshape(st.w_shape), None,
+                                  st.stride, st.padding, st.dilation, st.groups)
+            if shuffle_after(case):
+                out = F.channel_shuffle(out, shuffle_after(case))
+
+        def run():
+            return torch.autograd.grad(out, leaves, dyt, retain_graph=True,
+                                       allow_unused=case.base_fn == "channel_shuffle")
+        return run, lambda r: (_to_numpy_layout(r[0], channels_last),
+                               *[g.numpy() for g in r[1:]])
+
+    wts = [torch.from_numpy(np.ascontiguousarray(weights[st.weight].reshape(st.w_shape)))
+           for st in sts]
+    sg = shuffle_after(case)
+
+    def run():
+        y = xt
+        with torch.no_grad():
+            for st, w in zip(sts, wts):
+                if st.transposed:
+                    y = convt[st.nd](y, w, None, st.stride, st.padding, st.output_padding,
+                                     st.groups, st.dilation)
+                else:
+                    y = conv[st.nd](y, w, None, st.stride, st.padding, st.dilation, st.groups)
+            if sg:
+                y = F.channel_shuffle(y, sg)
+        return y
+    return run, lambda y: _to_numpy_layout(y, channels_last)
+
+
+# --------------------------------------------------------------------------- timing
+
+def _time_calls(fn, number):
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def _calibrate(fn, target):
+    """Warm-up (first touch, plan caches, thread pools), then calls per sample so that one
+    sample lasts about `target` seconds."""
+    fn()
+    t = _time_calls(fn, 1)
+    return max(1, min(10000, int(target / max(t, 1e-7))))
+
+
+def time_interleaved(fns, repeat, target):
+    """Median seconds per call of each function, sampled in turn: A B A B ..."""
+    numbers = [_calibrate(f, target) for f in fns]
+    samples = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, f in enumerate(fns):
+            samples[i].append(_time_calls(f, numbers[i]))
+    return [statistics.median(s) for s in samples]

@@ -1,0 +1,513 @@
+"""`python -m cconv.bench`: cconv against PyTorch and NumPy, case by case, in one process.
+
+For every case (the suite of BENCHMARKS.md, the batch-1 rows, every other public function and,
+when cconv.grad exists, the gradients) it runs cconv and torch.nn.functional on the same arrays
+with the same thread count, interleaved (cconv, torch, cconv, torch, ...), after a warm-up, and
+reports medians: the ratio torch/cconv (> 1: cconv is faster), GFLOP/s, GB/s of minimum traffic,
+% of the machine's peak (or of its memory bandwidth for bandwidth-bound cases), the time of the
+NumPy im2col baseline (sliding_window_view + tensordot/einsum: what a NumPy user writes) and of
+SciPy where it has a direct equivalent, and the largest error relative to torch.
+
+    python -m cconv.bench                          # everything, float32, NCHW, current threads
+    python -m cconv.bench --threads 2 --markdown bench.md --png bench.png
+    python -m cconv.bench --variants suite,depthwise --dtype float64 --layout NHWC
+    python -m cconv.bench --variants tiny --quick   # a few seconds: one small case per function
+    python -m cconv.bench --list                    # the cases and the names --variants matches
+
+torch, matplotlib, scipy and threadpoolctl are optional (pip install "cconv[bench]"): without
+torch the table has cconv and NumPy columns only, without matplotlib no PNG is written.
+"""
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+import cconv
+from . import _bench_cases as bc
+
+_analysis = bc.submodule(cconv, "analysis")  # the cost model (issue 7); own counts without it
+
+
+# --------------------------------------------------------------------------- optional imports
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _import_pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _blas_limits(threads):
+    """Caps NumPy's BLAS threads (for the NumPy baseline) when threadpoolctl is installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+# --------------------------------------------------------------------------- SciPy side
+
+def scipy_callable(case, x, weights, channels_last=False):
+    """SciPy's direct equivalent where there is one (depthwise with one filter per channel:
+    scipy.signal.oaconvolve broadcast over batch and channels), else None."""
+    if case.fn != "depthwise_conv2d" or channels_last:
+        return None
+    (st,) = bc.stages(case)
+    w = weights[0]
+    if w.shape[0] != case.x[1] or st.dilation != (1, 1):
+        return None
+    try:
+        from scipy import signal
+    except ImportError:
+        return None
+    kernel = w[:, 0, ::-1, ::-1][None]          # convolution flips; correlate = flipped kernel
+    ph, pw = st.padding
+    sh, sw = st.stride
+
+    def run():
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        return signal.oaconvolve(xp, kernel, mode="valid", axes=(2, 3))[:, :, ::sh, ::sw]
+    return run
+
+
+# --------------------------------------------------------------------------- plain copy
+
+def copy_seconds(nbytes, threads, repeat, target, torch=None):
+    """Time of the best plain copy moving `nbytes` (half read, half written) on this machine,
+    now: np.copyto on one thread, np.copyto split across `threads` Python threads (NumPy
+    releases the GIL while copying) and torch's OpenMP-parallel Tensor.copy_ when torch is
+    there. The yardstick for bandwidth-bound cases (BENCHMARKS.md: >= 80% of a plain copy's
+    bandwidth on the same data, measured in the same run)."""
+    n = max(1, int(nbytes) // 8)               # float32 elements read, as many written
+    src = np.ones(n, np.float32)
+    dst = np.empty_like(src)
+    fns = [lambda: np.copyto(dst, src)]
+    pool = None
+    if threads > 1 and n >= 4096:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(threads)
+        bounds = np.linspace(0, n, threads + 1).astype(int)
+        parts = [(dst[a:b], src[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        fns.append(lambda: list(pool.map(lambda p: np.copyto(*p), parts)))
+    if torch is not None:
+        src_t, dst_t = torch.from_numpy(src), torch.from_numpy(dst)
+        fns.append(lambda: dst_t.copy_(src_t))
+    try:
+        return min(bc.time_interleaved(fns, repeat, target))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+# --------------------------------------------------------------------------- errors
+
+def _rel_err(a, b):
+    """max |a - b| / max |b| (0 when both are all zeros)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    diff = float(np.max(np.abs(a - b))) if b.size else 0.0
+    return diff / scale if scale else diff
+
+
+def _max_rel_err(a, b):
+    if isinstance(a, tuple):
+        return max(_rel_err(u, v) for u, v in zip(a, b))
+    return _rel_err(a, b)
+
+
+# --------------------------------------------------------------------------- one case
+
+class Row:
+    """One line of the report (times in seconds, None where not measured)."""
+
+    def __init__(self, case):
+        self.case = case
+        self.cconv = self.torch = self.numpy = self.scipy = None
+        self.flops = self.bytes = 0.0
+        self.err = None
+        self.err_vs = ""
+        self.algorithm = "-"
+        self.copy = None          # a plain copy of the same bytes (bandwidth-bound cases)
+        self.skipped = None
+        self.failed = None
+
+
+def below_ridge(flops, nbytes, peak, bandwidth):
+    """True when even a perfect kernel is limited by memory, not FMAs (roofline)."""
+    return nbytes > 0 and flops / nbytes * bandwidth < peak
+
+
+def run_case(case, args, torch, peak, bandwidth):
+    row = Row(case)
+    channels_last = bc.is_channels_last(args.layout)
+    dtype = np.dtype(args.dtype)
+    counted = bc.analysis_flops(case, _analysis)
+    row.flops = counted if counted is not None else float(bc.flops(case))
+    row.bytes = float(bc.bytes_moved(case, dtype.itemsize))
+    x, weights, dy = bc.make_inputs(case, dtype, channels_last, seed=args.seed)
+    try:
+        run_c = bc.cconv_callable(cconv, case, x, weights, dy, channels_last)
+    except NotImplementedError as e:
+        row.skipped = str(e)
+        return row
+    row.algorithm = _plan_algorithm(case, x, weights, channels_last)
+    fns = [run_c]
+    run_t = None
+    if torch is not None:
+        run_t, t_numpy = bc.torch_callable(torch, case, x, weights, dy, channels_last)
+        fns.append(run_t)
+    try:
+        y = run_c()
+        times = bc.time_interleaved(fns, args.repeat, args.target)
+    except Exception as e:  # report and go on: one broken case must not hide the others
+        row.failed = f"{type(e).__name__}: {e}"
+        return row
+    row.cconv = times[0]
+    if below_ridge(row.flops, row.bytes, peak, bandwidth):
+        row.copy = copy_seconds(row.bytes, args.threads, args.repeat, args.target, torch)
+    if run_t is not None:
+        row.torch = times[1]
+        row.err = _max_rel_err(y, t_numpy(run_t()))
+        row.err_vs = "torch"
+    want_numpy = not args.quick and not args.no_numpy
+    mem = bc.reference_memory_bytes(case, dtype.itemsize)
+    if want_numpy and mem <= args.numpy_max_mb * 2**20:
+        run_n = bc.numpy_callable(case, x, weights, dy, channels_last)
+        if row.err is None:
+            row.err = _max_rel_err(y, run_n())
+            row.err_vs = "numpy"
+        row.numpy = bc.time_interleaved([run_n], min(args.repeat, 3), 0.0)[0]
+        run_s = scipy_callable(case, x, weights, channels_last)
+        if run_s is not None:
+            row.scipy = bc.time_interleaved([run_s], min(args.repeat, 3), 0.0)[0]
+    elif row.err is None and case.group == "tiny":
+        row.err = _max_rel_err(y, bc.numpy_callable(case, x, weights, dy, channels_last)())
+        row.err_vs = "numpy"
+    return row
+
+
+def _plan_algorithm(case, x, weights, channels_last):
+    """The algorithm cconv's planner picks (single-convolution functions), else "-"."""
+    try:
+        plan = bc.make_plan(cconv, case, x, weights, channels_last)
+        return "-" if plan is None else str(plan.algorithm)
+    except Exception:
+        return "-"
+
+
+# --------------------------------------------------------------------------- report
+
+def _ms(t):
+    return "-" if t is None else (f"{t * 1e3:.3f}" if t < 0.01 else f"{t * 1e3:.2f}" if t < 1 else f"{t * 1e3:.1f}")
+
+
+def _pct_of_limit(row, peak, bandwidth):
+    """% of the FMA peak or, for cases below the roofline's ridge (there even a perfect kernel
+    cannot reach the FMA peak), "% copy": a plain copy's time for the same bytes over cconv's."""
+    if row.cconv is None:
+        return "-"
+    if row.copy is not None:
+        return f"{100 * row.copy / row.cconv:.0f}% copy"
+    return f"{100 * row.flops / row.cconv / 1e9 / peak:.0f}%"
+
+
+def table(rows, peak, bandwidth):
+    has_torch = any(r.torch is not None for r in rows)
+    has_numpy = any(r.numpy is not None for r in rows)
+    has_scipy = any(r.scipy is not None for r in rows)
+    head = ["case", "cconv ms"]
+    if has_torch:
+        head += ["torch ms", "torch/cconv"]
+    head += ["GFLOP/s", "GB/s", "% of peak"]
+    if has_numpy:
+        head += ["NumPy ms"]
+    if has_scipy:
+        head += ["SciPy ms"]
+    head += ["max rel err", "algorithm"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if r.skipped or r.failed:
+            why = f"skipped: {r.skipped}" if r.skipped else f"FAILED: {r.failed}"
+            cells = [r.case.name, why] + [""] * (len(head) - 2)
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
+        cells = [r.case.name, _ms(r.cconv)]
+        if has_torch:
+            ratio = f"{r.torch / r.cconv:.2f}x" if r.torch else "-"
+            cells += [_ms(r.torch), ratio]
+        gflops = r.flops / r.cconv / 1e9
+        cells += [f"{gflops:.1f}" if r.flops else "-", f"{r.bytes / r.cconv / 1e9:.1f}",
+                  _pct_of_limit(r, peak, bandwidth)]
+        if has_numpy:
+            cells.append(_ms(r.numpy))
+        if has_scipy:
+            cells.append(_ms(r.scipy))
+        err = "-" if r.err is None else f"{r.err:.1e}" + ("" if r.err_vs == "torch" else f" ({r.err_vs})")
+        cells += [err, r.algorithm]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine_description():
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = line
+    except OSError:
+        pass
+    isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else ""
+    cores = os.cpu_count()
+    return f"{cores}-core {model}" + (f", {isa}" if isa else "") + f", {platform.system()}"
+
+
+def header(args, torch, peak, bandwidth, cost_source):
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    try:   # other work on the machine shows up in every number: say how busy it was
+        load = f", load average {os.getloadavg()[0]:.1f} at start"
+    except (AttributeError, OSError):
+        load = ""
+    lines = [
+        f"cconv {cconv.__version__} (ISA {cconv.get_isa()}), NumPy {np.__version__}"
+        + (f", PyTorch {torch.__version__}" if torch is not None else ", PyTorch not installed"),
+        f"{now}, {machine_description()}{load}",
+        f"{args.dtype}, {args.layout}, {args.threads} thread(s); medians of {args.repeat} "
+        f"interleaved samples; peak {peak:.0f} GFLOP/s, bandwidth {bandwidth:.0f} GB/s; FLOPs from "
+        f"{cost_source}",
+    ]
+    return lines
+
+
+NOTES = """\
+- torch/cconv > 1 means cconv is faster; both ran in this process on the same arrays with the
+  same thread count, interleaved. Absolute times drift on shared machines, ratios hold better.
+- GFLOP/s counts 2 x multiply-adds of the convolution(s) (gradients: input + weight). GB/s is the
+  minimum traffic (inputs read once, output written once) over cconv's time.
+- % of peak: of the FMA peak for these threads. Cases whose arithmetic intensity lies below the
+  roofline's ridge are bandwidth-bound and marked "copy": the time of a plain copy of the same
+  number of bytes (the best of np.copyto on 1 and N threads and torch's parallel copy_, measured
+  in the same run) over cconv's time. Data that fits in cache copies faster than DRAM allows.
+- NumPy ms: im2col through sliding_window_view + tensordot/einsum (what a NumPy user writes);
+  SciPy ms: scipy.signal.oaconvolve where it computes the same thing (depthwise).
+- max rel err: max |cconv - torch| / max |torch| (or vs the NumPy baseline, marked).
+- algorithm: what cconv's plan chose (single-convolution cases)."""
+
+
+def plot(rows, path, peak, bandwidth, title):
+    plt = _import_pyplot()
+    if plt is None:
+        return False
+    done = [r for r in rows if r.cconv is not None]
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(16, max(5.5, 0.3 * len(done) + 2.0)),
+                                   layout="constrained", width_ratios=[1.1, 1])
+    # ratio per case
+    with_torch = [r for r in done if r.torch is not None]
+    if with_torch:
+        names = [r.case.name if len(r.case.name) <= 52 else r.case.name[:50] + "..."
+                 for r in with_torch]
+        ratios = [r.torch / r.cconv for r in with_torch]
+        colors = ["tab:green" if q >= 1 else "tab:red" for q in ratios]
+        y = np.arange(len(names))
+        ax1.barh(y, ratios, color=colors)
+        ax1.set_yticks(y)
+        ax1.set_yticklabels(names, fontsize=7)
+        ax1.invert_yaxis()
+        ax1.set_xscale("log")
+        lo, hi = min(ratios + [1.0]) / 1.3, max(ratios + [1.0]) * 1.3
+        ax1.set_xlim(lo, hi)
+        ticks = [t for t in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50, 100)
+                 if lo <= t <= hi]
+        ax1.xaxis.set_major_locator(FixedLocator(ticks))
+        ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax1.xaxis.set_minor_formatter(NullFormatter())
+        for q, yy in zip(ratios, y):
+            ax1.text(q, yy, f" {q:.2f}", va="center", fontsize=6)
+        ax1.axvline(1.0, color="k", lw=1)
+        ax1.set_xlabel("torch time / cconv time  (> 1: cconv faster)")
+        ax1.set_title("speed-up over PyTorch")
+    else:
+        ax1.text(0.5, 0.5, "PyTorch not measured", ha="center", va="center")
+        ax1.set_axis_off()
+    # roofline
+    pts = [r for r in done if r.flops and r.bytes]
+    if pts:
+        ai = np.array([r.flops / r.bytes for r in pts])
+        lo, hi = max(ai.min() / 2, 0.05), ai.max() * 2
+        xs = np.geomspace(lo, max(hi, 2 * peak / bandwidth), 200)
+        ax2.plot(xs, np.minimum(peak, xs * bandwidth), "k-", lw=1.5,
+                 label=f"roofline: {peak:.0f} GFLOP/s, {bandwidth:.0f} GB/s")
+        ax2.scatter(ai, [r.flops / r.cconv / 1e9 for r in pts], c="tab:blue", label="cconv", zorder=3)
+        tp = [r for r in pts if r.torch]
+        if tp:
+            ax2.scatter([r.flops / r.bytes for r in tp], [r.flops / r.torch / 1e9 for r in tp],
+                        facecolors="none", edgecolors="tab:orange", label="torch", zorder=3)
+        for r, a in zip(pts, ai):
+            ax2.annotate(r.case.key, (a, r.flops / r.cconv / 1e9), fontsize=6,
+                         xytext=(3, 3), textcoords="offset points")
+        ax2.set_xscale("log")
+        ax2.set_yscale("log")
+        ax2.set_xlabel("arithmetic intensity (FLOP / byte of minimum traffic)")
+        ax2.set_ylabel("GFLOP/s")
+        ax2.set_title("roofline")
+        ax2.legend(fontsize=8, loc="lower right")
+        ax2.grid(True, which="both", alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# --------------------------------------------------------------------------- command line
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m cconv.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", default=None,
+                   help="comma list: groups (suite, batch1, functions, grad, tiny, or a network: "
+                        + ", ".join(bc.NETWORKS) + "), function names, case keys or substrings "
+                        "of case names (default: suite,batch1,functions,grad)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--layout", default="NCHW", type=str.upper,
+                   choices=["NCHW", "NHWC", "NCW", "NWC", "NCDHW", "NDHWC"],
+                   help="channels-first (NCHW) or channels-last (NHWC); 1-D/3-D cases use the "
+                        "matching NWC/NDHWC")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for cconv, torch and NumPy's BLAS (default: cconv's current)")
+    p.add_argument("--repeat", type=int, default=None, help="interleaved samples per side (7; quick 3)")
+    p.add_argument("--target", type=float, default=None,
+                   help="seconds per sample; short calls are looped (0.05; quick 0.005)")
+    p.add_argument("--quick", action="store_true", help="few short samples, no NumPy/SciPy baseline")
+    p.add_argument("--no-torch", action="store_true", help="do not import or time PyTorch")
+    p.add_argument("--no-numpy", action="store_true", help="skip the NumPy/SciPy baselines")
+    p.add_argument("--numpy-max-mb", type=float, default=1024,
+                   help="skip the NumPy baseline when its im2col matrix exceeds this (MiB)")
+    p.add_argument("--peak", type=float, default=None,
+                   help="FP32 FMA peak per core in GFLOP/s (default %.0f; FP64 is half)"
+                        % bc.PEAK_FP32_GFLOPS_PER_CORE)
+    p.add_argument("--bandwidth", type=float, default=None,
+                   help="memory bandwidth in GB/s for these threads (default: 27 one core, 45 two)")
+    p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+    p.add_argument("--png", metavar="FILE", help="write the charts (needs matplotlib)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    args = p.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 3 if args.quick else 7
+    if args.target is None:
+        args.target = 0.005 if args.quick else 0.05
+    if args.repeat < 1:
+        p.error("--repeat must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be >= 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    tokens = args.variants.split(",") if args.variants else None
+    cases = bc.select(tokens)
+    if args.list:
+        for c in bc.select(tokens) if tokens else bc.all_cases():
+            print(f"{c.group:12s} {c.key:24s} {c.fn:28s} {c.name}")
+        return 0
+    if not cases:
+        print(f"no case matches --variants {args.variants!r} (see --list)", file=sys.stderr)
+        return 2
+    if tokens is None and bc.submodule(cconv, "grad") is None:
+        cases = [c for c in cases if not c.is_grad]
+
+    torch = None
+    if not args.no_torch:
+        torch = _import_torch()
+        if torch is None:
+            print("note: PyTorch is not installed (pip install torch, or pip install "
+                  "'cconv[bench]'): timing cconv and NumPy only", file=sys.stderr)
+    old_threads = cconv.get_num_threads(), torch.get_num_threads() if torch is not None else None
+    if args.threads is None:
+        args.threads = old_threads[0]
+    cconv.set_num_threads(args.threads)
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    limits = _blas_limits(args.threads)
+    peak = bc.peak_gflops(args.dtype, args.threads, args.peak)
+    bandwidth = bc.bandwidth_gbs(args.threads, args.bandwidth)
+    cost_source = ("cconv.analysis.cost (own count where it has none)" if _analysis is not None
+                   else "the shapes (2 x multiply-adds)")
+
+    head = header(args, torch, peak, bandwidth, cost_source)
+    for line in head:
+        print(line, file=sys.stderr)
+    rows = []
+    t_start = time.perf_counter()
+    try:
+        for i, case in enumerate(cases, 1):
+            print(f"[{i}/{len(cases)}] {case.name} ...", end="", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            row = run_case(case, args, torch, peak, bandwidth)
+            rows.append(row)
+            if row.skipped:
+                msg = f" skipped ({row.skipped})"
+            elif row.failed:
+                msg = f" FAILED ({row.failed})"
+            else:
+                msg = f" cconv {_ms(row.cconv)} ms"
+                if row.torch:
+                    msg += f", torch {_ms(row.torch)} ms ({row.torch / row.cconv:.2f}x)"
+                if row.numpy:
+                    msg += f", numpy {_ms(row.numpy)} ms"
+            print(f"{msg}  [{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+    finally:   # main() may run inside a bigger program: leave its thread settings as found
+        if limits is not None:
+            limits.restore_original_limits()
+        cconv.set_num_threads(old_threads[0])
+        if torch is not None:
+            torch.set_num_threads(old_threads[1])
+    print(f"done in {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
+    try:
+        head[1] += f", {os.getloadavg()[0]:.1f} at the end"
+    except (AttributeError, OSError):
+        pass
+
+    text = table(rows, peak, bandwidth)
+    print(text)
+    status = 1 if any(r.failed for r in rows) else 0
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("# cconv benchmark\n\n")
+            f.write("\n".join(f"{line}  " for line in head) + "\n\n")
+            f.write(text + "\n\n" + NOTES + "\n")
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    if args.png:
+        if plot(rows, args.png, peak, bandwidth, "\n".join(head[:3])):
+            print(f"wrote {args.png}", file=sys.stderr)
+        else:
+            print("matplotlib is not installed (pip install matplotlib, or pip install "
+                  "'cconv[bench]'): no PNG written", file=sys.stderr)
+            status = status or 2
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

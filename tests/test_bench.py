@@ -1,0 +1,323 @@
+"""The benchmark tooling keeps working: `python -m cconv.bench`, the shared case tables and their
+NumPy baseline, and the asv suite in asv_bench/ (imported and run once, directly, not via asv).
+
+Fast by design (a few seconds): tiny cases only, one call per asv benchmark on its smallest case.
+"""
+import importlib
+import inspect
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cconv
+from cconv import _bench_cases as bc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ASV_DIR = os.path.join(ROOT, "asv_bench")
+
+
+def _has(module):
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+HAS_GRAD = bc.submodule(cconv, "grad") is not None
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """The bench and asv set thread counts process-wide; put them back for the other tests.
+    One thread meanwhile: these tiny calls only get slower with more, and much slower when
+    the machine is busy (threads waiting for each other at every barrier)."""
+    n = cconv.get_num_threads()
+    cconv.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+    else:
+        with threadpool_limits(limits=None):
+            yield
+    cconv.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------- the script
+
+def test_bench_script_quick_writes_markdown(tmp_path):
+    md = tmp_path / "bench.md"
+    png = tmp_path / "bench.png"
+    cmd = [sys.executable, "-m", "cconv.bench", "--variants", "t_conv2d,t_shuffle,t_separable",
+           "--quick", "--threads", "1", "--markdown", str(md)]
+    if _has("matplotlib"):
+        cmd += ["--png", str(png)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    text = md.read_text()
+    assert "| case | cconv ms |" in text
+    for name in ("tiny conv2d", "tiny channel_shuffle", "tiny separable_conv2d"):
+        assert f"| {name} |" in text
+    assert "[3/3]" in r.stderr                  # progress, case by case
+    assert "| tiny conv2d |" in r.stdout        # the table on stdout too
+    if _has("torch"):
+        assert "torch/cconv" in text
+    if _has("matplotlib"):
+        assert png.stat().st_size > 1000
+
+
+def test_bench_main_every_tiny_case_without_torch(tmp_path, capsys):
+    """All tiny cases (one per public function and gradient), both layouts, float64, errors
+    checked against the NumPy baseline; no torch needed."""
+    from cconv import bench
+    for layout in ("NCHW", "NHWC"):
+        md = tmp_path / f"{layout}.md"
+        status = bench.main(["--variants", "tiny", "--no-torch", "--dtype", "float64",
+                             "--layout", layout, "--repeat", "1", "--target", "0",
+                             "--threads", "1", "--markdown", str(md)])
+        assert status == 0
+        rows = [line for line in md.read_text().splitlines() if line.startswith("| tiny")]
+        assert len(rows) == len(bc.TINY)
+        for line in rows:
+            if "skipped" in line:   # a gradient this build of cconv.grad does not have yet
+                assert "grad" in line, line
+                continue
+            err = line.split("|")[-3].strip()
+            assert err.endswith("(numpy)"), line
+            assert float(err.split()[0]) < 1e-12, line
+    capsys.readouterr()
+
+
+def test_bench_list_and_unknown_variant(capsys):
+    from cconv import bench
+    assert bench.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "dense3x3" in out and "resnet50" in out
+    assert bench.main(["--variants", "no-such-case"]) == 2
+
+
+# --------------------------------------------------------------------------- the tables
+
+def _public_functions():
+    skip = {"ConvPlan", "get_include", "show_config", "set_num_threads", "get_num_threads",
+            "get_isa", "set_isa", "available_isas", "use_isa"}
+    return {n for n in cconv.__all__ if n not in skip and not n.startswith("plan_")}
+
+
+def test_every_public_function_is_benchmarked():
+    assert _public_functions() <= set(bc.PUBLIC_FUNCTIONS)
+    script = {c.fn for c in bc.select(None)}
+    asv = {c.fn for t in bc.NETWORKS.values() for c in t} | {c.fn for c in bc.SUITE + bc.FUNCTIONS}
+    tiny = {c.fn for c in bc.TINY}
+    grads = {c.base_fn for c in bc.GRAD + bc.NETWORK_GRADS if c.is_grad}
+    for fn in bc.PUBLIC_FUNCTIONS:
+        assert fn in script, f"{fn} missing from python -m cconv.bench"
+        assert fn in asv, f"{fn} missing from the asv tables"
+        assert fn in tiny and "grad." + fn in tiny, f"{fn} missing from the tiny cases"
+        assert fn in grads, f"gradient of {fn} missing from the benchmark tables"
+
+
+def test_every_gradient_is_available():
+    """Reports (as a skip) the public functions whose gradient cconv.grad does not offer yet
+    under the names the benchmarks call (<fn>_input/_weight, <fn>_grads, channel_shuffle_input)."""
+    if not HAS_GRAD:
+        pytest.skip("no cconv.grad in this build")
+    missing = []
+    for case in bc.TINY:
+        if case.is_grad:
+            x, w, dy = bc.make_inputs(case, np.float64)
+            try:
+                bc.cconv_callable(cconv, case, x, w, dy)
+            except NotImplementedError as e:
+                missing.append(str(e))
+    if missing:
+        pytest.skip("; ".join(missing))
+
+
+def test_suite_matches_benchmarks_md():
+    """The suite's FLOP counts reproduce the GFLOP/s column of BENCHMARKS.md from its torch ms."""
+    expect = {"dense3x3": (14.9, 125), "dense3x3_s2": (4.1, 223), "stem7x7": (2.3, 208),
+              "pointwise": (6.8, 121), "depthwise": (2.3, 29), "depthwise_s2": (1.1, 15),
+              "grouped_g32": (4.5, 51), "pointwise_g3": (1.4, 176), "dilated_d2": (21.3, 227),
+              "dilated_d4": (20.4, 237), "transposed4x4_s2": (10.1, 213), "conv3d": (48.3, 230),
+              "conv1d": (92.5, 139), "b1_dense3x3_64": (1.24, 186), "b1_dense3x3_256": (1.15, 201),
+              "b1_pointwise": (0.58, 178), "b1_depthwise": (2.41, 3.4)}
+    cases = {c.key: c for c in bc.SUITE + bc.BATCH1}
+    assert len(cases) == 18
+    for key, (ms, gflops) in expect.items():
+        got = bc.flops(cases[key]) / (ms * 1e-3) / 1e9
+        assert got == pytest.approx(gflops, rel=0.05), key
+
+
+def test_output_shapes_match_cconv():
+    for case in bc.TINY:
+        if not case.is_grad:
+            x, w, _ = bc.make_inputs(case, np.float32)
+            assert bc.cconv_callable(cconv, case, x, w)().shape == bc.out_shape(case), case.key
+    analysis = bc.submodule(cconv, "analysis")
+    if analysis is None:
+        return
+    unknown = set()
+    for case in bc.all_cases():   # every table, without computing anything
+        if case.base_fn in unknown or not _analysis_knows(analysis, case.base_fn):
+            unknown.add(case.base_fn)
+            continue
+        kw = case.kwargs
+        args = (kw.pop("groups"),) if case.base_fn == "channel_shuffle" else case.weights
+        assert tuple(analysis.output_shape(case.base_fn, case.x, *args, **kw)) == \
+            bc.out_shape(case), case.key
+    if unknown:
+        pytest.skip(f"cconv.analysis does not know {sorted(unknown)} (checked the others)")
+
+
+def _analysis_knows(analysis, fn):
+    known = getattr(analysis, "FUNCTIONS", None)
+    return known is None or fn in known
+
+
+@pytest.mark.skipif(bc.submodule(cconv, "analysis") is None, reason="no cconv.analysis")
+def test_flops_agree_with_cconv_analysis():
+    """Two independent counts: the tables' own and cconv.analysis.cost."""
+    analysis = bc.submodule(cconv, "analysis")
+    unknown = set()
+    for case in bc.all_cases():
+        if case.is_grad:
+            continue
+        if not _analysis_knows(analysis, case.fn):
+            unknown.add(case.fn)
+            continue
+        assert bc.analysis_flops(case, analysis) == bc.flops(case), case.key
+    if unknown:
+        pytest.skip(f"cconv.analysis.cost does not know {sorted(unknown)} (checked the others)")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_numpy_baseline_matches_cconv(channels_last):
+    """The im2col baseline (the bench's NumPy column and asv's peakmem_reference) is right."""
+    for case in bc.TINY:
+        x, w, dy = bc.make_inputs(case, np.float64, channels_last, seed=1)
+        try:
+            got = bc.cconv_callable(cconv, case, x, w, dy, channels_last)()
+        except NotImplementedError:
+            assert case.is_grad
+            continue
+        ref = bc.numpy_callable(case, x, w, dy, channels_last)()
+        if not isinstance(got, tuple):
+            got, ref = (got,), (ref,)
+        assert len(got) == len(ref), case.key
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-10, err_msg=case.key)
+
+
+@pytest.mark.skipif(not _has("torch"), reason="torch not installed")
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_torch_side_matches_cconv(channels_last):
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _check_torch_side(torch, channels_last)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_torch_side(torch, channels_last):
+    for case in bc.TINY:
+        x, w, dy = bc.make_inputs(case, np.float64, channels_last, seed=2)
+        try:
+            got = bc.cconv_callable(cconv, case, x, w, dy, channels_last)()
+        except NotImplementedError:
+            continue
+        run, to_numpy = bc.torch_callable(torch, case, x, w, dy, channels_last)
+        ref = to_numpy(run())
+        if not isinstance(got, tuple):
+            got, ref = (got,), (ref,)
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-10, err_msg=case.key)
+
+
+# --------------------------------------------------------------------------- asv
+
+@pytest.fixture(scope="module")
+def asv_modules():
+    sys.path.insert(0, ASV_DIR)
+    try:
+        mods = [importlib.import_module(f"benchmarks.{name}") for name in (
+            "bench_suite", "bench_networks", "bench_grad", "bench_smoke")]
+        yield mods
+    finally:
+        sys.path.remove(ASV_DIR)
+
+
+def _benchmark_classes(mod):
+    return [obj for name, obj in vars(mod).items()
+            if inspect.isclass(obj) and not name.startswith("_")]
+
+
+def _smallest(cls):
+    return min(cls.params[0], key=lambda k: bc.flops({c.key: c for c in cls.table}[k])
+               + math.prod({c.key: c for c in cls.table}[k].x))
+
+
+def test_asv_tables_cover_the_suite(asv_modules):
+    names = {cls.__name__ for mod in asv_modules for cls in _benchmark_classes(mod)}
+    for expected in ("Suite", "SuitePlanned", "SuiteTorch", "Batch1", "Functions", "ResNet50",
+                     "MobileNetV2", "ShuffleNet", "DeepLab", "DCGAN", "Volumetric", "AudioText",
+                     "Factorized", "Grad", "GradLayers", "Smoke"):
+        assert expected in names
+    suite = next(c for m in asv_modules for c in _benchmark_classes(m) if c.__name__ == "Suite")
+    assert suite.params[0] == [c.key for c in bc.SUITE]
+    assert suite.param_names == ["case", "dtype", "layout", "threads"]
+
+
+def test_asv_benchmarks_run_once(asv_modules):
+    """setup + every time_/peakmem_/track_ method, once, on each class's smallest case
+    (float32, channels-first and -last, one thread); NotImplementedError is asv's skip."""
+    ran, skipped = 0, []
+    for mod in asv_modules:
+        for cls in _benchmark_classes(mod):
+            key = _smallest(cls)
+            methods = [n for n in dir(cls) if n.startswith(("time_", "peakmem_", "track_"))
+                       and callable(getattr(cls, n))]
+            assert methods, cls.__name__
+            for layout in ("NCHW", "NHWC"):
+                params = (key, "float32", layout, 1)
+                bench = cls()
+                bench.min_track_seconds = 0.0
+                bench.torch_samples = 1
+                try:
+                    bench.setup(*params)
+                except NotImplementedError as e:
+                    skipped.append(f"{cls.__name__}: {e}")
+                    continue
+                for name in methods:
+                    value = getattr(bench, name)(*params)
+                    if name.startswith("track_"):   # GFLOP/s of a shuffle is 0
+                        assert np.isfinite(value) and value >= 0, (cls.__name__, name, value)
+                        assert value > 0 or "shuffle" in key, (cls.__name__, name, key)
+                    ran += 1
+    assert ran > 40
+    for why in skipped:   # only gradients (not in this build's cconv.grad) or torch may be missing
+        assert "grad" in why or "torch" in why, why
+
+
+def test_asv_setup_skips_impossible_thread_counts(asv_modules):
+    suite = next(c for m in asv_modules for c in _benchmark_classes(m) if c.__name__ == "Suite")
+    with pytest.raises(NotImplementedError):
+        suite().setup("shuffle_g4", "float32", "NCHW", (os.cpu_count() or 1) + 1)
+
+
+@pytest.mark.skipif(shutil.which("asv") is None, reason="asv not installed")
+def test_asv_check():
+    """`asv check` imports every benchmark and validates their signatures (offline: -E existing
+    uses this interpreter, nothing is built or downloaded)."""
+    r = subprocess.run(["asv", "check", "-E", f"existing:{sys.executable}"], cwd=ASV_DIR,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "No problems found" in r.stdout, r.stdout
