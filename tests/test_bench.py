@@ -321,3 +321,21 @@ def test_asv_check():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "No problems found" in r.stdout, r.stdout
+
+
+@pytest.mark.skipif(shutil.which("asv") is None or not os.environ.get("CCONV_ASV_SMOKE"),
+                    reason="set CCONV_ASV_SMOKE=1 to run asv's Smoke subset for real (~40 s)")
+def test_asv_smoke_quick_run(tmp_path):
+    """What CI runs so the suite never rots: every kind of benchmark, through asv itself, once.
+    HOME points at a temporary directory so `asv machine` writes its file there."""
+    env = dict(os.environ, HOME=str(tmp_path))
+    existing = f"existing:{sys.executable}"
+    r = subprocess.run(["asv", "machine", "--yes"], cwd=ASV_DIR, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["asv", "run", "-E", existing, "--quick", "--bench", "Smoke", "--dry-run"],
+                       cwd=ASV_DIR, env=env, capture_output=True, text=True, timeout=600,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "failed" not in r.stdout, r.stdout
+    assert r.stdout.count(" ok") >= 7, r.stdout

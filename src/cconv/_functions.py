@@ -333,7 +333,8 @@ def describe(fn_name, x_shape, *weight_shapes, **kwargs):
     if fn_name == "channel_shuffle":
         return [shuffle_stage(x_shape, *weight_shapes, **kwargs)]
     if fn_name in _STAGES:
-        return _STAGES[fn_name](tuple(x_shape), *[tuple(w) for w in weight_shapes], **kwargs)
+        return _STAGES[fn_name](tuple(x_shape), *[w if _api._is_int(w) else tuple(w) for w in weight_shapes],
+                                **kwargs)
     for prefix, transposed in (("conv_transpose", True), ("conv", False)):
         if fn_name.startswith(prefix) and fn_name[len(prefix):] in ("1d", "2d", "3d"):
             nd = int(fn_name[len(prefix)])

@@ -39,7 +39,7 @@ FUNCTIONS = (
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
     "channel_shuffle",
-)
+)  # shuffled_grouped_conv2d not yet: its bias belongs to the conv stage, not the last one
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -152,7 +152,7 @@ def _as_shape(a):
         raise TypeError(f"expected a shape (sequence of ints) or an array, got {a!r}") from None
 
 
-_DROP = ("bias", "out", "algorithm")
+_DROP = ("bias", "out", "algorithm", "fused")
 
 
 def _bind(fn, x_shape, args, kwargs):
@@ -172,7 +172,7 @@ def _bind(fn, x_shape, args, kwargs):
     weights = []
     for w in weight_names:
         v = bound.arguments[w]
-        weights.append(v if name == "channel_shuffle" else _as_shape(v))
+        weights.append(v if w == "groups" else _as_shape(v))  # an int argument, not a shape
     rest = {k: v for k, v in bound.arguments.items()
             if k not in weight_names and k != x_param and k not in _DROP}
     return name, _as_shape(bound.arguments[x_param]), weights, rest, bound.arguments.get("bias")
