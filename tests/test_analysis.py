@@ -17,16 +17,7 @@ import reference as R
 cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
 import cconv.analysis as A  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests make many tiny calls and check shapes and counts, not threading: one thread
-    keeps them fast on a loaded machine (where each tiny multi-threaded call can take tens of
-    milliseconds)."""
-    prev = cconv.get_num_threads()
-    cconv.set_num_threads(1)
-    yield
-    cconv.set_num_threads(prev)
+# (tiny calls run on the calling thread by themselves: no thread fixture needed)
 
 
 # =========================================================================== worked numbers

@@ -9,16 +9,7 @@ from hypothesis import strategies as st
 cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
 import cconv.decompose as D  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests make many tiny calls and check shapes and counts, not threading: one thread
-    keeps them fast on a loaded machine (where each tiny multi-threaded call can take tens of
-    milliseconds)."""
-    prev = cconv.get_num_threads()
-    cconv.set_num_threads(1)
-    yield
-    cconv.set_num_threads(prev)
+# (tiny calls run on the calling thread by themselves: no thread fixture needed)
 
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
 

@@ -158,16 +158,22 @@ cdef class Plan:
     def workspace_bytes(self):
         return cconv_plan_workspace_bytes(self.plan)
 
-    def execute(self, cnp.ndarray x, cnp.ndarray y):
+    cdef bint _buffers(self, cnp.ndarray x, cnp.ndarray y, void **xp, void **yp) except -1:
+        """Checks x and y against the plan; False when there is nothing to compute."""
         cdef const cconv_conv_desc *d = &self.desc
         cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
         cdef int64_t ny = d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
-        cdef void *xp = data_of(x, d.dtype, nx, "x")
-        cdef void *yp = data_of(y, d.dtype, ny, "out")
-        cdef cconv_status st
+        xp[0] = data_of(x, d.dtype, nx, "x")
+        yp[0] = data_of(y, d.dtype, ny, "out")
         if not y.flags.writeable:
             raise ValueError("out must be writeable")
-        if nx == 0 or ny == 0:
+        return nx != 0 and ny != 0
+
+    def execute(self, cnp.ndarray x, cnp.ndarray y):
+        cdef void *xp
+        cdef void *yp
+        cdef cconv_status st
+        if not self._buffers(x, y, &xp, &yp):
             return y
         with nogil:
             st = cconv_plan_execute(self.plan, xp, yp)
@@ -175,17 +181,13 @@ cdef class Plan:
             raise_status(st, "execute")
         return y
 
-
     def execute_shuffled(self, cnp.ndarray x, cnp.ndarray y, int64_t shuffle_groups):
         """Like execute, with the output channels written in channel_shuffle order (depthwise and
         grouped channels-first plans only)."""
-        cdef const cconv_conv_desc *d = &self.desc
-        cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
-        cdef int64_t ny = d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
-        cdef void *xp = data_of(x, d.dtype, nx, "x")
-        cdef void *yp = data_of(y, d.dtype, ny, "out")
+        cdef void *xp
+        cdef void *yp
         cdef cconv_status st
-        if nx == 0 or ny == 0:
+        if not self._buffers(x, y, &xp, &yp):
             return y
         with nogil:
             st = cconv_plan_execute_shuffled(self.plan, shuffle_groups, xp, yp)
