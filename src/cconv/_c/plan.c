@@ -160,6 +160,16 @@ nomem:
     return -1;
 }
 
+static void free_phases(dim_phase *ph[3], const int nph[3])
+{
+    for (int a = 0; a < 3; a++) {
+        if (!ph[a]) continue;
+        for (int i = 0; i < nph[a]; i++) { free(ph[a][i].pos); free(ph[a][i].k); }
+        free(ph[a]);
+        ph[a] = NULL;
+    }
+}
+
 /* ---------------------------------------------------------------- weight packing */
 
 /* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c. The source
@@ -430,11 +440,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         if (!cconv_mul(p->padded[0], Hp, &padded_elems) || !cconv_mul(padded_elems, Wp, &padded_elems))
             goto phases_overflow;
     }
-    for (int a = 0; a < 3; a++) {
-        for (int i = 0; i < nph[a]; i++) { free(ph[a][i].pos); free(ph[a][i].k); }
-        free(ph[a]);
-        ph[a] = NULL;
-    }
+    free_phases(ph, nph);
 
     if (p->algo == CCONV_ALGO_GEMM && !d->channels_last && !d->transposed) {
         p->pw_cf = 1;
@@ -507,19 +513,12 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     return CCONV_OK;
 
 phases_overflow:
-    for (int a = 0; a < 3; a++) {
-        for (int i = 0; i < nph[a]; i++) { free(ph[a][i].pos); free(ph[a][i].k); }
-        free(ph[a]);
-    }
+    free_phases(ph, nph);
 overflow:
     cconv_plan_destroy(p);
     return CCONV_ERR_OVERFLOW;
 phases_nomem:
-    for (int a = 0; a < 3; a++) {
-        if (!ph[a]) continue;
-        for (int i = 0; i < nph[a]; i++) { free(ph[a][i].pos); free(ph[a][i].k); }
-        free(ph[a]);
-    }
+    free_phases(ph, nph);
 nomem:
     cconv_plan_destroy(p);
     return CCONV_ERR_NOMEM;
