@@ -13,17 +13,21 @@ def _check_algorithm(algorithm):
         raise ValueError(f"algorithm must be one of {_api.ALGORITHMS}, got {algorithm!r}")
 
 
+def _execute(plan, x, y, target, dtype):
+    """Runs a C plan on x (any strides, cast to dtype) into target, then y (see output_array)."""
+    if y.size:
+        plan.execute(np.ascontiguousarray(x, dtype=dtype), target)
+        if target is not y:
+            y[...] = target
+    return y
+
+
 def _run(geom, x, weight, bias, dtype, out=None, inputs=(), algorithm="auto"):
     """Runs one convolution; x, weight, bias are arrays (any strides), cast to dtype here."""
     y, target = _api.output_array(out, geom.out_shape, dtype, inputs)
     # The plan is built even for an empty batch, so its checks (algorithm=) still run.
     plan = _CPlan(geom.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
-    if y.size == 0:
-        return y
-    plan.execute(np.ascontiguousarray(x, dtype=dtype), target)
-    if target is not y:
-        y[...] = target
-    return y
+    return _execute(plan, x, y, target, dtype)
 
 
 def _conv(nd, transposed, x, weight, bias, stride, padding, dilation, groups, padding_mode,
@@ -382,11 +386,7 @@ class ConvPlan:
         if x.shape != self.geometry.x_shape:
             raise ValueError(f"x has shape {x.shape}, but this plan was made for {self.geometry.x_shape}")
         y, target = _api.output_array(out, self.out_shape, self.dtype, (x,))
-        if y.size:
-            self._plan.execute(np.ascontiguousarray(x, dtype=self.dtype), target)
-            if target is not y:
-                y[...] = target
-        return y
+        return _execute(self._plan, x, y, target, self.dtype)
 
     def __repr__(self):
         g = self.geometry
