@@ -7,6 +7,7 @@
  * convolution over the input with the subset of taps that lands on that phase, so no zeros are
  * inserted and no col2im scatter is needed. A pass computes outputs o = o0 + q*os for q < Q and
  * reads padded input at q*is + tap offset, per dimension. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -411,7 +412,10 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
             p->kmax = p->gpb * cig * p->wmerge;
             p->nblocks = p->gpb > 1 ? (G + p->gpb - 1) / p->gpb : G * p->nblk;
         }
-        p->npasses = nph[0] * nph[1] * nph[2];
+        /* Each pass owns at least one output, so a count past INT_MAX could never be allocated. */
+        const int64_t npasses = (int64_t)nph[0] * nph[1] * nph[2];
+        if (npasses > INT_MAX) goto phases_nomem;
+        p->npasses = (int)npasses;
         p->passes = calloc((size_t)p->npasses + 1, sizeof *p->passes);
         if (!p->passes) goto phases_nomem;
         int pi = 0;
