@@ -17,7 +17,7 @@ import numpy as np
 
 LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-ALGORITHMS = ("auto", "gemm", "depthwise", "grouped", "reference")
+ALGORITHMS = ("auto", "gemm", "winograd", "depthwise", "grouped", "reference")
 _INT64_MAX = 2**63 - 1
 _SIZE_MAX = 2**62  # any single size, stride or padding; products are checked separately
 

@@ -53,7 +53,7 @@ cdef const char *c_get_isa() noexcept nogil:
 # ---- Python-facing helpers ----
 ALGORITHMS = {"auto": CCONV_ALGO_AUTO, "gemm": CCONV_ALGO_GEMM,
               "depthwise": CCONV_ALGO_DEPTHWISE, "reference": CCONV_ALGO_REFERENCE,
-              "grouped": CCONV_ALGO_GROUPED}
+              "grouped": CCONV_ALGO_GROUPED, "winograd": CCONV_ALGO_WINOGRAD}
 PADDING_MODES = {"zeros": CCONV_PAD_ZEROS, "reflect": CCONV_PAD_REFLECT,
                  "replicate": CCONV_PAD_REPLICATE, "circular": CCONV_PAD_CIRCULAR}
 VERSION = CCONV_VERSION.decode()

@@ -23,6 +23,7 @@ cdef extern from "cconv.h" nogil:
         CCONV_ALGO_DEPTHWISE
         CCONV_ALGO_REFERENCE
         CCONV_ALGO_GROUPED
+        CCONV_ALGO_WINOGRAD
 
     ctypedef enum cconv_status:
         CCONV_OK

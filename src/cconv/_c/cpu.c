@@ -144,6 +144,7 @@ const char *cconv_algorithm_name(cconv_algorithm a)
     case CCONV_ALGO_DEPTHWISE: return "depthwise";
     case CCONV_ALGO_REFERENCE: return "reference";
     case CCONV_ALGO_GROUPED: return "grouped";
+    case CCONV_ALGO_WINOGRAD: return "winograd";
     }
     return "unknown";
 }

@@ -45,6 +45,14 @@ typedef void (*cconv_pw_band_fn)(const void *x, ptrdiff_t xs, int64_t K, const v
                                  const void *bias, int64_t np, void *y, ptrdiff_t ys);
 #define CCONV_PW_MR 6
 
+/* Winograd F(4x4, 3x3) transforms (kernels/winograd.inc), vectorised across channels.
+ * Input: the 6x6 patch d[r][s][c] = src[r*rs + s*C + c] (channels-last, c < C) becomes
+ * V[xi][c] = (B^T d B)[xi] at dst[xi*ds + c], xi = 6*i + j < 36.
+ * Output: m[xi*ms + j] (xi < 36, j < n, n a multiple of the vector length) becomes the 4x4
+ * outputs (A^T m A)[o] at out[o*n + j], o = 4*i + j < 16; returns nonzero if any is Inf or NaN. */
+typedef void (*cconv_wino_in_fn)(const void *src, ptrdiff_t rs, int64_t C, void *dst, ptrdiff_t ds);
+typedef int (*cconv_wino_out_fn)(const void *m, ptrdiff_t ms, int64_t n, void *out);
+
 /* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
 typedef void (*cconv_stream_copy_fn)(void *dst, const void *src, int64_t n);
 
@@ -56,6 +64,8 @@ typedef struct {
     cconv_dw_cl_fn dw_cl[2];
     cconv_pw_band_fn pw_band[2];
     cconv_stream_copy_fn stream_copy[2];
+    cconv_wino_in_fn wino_in[2];
+    cconv_wino_out_fn wino_out[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;

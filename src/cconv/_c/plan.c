@@ -47,6 +47,12 @@ struct cconv_plan {
     pass_t *passes;
     void *bias;
     void *weight_copy; /* reference algorithm only */
+    /* Winograd (winograd.inc): transformed weights U [36][cout block][C_in][NR]; the GEMM plan
+     * that runs calls whose input holds Inf or NaN (the transforms would spread them to
+     * neighbouring outputs), or every call when the weights do. */
+    void *wino_u;
+    struct cconv_plan *fallback;
+    int fallback_always;
     int64_t weight_bytes, workspace_bytes;
 };
 
@@ -59,7 +65,7 @@ cconv_status cconv_conv_output_size(cconv_conv_desc *d)
 {
     if (!d || (d->dtype != CCONV_FLOAT32 && d->dtype != CCONV_FLOAT64)) return CCONV_ERR_INVALID;
     if (d->padding_mode < CCONV_PAD_ZEROS || d->padding_mode > CCONV_PAD_CIRCULAR) return CCONV_ERR_INVALID;
-    if (d->algorithm < CCONV_ALGO_AUTO || d->algorithm > CCONV_ALGO_GROUPED) return CCONV_ERR_INVALID;
+    if (d->algorithm < CCONV_ALGO_AUTO || d->algorithm > CCONV_ALGO_WINOGRAD) return CCONV_ERR_INVALID;
     if (d->batch < 0 || d->in_channels < 1 || d->out_channels < 1 || d->groups < 1) return CCONV_ERR_INVALID;
     if (d->in_channels % d->groups || d->out_channels % d->groups) return CCONV_ERR_INVALID;
     if (d->transposed && d->padding_mode != CCONV_PAD_ZEROS) return CCONV_ERR_INVALID;
@@ -314,6 +320,61 @@ static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band 
     if (b->direct) { b->DS = p->padded[0]; b->R = Hp; b->WB = Wp; }
 }
 
+/* Winograd F(4x4, 3x3) jobs: (image, band of tile rows, band of tile columns, chunk of cout
+ * blocks). A job transforms its tiles' inputs (V: 36 x tiles x C_in), runs 36 GEMMs with U into
+ * M (36 x cout blocks x tiles x NR) and transforms M back to outputs; V and M are sized to
+ * WINO_BYTES, so they stay in L2/L3 while U streams past. Fixed by the shape only. */
+typedef struct {
+    int64_t th, tw;     /* 4x4 output tiles along H and W */
+    int64_t TRB, TCB;   /* tile rows and columns of a job */
+    int64_t nbr, nbc;   /* bands along H and W */
+    int64_t TBp;        /* tiles of a full job, rounded up to whole register tiles */
+    int64_t R, WB;      /* input rows and columns of a job's band buffer (4*TRB + 2, 4*TCB + 2) */
+    int64_t bpc, nch;   /* cout blocks per chunk, chunks */
+} wino_geom;
+
+#define WINO_BYTES (512 * 1024)
+/* Below this many tiles per job, streaming U (4x the direct weights) costs more than it saves. */
+#define WINO_MIN_TILES 12
+
+static void wino_geometry(const cconv_plan *p, wino_geom *g)
+{
+    const cconv_conv_desc *d = &p->d;
+    const int64_t Ci = d->in_channels, es = (int64_t)cconv_dtype_size(d->dtype);
+    const int64_t MR = p->tile.mr, NR = p->tile.nr, nblk = p->nblk;
+    g->th = (d->out_size[1] + 3) / 4;
+    g->tw = (d->out_size[2] + 3) / 4;
+    const int64_t tb = max64(MR, WINO_BYTES / (36 * (Ci + nblk * NR) * es));
+    g->TCB = min64(g->tw, tb);
+    g->TRB = max64(1, min64(g->th, tb / g->TCB));
+    g->nbr = (g->th + g->TRB - 1) / g->TRB;
+    g->nbc = (g->tw + g->TCB - 1) / g->TCB;
+    /* Few tile bands (batch 1, small images): split the output channels too. */
+    const int64_t jobs = max64(1, d->batch) * g->nbr * g->nbc;
+    const int64_t nch = min64(nblk, max64(1, (GEMM_MIN_JOBS + jobs - 1) / jobs));
+    g->bpc = (nblk + nch - 1) / nch;
+    g->nch = (nblk + g->bpc - 1) / g->bpc;
+    g->TBp = (g->TRB * g->TCB + MR - 1) / MR * MR;
+    g->R = 4 * g->TRB + 2;
+    g->WB = 4 * g->TCB + 2;
+}
+
+/* 2-D 3x3, stride 1, dilation 1, one group (any padding mode, layout and dtype). */
+static int can_winograd(const cconv_conv_desc *d)
+{
+    return !d->transposed && d->groups == 1 && d->in_size[0] == 1 && d->kernel[0] == 1 &&
+           d->pad_before[0] == 0 && d->pad_after[0] == 0 && d->kernel[1] == 3 && d->kernel[2] == 3 &&
+           d->stride[1] == 1 && d->stride[2] == 1 && d->dilation[1] == 1 && d->dilation[2] == 1;
+}
+
+static int all_finite(const void *w, int64_t n, cconv_dtype dt)
+{
+    int bad = 0;
+    if (dt == CCONV_FLOAT64) for (int64_t i = 0; i < n; i++) bad |= ((const double *)w)[i] * 0 != 0;
+    else for (int64_t i = 0; i < n; i++) bad |= ((const float *)w)[i] * 0 != 0;
+    return !bad;
+}
+
 /* One input channel per group, any multiplier m = cog, any layout (depthwise.inc). */
 static int can_depthwise(const cconv_conv_desc *d)
 {
@@ -329,11 +390,22 @@ static int can_grouped(const cconv_conv_desc *d)
     return !d->transposed && !d->channels_last && cig >= 1 && cig <= 8;
 }
 
-static cconv_algorithm choose_algorithm(const cconv_conv_desc *d)
+static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_isa_table *isa,
+                                        const void *weight)
 {
     const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
     if (can_depthwise(d) && cog <= 4) return CCONV_ALGO_DEPTHWISE;
     if (can_grouped(d) && cig >= 2 && cog <= 8 && d->groups > 1) return CCONV_ALGO_GROUPED;
+    /* Winograd where its 4x fewer multiplications outweigh streaming the 4x larger transformed
+     * weights: enough channels to keep the GEMMs long, enough tiles per job to reuse U. */
+    if (can_winograd(d) && cig >= 16 && cog >= 16 && all_finite(weight, cog * cig * 9, d->dtype)) {
+        cconv_plan probe = {.d = *d};
+        probe.tile = isa->wide[d->dtype == CCONV_FLOAT64];
+        probe.nblk = (cog + probe.tile.nr - 1) / probe.tile.nr;
+        wino_geom g;
+        wino_geometry(&probe, &g);
+        if (g.TRB * g.TCB >= WINO_MIN_TILES) return CCONV_ALGO_WINOGRAD;
+    }
     return CCONV_ALGO_GEMM;
 }
 
@@ -348,7 +420,57 @@ void cconv_plan_destroy(cconv_plan *p)
     free(p->passes);
     cconv_aligned_free(p->bias);
     cconv_aligned_free(p->weight_copy);
+    cconv_aligned_free(p->wino_u);
+    cconv_plan_destroy(p->fallback);
     free(p);
+}
+
+/* Winograd weights: U[xi][cb][k][NR] = (G g G^T)[xi] of filter (cb*NR + j, k), computed in double,
+ * zero columns past C_out; plus the GEMM fallback plan. */
+static cconv_status plan_winograd(cconv_plan *p, const void *weight, const void *bias)
+{
+    static const double G[6][3] = {{1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    const cconv_conv_desc *d = &p->d;
+    const int dt = d->dtype == CCONV_FLOAT64;
+    const int64_t Ci = d->in_channels, Co = d->out_channels;
+    const size_t es = cconv_dtype_size(d->dtype);
+    p->tile = p->isa->wide[dt];
+    const int64_t NR = p->tile.nr;
+    p->nblk = (Co + NR - 1) / NR;
+    cconv_conv_desc fd = *d;
+    fd.algorithm = CCONV_ALGO_GEMM;
+    cconv_status st = cconv_plan_create(&fd, weight, bias, &p->fallback);
+    if (st != CCONV_OK) return st;
+    p->fallback_always = !all_finite(weight, Co * Ci * 9, d->dtype);
+    const size_t n = (size_t)(36 * p->nblk * Ci * NR);
+    p->wino_u = cconv_aligned_alloc(n * es);
+    if (!p->wino_u) return CCONV_ERR_NOMEM;
+    for (int64_t co = 0; co < p->nblk * NR; co++)
+        for (int64_t k = 0; k < Ci; k++) {
+            double g[3][3], u[6][6], t[6][3];
+            for (int a = 0; a < 9; a++)
+                g[a / 3][a % 3] = co >= Co ? 0.0 : dt ? ((const double *)weight)[(co * Ci + k) * 9 + a]
+                                                      : ((const float *)weight)[(co * Ci + k) * 9 + a];
+            for (int i = 0; i < 6; i++)
+                for (int b = 0; b < 3; b++) t[i][b] = G[i][0] * g[0][b] + G[i][1] * g[1][b] + G[i][2] * g[2][b];
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) u[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+            for (int x = 0; x < 36; x++) {
+                const size_t at = (size_t)((((x * p->nblk) + co / NR) * Ci + k) * NR + co % NR);
+                if (dt) ((double *)p->wino_u)[at] = u[x / 6][x % 6];
+                else ((float *)p->wino_u)[at] = (float)u[x / 6][x % 6];
+            }
+        }
+    for (int a = 0; a < 3; a++) {
+        p->padlo[a] = d->pad_before[a];
+        p->padded[a] = d->in_size[a] + d->pad_before[a] + d->pad_after[a];
+    }
+    wino_geom g;
+    wino_geometry(p, &g);
+    p->weight_bytes = (int64_t)(n * es) + p->fallback->weight_bytes;
+    p->workspace_bytes = (g.R * g.WB * Ci + 36 * g.TBp * (Ci + g.bpc * NR)) * (int64_t)es * cconv_threads();
+    return CCONV_OK;
 }
 
 cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, const void *bias,
@@ -369,15 +491,22 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     p->cig = cig;
     p->cog = cog;
     p->isa = cconv_active_isa();
-    if (d->algorithm == CCONV_ALGO_AUTO) p->algo = choose_algorithm(d);
+    if (d->algorithm == CCONV_ALGO_AUTO) p->algo = choose_algorithm(d, p->isa, weight);
     else if (d->algorithm == CCONV_ALGO_DEPTHWISE && !can_depthwise(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
     else if (d->algorithm == CCONV_ALGO_GROUPED && !can_grouped(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
+    else if (d->algorithm == CCONV_ALGO_WINOGRAD && !can_winograd(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
     else p->algo = d->algorithm;
 
     if (bias) {
         p->bias = cconv_aligned_alloc((size_t)Co * es);
         if (!p->bias) goto nomem;
         memcpy(p->bias, bias, (size_t)Co * es);
+    }
+    if (p->algo == CCONV_ALGO_WINOGRAD) {
+        st = plan_winograd(p, weight, bias);
+        if (st != CCONV_OK) { cconv_plan_destroy(p); return st; }
+        *out = p;
+        return CCONV_OK;
     }
     if (p->algo == CCONV_ALGO_REFERENCE) {
         const size_t wb = (size_t)(d->transposed ? Ci * cog : Co * cig) * (size_t)ksz * es;

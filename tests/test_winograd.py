@@ -1,0 +1,177 @@
+"""Winograd F(4x4, 3x3) (algorithm="winograd", chosen by "auto" for 3x3 stride-1 convolutions with
+>= 16 channels): against the float64 oracle on random shapes (tile edges: sizes below, at and
+past multiples of the 4x4 tile; channel counts around the register tile), every padding form and
+mode, layout, dtype and ISA path; Inf/NaN placement (the GEMM fallback); thread determinism.
+
+Accuracy: the transforms use the points 0, +-1, +-2 (Lavin & Gray 2016); the measured error is
+about 1e-6 * conv(|x|, |w|) in float32 (direct summation: ~1e-7), far inside the suite's float32
+bound 1e-5 * sqrt(K) (reference.assert_conv_close); test_error_bound pins a tighter 2e-5.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as R
+from helpers import num_threads, use_isa
+
+cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
+
+MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _layout_x(x, layout):
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if layout == "NHWC" else x
+
+
+@st.composite
+def wino_cases(draw):
+    pad = draw(st.sampled_from([0, 1, 2, "same", ((1, 0), (2, 1)), (0, 1)]))
+    mode = draw(st.sampled_from(MODES))
+    h = draw(st.integers(1, 21))
+    w = draw(st.integers(1, 21))
+    return dict(
+        n=draw(st.sampled_from([1, 1, 2, 3, 0])),
+        c_in=draw(st.sampled_from([1, 3, 8, 15, 16, 17, 31, 33])),
+        c_out=draw(st.sampled_from([1, 5, 16, 17, 32, 33, 40])),
+        h=h, w=w, padding=pad, mode=mode,
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        layout=draw(st.sampled_from(["NCHW", "NHWC"])),
+        bias=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+def _valid(case):
+    """Shapes the padding mode and size accept (else the call raises, tested elsewhere)."""
+    p = case["padding"]
+    if p == "same":
+        pads = [(1, 1), (1, 1)]
+    elif isinstance(p, int):
+        pads = [(p, p), (p, p)]
+    elif isinstance(p[0], tuple):
+        pads = list(p)
+    else:
+        pads = [(p[0], p[0]), (p[1], p[1])]
+    for size, (lo, hi) in zip((case["h"], case["w"]), pads):
+        if size + lo + hi < 3:
+            return False
+        if case["mode"] == "reflect" and max(lo, hi) >= size:
+            return False
+        if case["mode"] == "circular" and max(lo, hi) > size:
+            return False
+    return True
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=wino_cases())
+def test_winograd_matches_oracle(case, isa):
+    if not _valid(case):
+        return
+    rng = np.random.default_rng(case["seed"])
+    dt = case["dtype"]
+    x = rng.standard_normal((case["n"], case["c_in"], case["h"], case["w"])).astype(dt)
+    w = rng.standard_normal((case["c_out"], case["c_in"], 3, 3)).astype(dt)
+    b = rng.standard_normal(case["c_out"]).astype(dt) if case["bias"] else None
+    xl = _layout_x(x, case["layout"])
+    kw = dict(padding=case["padding"], padding_mode=case["mode"], layout=case["layout"])
+    with use_isa(isa):
+        y = cconv.conv2d(xl, w, b, algorithm="winograd", **kw)
+    expected = R.conv2d(xl, w, b, **kw)
+    scale = R.magnitude(R.conv2d, xl, w, b, **kw)
+    assert y.dtype == dt
+    R.assert_conv_close(y, expected, scale, dt, case["c_in"] * 9, msg=repr(case))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_error_bound(dtype, isa):
+    """A suite-sized reduction (K = 64*9): the error stays within 2e-5 of sum |x*w| (float32)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 64, 30, 30)).astype(dtype)
+    w = rng.standard_normal((48, 64, 3, 3)).astype(dtype)
+    with use_isa(isa):
+        p = cconv.plan_conv2d(x.shape, w, padding=1)
+        y = p(x)
+    assert p.algorithm == "winograd"
+    err = np.abs(y - R.conv2d(x, w, padding=1)) / R.magnitude(R.conv2d, x, w, padding=1)
+    assert err.max() < (2e-5 if dtype == np.float32 else 1e-13), err.max()
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_nonfinite_inputs_land_where_the_definition_puts_them(value, layout, isa):
+    """The transforms would smear an Inf/NaN over its tile; the GEMM fallback must not."""
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 16, 13, 10)).astype(np.float32)
+    w = rng.random((20, 16, 3, 3)).astype(np.float32)
+    for pos in [(0, 0, 0, 0), (1, 5, 6, 4), (1, 15, 12, 9), (0, 3, 0, 9)]:
+        xx = x.copy()
+        xx[pos] = value
+        xl = _layout_x(xx, layout)
+        with use_isa(isa):
+            y = cconv.conv2d(xl, w, padding=1, layout=layout, algorithm="winograd")
+        r = R.conv2d(xl, w, padding=1, layout=layout)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
+        np.testing.assert_array_equal(np.isposinf(y), np.isposinf(r))
+        np.testing.assert_array_equal(np.isneginf(y), np.isneginf(r))
+        fin = np.isfinite(r)
+        R.assert_conv_close(y[fin], r[fin], R.magnitude(R.conv2d, np.where(np.isfinite(xl), xl, 0), w,
+                                                        padding=1, layout=layout)[fin], np.float32, 144)
+
+
+def test_nonfinite_weights(isa):
+    rng = np.random.default_rng(2)
+    x = rng.random((1, 16, 12, 12))
+    w = rng.random((16, 16, 3, 3))
+    w[3, 4, 1, 1] = np.inf
+    with use_isa(isa):
+        y = cconv.conv2d(x, w, padding=1, algorithm="winograd")
+        assert cconv.plan_conv2d(x.shape, w, padding=1).algorithm == "gemm"  # auto avoids it
+    r = R.conv2d(x, w, padding=1)
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(r))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
+    fin = np.isfinite(r)
+    assert fin.sum() == 15 * 144  # only output channel 3 reads the Inf
+    R.assert_conv_close(y[fin], r[fin], R.magnitude(R.conv2d, x, np.where(np.isfinite(w), w, 0),
+                                                    padding=1)[fin], np.float64, 144)
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 57, 61), (3, 16, 9, 30), (1, 64, 14, 14)])
+def test_bitwise_identical_for_any_thread_count(shape):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((40, shape[1], 3, 3)).astype(np.float32)
+    outs = []
+    for n in (1, 2, 3):
+        with num_threads(n):
+            outs.append(cconv.conv2d(x, w, padding=1, algorithm="winograd"))
+            outs.append(cconv.conv2d(x, w, padding=1, algorithm="winograd"))
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+
+
+def test_auto_choice_and_explicit_rejection():
+    x = np.zeros((8, 64, 56, 56), np.float32)
+    w = np.zeros((64, 64, 3, 3), np.float32)
+    assert cconv.plan_conv2d(x.shape, w, padding=1).algorithm == "winograd"
+    assert cconv.plan_conv2d(x.shape, w, padding=1, stride=2).algorithm == "gemm"
+    assert cconv.plan_conv2d(x.shape, w, padding=2, dilation=2).algorithm == "gemm"
+    assert cconv.plan_conv2d((8, 4, 56, 56), w[:, :4], padding=1).algorithm == "gemm"  # few channels
+    for kw in (dict(stride=2), dict(dilation=2), dict(groups=2)):
+        ww = w[:, :32] if "groups" in kw else w
+        with pytest.raises(ValueError, match="algorithm"):
+            cconv.conv2d(x[:1, :, :8, :8], ww, algorithm="winograd", **kw)
+    with pytest.raises(ValueError, match="algorithm"):
+        cconv.conv1d(np.zeros((1, 4, 9)), np.zeros((4, 4, 3)), algorithm="winograd")
+    with pytest.raises(ValueError, match="algorithm"):
+        cconv.conv_transpose2d(x[:1, :, :8, :8], w, algorithm="winograd")
+
+
+def test_plan_reports_memory():
+    x_shape = (2, 32, 40, 40)
+    w = np.ones((32, 32, 3, 3), np.float32)
+    p = cconv.plan_conv2d(x_shape, w, padding=1, algorithm="winograd")
+    # transformed weights (36/9 = 4x the filter, padded to whole register tiles) + GEMM fallback
+    assert p.weight_bytes >= 36 * 32 * 32 * 4
+    assert 0 < p.workspace_bytes < 8 * 2**20
+    np.testing.assert_allclose(p(np.ones(x_shape, np.float32))[0, 0, 5, 5], 32 * 9, rtol=1e-6)
