@@ -23,9 +23,15 @@
 typedef void (*cconv_tile_fn)(const void *x, const ptrdiff_t *pix, const ptrdiff_t *taps, int ntaps,
                               int64_t kc, const void *w, void *acc, int accumulate);
 
+/* Stores a finished tile channels-first: y[j*ys + i] = acc[i*NR + j] + bias[j] for i < m, j < ncol
+ * (a transpose; compiled per tile shape so the whole-tile case has fixed trip counts). */
+typedef void (*cconv_tile_store_fn)(const void *acc, const void *bias, int64_t m, int64_t ncol, void *y,
+                                    ptrdiff_t ys);
+
 typedef struct {
     int mr, nr;
     cconv_tile_fn fn;
+    cconv_tile_store_fn store_cf;
 } cconv_tile_kernel;
 
 /* Depthwise kernels (kernels/depthwise.inc; drivers in depthwise.inc).
