@@ -46,12 +46,11 @@ struct cconv_plan {
     int npasses;
     pass_t *passes;
     void *bias;
-    void *weight_copy; /* reference algorithm only */
-    /* Winograd (winograd.inc): transformed weights U [36][cout block][C_in][NR]; the GEMM plan
-     * that runs calls whose input holds Inf or NaN (the transforms would spread them to
-     * neighbouring outputs), or every call when the weights do. */
+    void *weight_copy; /* reference and Winograd algorithms: the filters as given */
+    /* Winograd (winograd.inc): transformed weights U [36][cout block][C_in][NR]. Calls whose
+     * input holds Inf or NaN (the transforms would spread them to neighbouring outputs), or every
+     * call when the weights do, run a GEMM plan made then from weight_copy. */
     void *wino_u;
-    struct cconv_plan *fallback;
     int fallback_always;
     int64_t weight_bytes, workspace_bytes;
 };
@@ -343,6 +342,7 @@ typedef struct {
  * the multiplications saved (measured on Zen 3: float64 256->256 channels, 3 tiles per job,
  * runs 0.88x the GEMM path; float32 at 7 tiles, 1.3x). */
 #define WINO_MIN_TILES 6
+#define WINO_MIN_CALL_TILES 128
 
 static void wino_geometry(const cconv_plan *p, wino_geom *g)
 {
@@ -412,8 +412,11 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
         probe.nblk = (cog + probe.tile.nr - 1) / probe.tile.nr;
         wino_geom g;
         wino_geometry(&probe, &g);
-        /* (Images of a few tiles, 14x14 outputs, still gain: U then streams from L3 per tile row.) */
-        if (g.fit >= WINO_MIN_TILES && g.TRB * g.TCB >= 4) return CCONV_ALGO_WINOGRAD;
+        /* (Images of a few tiles, 14x14 outputs, still gain: U then streams from L3 per tile row.)
+         * The filter transform (~130 ns a filter here) must pay for itself within one call too:
+         * it saves ~2 ns a filter per tile, so ask for WINO_MIN_CALL_TILES tiles in the call. */
+        if (g.fit >= WINO_MIN_TILES && g.TRB * g.TCB >= 4 && d->batch * g.th * g.tw >= WINO_MIN_CALL_TILES)
+            return CCONV_ALGO_WINOGRAD;
     }
     return CCONV_ALGO_GEMM;
 }
@@ -430,16 +433,29 @@ void cconv_plan_destroy(cconv_plan *p)
     cconv_aligned_free(p->bias);
     cconv_aligned_free(p->weight_copy);
     cconv_aligned_free(p->wino_u);
-    cconv_plan_destroy(p->fallback);
     free(p);
 }
 
-/* Winograd weights: U[xi][cb][k][NR] = (G g G^T)[xi] of filter (cb*NR + j, k), computed in double,
- * zero columns past C_out; plus the GEMM fallback plan. */
-static cconv_status plan_winograd(cconv_plan *p, const void *weight, const void *bias)
+/* G of F(4x4, 3x3) applied to three values (a column or a row of a filter): the six G rows. */
+static inline void wino_g6(double a0, double a1, double a2, double *o, int st)
 {
-    static const double G[6][3] = {{1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                   {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    /* products by reciprocals, not divisions (those dominated plan time); double keeps U exact
+     * to well below float32's rounding */
+    const double s = a0 + a2, r6 = 1.0 / 6, r12 = 1.0 / 12, r24 = 1.0 / 24;
+    const double e = a0 * r24 + a2 * r6, f = a1 * r12;
+    o[0 * st] = a0 * 0.25;
+    o[1 * st] = -(s + a1) * r6;
+    o[2 * st] = -(s - a1) * r6;
+    o[3 * st] = e + f;
+    o[4 * st] = e - f;
+    o[5 * st] = a2;
+}
+
+/* Winograd weights: U[xi][cb][k][NR] = (G g G^T)[xi] of filter (cb*NR + j, k), computed in double,
+ * zero columns past C_out. The filters are kept too, for the GEMM fallback (made only when a call
+ * meets Inf or NaN: execute.inc). */
+static cconv_status plan_winograd(cconv_plan *p, const void *weight)
+{
     const cconv_conv_desc *d = &p->d;
     const int dt = d->dtype == CCONV_FLOAT64;
     const int64_t Ci = d->in_channels, Co = d->out_channels;
@@ -447,29 +463,34 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight, const void 
     p->tile = p->isa->wide[dt];
     const int64_t NR = p->tile.nr;
     p->nblk = (Co + NR - 1) / NR;
-    cconv_conv_desc fd = *d;
-    fd.algorithm = CCONV_ALGO_GEMM;
-    cconv_status st = cconv_plan_create(&fd, weight, bias, &p->fallback);
-    if (st != CCONV_OK) return st;
-    p->fallback_always = !all_finite(weight, Co * Ci * 9, d->dtype);
-    const size_t n = (size_t)(36 * p->nblk * Ci * NR);
+    const size_t wb = (size_t)(Co * Ci * 9) * es, n = (size_t)(36 * p->nblk * Ci * NR);
+    p->weight_copy = cconv_aligned_alloc(wb);
     p->wino_u = cconv_aligned_alloc(n * es);
-    if (!p->wino_u) return CCONV_ERR_NOMEM;
-    for (int64_t co = 0; co < p->nblk * NR; co++)
+    if (!p->weight_copy || !p->wino_u) return CCONV_ERR_NOMEM;
+    memcpy(p->weight_copy, weight, wb);
+    p->fallback_always = !all_finite(weight, Co * Ci * 9, d->dtype);
+    const size_t xs = (size_t)(p->nblk * Ci * NR); /* U's stride between the 36 xi */
+    for (int64_t cb = 0; cb < p->nblk; cb++)
         for (int64_t k = 0; k < Ci; k++) {
-            double g[3][3], u[6][6], t[6][3];
-            for (int a = 0; a < 9; a++)
-                g[a / 3][a % 3] = co >= Co ? 0.0 : dt ? ((const double *)weight)[(co * Ci + k) * 9 + a]
-                                                      : ((const float *)weight)[(co * Ci + k) * 9 + a];
-            for (int i = 0; i < 6; i++)
-                for (int b = 0; b < 3; b++) t[i][b] = G[i][0] * g[0][b] + G[i][1] * g[1][b] + G[i][2] * g[2][b];
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) u[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
-            for (int x = 0; x < 36; x++) {
-                const size_t at = (size_t)((((x * p->nblk) + co / NR) * Ci + k) * NR + co % NR);
-                if (dt) ((double *)p->wino_u)[at] = u[x / 6][x % 6];
-                else ((float *)p->wino_u)[at] = (float)u[x / 6][x % 6];
+            /* The NR filters of (cb, k) first, then 36 whole runs of NR: the 36 destinations are
+             * xs apart (often a power of two: one cache set), so element-wise stores thrashed. */
+            double u[36][CCONV_TILE_MAX / CCONV_MR_MAX];
+            for (int64_t j = 0; j < NR; j++) {
+                const int64_t co = cb * NR + j;
+                double g[9] = {0}, t[18], uj[36];
+                if (co < Co)
+                    for (int a = 0; a < 9; a++)
+                        g[a] = dt ? ((const double *)weight)[(co * Ci + k) * 9 + a] : ((const float *)weight)[(co * Ci + k) * 9 + a];
+                for (int b = 0; b < 3; b++) wino_g6(g[b], g[3 + b], g[6 + b], t + b, 3);   /* G g */
+                for (int i = 0; i < 6; i++) wino_g6(t[3 * i], t[3 * i + 1], t[3 * i + 2], uj + 6 * i, 1); /* (G g) G^T */
+                for (int x = 0; x < 36; x++) u[x][j] = uj[x];
             }
+            const size_t at = (size_t)((cb * Ci + k) * NR);
+            for (int x = 0; x < 36; x++)
+                for (int64_t j = 0; j < NR; j++) {
+                    if (dt) ((double *)p->wino_u)[x * xs + at + j] = u[x][j];
+                    else ((float *)p->wino_u)[x * xs + at + j] = (float)u[x][j];
+                }
         }
     for (int a = 0; a < 3; a++) {
         p->padlo[a] = d->pad_before[a];
@@ -477,7 +498,7 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight, const void 
     }
     wino_geom g;
     wino_geometry(p, &g);
-    p->weight_bytes = (int64_t)(n * es) + p->fallback->weight_bytes;
+    p->weight_bytes = (int64_t)(n * es + wb);
     p->workspace_bytes = (g.R * g.WB * Ci + 36 * g.TBp * (Ci + g.bpc * NR)) * (int64_t)es * cconv_threads();
     return CCONV_OK;
 }
@@ -512,7 +533,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         memcpy(p->bias, bias, (size_t)Co * es);
     }
     if (p->algo == CCONV_ALGO_WINOGRAD) {
-        st = plan_winograd(p, weight, bias);
+        st = plan_winograd(p, weight);
         if (st != CCONV_OK) { cconv_plan_destroy(p); return st; }
         *out = p;
         return CCONV_OK;
