@@ -308,6 +308,8 @@ NOTES = """\
   roofline's ridge are bandwidth-bound and marked "copy": the time of a plain copy of the same
   number of bytes (the best of np.copyto on 1 and N threads and torch's parallel copy_, measured
   in the same run) over cconv's time. Data that fits in cache copies faster than DRAM allows.
+  Winograd (algorithm "winograd") does 4x fewer multiplications than the direct count used
+  here, so its GFLOP/s and % of peak are "effective" and may pass 100%.
 - NumPy ms: im2col through sliding_window_view + tensordot/einsum (what a NumPy user writes);
   SciPy ms: scipy.signal.oaconvolve where it computes the same thing (depthwise).
 - max rel err: max |cconv - torch| / max |torch| (or vs the NumPy baseline, marked).

@@ -1,0 +1,42 @@
+"""The same 3x3 stride-1 convolutions through each algorithm that can run them ("gemm": the direct
+register-tiled engine, "winograd": F(4x4, 3x3)), planned once: what "auto" gains by choosing, and
+whether its choice rule (plan.c, choose_algorithm) still holds on this machine."""
+import numpy as np
+
+from . import common
+
+# (name, x shape NCHW, C_out): the suite's dense case, its batch-1 row, ResNet-50 stages.
+SHAPES = {
+    "dense_n8_64_56": ((8, 64, 56, 56), 64),
+    "dense_n1_64_56": ((1, 64, 56, 56), 64),
+    "resnet_l2_n8_128_28": ((8, 128, 28, 28), 128),
+    "resnet_l3_n1_256_14": ((1, 256, 14, 14), 256),
+}
+
+
+class Algorithms:
+    param_names = ["shape", "algorithm", "layout", "threads"]
+    params = [list(SHAPES), ["gemm", "winograd"], common.LAYOUTS, common.THREADS]
+    rounds = 1
+    repeat = (1, 5, 4.0)
+    warmup_time = 0.05
+    timeout = 300
+
+    def setup(self, shape, algorithm, layout, threads):
+        cconv = common.import_cconv()
+        if algorithm not in getattr(cconv._api, "ALGORITHMS", ()):
+            raise NotImplementedError(f"this build has no algorithm {algorithm!r}")
+        common.set_threads(cconv, threads)
+        xs, co = SHAPES[shape]
+        rng = np.random.default_rng(0)
+        x = rng.random(xs, dtype=np.float32)
+        w = rng.random((co, xs[1], 3, 3), dtype=np.float32)
+        if common.cases.is_channels_last(layout):
+            x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        self.plan = cconv.plan_conv2d(x.shape, w, padding=1, algorithm=algorithm,
+                                      layout="NHWC" if common.cases.is_channels_last(layout) else "NCHW")
+        self.x = x
+        self.plan(x)
+
+    def time_planned(self, *params):
+        self.plan(self.x)
