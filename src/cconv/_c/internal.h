@@ -48,6 +48,20 @@ typedef void (*cconv_pw_band_fn)(const void *x, ptrdiff_t xs, int64_t K, const v
 /* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
 typedef void (*cconv_stream_copy_fn)(void *dst, const void *src, int64_t n);
 
+/* Weight-gradient register tile (kernels/gwtile.inc): MR rows of (input channel, tap) x NR output
+ * channels, acc[i][NR] (+)= sum_{r < nrows, c < ncols} x[rows[i] + r*xrs + c] * g[(r*ncols + c)*NR + j]:
+ * x is a channels-first band, g grad_output packed [pixel][NR]; accumulate=0 starts from zero. */
+typedef void (*cconv_gw_tile_fn)(const void *x, const ptrdiff_t *rows, int64_t nrows, int64_t ncols,
+                                 ptrdiff_t xrs, const void *g, void *acc, int accumulate);
+typedef struct {
+    int mr, nr;
+    cconv_gw_tile_fn fn;
+} cconv_gw_tile_kernel;
+/* Weight gradient of one (output channel, input channel) pair (depthwise, narrow groups):
+ * acc[t] += sum_{r < nrows, c < ncols} g[r*grs + c] * x[taps[t] + r*xrs + c] for t < ntaps. */
+typedef void (*cconv_gw_dw_fn)(const void *x, const ptrdiff_t *taps, int ntaps, int64_t nrows,
+                               int64_t ncols, ptrdiff_t xrs, const void *g, ptrdiff_t grs, void *acc);
+
 typedef struct {
     const char *name;
     cconv_tile_kernel wide[2];   /* [dtype]: NR = 2 vectors */
@@ -56,6 +70,9 @@ typedef struct {
     cconv_dw_cl_fn dw_cl[2];
     cconv_pw_band_fn pw_band[2];
     cconv_stream_copy_fn stream_copy[2];
+    cconv_gw_tile_kernel gw_wide[2];   /* [dtype]: NR = 2 vectors */
+    cconv_gw_tile_kernel gw_narrow[2]; /* [dtype]: NR = 1 vector */
+    cconv_gw_dw_fn gw_dw[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;
