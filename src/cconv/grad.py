@@ -52,18 +52,17 @@ any thread count and across calls: each output element is reduced in a fixed ord
   its border folded back onto the input positions it was copied from. Depthwise convolutions
   (C_in/groups == 1) use the depthwise forward kernel with the flipped filter on grad_output
   (zero-inserted when strided) instead, since the transposed GEMM wastes most of its tile there.
-* grad weight = a convolution in which batch and channels swap roles:
-  ``dw[co, ci, k] = sum_{n, o} x_pad[n, ci, o*s + k*d] * g[n, co, o]``, i.e. a convolution of the
-  input with grad_output as the filter, stride = the forward dilation, dilation = the forward
-  stride, reduced over the batch as channels. Two arrangements of it run on the forward kernels:
-  "folded" (the default): every output axis but the last is folded with the batch into the
-  reduction channels, and one 2-D channels-last convolution per offset of the leading kernel axes
-  runs with C_in/groups along the register tile's pixel axis (the kernel width is tiny, C_in is
-  not); "pairs" (depthwise and groups with (C_in/groups)*(C_out/groups) <= 16, 1-D/2-D): one
-  (nd+1)-D depthwise convolution per in-group channel pair, vectorised across the groups, whose
-  extra axis is the batch, spanned fully by the filter; "gemm" (1x1 kernels): one 1-D
-  convolution with kernel 1 whose pixels are C_in/groups and whose channels are the whole
-  (batch, pixel) reduction.
+* grad weight = one C call (``cconv_conv_weight_grad``, src/cconv/_c/gradw.inc):
+  ``dw[co, ci, k] = sum_{n, o} x_pad[n, ci, o*s + k*d] * g[n, co, o]`` is a GEMM whose reduction
+  over batch and pixels is huge. It is cut into units (image, output plane, band of rows and
+  columns) grouped into chunks, both fixed by the shape alone; each chunk's partial is accumulated
+  by one thread and the partials are summed in chunk order, so the result is bitwise identical for
+  any thread count. x and grad_output are read in place (NCHW or NHWC); each unit's padded input
+  rows (any padding mode: the gradient of reflect/replicate/circular reaches the weights through
+  the values copied) go into a per-thread band in cache. Dense, strided, dilated, grouped, 1x1,
+  1-D/3-D run a register tile of (ci, tap) rows x output channels over grad_output packed per unit;
+  depthwise and narrow groups (C_in/groups * C_out/groups <= 16, or C_out/groups <= 2) run a
+  bandwidth-bound pair kernel (one sweep per channel pair, all taps in registers).
 * grad bias = a NumPy sum over batch and pixels.
 
 dtypes follow the forward rule (float32 stays float32, float64 stays float64, mixed promotes).
@@ -105,6 +104,14 @@ def _from_cf(a, last):
 
 def _spatial_axes(geom):
     return tuple(range(1, 1 + geom.nd)) if geom.channels_last else tuple(range(2, 2 + geom.nd))
+
+
+def _crop_kernel(out, kernel, axes):
+    """out[..., :k, ...] along each of `axes`."""
+    idx = [slice(None)] * out.ndim
+    for ax, k in zip(axes, kernel):
+        idx[ax] = slice(0, k)
+    return out[tuple(idx)]
 
 
 def _check_grad_output(g, shape, name="grad_output"):
@@ -249,13 +256,6 @@ def _input_grad(geom, w, g, dtype):
 
 
 # ------------------------------------------------------------------ grad weight
-
-def _crop_kernel(out, kernel, axes):
-    idx = [slice(None)] * out.ndim
-    for ax, k in zip(axes, kernel):
-        idx[ax] = slice(0, k)
-    return out[tuple(idx)]
-
 
 def _weight_grad(geom, x, g, dtype):
     """dL/dw for the forward convolution `geom` (not transposed); x and g in geom's layout."""

@@ -10,7 +10,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include "internal.h"
 #include "padmap.h"
 
@@ -608,7 +607,6 @@ cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, 
     const cconv_gw_tile_kernel *tile = cog <= isa->gw_narrow[dt].nr ? &isa->gw_narrow[dt] : &isa->gw_wide[dt];
     gw_geom q;
     if (!gw_geometry(d, tile, &q)) return CCONV_ERR_OVERFLOW;
-    if (getenv("GWDBG")) fprintf(stderr, "pairs %d B %ld WS %ld nbh %ld nbw %ld CB %ld ncib %ld A %ld PL %ld RL %ld chan %ld units %ld chunks %ld blocks %ld rs %ld nsplit %ld MR %ld NR %ld jpad %ld\n", q.pairs, q.B, q.WS, q.nbh, q.nbw, q.CB, q.ncib, q.A, q.PL, q.RL, q.chan, q.nunits, q.nchunks, q.nblocks, q.rs, q.nsplit, q.MR, q.NR, q.jpad);
     int64_t *map[3];
     if (!pad_maps(&p, map)) return CCONV_ERR_NOMEM;
     const double macs = (double)d->batch * (double)(d->out_size[0] * d->out_size[1] * d->out_size[2]) *
