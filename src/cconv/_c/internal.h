@@ -58,7 +58,8 @@ typedef struct {
     cconv_gw_tile_fn fn;
 } cconv_gw_tile_kernel;
 /* Weight gradient of one (output channel, input channel) pair (depthwise, narrow groups):
- * acc[t] += sum_{r < nrows, c < ncols} g[r*grs + c] * x[taps[t] + r*xrs + c] for t < ntaps.
+ * acc[t][l] += sum_{r < nrows, c < ncols, c = l mod VL} g[r*grs + c] * x[taps[t] + r*xrs + c] for
+ * t < ntaps, l < VL (the narrow tile's nr): per-lane sums, added up by the caller once at the end.
  * Reads (and ignores) up to one vector past each run of x. */
 typedef void (*cconv_gw_dw_fn)(const void *x, const ptrdiff_t *taps, int ntaps, int64_t nrows,
                                int64_t ncols, ptrdiff_t xrs, const void *g, ptrdiff_t grs, void *acc);

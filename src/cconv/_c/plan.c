@@ -606,7 +606,7 @@ cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, 
     const cconv_isa_table *isa = cconv_active_isa();
     const cconv_gw_tile_kernel *tile = cog <= isa->gw_narrow[dt].nr ? &isa->gw_narrow[dt] : &isa->gw_wide[dt];
     gw_geom q;
-    if (!gw_geometry(d, tile, &q)) return CCONV_ERR_OVERFLOW;
+    if (!gw_geometry(d, tile, isa->gw_narrow[dt].nr, &q)) return CCONV_ERR_OVERFLOW;
     int64_t *map[3];
     if (!pad_maps(&p, map)) return CCONV_ERR_NOMEM;
     const double macs = (double)d->batch * (double)(d->out_size[0] * d->out_size[1] * d->out_size[2]) *
