@@ -550,7 +550,8 @@ def _weight_grad_case(nd, x_shape, w_shape, kw, layout, dtype, seed=0):
 # x read in place (unpadded channels-first, row stride > 1), the pair kernel (depthwise, narrow
 # groups, one or two output channels per group) in both layouts, 1-D column bands, batch 1 with
 # many chunks and split blocks, 3-D, every padding mode, channels-last groups (one band of every
-# channel per unit).
+# channel per unit), strides whose kernel reads only some phases (1x1 stride 2: even rows and
+# columns only are filled).
 WEIGHT_GRAD_CASES = [
     (2, (1, 17, 9, 70), (33, 17, 3, 3), dict(padding=1), None),
     (2, (2, 200, 6, 7), (40, 200, 3, 3), dict(padding=1, stride=2), "NHWC"),
@@ -569,6 +570,9 @@ WEIGHT_GRAD_CASES = [
     (2, (2, 16, 10, 12), (20, 8, 3, 3), dict(padding=2, groups=2, padding_mode="replicate"), None),
     (2, (2, 32, 9, 8), (40, 8, 3, 3), dict(padding=1, groups=4, stride=(1, 2)), "NHWC"),
     (2, (3, 48, 7, 6), (48, 16, 1, 1), dict(groups=3), "NHWC"),
+    (2, (2, 40, 9, 11), (24, 40, 1, 1), dict(stride=2), None),
+    (2, (2, 24, 9, 11), (20, 24, 1, 1), dict(stride=(2, 3), padding=1), "NHWC"),
+    (2, (2, 24, 9, 11), (20, 24, 2, 1), dict(stride=2, dilation=2, padding=1), None),
 ]
 
 
