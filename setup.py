@@ -80,8 +80,10 @@ ext = Extension(
     sources=[os.path.join("src", "cconv", "_core.pyx")] + C_SOURCES,
     include_dirs=["include", CDIR, np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    depends=[os.path.join(CDIR, f) for f in ("internal.h", "padmap.h", "execute.inc", "depthwise.inc", "winograd.inc")]
-    + [os.path.join(CDIR, "kernels", f) for f in ("kernels.inc", "dtype.inc", "tile.inc", "depthwise.inc", "winograd.inc")]
+    depends=[os.path.join(CDIR, f) for f in ("internal.h", "padmap.h", "execute.inc", "depthwise.inc",
+                                                "winograd.inc", "gradw.inc")]
+    + [os.path.join(CDIR, "kernels", f) for f in ("kernels.inc", "dtype.inc", "tile.inc", "depthwise.inc",
+                                                           "winograd.inc", "gradw.inc", "gwtile.inc")]
     + list(ISA_KERNELS) + ["include/cconv.h"],
 )
 

@@ -99,6 +99,15 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void 
 cconv_status cconv_plan_execute_shuffled(const cconv_plan *plan, int64_t shuffle_groups,
                                          const void *x, void *y);
 
+/* Weight gradient of the forward (not transposed) convolution d: grad_weight (C_out, C_in/groups,
+ * KD, KH, KW) = dL/dw given x and grad_output = dL/dy (both in d's layout), every padding mode
+ * (the gradient of a padded copy reaches the weights through the values copied). Bitwise identical
+ * for any number of threads. CCONV_ERR_UNSUPPORTED for a transposed d: the weight gradient of a
+ * transposed convolution is that of the forward convolution of grad_output with x as its output
+ * gradient. */
+cconv_status cconv_conv_weight_grad(const cconv_conv_desc *d, const void *x, const void *grad_output,
+                                    void *grad_weight);
+
 /* One-shot: create, execute, destroy. */
 cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
                         const void *bias, void *y);

@@ -514,6 +514,115 @@ def test_bitwise_identical_for_1_and_2_threads_and_repeated_calls(dtype):
         assert np.array_equal(r2, r3), f"{name}: repeated calls differ"
 
 
+# ------------------------------------------------------------------ the C weight-gradient kernel
+
+def _torch_weight_grad(nd, x_cf, w_shape, g_cf, kw):
+    """dL/dw by torch autograd (float64), channels-first arrays; kw as for cconv (int padding)."""
+    kw = dict(kw)
+    mode = kw.pop("padding_mode", "zeros")
+    pad = kw.pop("padding", 0)
+    tx = _t(x_cf)
+    if mode != "zeros" and pad:
+        tx = F.pad(tx, (pad,) * (2 * nd), mode=TORCH_MODE[mode])
+        pad = 0
+    tw = torch.zeros(w_shape, dtype=torch.float64, requires_grad=True)
+    getattr(F, f"conv{nd}d")(tx, tw, None, padding=pad, **kw).backward(_t(g_cf))
+    return tw.grad.numpy()
+
+
+def _weight_grad_case(nd, x_shape, w_shape, kw, layout, dtype, seed=0):
+    """(x, g in `layout`, torch's dL/dw, its scale: the same with |x| and |g|, products per
+    element)."""
+    rng = np.random.default_rng(seed)
+    x_cf = rng.standard_normal(x_shape)
+    y = getattr(cconv, f"conv{nd}d")(x_cf, np.zeros(w_shape), **kw)
+    g_cf = rng.standard_normal(y.shape)
+    expected = _torch_weight_grad(nd, x_cf, w_shape, g_cf, kw)
+    scale = _torch_weight_grad(nd, np.abs(x_cf), w_shape, np.abs(g_cf), kw)
+    x = np.ascontiguousarray(R.from_channels_first(x_cf, layout), dtype)
+    g = np.ascontiguousarray(R.from_channels_first(g_cf, layout), dtype)
+    return x, g, expected, scale, g_cf[:, 0].size
+
+
+# Shapes that reach the blocking of cconv_conv_weight_grad (src/cconv/_c/gradw.inc): output
+# channels just past one and two register tiles, (channel, tap) rows not a multiple of the tile's,
+# channel blocks (a group's partial too big for L2) with grad_output packed once for all of them,
+# x read in place (unpadded channels-first, row stride > 1), the pair kernel (depthwise, narrow
+# groups, one or two output channels per group) in both layouts, 1-D column bands, batch 1 with
+# many chunks and split blocks, 3-D, every padding mode, channels-last groups (one band of every
+# channel per unit), strides whose kernel reads only some phases (1x1 stride 2: even rows and
+# columns only are filled).
+WEIGHT_GRAD_CASES = [
+    (2, (1, 17, 9, 70), (33, 17, 3, 3), dict(padding=1), None),
+    (2, (2, 200, 6, 7), (40, 200, 3, 3), dict(padding=1, stride=2), "NHWC"),
+    (2, (2, 300, 5, 6), (17, 300, 2, 2), dict(stride=1), None),
+    (2, (3, 64, 8, 9), (64, 64, 1, 1), {}, None),
+    (2, (2, 12, 11, 10), (24, 1, 3, 3), dict(padding=2, dilation=2, groups=12), "NHWC"),
+    (2, (2, 12, 11, 10), (12, 1, 5, 5), dict(padding=2, stride=2, groups=12), None),
+    (2, (2, 96, 7, 9), (3, 96, 3, 3), dict(stride=(2, 1)), None),
+    (2, (2, 32, 9, 8), (32, 4, 3, 3), dict(padding=1, groups=8, padding_mode="circular"), None),
+    (1, (1, 5, 3000), (7, 5, 9), dict(padding=4, stride=2), None),
+    (1, (2, 40, 700), (40, 40, 3), dict(padding=2, dilation=2), "NWC"),
+    (3, (1, 20, 5, 6, 7), (25, 4, 3, 3, 3), dict(padding=1, groups=5), "NDHWC"),
+    (3, (2, 6, 4, 9, 8), (6, 1, 3, 2, 3), dict(padding=1, groups=6, stride=(1, 2, 1)), None),
+    (2, (5, 3, 33, 31), (16, 3, 7, 7), dict(stride=2, padding=3), None),
+    (2, (2, 16, 10, 12), (16, 16, 3, 3), dict(padding=1, padding_mode="reflect"), "NHWC"),
+    (2, (2, 16, 10, 12), (20, 8, 3, 3), dict(padding=2, groups=2, padding_mode="replicate"), None),
+    (2, (2, 32, 9, 8), (40, 8, 3, 3), dict(padding=1, groups=4, stride=(1, 2)), "NHWC"),
+    (2, (3, 48, 7, 6), (48, 16, 1, 1), dict(groups=3), "NHWC"),
+    (2, (2, 40, 9, 11), (24, 40, 1, 1), dict(stride=2), None),
+    (2, (2, 24, 9, 11), (20, 24, 1, 1), dict(stride=(2, 3), padding=1), "NHWC"),
+    (2, (2, 24, 9, 11), (20, 24, 2, 1), dict(stride=2, dilation=2, padding=1), None),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nd,x_shape,w_shape,kw,layout", WEIGHT_GRAD_CASES)
+def test_weight_grad_blocking_edges(nd, x_shape, w_shape, kw, layout, dtype):
+    x, g, expected, scale, terms = _weight_grad_case(nd, x_shape, w_shape, kw, layout, dtype)
+    f = getattr(G, f"conv{nd}d_weight")
+    results = []
+    for threads in (1, 2, 3):
+        with num_threads(threads):
+            results.append(f(x, w_shape, g, layout=layout, **kw))
+    close(results[0], expected, scale, dtype, terms)
+    for r in results[1:]:
+        assert np.array_equal(r, results[0]), "thread counts differ"
+
+
+@given(cig=st.integers(1, 40), cog=st.integers(1, 40), groups=st.sampled_from([1, 2, 3]),
+       n=st.integers(1, 3), k=st.integers(1, 4), s=st.integers(1, 3), d=st.integers(1, 2),
+       h=st.integers(1, 12), w=st.integers(1, 40), pad=st.integers(0, 2),
+       layout=st.sampled_from([None, "NHWC"]))
+def test_weight_grad_random_channels_and_sizes(cig, cog, groups, n, k, s, d, h, w, pad, layout):
+    """Random channel counts around the register tile sizes, tiny and odd images, N = 1."""
+    span = d * (k - 1) + 1
+    h, w = max(h, span - 2 * pad), max(w, span - 2 * pad)
+    kw = dict(stride=s, padding=pad, dilation=d, groups=groups)
+    x, g, expected, scale, terms = _weight_grad_case(2, (n, cig * groups, h, w),
+                                                     (cog * groups, cig, k, k), kw, layout,
+                                                     np.float64, seed=cig * 41 + cog)
+    with num_threads(1):
+        r1 = G.conv2d_weight(x, expected.shape, g, layout=layout, **kw)
+    with num_threads(3):
+        r3 = G.conv2d_weight(x, expected.shape, g, layout=layout, **kw)
+    close(r1, expected, scale, np.float64, terms)
+    assert np.array_equal(r1, r3)
+
+
+def test_weight_grad_inf_only_where_it_is_read():
+    """Padding columns of the band are never multiplied (0 * inf would give NaN): an Inf in the
+    input reaches exactly the taps whose windows read it."""
+    x = np.zeros((1, 2, 5, 6))
+    x[0, 1, 2, 5] = np.inf
+    g = np.ones((1, 3, 5, 6))
+    gw = G.conv2d_weight(x, (3, 2, 3, 3), g, padding=1)
+    assert not np.isnan(gw).any()
+    # x column 5 is read by tap kw at output column 6 - kw: only kw = 1, 2 land inside the output
+    assert np.isinf(gw[:, 1, :, 1:]).all() and np.isfinite(gw[:, 1, :, 0]).all()
+    assert (gw[:, 0] == 0).all()
+
+
 # ------------------------------------------------------------------ dtypes and errors
 
 def test_dtypes_follow_the_forward_rule():

@@ -88,6 +88,59 @@ cdef void *data_of(cnp.ndarray a, cconv_dtype dt, int64_t count, name) except NU
     return cnp.PyArray_DATA(a)
 
 
+cdef int fill_desc(dict desc, cconv_dtype dt, cconv_conv_desc *d) except -1:
+    """d <- the descriptor dict of _api.ConvGeometry.desc, validated (out_size filled)."""
+    cdef int a
+    d.dtype = dt
+    d.transposed = int(desc["transposed"])
+    d.channels_last = int(desc["channels_last"])
+    d.padding_mode = PADDING_MODES[desc["padding_mode"]]
+    d.algorithm = ALGORITHMS[desc["algorithm"]]
+    d.batch = desc["batch"]
+    d.in_channels = desc["in_channels"]
+    d.out_channels = desc["out_channels"]
+    d.groups = desc["groups"]
+    for a in range(3):
+        d.in_size[a] = desc["in_size"][a]
+        d.kernel[a] = desc["kernel"][a]
+        d.stride[a] = desc["stride"][a]
+        d.dilation[a] = desc["dilation"][a]
+        d.pad_before[a] = desc["pad_before"][a]
+        d.pad_after[a] = desc["pad_after"][a]
+        d.output_padding[a] = desc["output_padding"][a]
+        d.out_size[a] = 0
+    cdef cconv_status st = cconv_conv_output_size(d)
+    if st != CCONV_OK:
+        raise_status(st, "convolution descriptor")
+    return 0
+
+
+cdef int64_t weight_count(const cconv_conv_desc *d):
+    cdef int64_t wcount = (d.out_channels * (d.in_channels // d.groups) if not d.transposed
+                           else d.in_channels * (d.out_channels // d.groups))
+    return wcount * d.kernel[0] * d.kernel[1] * d.kernel[2]
+
+
+def weight_grad_into(dict desc, cnp.ndarray x, cnp.ndarray grad_output, cnp.ndarray grad_weight):
+    """grad_weight <- dL/dw of the forward convolution desc (C_out, C_in/groups, *kernel), from x
+    and grad_output in desc's layout; all three C-contiguous, of one dtype."""
+    cdef cconv_conv_desc d
+    cdef cconv_status st
+    fill_desc(desc, dtype_code(grad_weight), &d)
+    cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
+    cdef int64_t ny = d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
+    cdef void *xp = data_of(x, d.dtype, nx, "input")
+    cdef void *gp = data_of(grad_output, d.dtype, ny, "grad_output")
+    cdef void *wp = data_of(grad_weight, d.dtype, weight_count(&d), "grad_weight")
+    if not grad_weight.flags.writeable:
+        raise ValueError("grad_weight must be writeable")
+    with nogil:
+        st = cconv_conv_weight_grad(&d, xp, gp, wp)
+    if st != CCONV_OK:
+        raise_status(st, "weight gradient")
+    return grad_weight
+
+
 cdef class Plan:
     """A convolution plan: validated descriptor + packed weights; call execute(x, y) repeatedly."""
     cdef cconv_plan *plan
@@ -97,31 +150,8 @@ cdef class Plan:
     def __cinit__(self, dict desc, cnp.ndarray weight, bias):
         cdef cconv_conv_desc d
         cdef cconv_status st
-        cdef int a
-        d.dtype = dtype_code(weight)
-        d.transposed = int(desc["transposed"])
-        d.channels_last = int(desc["channels_last"])
-        d.padding_mode = PADDING_MODES[desc["padding_mode"]]
-        d.algorithm = ALGORITHMS[desc["algorithm"]]
-        d.batch = desc["batch"]
-        d.in_channels = desc["in_channels"]
-        d.out_channels = desc["out_channels"]
-        d.groups = desc["groups"]
-        for a in range(3):
-            d.in_size[a] = desc["in_size"][a]
-            d.kernel[a] = desc["kernel"][a]
-            d.stride[a] = desc["stride"][a]
-            d.dilation[a] = desc["dilation"][a]
-            d.pad_before[a] = desc["pad_before"][a]
-            d.pad_after[a] = desc["pad_after"][a]
-            d.output_padding[a] = desc["output_padding"][a]
-            d.out_size[a] = 0
-        st = cconv_conv_output_size(&d)
-        if st != CCONV_OK:
-            raise_status(st, "convolution descriptor")
-        cdef int64_t wcount = (d.out_channels * (d.in_channels // d.groups) if not d.transposed
-                               else d.in_channels * (d.out_channels // d.groups))
-        wcount *= d.kernel[0] * d.kernel[1] * d.kernel[2]
+        fill_desc(desc, dtype_code(weight), &d)
+        cdef int64_t wcount = weight_count(&d)
         cdef void *wp = data_of(weight, d.dtype, wcount, "weight")
         cdef void *bp = NULL
         if bias is not None:

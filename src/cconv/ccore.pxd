@@ -66,6 +66,8 @@ cdef extern from "cconv.h" nogil:
     int64_t cconv_plan_workspace_bytes(const cconv_plan *plan)
     cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
                             const void *bias, void *y)
+    cconv_status cconv_conv_weight_grad(const cconv_conv_desc *d, const void *x,
+                                        const void *grad_output, void *grad_weight)
     cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
                                        int64_t channels, int64_t spatial, int64_t groups,
                                        const void *x, void *y)

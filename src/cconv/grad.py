@@ -52,18 +52,17 @@ any thread count and across calls: each output element is reduced in a fixed ord
   its border folded back onto the input positions it was copied from. Depthwise convolutions
   (C_in/groups == 1) use the depthwise forward kernel with the flipped filter on grad_output
   (zero-inserted when strided) instead, since the transposed GEMM wastes most of its tile there.
-* grad weight = a convolution in which batch and channels swap roles:
-  ``dw[co, ci, k] = sum_{n, o} x_pad[n, ci, o*s + k*d] * g[n, co, o]``, i.e. a convolution of the
-  input with grad_output as the filter, stride = the forward dilation, dilation = the forward
-  stride, reduced over the batch as channels. Two arrangements of it run on the forward kernels:
-  "folded" (the default): every output axis but the last is folded with the batch into the
-  reduction channels, and one 2-D channels-last convolution per offset of the leading kernel axes
-  runs with C_in/groups along the register tile's pixel axis (the kernel width is tiny, C_in is
-  not); "pairs" (depthwise and groups with (C_in/groups)*(C_out/groups) <= 16, 1-D/2-D): one
-  (nd+1)-D depthwise convolution per in-group channel pair, vectorised across the groups, whose
-  extra axis is the batch, spanned fully by the filter; "gemm" (1x1 kernels): one 1-D
-  convolution with kernel 1 whose pixels are C_in/groups and whose channels are the whole
-  (batch, pixel) reduction.
+* grad weight = one C call (``cconv_conv_weight_grad``, src/cconv/_c/gradw.inc):
+  ``dw[co, ci, k] = sum_{n, o} x_pad[n, ci, o*s + k*d] * g[n, co, o]`` is a GEMM whose reduction
+  over batch and pixels is huge. It is cut into units (image, output plane, band of rows and
+  columns) grouped into chunks, both fixed by the shape alone; each chunk's partial is accumulated
+  by one thread and the partials are summed in chunk order, so the result is bitwise identical for
+  any thread count. x and grad_output are read in place (NCHW or NHWC); each unit's padded input
+  rows (any padding mode: the gradient of reflect/replicate/circular reaches the weights through
+  the values copied) go into a per-thread band in cache. Dense, strided, dilated, grouped, 1x1,
+  1-D/3-D run a register tile of (ci, tap) rows x output channels over grad_output packed per unit;
+  depthwise and narrow groups (C_in/groups * C_out/groups <= 16, or C_out/groups <= 2) run a
+  bandwidth-bound pair kernel (one sweep per channel pair, all taps in registers).
 * grad bias = a NumPy sum over batch and pixels.
 
 dtypes follow the forward rule (float32 stays float32, float64 stays float64, mixed promotes).
@@ -72,7 +71,7 @@ import numpy as np
 
 from . import _api
 from ._api import as_array, conv_geometry, result_dtype
-from ._core import Plan as _CPlan
+from ._core import weight_grad_into as _weight_grad_into
 from ._functions import (
     _run, channel_shuffle as _channel_shuffle, depthwise_stages, flattened_stages,
     separable_stages, shuffle_stage, spatially_separable_stages,
@@ -87,11 +86,6 @@ __all__ = [
     "separable_conv2d_grads", "spatially_separable_conv2d_grads", "flattened_conv2d_grads",
     "channel_shuffle_input",
 ]
-
-# Weight gradients of convolutions with (C_in/groups) * (C_out/groups) <= this (depthwise, narrow
-# groups) run one depthwise problem per in-group channel pair (see _weight_grad_pairs).
-_PAIRS_MAX = 16
-
 
 # ------------------------------------------------------------------ small helpers
 
@@ -110,6 +104,14 @@ def _from_cf(a, last):
 
 def _spatial_axes(geom):
     return tuple(range(1, 1 + geom.nd)) if geom.channels_last else tuple(range(2, 2 + geom.nd))
+
+
+def _crop_kernel(out, kernel, axes):
+    """out[..., :k, ...] along each of `axes`."""
+    idx = [slice(None)] * out.ndim
+    for ax, k in zip(axes, kernel):
+        idx[ax] = slice(0, k)
+    return out[tuple(idx)]
 
 
 def _check_grad_output(g, shape, name="grad_output"):
@@ -267,154 +269,10 @@ def _input_grad(geom, w, g, dtype):
 
 # ------------------------------------------------------------------ grad weight
 
-def _pairs(geom):
-    return tuple(zip(geom.pad_before, geom.pad_after))
-
-
-def _crop_kernel(out, kernel, axes):
-    idx = [slice(None)] * out.ndim
-    for ax, k in zip(axes, kernel):
-        idx[ax] = slice(0, k)
-    return out[tuple(idx)]
-
-
-def _pad(x_cf, geom, naxes):
-    """x (N, C, *S) padded per padding_mode along its first `naxes` spatial axes."""
-    widths = [(0, 0), (0, 0)] + [(b, a) for b, a in zip(geom.pad_before[:naxes],
-                                                         geom.pad_after[:naxes])]
-    widths += [(0, 0)] * (geom.nd - naxes)
-    if not any(b or a for b, a in widths):
-        return x_cf
-    mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
-            "circular": "wrap"}[geom.padding_mode]
-    return np.pad(x_cf, widths, mode=mode)
-
-
-def _weight_grad_folded(geom, x_cf, g_cf, dtype):
-    """Every output axis but the last folded into the reduction channels, one 2-D convolution
-    (channels-last) per offset of the leading kernel axes:
-    X[1, W, cig, (G, *O_lead, N)] * Wt[C_out, (*O_lead, N), O_w, 1] -> (1, K_w', cig, C_out).
-    The tile runs along C_in/groups; the reduction over (*O_lead, N) is long and contiguous.
-    x is transposed once to (W, cig, G, *P_lead, N); each leading offset then takes a strided
-    window of whole N-long runs."""
-    nd, N, G = geom.nd, geom.batch, geom.groups
-    cig, cout = geom.in_channels // G, geom.out_channels
-    lead_o = geom.out_size[:-1]
-    lead_p = tuple(i + b + a for i, b, a in
-                   zip(geom.in_size[:-1], geom.pad_before[:-1], geom.pad_after[:-1]))
-    Wlen = geom.in_size[-1]
-    xp = _pad(x_cf, geom, nd - 1).reshape((N, G, cig) + lead_p + (Wlen,))
-    full = np.empty((Wlen, cig, G) + lead_p + (N,), dtype)
-    full[...] = xp.transpose((nd + 2, 2, 1) + tuple(range(3, nd + 2)) + (0,))
-    L = int(np.prod(lead_o, dtype=np.int64)) if lead_o else 1
-    lead_axes = tuple(range(2, nd + 1))
-    Wt = np.ascontiguousarray(g_cf.transpose((1,) + lead_axes + (0, nd + 1)), dtype=dtype)
-    Wt = Wt.reshape((cout, L * N, geom.out_size[-1], 1))
-    wgeom = conv_geometry(2, (1, Wlen, cig, G * L * N), Wt.shape, (geom.dilation[-1], 1),
-                          ((geom.pad_before[-1], geom.pad_after[-1]), (0, 0)),
-                          (geom.stride[-1], 1), G, padding_mode=geom.padding_mode,
-                          layout="NHWC", x_name="input", w_name="grad_output")
-    plan = _CPlan(wgeom.desc("auto"), Wt, None)
-    out = np.empty((cout, cig) + geom.kernel, dtype)
-    X = np.empty((Wlen, cig, G) + lead_o + (N,), dtype) if lead_o != lead_p else None
-    y = np.empty(wgeom.out_shape, dtype)
-    for koff in np.ndindex(*geom.kernel[:-1]):
-        sl = tuple(slice(k * d, k * d + s * (o - 1) + 1, s) for k, d, s, o in
-                   zip(koff, geom.dilation[:-1], geom.stride[:-1], lead_o))
-        if lead_o == lead_p:          # the window is the whole array (1x1, stride 1, no pad)
-            xin = full
-        else:
-            X[...] = full[(slice(None),) * 3 + sl]
-            xin = X
-        plan.execute(xin.reshape(wgeom.x_shape), y)
-        out[(slice(None), slice(None)) + koff] = y[0, :geom.kernel[-1]].transpose(2, 1, 0)
-    return out
-
-
-def _weight_grad_gemm(geom, x_cf, g_cf, dtype):
-    """1x1 kernels: dw[co, ci] = sum_{n, o} x[n, ci, o*s] g[n, co, o] is one GEMM, run as a
-    1-D channels-last convolution with kernel 1 whose pixels are C_in/groups and whose channels
-    are the (group, batch, output pixel) reduction: X[1, cig, (G, N, *O)] * Wt[C_out, (N, *O), 1].
-    Only outer axes move (x's pixel rows stay contiguous), so the reorders are cheap copies."""
-    nd, N, G = geom.nd, geom.batch, geom.groups
-    cig, cout = geom.in_channels // G, geom.out_channels
-    O = geom.out_size
-    L = int(np.prod(O, dtype=np.int64))
-    xs = _pad(x_cf, geom, geom.nd)
-    xs = xs.reshape(xs.shape[:1] + (G, cig) + xs.shape[2:])
-    xs = xs[(slice(None),) * 3 + tuple(slice(0, s * (o - 1) + 1, s)
-                                      for s, o in zip(geom.stride, O))]
-    X = np.empty((1, cig, G, N) + O, dtype)
-    X[0] = xs.transpose((2, 1, 0) + tuple(range(3, 3 + nd)))
-    Wt = np.empty((cout, N) + O, dtype)
-    Wt[...] = g_cf.swapaxes(0, 1)
-    wgeom = conv_geometry(1, (1, cig, G * N * L), (cout, N * L, 1), 1, 0, 1, G, layout="NWC",
-                          x_name="input", w_name="grad_output")
-    y = _run(wgeom, X.reshape(wgeom.x_shape), Wt.reshape(wgeom.weight_shape), None, dtype)
-    return y[0].T.reshape(geom.weight_shape)
-
-
-def _weight_grad_pairs(geom, x_cf, g_cf, dtype):
-    """Few channels per group (depthwise: C_in/groups == 1), nd <= 2. For each pair (co_l, ci_l)
-    of in-group channels, the weights w[g*cog + co_l, ci_l] of all groups g form a depthwise
-    problem over the groups, run as an (nd+1)-D depthwise convolution, channels-last
-    (vectorised across groups), whose last spatial axis is the batch, spanned fully by the
-    filter: X[1, *S, N, B] * W[B, 1, *O, N] -> (1, *K', 1, B) for blocks of B groups, B = 128
-    bytes of channels (the last block zero-filled): each tap reads whole cache lines, and the
-    strided walk over all channels (slow: TLB and prefetch misses) is avoided."""
-    nd, N, G = geom.nd, geom.batch, geom.groups
-    cig, cog = geom.in_channels // G, geom.out_channels // G
-    S, O = geom.in_size, geom.out_size
-    B = max(1, 128 // dtype.itemsize)
-    if G < B:
-        B = G
-    nb = -(-G // B)
-    # x (N, G, cig, *S) -> (nb, cig, *S, N, B); g (N, G, cog, *O) -> (cog, nb, B, *O, N)
-    sp = tuple(range(4, 4 + nd))
-    xs = x_cf.reshape((N, G, cig) + S)
-    gs = g_cf.reshape((N, G, cog) + O)
-    if nb * B != G:
-        xs = np.concatenate([xs, np.zeros((N, nb * B - G, cig) + S, xs.dtype)], axis=1)
-        gs = np.concatenate([gs, np.zeros((N, nb * B - G, cog) + O, gs.dtype)], axis=1)
-    Xall = np.empty((nb, cig) + S + (N, B), dtype)
-    Xall[...] = xs.reshape((N, nb, B, cig) + S).transpose((1, 3) + sp + (0, 2))
-    Wall = np.empty((cog, nb, B) + O + (N,), dtype)
-    Wall[...] = gs.reshape((N, nb, B, cog) + O).transpose((3, 1, 2) + sp + (0,))
-    Wall = Wall.reshape((cog, nb, B, 1) + O + (N,))
-    wgeom = conv_geometry(nd + 1, (1,) + S + (N, B), (B, 1) + O + (N,), geom.dilation + (1,),
-                          _pairs(geom) + ((0, 0),), geom.stride + (1,), B,
-                          padding_mode=geom.padding_mode, layout=_layout_name(nd + 1, True),
-                          x_name="input", w_name="grad_output")
-    out = np.empty((nb * B, cog, cig) + geom.kernel, dtype)
-    for b in range(nb):
-        for ci in range(cig):
-            X = Xall[b, ci][None]
-            for co in range(cog):
-                y = _run(wgeom, X, Wall[co, b], None, dtype)[0, ..., 0, :]    # (*K', B)
-                y = _crop_kernel(y, geom.kernel, range(nd))
-                out[b * B:(b + 1) * B, co, ci] = np.moveaxis(y, -1, 0)
-    return out[:G].reshape(geom.weight_shape)
-
-
-def _weight_strategy(geom):
-    cig, cog = geom.in_channels // geom.groups, geom.out_channels // geom.groups
-    if geom.nd <= 2 and cig * cog <= _PAIRS_MAX:
-        return "pairs"
-    if all(k == 1 for k in geom.kernel):
-        return "gemm"
-    return "folded"
-
-
-def _weight_grad(geom, x, g, dtype, strategy=None):
-    """dL/dw for the forward convolution `geom` (not transposed); x in geom's layout."""
-    w_shape = geom.weight_shape
-    if geom.batch == 0:
-        return np.zeros(w_shape, dtype)
-    x_cf, g_cf = _to_cf(x, geom.channels_last), _to_cf(g, geom.channels_last)
-    strategy = strategy or _weight_strategy(geom)
-    fn = {"pairs": _weight_grad_pairs, "folded": _weight_grad_folded,
-          "gemm": _weight_grad_gemm}[strategy]
-    return np.ascontiguousarray(fn(geom, x_cf, g_cf, dtype))
+def _weight_grad(geom, x, g, dtype):
+    """dL/dw for the forward convolution `geom` (not transposed); x and g in geom's layout."""
+    out = np.empty(geom.weight_shape, dtype)
+    return _weight_grad_into(geom.desc(), _api.contiguous(x, dtype), _api.contiguous(g, dtype), out)
 
 
 # ------------------------------------------------------------------ public: plain convolutions

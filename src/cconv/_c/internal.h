@@ -62,6 +62,22 @@ typedef int (*cconv_wino_out_fn)(const void *m, ptrdiff_t ms, int64_t n, void *o
 /* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
 typedef void (*cconv_stream_copy_fn)(void *dst, const void *src, int64_t n);
 
+/* Weight-gradient register tile (kernels/gwtile.inc): MR rows of (input channel, tap) x NR output
+ * channels, acc[i][NR] (+)= sum_{r < nrows, c < ncols} x[rows[i] + r*xrs + c] * g[(r*ncols + c)*NR + j]:
+ * x is a channels-first band, g grad_output packed [pixel][NR]; accumulate=0 starts from zero. */
+typedef void (*cconv_gw_tile_fn)(const void *x, const ptrdiff_t *rows, int64_t nrows, int64_t ncols,
+                                 ptrdiff_t xrs, const void *g, void *acc, int accumulate);
+typedef struct {
+    int mr, nr;
+    cconv_gw_tile_fn fn;
+} cconv_gw_tile_kernel;
+/* Weight gradient of one (output channel, input channel) pair (depthwise, narrow groups):
+ * acc[t][l] += sum_{r < nrows, c < ncols, c = l mod VL} g[r*grs + c] * x[taps[t] + r*xrs + c] for
+ * t < ntaps, l < VL (the narrow tile's nr): per-lane sums, added up by the caller once at the end.
+ * Reads (and ignores) up to one vector past each run of x. */
+typedef void (*cconv_gw_dw_fn)(const void *x, const ptrdiff_t *taps, int ntaps, int64_t nrows,
+                               int64_t ncols, ptrdiff_t xrs, const void *g, ptrdiff_t grs, void *acc);
+
 typedef struct {
     const char *name;
     cconv_tile_kernel wide[2];   /* [dtype]: NR = 2 vectors */
@@ -72,6 +88,9 @@ typedef struct {
     cconv_stream_copy_fn stream_copy[2];
     cconv_wino_in_fn wino_in[2];
     cconv_wino_out_fn wino_out[2];
+    cconv_gw_tile_kernel gw_wide[2];   /* [dtype]: NR = 2 vectors */
+    cconv_gw_tile_kernel gw_narrow[2]; /* [dtype]: NR = 1 vector */
+    cconv_gw_dw_fn gw_dw[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;

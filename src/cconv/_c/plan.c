@@ -743,6 +743,46 @@ cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
     return st;
 }
 
+/* Weight gradient of the (forward) convolution d; see gradw.inc. */
+cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, const void *grad_output,
+                                    void *grad_weight)
+{
+    if (!desc || !x || !grad_output || !grad_weight) return CCONV_ERR_INVALID;
+    cconv_plan p;
+    memset(&p, 0, sizeof p);
+    p.d = *desc;
+    cconv_conv_desc *d = &p.d;
+    cconv_status st = cconv_conv_output_size(d);
+    if (st != CCONV_OK) return st;
+    if (d->transposed) return CCONV_ERR_UNSUPPORTED; /* pass the forward convolution it adjoins */
+    const int64_t G = d->groups, cig = d->in_channels / G, cog = d->out_channels / G;
+    const int64_t ksz = d->kernel[0] * d->kernel[1] * d->kernel[2];
+    const size_t es = cconv_dtype_size(d->dtype);
+    if (d->batch == 0) {
+        memset(grad_weight, 0, (size_t)(d->out_channels * cig * ksz) * es);
+        return CCONV_OK;
+    }
+    for (int a = 0; a < 3; a++) {
+        p.padlo[a] = d->pad_before[a];
+        p.padded[a] = d->in_size[a] + d->pad_before[a] + d->pad_after[a];
+    }
+    const int dt = d->dtype == CCONV_FLOAT64;
+    const cconv_isa_table *isa = cconv_active_isa();
+    const cconv_gw_tile_kernel *tile = cog <= isa->gw_narrow[dt].nr ? &isa->gw_narrow[dt] : &isa->gw_wide[dt];
+    gw_geom q;
+    if (!gw_geometry(d, tile, isa->gw_narrow[dt].nr, &q)) return CCONV_ERR_OVERFLOW;
+    int64_t *map[3];
+    if (!pad_maps(&p, map)) return CCONV_ERR_NOMEM;
+    const double macs = (double)d->batch * (double)(d->out_size[0] * d->out_size[1] * d->out_size[2]) *
+                        (double)d->out_channels * (double)(cig * ksz);
+    const int serial = cconv_set_serial(macs < (double)(1 << 20));
+    st = dt ? run_gw_f64(d, isa, tile, &q, p.padded, map, x, grad_output, grad_weight)
+            : run_gw_f32(d, isa, tile, &q, p.padded, map, x, grad_output, grad_weight);
+    cconv_set_serial(serial);
+    free(map[0]);
+    return st;
+}
+
 cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
                         const void *bias, void *y)
 {
