@@ -34,11 +34,12 @@ typedef struct {
  * bias may be NULL. Reads up to one vector past each run. */
 typedef void (*cconv_dw_cf_fn)(const void *const *taps, int ntaps, const void *w, const void *bias,
                                int64_t n, int64_t nout, ptrdiff_t in_step, ptrdiff_t y_step, void *y);
-/* Channels-first, read in place: R (1 or 2) output rows of n >= VL outputs, y[q*y_step + j] =
- * bias + sum_{r<nr} sum_{c<kw} w[r*kw + c] * rows[q*nr + r][c*dl + j]; reads nothing outside
- * rows[.][0, (kw-1)*dl + n), so the row pointers may point into the input tensor itself. */
+/* Channels-first, read in place: nout output rows of n >= VL outputs, y[o*y_step + j] = bias +
+ * sum_{r<nr} sum_{c<kw} w[r*kw + c] * rows[r][o*in_step + c*dl + j]; reads nothing else, so the
+ * row pointers may point into the input tensor itself. */
 typedef void (*cconv_dw_rows_fn)(const void *const *rows, int nr, int kw, ptrdiff_t dl, const void *w,
-                                 const void *bias, int64_t n, int R, void *y, ptrdiff_t y_step);
+                                 const void *bias, int64_t n, int64_t nout, ptrdiff_t in_step, void *y,
+                                 ptrdiff_t y_step);
 /* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
  * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). */
 typedef void (*cconv_dw_cl_fn)(const void *const *src, int ntaps, int64_t n, int64_t C,
