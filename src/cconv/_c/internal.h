@@ -34,10 +34,11 @@ typedef struct {
  * bias may be NULL. Reads up to one vector past each run. */
 typedef void (*cconv_dw_cf_fn)(const void *const *taps, int ntaps, const void *w, const void *bias,
                                int64_t n, int64_t nout, ptrdiff_t in_step, ptrdiff_t y_step, void *y);
-/* Channels-first, read in place: nout output rows of n >= VL outputs, y[o*y_step + j] = bias +
- * sum_{r<nr} sum_{c<kw} w[r*kw + c] * rows[r][o*in_step + c*dl + j]; reads nothing else, so the
- * row pointers may point into the input tensor itself. */
-typedef void (*cconv_dw_rows_fn)(const void *const *rows, int nr, int kw, ptrdiff_t dl, const void *w,
+/* Channels-first, read in place, horizontal stride s (1 or 2): nout output rows of n >= VL
+ * outputs, y[o*y_step + j] = bias + sum_{r<nr} sum_{c<kw} w[r*kw + c] *
+ * rows[r][o*in_step + c*dl + s*j]; reads nothing outside rows[r] + o*in_step + c*dl + [0, s*n),
+ * so the row pointers may point into the input tensor itself. */
+typedef void (*cconv_dw_rows_fn)(const void *const *rows, int nr, int kw, ptrdiff_t dl, int s, const void *w,
                                  const void *bias, int64_t n, int64_t nout, ptrdiff_t in_step, void *y,
                                  ptrdiff_t y_step);
 /* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
