@@ -18,10 +18,11 @@
  * x points at the first channel (of the group and kc block) of the padded channels-last input;
  * pix[i] is the element offset of pixel i's window origin. Pixels are given one by one (an
  * indirection list) so a tile may span output rows and an edge tile can repeat its last pixel
- * instead of reading past the buffer. w holds ntaps*kc*NR packed weights. accumulate=0 starts
- * from zero. */
+ * instead of reading past the buffer. w holds ntaps*kc rows of NR packed weights, ldw elements
+ * apart (NR when packed; the pointwise path passes the row stride of x so that the tile reads its
+ * pixel panels in place). accumulate=0 starts from zero. */
 typedef void (*cconv_tile_fn)(const void *x, const ptrdiff_t *pix, const ptrdiff_t *taps, int ntaps,
-                              int64_t kc, const void *w, void *acc, int accumulate);
+                              int64_t kc, const void *w, ptrdiff_t ldw, void *acc, int accumulate);
 
 typedef struct {
     int mr, nr;
