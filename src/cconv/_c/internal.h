@@ -35,13 +35,6 @@ typedef struct {
  * bias may be NULL. Reads up to one vector past each run. */
 typedef void (*cconv_dw_cf_fn)(const void *const *taps, int ntaps, const void *w, const void *bias,
                                int64_t n, int64_t nout, ptrdiff_t in_step, ptrdiff_t y_step, void *y);
-/* Channels-first, read in place, horizontal stride s (1 or 2): nout output rows of n >= VL
- * outputs, y[o*y_step + j] = bias + sum_{r<nr} sum_{c<kw} w[r*kw + c] *
- * rows[r][o*in_step + c*dl + s*j]; reads nothing outside rows[r] + o*in_step + c*dl + [0, s*n),
- * so the row pointers may point into the input tensor itself. */
-typedef void (*cconv_dw_rows_fn)(const void *const *rows, int nr, int kw, ptrdiff_t dl, int s, const void *w,
-                                 const void *bias, int64_t n, int64_t nout, ptrdiff_t in_step, void *y,
-                                 ptrdiff_t y_step);
 /* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
  * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). */
 typedef void (*cconv_dw_cl_fn)(const void *const *src, int ntaps, int64_t n, int64_t C,
@@ -58,11 +51,9 @@ typedef void (*cconv_stream_copy_fn)(void *dst, const void *src, int64_t n);
 
 typedef struct {
     const char *name;
-    int vbytes; /* vector width: the dw_rows kernels need n >= vbytes / sizeof(T) */
     cconv_tile_kernel wide[2];   /* [dtype]: NR = 2 vectors */
     cconv_tile_kernel narrow[2]; /* [dtype]: NR = 1 vector, more pixels */
     cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
-    cconv_dw_rows_fn dw_rows[2];
     cconv_dw_cl_fn dw_cl[2];
     cconv_pw_band_fn pw_band[2];
     cconv_stream_copy_fn stream_copy[2];

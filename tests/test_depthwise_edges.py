@@ -1,12 +1,10 @@
-"""Channels-first depthwise and grouped convolutions on the path that reads input rows in place
-(horizontal stride 1 or 2, rows of at least 3 vectors: interior vectors straight from x, the first
-and last vector of each row from padded copies of the row's ends).
+"""Channels-first depthwise and grouped convolutions at the edges of the row kernels' blocking.
 
-Widths sit at, just below and just above the thresholds of every ISA's vector length (f32: 4, 8,
-16 lanes; f64: 2, 4, 8), so that each ISA runs both this path and the fallback, with a partial last
-interior block; padding wider than a vector, every padding mode, asymmetric pads, dilation along W
-only, multipliers, grouped channels, one-row images and batch 1 are covered. Each result must match
-the reference algorithm and be bitwise identical for 1 and 2 threads."""
+Widths sit at, just below and just above multiples of every ISA's vector length (f32: 4, 8, 16
+lanes; f64: 2, 4, 8) and of the 4-vector register block; padding wider than a vector, every padding
+mode, asymmetric pads, dilation along W only, multipliers, grouped channels, one-row images and
+batch 1 are covered, at strides 1 and 2. Each result must match the reference algorithm, be
+bitwise identical for 1 and 2 threads, and leave the input unchanged."""
 import numpy as np
 import pytest
 
