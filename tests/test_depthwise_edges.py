@@ -1,0 +1,75 @@
+"""Channels-first depthwise and grouped convolutions at the edges of the row kernels' blocking.
+
+Widths sit at, just below and just above multiples of every ISA's vector length (f32: 4, 8, 16
+lanes; f64: 2, 4, 8) and of the 4-vector register block; padding wider than a vector, every padding
+mode, asymmetric pads, dilation along W only, multipliers, grouped channels, one-row images and
+batch 1 are covered, at strides 1 and 2. Each result must match the reference algorithm, be
+bitwise identical for 1 and 2 threads, and leave the input unchanged."""
+import numpy as np
+import pytest
+
+import cconv
+from helpers import use_isa
+
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+WIDTHS = [5, 11, 12, 13, 23, 24, 25, 47, 48, 49, 50, 97, 100]
+
+CASES = [
+    # C, m, cig, H, kernel, stride, dilation, padding, padding_mode
+    (3, 1, 1, 6, (3, 3), 1, 1, 1, "zeros"),
+    (2, 1, 1, 5, (3, 3), 2, 1, 1, "zeros"),
+    (2, 2, 1, 4, (5, 5), 1, 1, 2, "reflect"),
+    (2, 1, 1, 7, (7, 7), 2, 1, 3, "replicate"),
+    (2, 1, 1, 5, (3, 3), 1, (1, 2), (1, 2), "circular"),
+    (2, 1, 1, 1, (1, 3), 1, 1, (0, 1), "zeros"),           # one-row image
+    (2, 1, 1, 4, (3, 4), 1, 1, ((1, 1), (3, 0)), "zeros"),  # asymmetric, even kernel
+    (2, 1, 1, 4, (3, 3), 1, 1, ((1, 2), (9, 10)), "zeros"),  # pads wider than a vector
+    (2, 3, 1, 5, (2, 3), 2, (2, 1), 1, "zeros"),
+    (4, 1, 2, 5, (3, 3), 1, 1, 1, "zeros"),               # grouped: 2 input channels per group
+    (6, 1, 3, 4, (3, 3), 2, 1, 1, "reflect"),
+]
+
+
+def _threads_equal(fn):
+    old = cconv.get_num_threads()
+    try:
+        cconv.set_num_threads(1)
+        a = fn()
+        cconv.set_num_threads(2)
+        b = fn()
+    finally:
+        cconv.set_num_threads(old)
+    return np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("W", WIDTHS)
+@pytest.mark.parametrize("case", CASES)
+def test_inplace_rows_match_reference(isa, dtype, W, case):
+    C, m, cig, H, k, s, d, pad, mode = case
+    dd = (d, d) if isinstance(d, int) else d
+    kwid = (k[1] - 1) * dd[1] + 1
+    lo_hi = pad[1] if isinstance(pad, tuple) and isinstance(pad[0], tuple) else None
+    pw = lo_hi if lo_hi else ((pad[1], pad[1]) if isinstance(pad, tuple) else (pad, pad))
+    if W + pw[0] + pw[1] < kwid or (mode == "reflect" and max(pw) >= W) or (mode == "circular" and max(pw) > W):
+        pytest.skip("padding not valid for this width")
+    ph = pad[0] if isinstance(pad, tuple) else pad
+    ph = ph if isinstance(ph, tuple) else (ph, ph)
+    if (mode == "reflect" and max(ph) >= H) or (mode == "circular" and max(ph) > H):
+        pytest.skip("padding not valid for this height")
+    G = C // cig
+    rng = np.random.default_rng(W * 31 + C)
+    x = rng.standard_normal((1 + (W % 2), C, H, W)).astype(dtype)
+    w = rng.standard_normal((G * m, cig) + k).astype(dtype)
+    b = rng.standard_normal(w.shape[0]).astype(dtype)
+    algo = "depthwise" if cig == 1 else "grouped"
+    kw = dict(stride=s, padding=pad, dilation=d, groups=G, padding_mode=mode)
+    x0 = x.copy()
+    with use_isa(isa):
+        got = cconv.conv2d(x, w, b, algorithm=algo, **kw)
+        ref = cconv.conv2d(x, w, b, algorithm="reference", **kw)
+        assert _threads_equal(lambda: cconv.conv2d(x, w, b, algorithm=algo, **kw))
+    assert np.array_equal(x, x0)  # the input is read in place, never written
+    err = np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)
+    assert err < TOL[dtype]
