@@ -35,6 +35,15 @@ def use_isa(name):
         yield
 
 
+def threads_equal(fn):
+    """fn() gives bitwise the same array with 1 and with 2 threads."""
+    with num_threads(1):
+        a = fn()
+    with num_threads(2):
+        b = fn()
+    return np.array_equal(a, b)
+
+
 @contextlib.contextmanager
 def num_threads(n):
     prev = cconv.get_num_threads()

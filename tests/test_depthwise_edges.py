@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cconv
-from helpers import use_isa
+from helpers import threads_equal, use_isa
 
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
@@ -31,22 +31,10 @@ CASES = [
 ]
 
 
-def _threads_equal(fn):
-    old = cconv.get_num_threads()
-    try:
-        cconv.set_num_threads(1)
-        a = fn()
-        cconv.set_num_threads(2)
-        b = fn()
-    finally:
-        cconv.set_num_threads(old)
-    return np.array_equal(a, b)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("W", WIDTHS)
 @pytest.mark.parametrize("case", CASES)
-def test_inplace_rows_match_reference(isa, dtype, W, case):
+def test_row_kernel_edges_match_reference(isa, dtype, W, case):
     C, m, cig, H, k, s, d, pad, mode = case
     dd = (d, d) if isinstance(d, int) else d
     kwid = (k[1] - 1) * dd[1] + 1
@@ -69,7 +57,7 @@ def test_inplace_rows_match_reference(isa, dtype, W, case):
     with use_isa(isa):
         got = cconv.conv2d(x, w, b, algorithm=algo, **kw)
         ref = cconv.conv2d(x, w, b, algorithm="reference", **kw)
-        assert _threads_equal(lambda: cconv.conv2d(x, w, b, algorithm=algo, **kw))
+        assert threads_equal(lambda: cconv.conv2d(x, w, b, algorithm=algo, **kw))
     assert np.array_equal(x, x0)  # the input is read in place, never written
     err = np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)
     assert err < TOL[dtype]

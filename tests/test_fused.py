@@ -8,7 +8,7 @@ import pytest
 
 import cconv
 import reference as R
-from helpers import use_isa
+from helpers import threads_equal, use_isa
 
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
@@ -26,18 +26,6 @@ def _rel(a, b):
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
 
 
-def _threads_equal(fn):
-    old = cconv.get_num_threads()
-    try:
-        cconv.set_num_threads(1)
-        a = fn()
-        cconv.set_num_threads(2)
-        b = fn()
-    finally:
-        cconv.set_num_threads(old)
-    return np.array_equal(a, b)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", SEPARABLE)
 def test_fused_separable_equals_composition(isa, dtype, case):
@@ -51,7 +39,7 @@ def test_fused_separable_equals_composition(isa, dtype, case):
     with use_isa(isa):
         fused = cconv.separable_conv2d(x, dw, pw, b, **kw)
         steps = cconv.separable_conv2d(x, dw, pw, b, fused=False, **kw)
-        assert _threads_equal(lambda: cconv.separable_conv2d(x, dw, pw, b, **kw))
+        assert threads_equal(lambda: cconv.separable_conv2d(x, dw, pw, b, **kw))
     assert fused.shape == steps.shape
     assert _rel(fused, steps) < TOL[dtype]
     ref = R.conv2d(R.conv2d(x.astype(np.float64), dw, stride=s, padding=d * (k // 2), dilation=d,
@@ -104,7 +92,7 @@ def test_depthwise_kernels_match_reference(isa, dtype, layout, case):
     with use_isa(isa):
         got = cconv.conv2d(x, w, b, algorithm="depthwise", **kw)
         ref = cconv.conv2d(x, w, b, algorithm="reference", **kw)
-        assert _threads_equal(lambda: cconv.conv2d(x, w, b, algorithm="depthwise", **kw))
+        assert threads_equal(lambda: cconv.conv2d(x, w, b, algorithm="depthwise", **kw))
     assert _rel(got, ref) < TOL[dtype]
 
 
@@ -138,7 +126,7 @@ def test_grouped_direct_matches_reference(isa, dtype, case):
     with use_isa(isa):
         got = cconv.conv2d(x, w, b, algorithm="grouped", **kw)
         ref = cconv.conv2d(x, w, b, algorithm="reference", **kw)
-        assert _threads_equal(lambda: cconv.conv2d(x, w, b, algorithm="grouped", **kw))
+        assert threads_equal(lambda: cconv.conv2d(x, w, b, algorithm="grouped", **kw))
     assert _rel(got, ref) < TOL[dtype]
 
 
