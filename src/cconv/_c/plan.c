@@ -436,6 +436,15 @@ void cconv_plan_destroy(cconv_plan *p)
     free(p);
 }
 
+/* padlo/padded of a plan that runs no stride phases (forward, one pass): the descriptor's own. */
+static void plain_padding(cconv_plan *p)
+{
+    for (int a = 0; a < 3; a++) {
+        p->padlo[a] = p->d.pad_before[a];
+        p->padded[a] = p->d.in_size[a] + p->d.pad_before[a] + p->d.pad_after[a];
+    }
+}
+
 /* G of F(4x4, 3x3) applied to three values (a column or a row of a filter): the six G rows. */
 static inline void wino_g6(double a0, double a1, double a2, double *o, int st)
 {
@@ -468,7 +477,8 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
     p->wino_u = cconv_aligned_alloc(n * es);
     if (!p->weight_copy || !p->wino_u) return CCONV_ERR_NOMEM;
     memcpy(p->weight_copy, weight, wb);
-    p->fallback_always = !all_finite(weight, Co * Ci * 9, d->dtype);
+    /* auto only picks Winograd for finite filters (choose_algorithm checked them) */
+    p->fallback_always = d->algorithm != CCONV_ALGO_AUTO && !all_finite(weight, Co * Ci * 9, d->dtype);
     const size_t xs = (size_t)(p->nblk * Ci * NR); /* U's stride between the 36 xi */
     for (int64_t cb = 0; cb < p->nblk; cb++)
         for (int64_t k = 0; k < Ci; k++) {
@@ -492,10 +502,7 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
                     else ((float *)p->wino_u)[x * xs + at + j] = (float)u[x][j];
                 }
         }
-    for (int a = 0; a < 3; a++) {
-        p->padlo[a] = d->pad_before[a];
-        p->padded[a] = d->in_size[a] + d->pad_before[a] + d->pad_after[a];
-    }
+    plain_padding(p);
     wino_geom g;
     wino_geometry(p, &g);
     p->weight_bytes = (int64_t)(n * es + wb);
@@ -762,10 +769,7 @@ cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, 
         memset(grad_weight, 0, (size_t)(d->out_channels * cig * ksz) * es);
         return CCONV_OK;
     }
-    for (int a = 0; a < 3; a++) {
-        p.padlo[a] = d->pad_before[a];
-        p.padded[a] = d->in_size[a] + d->pad_before[a] + d->pad_after[a];
-    }
+    plain_padding(&p);
     const int dt = d->dtype == CCONV_FLOAT64;
     const cconv_isa_table *isa = cconv_active_isa();
     const cconv_gw_tile_kernel *tile = cog <= isa->gw_narrow[dt].nr ? &isa->gw_narrow[dt] : &isa->gw_wide[dt];
