@@ -58,6 +58,10 @@ typedef void (*cconv_pw_band_fn)(const void *x, ptrdiff_t xs, int64_t K, const v
  * outputs (A^T m A)[o] at out[o*n + j], o = 4*i + j < 16; returns nonzero if any is Inf or NaN. */
 typedef void (*cconv_wino_in_fn)(const void *src, ptrdiff_t rs, int64_t C, void *dst, ptrdiff_t ds);
 typedef int (*cconv_wino_out_fn)(const void *m, ptrdiff_t ms, int64_t n, void *out);
+/* Filters: U[xi*us + j] = (G g_j G^T)[xi] for j < nr, xi < 36, where filter j < n is the 3x3
+ * g[j*gs + 3*r + s] and columns n <= j < nr are zero; computed in double. */
+typedef void (*cconv_wino_filter_fn)(const void *g, ptrdiff_t gs, int64_t n, int64_t nr, void *u,
+                                     ptrdiff_t us);
 
 /* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
 typedef void (*cconv_stream_copy_fn)(void *dst, const void *src, int64_t n);
@@ -88,6 +92,7 @@ typedef struct {
     cconv_stream_copy_fn stream_copy[2];
     cconv_wino_in_fn wino_in[2];
     cconv_wino_out_fn wino_out[2];
+    cconv_wino_filter_fn wino_filter[2];
     cconv_gw_tile_kernel gw_wide[2];   /* [dtype]: NR = 2 vectors */
     cconv_gw_tile_kernel gw_narrow[2]; /* [dtype]: NR = 1 vector */
     cconv_gw_dw_fn gw_dw[2];

@@ -178,29 +178,40 @@ static void free_phases(dim_phase *ph[3], const int nph[3])
 
 /* ---------------------------------------------------------------- weight packing */
 
-/* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c. The source
- * stride between two output channels is hoisted so the inner loop is a plain strided copy. */
+/* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c.
+ * Units (g, cout block, kc block) are independent copies, so large filters pack on all threads
+ * (a one-shot call pays for the packing; 2.4 MB took ~0.8 ms on one thread). Within a unit, taps
+ * run inner (adjacent in the source) and columns go in groups of 16, so the source lines one k
+ * needs stay in L1 and few enough rows stream at once for the hardware prefetcher. */
 #define PACK_GEMM(T)                                                                               \
     {                                                                                              \
         const T *w = (const T *)weight;                                                            \
-        T *dst = (T *)ps->wpack;                                                                   \
+        T *wp = (T *)ps->wpack;                                                                    \
         const int64_t col_stride = d->transposed ? ksz : cig * ksz;                                \
-        for (int64_t g = 0; g < G; g++)                                                            \
-            for (int64_t cb = 0; cb < p->nblk; cb++) {                                             \
-                const int64_t ncol = cog - cb * NR < NR ? cog - cb * NR : NR;                      \
-                for (int64_t k0 = 0; k0 < p->kmax; k0 += p->kc) {                                  \
-                    const int64_t kn = p->kmax - k0 < p->kc ? p->kmax - k0 : p->kc;                \
-                    for (int t = 0; t < ps->ntaps; t++)                                            \
-                        for (int64_t k = k0; k < k0 + kn; k++, dst += NR) {                        \
-                            const int64_t kw = k / cig, c = k % cig; /* kw > 0: folded taps */     \
-                            const T *src = w + ps->tap_k[t] + kw + (d->transposed                  \
-                                ? ((g * cig + c) * cog + cb * NR) * ksz                            \
-                                : ((g * cog + cb * NR) * cig + c) * ksz);                          \
-                            for (int64_t j = 0; j < ncol; j++) dst[j] = src[j * col_stride];       \
-                            for (int64_t j = ncol; j < NR; j++) dst[j] = 0;                        \
-                        }                                                                          \
+        const int64_t nkb = (p->kmax + p->kc - 1) / p->kc, units = G * p->nblk * nkb;              \
+        const int nt = units > 1 && ps->ntaps * p->kmax * NR * G * p->nblk >= (1 << 16) ? cconv_threads() : 1; \
+        (void)nt;                                                                                  \
+        _Pragma("omp parallel for schedule(static) num_threads(nt)")                               \
+        for (int64_t u = 0; u < units; u++) {                                                      \
+            const int64_t kb = u % nkb, cb = (u / nkb) % p->nblk, g = u / (nkb * p->nblk);         \
+            const int64_t ncol = cog - cb * NR < NR ? cog - cb * NR : NR;                          \
+            const int64_t k0 = kb * p->kc, kn = p->kmax - k0 < p->kc ? p->kmax - k0 : p->kc;       \
+            T *dst = wp + ((g * p->nblk + cb) * p->kmax + k0) * ps->ntaps * NR;                    \
+            for (int64_t j0 = 0; j0 < NR; j0 += 16)                                                \
+                for (int64_t k = k0; k < k0 + kn; k++) {                                           \
+                    const int64_t kw = k / cig, c = k % cig; /* kw > 0: folded taps */             \
+                    const T *src = w + kw + (d->transposed ? ((g * cig + c) * cog + cb * NR) * ksz \
+                                                           : ((g * cog + cb * NR) * cig + c) * ksz); \
+                    const int64_t j1 = j0 + 16 < NR ? j0 + 16 : NR, jn = j1 < ncol ? j1 : ncol;    \
+                    for (int t = 0; t < ps->ntaps; t++) {                                          \
+                        const T *s = src + ps->tap_k[t];                                           \
+                        T *o = dst + ((int64_t)t * kn + (k - k0)) * NR;                            \
+                        int64_t j = j0;                                                            \
+                        for (; j < jn; j++) o[j] = s[j * col_stride];                              \
+                        for (; j < j1; j++) o[j] = 0;                                              \
+                    }                                                                              \
                 }                                                                                  \
-            }                                                                                      \
+        }                                                                                          \
     }
 
 /* GEMM weights with gpb groups per block: [block][kc block][tap][k][NR]; block b covers groups
@@ -406,7 +417,7 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
     if (can_grouped(d) && cig >= 2 && cog <= 8 && d->groups > 1) return CCONV_ALGO_GROUPED;
     /* Winograd where its 4x fewer multiplications outweigh streaming the 4x larger transformed
      * weights: enough channels to keep the GEMMs long, enough tiles per job to reuse U. */
-    if (can_winograd(d) && cig >= 16 && cog >= 16 && all_finite(weight, cog * cig * 9, d->dtype)) {
+    if (can_winograd(d) && cig >= 16 && cog >= 16) {
         cconv_plan probe = {.d = *d};
         probe.tile = isa->wide[d->dtype == CCONV_FLOAT64];
         probe.nblk = (cog + probe.tile.nr - 1) / probe.tile.nr;
@@ -415,7 +426,9 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
         /* (Images of a few tiles, 14x14 outputs, still gain: U then streams from L3 per tile row.)
          * The filter transform (~130 ns a filter here) must pay for itself within one call too:
          * it saves ~2 ns a filter per tile, so ask for WINO_MIN_CALL_TILES tiles in the call. */
-        if (g.fit >= WINO_MIN_TILES && g.TRB * g.TCB >= 4 && d->batch * g.th * g.tw >= WINO_MIN_CALL_TILES)
+        /* (the scan of the filters for Inf/NaN last: it reads them all) */
+        if (g.fit >= WINO_MIN_TILES && g.TRB * g.TCB >= 4 && d->batch * g.th * g.tw >= WINO_MIN_CALL_TILES &&
+            all_finite(weight, cog * cig * 9, d->dtype))
             return CCONV_ALGO_WINOGRAD;
     }
     return CCONV_ALGO_GEMM;
@@ -445,21 +458,6 @@ static void plain_padding(cconv_plan *p)
     }
 }
 
-/* G of F(4x4, 3x3) applied to three values (a column or a row of a filter): the six G rows. */
-static inline void wino_g6(double a0, double a1, double a2, double *o, int st)
-{
-    /* products by reciprocals, not divisions (those dominated plan time); double keeps U exact
-     * to well below float32's rounding */
-    const double s = a0 + a2, r6 = 1.0 / 6, r12 = 1.0 / 12, r24 = 1.0 / 24;
-    const double e = a0 * r24 + a2 * r6, f = a1 * r12;
-    o[0 * st] = a0 * 0.25;
-    o[1 * st] = -(s + a1) * r6;
-    o[2 * st] = -(s - a1) * r6;
-    o[3 * st] = e + f;
-    o[4 * st] = e - f;
-    o[5 * st] = a2;
-}
-
 /* Winograd weights: U[xi][cb][k][NR] = (G g G^T)[xi] of filter (cb*NR + j, k), computed in double,
  * zero columns past C_out. The filters are kept too, for the GEMM fallback (made only when a call
  * meets Inf or NaN: execute.inc). */
@@ -479,29 +477,25 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
     memcpy(p->weight_copy, weight, wb);
     /* auto only picks Winograd for finite filters (choose_algorithm checked them) */
     p->fallback_always = d->algorithm != CCONV_ALGO_AUTO && !all_finite(weight, Co * Ci * 9, d->dtype);
+    /* KB input channels at a time through a scratch [36][KB][NR], then 36 runs of KB*NR: the
+     * 36 destinations are xs apart (often a power of two: one cache set), so short writes
+     * straight into U thrashed. */
+    enum { KB = 16 };
     const size_t xs = (size_t)(p->nblk * Ci * NR); /* U's stride between the 36 xi */
+    char *scratch = cconv_aligned_alloc((size_t)(36 * KB * NR) * es);
+    if (!scratch) return CCONV_ERR_NOMEM;
     for (int64_t cb = 0; cb < p->nblk; cb++)
-        for (int64_t k = 0; k < Ci; k++) {
-            /* The NR filters of (cb, k) first, then 36 whole runs of NR: the 36 destinations are
-             * xs apart (often a power of two: one cache set), so element-wise stores thrashed. */
-            double u[36][CCONV_TILE_MAX / CCONV_MR_MAX];
-            for (int64_t j = 0; j < NR; j++) {
-                const int64_t co = cb * NR + j;
-                double g[9] = {0}, t[18], uj[36];
-                if (co < Co)
-                    for (int a = 0; a < 9; a++)
-                        g[a] = dt ? ((const double *)weight)[(co * Ci + k) * 9 + a] : ((const float *)weight)[(co * Ci + k) * 9 + a];
-                for (int b = 0; b < 3; b++) wino_g6(g[b], g[3 + b], g[6 + b], t + b, 3);   /* G g */
-                for (int i = 0; i < 6; i++) wino_g6(t[3 * i], t[3 * i + 1], t[3 * i + 2], uj + 6 * i, 1); /* (G g) G^T */
-                for (int x = 0; x < 36; x++) u[x][j] = uj[x];
-            }
-            const size_t at = (size_t)((cb * Ci + k) * NR);
+        for (int64_t k0 = 0; k0 < Ci; k0 += KB) {
+            const int64_t kn = Ci - k0 < KB ? Ci - k0 : KB;
+            for (int64_t k = k0; k < k0 + kn; k++)
+                p->isa->wino_filter[dt]((const char *)weight + (size_t)((cb * NR * Ci + k) * 9) * es,
+                                        (ptrdiff_t)(Ci * 9), Co - cb * NR < NR ? Co - cb * NR : NR, NR,
+                                        scratch + (size_t)((k - k0) * NR) * es, (ptrdiff_t)(kn * NR));
             for (int x = 0; x < 36; x++)
-                for (int64_t j = 0; j < NR; j++) {
-                    if (dt) ((double *)p->wino_u)[x * xs + at + j] = u[x][j];
-                    else ((float *)p->wino_u)[x * xs + at + j] = (float)u[x][j];
-                }
+                memcpy((char *)p->wino_u + (x * xs + (size_t)((cb * Ci + k0) * NR)) * es,
+                       scratch + (size_t)(x * kn * NR) * es, (size_t)(kn * NR) * es);
         }
+    cconv_aligned_free(scratch);
     plain_padding(p);
     wino_geom g;
     wino_geometry(p, &g);
