@@ -424,7 +424,7 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
         wino_geom g;
         wino_geometry(&probe, &g);
         /* (Images of a few tiles, 14x14 outputs, still gain: U then streams from L3 per tile row.)
-         * The filter transform (~130 ns a filter here) must pay for itself within one call too:
+         * The filter transform (70-130 ns a filter: writing U dominates) must pay for itself within one call too:
          * it saves ~2 ns a filter per tile, so ask for WINO_MIN_CALL_TILES tiles in the call. */
         /* (the scan of the filters for Inf/NaN last: it reads them all) */
         if (g.fit >= WINO_MIN_TILES && g.TRB * g.TCB >= 4 && d->batch * g.th * g.tw >= WINO_MIN_CALL_TILES &&
