@@ -298,6 +298,31 @@ def test_shufflenet_unit_costs():
     assert total.output_shape == (1, 240, 28, 28)
 
 
+@pytest.mark.parametrize("bias", [None, True])
+@pytest.mark.parametrize("layout", [None, "NHWC"])
+def test_shuffled_grouped_costs_conv2d_plus_a_shuffle(bias, layout):
+    """The conv stage costs what conv2d with the same groups costs, bias included (the forward
+    adds it before the shuffle); the shuffle stage adds no arithmetic and no parameters, only
+    its unfused read and write of the output (bytes_moved counts every stage unfused)."""
+    x = (2, 240, 28, 28) if layout is None else (2, 28, 28, 240)
+    kw = dict(stride=2, padding=1, bias=bias, layout=layout, itemsize=np.float64)
+    conv = A.cost("conv2d", x, (60, 80, 3, 3), groups=3, **kw)
+    parts = A.stage_costs("shuffled_grouped_conv2d", x, (60, 80, 3, 3), 3, shuffle_groups=4, **kw)
+    assert parts[0] == conv
+    assert (parts[1].multiplications, parts[1].additions, parts[1].parameters) == (0, 0, 0)
+    assert parts[1].bytes_moved == 2 * math.prod(conv.output_shape) * 8
+    total = A.cost("shuffled_grouped_conv2d", x, (60, 80, 3, 3), groups=3, shuffle_groups=4, **kw)
+    assert total == sum(parts)
+    assert (total.multiplications, total.additions, total.flops, total.parameters) == \
+        (conv.multiplications, conv.additions, conv.flops, conv.parameters)
+    assert total.parameters == 60 * 80 * 9 + (60 if bias else 0)
+    assert total.output_shape == conv.output_shape == \
+        A.output_shape("shuffled_grouped_conv2d", x, (60, 80, 3, 3), 3, stride=2, padding=1,
+                       layout=layout)
+    with pytest.raises(ValueError, match="bias"):   # checked against the conv's C_out
+        A.cost("shuffled_grouped_conv2d", x, (60, 80, 3, 3), 3, bias=(61,), layout=layout)
+
+
 # =========================================================================== the Cost object
 
 def test_cost_object():
@@ -449,6 +474,13 @@ def calls(draw):
         kw["groups"] = g
         mid, co = g * draw(st.integers(1, 2)), g * draw(st.integers(1, 2))
         ws = [(mid, c // g, k[0], 1), (co, mid // g, 1, k[1])]
+        bias_c = co
+    elif name == "shuffled_grouped_conv2d":
+        g = draw(st.sampled_from([d for d in (1, 2, 3, 4) if c % d == 0]))
+        co = g * draw(st.integers(1, 3))
+        kw.update(groups=g, shuffle_groups=draw(st.sampled_from([None, 1, 2, 3])),  # may not divide
+                  padding_mode=draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"])))
+        ws = [(co, c // g, *k)]
         bias_c = co
     else:  # flattened
         co = draw(st.integers(1, 3))

@@ -4,7 +4,7 @@
   ("valid", "same", ints, per-side pairs), padding modes (zeros/reflect/replicate/circular via
   F.pad), dilation, groups, float32/float64 (also mixed), layouts, memory arrangements, batch 0;
   transposed convolutions (output_padding); depthwise, separable, spatially separable, flattened,
-  channel shuffle;
+  channel shuffle, shuffled grouped;
 * central finite differences in float64 on tiny cases;
 * the adjoint identities <conv(x, w), g> = <x, grad_input(g)> = <w, grad_weight(x, g)> to float64
   precision;
@@ -295,6 +295,41 @@ def test_flattened_grads_match_torch(case):
     _check_variant(case, [tx, tc, tv, th], [gx, gc, gv, gh], y, g_cf, True)
 
 
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@given(case=conv_cases(nd=2), data=st.data())
+def test_shuffled_grouped_grads_match_torch(case, data):
+    """Grouped conv2d (every padding mode) with a bias, then a channel shuffle with its own
+    shuffle_groups; the bias is added before the shuffle, so its gradient is un-shuffled too."""
+    rng = np.random.default_rng(case.seed)
+    x, w, g, stride, dilation, before, after = _conv_case_arrays(case, rng)
+    sg = data.draw(st.sampled_from(_divisors(case.c_out)), label="shuffle_groups")
+    grad_input = data.draw(st.booleans(), label="input_grad")
+    tx, tw = _t(R.to_channels_first(x, case.layout), True), _t(w, True)
+    tb = _t(np.zeros(case.c_out), True)
+    y = F.conv2d(_torch_pad(tx, before, after, case.padding_mode), tw, tb, stride, 0, dilation,
+                 case.groups)
+    n, c, oh, ow = y.shape
+    y = y.reshape(n, sg, c // sg, oh, ow).transpose(1, 2).reshape(n, c, oh, ow)
+    gx, gw, gb = G.shuffled_grouped_conv2d_grads(
+        arrange(x, case.x_arr), arrange(w, case.w_arr), arrange(g, case.x_arr), case.groups,
+        case.stride, case.padding, case.dilation, shuffle_groups=sg,
+        padding_mode=case.padding_mode, layout=case.layout, input_grad=grad_input)
+    assert gw.shape == w.shape and gb.shape == (case.c_out,)
+    assert gw.dtype == gb.dtype == _dt(x, w, g)
+    if grad_input:
+        assert gx.shape == x.shape and gx.dtype == gw.dtype
+    else:
+        assert gx is None
+    if case.n == 0:
+        assert not gw.any() and not gb.any()
+        return
+    _check_variant(case, [tx, tw, tb], [gx, gw, gb], y, R.to_channels_first(g, case.layout),
+                   grad_input)
+
+
 @pytest.mark.parametrize("layout", [None, "NCHW", "NHWC", "NCDHW", "NDHWC"])
 @pytest.mark.parametrize("groups", [1, 2, 3, 6])
 def test_channel_shuffle_grad_is_the_inverse_permutation(layout, groups):
@@ -367,7 +402,9 @@ def test_central_finite_differences_composites():
     vw, hw = rng.standard_normal((4, 3, 3, 1)), rng.standard_normal((2, 4, 1, 2))
     ch, fv, fh = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
     wt = rng.standard_normal((3, 2, 3, 2))
+    wg = rng.standard_normal((6, 1, 3, 2))   # 3 groups of 1 -> 2 channels, shuffled in 2 groups
     kw = dict(stride=(2, 1), padding=((1, 0), (0, 1)), dilation=(1, 2))
+    ks = dict(stride=(2, 1), padding=1, shuffle_groups=2, padding_mode="reflect")
     calls = [
         (lambda a, b: cconv.separable_conv2d(a, b[0], b[1], **kw),
          lambda a, b, g: G.separable_conv2d_grads(a, b[0], b[1], g, **kw)[:3], [dw, pw]),
@@ -379,6 +416,8 @@ def test_central_finite_differences_composites():
          lambda a, b, g: (G.conv_transpose2d_input(a.shape, b[0], g, 2, 1, (1, 0), 1, (1, 2)),
                           G.conv_transpose2d_weight(a, b[0].shape, g, 2, 1, (1, 0), 1, (1, 2))),
          [wt]),
+        (lambda a, b: cconv.shuffled_grouped_conv2d(a, b[0], 3, **ks),
+         lambda a, b, g: G.shuffled_grouped_conv2d_grads(a, b[0], g, 3, **ks)[:2], [wg]),
     ]
     for fwd, bwd, ws in calls:
         g = rng.standard_normal(fwd(x, ws).shape)
@@ -477,6 +516,9 @@ def _determinism_calls(rng, dtype):
     w11 = r(20, 8, 1, 1)
     k11 = dict(stride=2, padding=1, groups=2)
     gy11 = g_for(cconv.conv2d(x2, w11, **k11))
+    wsg = r(24, 4, 3, 3)
+    ksg = dict(groups=4, stride=2, padding=1, shuffle_groups=3, padding_mode="replicate")
+    gysg = g_for(cconv.shuffled_grouped_conv2d(x2, wsg, **ksg))
     return {
         "conv2d input": lambda: G.conv2d_input(x2.shape, w2, gy2, **k2),
         "conv2d weight": lambda: G.conv2d_weight(x2, w2.shape, gy2, **k2),
@@ -493,6 +535,7 @@ def _determinism_calls(rng, dtype):
                                G.conv_transpose2d_weight(x2, wt.shape, gyt, 2, 1, 1)),
         "separable": lambda: G.separable_conv2d_grads(xd, wdw, pw, gys, padding=1),
         "1x1 grouped strided weight": lambda: G.conv2d_weight(x2, w11.shape, gy11, **k11),
+        "shuffled grouped": lambda: G.shuffled_grouped_conv2d_grads(x2, wsg, gysg, **ksg),
     }
 
 
@@ -668,6 +711,11 @@ def test_errors():
         G.channel_shuffle_input(np.zeros((1, 6, 2, 2)), 4)
     with pytest.raises(ValueError, match="depthwise_weight"):
         G.separable_conv2d_grads(x, np.zeros((4, 2, 3, 3)), np.zeros((2, 4, 1, 1)), g)
+    with pytest.raises(ValueError, match="grad_output has shape"):
+        G.shuffled_grouped_conv2d_grads(x, np.zeros((4, 2, 3, 3)), np.zeros((1, 4, 4, 5)), 2)
+    with pytest.raises(ValueError, match="groups=3 must divide"):
+        G.shuffled_grouped_conv2d_grads(x, np.zeros((4, 2, 3, 3)), np.zeros((1, 4, 4, 4)), 2,
+                                        shuffle_groups=3)
 
 
 def test_batch_zero_gives_zero_gradients():

@@ -38,8 +38,8 @@ __all__ = [
 FUNCTIONS = (
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
-    "channel_shuffle",
-)  # shuffled_grouped_conv2d not yet: its bias belongs to the conv stage, not the last one
+    "channel_shuffle", "shuffled_grouped_conv2d",
+)
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -179,11 +179,15 @@ def _bind(fn, x_shape, args, kwargs):
 
 
 def _resolve(fn, x_shape, args, kwargs):
-    """(stages, has_bias), every argument validated as the function validates it."""
+    """(stages, index of the stage that adds the bias or None), every argument validated as the
+    function validates it. The bias belongs to the last convolution, which is not the last stage
+    of shuffled_grouped_conv2d: the forward adds it before the shuffle."""
     name, x_shape, weights, rest, bias = _bind(fn, x_shape, args, kwargs)
     sts = _functions.describe(name, x_shape, *weights, **rest)
-    has_bias = name != "channel_shuffle" and _bias_present(bias, sts[-1].out_channels)
-    return sts, has_bias
+    convs = [i for i, st in enumerate(sts) if not isinstance(st, _api.ShuffleStage)]
+    if not convs or not _bias_present(bias, sts[convs[-1]].out_channels):
+        return sts, None
+    return sts, convs[-1]
 
 
 def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
@@ -192,7 +196,8 @@ def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
 
     Composite functions run several convolutions: ``separable_conv2d`` is a depthwise then a
     1x1 stage, ``spatially_separable_conv2d`` a k_h x 1 then a 1 x k_w stage,
-    ``flattened_conv2d`` a 1x1, a vertical and a horizontal (depthwise) stage."""
+    ``flattened_conv2d`` a 1x1, a vertical and a horizontal (depthwise) stage;
+    ``shuffled_grouped_conv2d`` is a grouped convolution then a ``ShuffleStage``."""
     return _resolve(fn, x_shape, weight_shapes, conv_kwargs)[0]
 
 
@@ -380,11 +385,12 @@ def _itemsize(itemsize):
 
 def stage_costs(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
     """The :class:`Cost` of each stage ``fn`` runs (one for the plain convolutions, two for
-    separable and spatially separable, three for flattened); their sum is :func:`cost`. The
-    bias, if any, belongs to the last stage."""
-    sts, has_bias = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
+    separable, spatially separable and shuffled grouped (the conv, then the shuffle), three for
+    flattened); their sum is :func:`cost`. The bias, if any, belongs to the last convolution
+    stage (for shuffled_grouped_conv2d the conv: the forward adds it before shuffling)."""
+    sts, bias_at = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
     size = _itemsize(itemsize)
-    return [_stage_cost(st, has_bias and i == len(sts) - 1, size) for i, st in enumerate(sts)]
+    return [_stage_cost(st, i == bias_at, size) for i, st in enumerate(sts)]
 
 
 def cost(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
@@ -420,7 +426,9 @@ def cost(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
       and weights (and the bias) once and writing its output once:
       ``itemsize * (input + weights + bias + output)`` summed over the stages, so the
       intermediate of a composite function is written and read back. ``channel_shuffle`` reads
-      and writes its input once (no arithmetic).
+      and writes its input once (no arithmetic); so does the shuffle stage of
+      ``shuffled_grouped_conv2d``, counted unfused like the others (the forward writes the
+      shuffled order directly when it can, saving that traffic).
     * ``arithmetic_intensity = flops / bytes_moved`` (FLOPs per byte, roofline model).
 
     >>> cost("conv2d", (1, 3, 7, 7), (128, 3, 3, 3)).multiplications

@@ -37,6 +37,10 @@ None in its place, e.g. for a network's first layer)::
     flattened_conv2d_grads(x, channel_weight, vertical_weight, horizontal_weight, grad_output,
                            stride=1, padding=0, dilation=1, *, layout=None, input_grad=True)
         -> (grad_x, grad_channel_weight, grad_vertical_weight, grad_horizontal_weight, grad_bias)
+    shuffled_grouped_conv2d_grads(x, weight, grad_output, groups, stride=1, padding=0,
+                                  dilation=1, *, shuffle_groups=None, padding_mode="zeros",
+                                  layout=None, input_grad=True)
+        -> (grad_x, grad_weight, grad_bias)
     channel_shuffle_input(grad_output, groups, *, layout=None)   (the inverse shuffle)
 
 The composite functions recompute their intermediate activations (one forward stage each) and
@@ -77,7 +81,7 @@ from ._api import as_array, conv_geometry, result_dtype
 from ._core import weight_grad_into as _weight_grad_into
 from ._functions import (
     _run, channel_shuffle as _channel_shuffle, depthwise_stages, flattened_stages,
-    separable_stages, shuffle_stage, spatially_separable_stages,
+    separable_stages, shuffle_stage, shuffled_grouped_stages, spatially_separable_stages,
 )
 
 __all__ = [
@@ -87,7 +91,7 @@ __all__ = [
     "conv_transpose1d_weight", "conv_transpose2d_weight", "conv_transpose3d_weight",
     "depthwise_conv2d_input", "depthwise_conv2d_weight", "depthwise_conv2d_grads",
     "separable_conv2d_grads", "spatially_separable_conv2d_grads", "flattened_conv2d_grads",
-    "channel_shuffle_input",
+    "shuffled_grouped_conv2d_grads", "channel_shuffle_input",
 ]
 
 # ------------------------------------------------------------------ small helpers
@@ -548,6 +552,23 @@ def flattened_conv2d_grads(x, channel_weight, vertical_weight, horizontal_weight
     gx, (gc, gv, gh) = _grads_chain(stages, x, weights, g, dtype, input_grad)
     return (gx, gc.reshape(ch.shape), gv.reshape(v.shape), gh.reshape(h.shape),
             bias(g, layout=layout))
+
+
+def shuffled_grouped_conv2d_grads(x, weight, grad_output, groups, stride=1, padding=0,
+                                  dilation=1, *, shuffle_groups=None, padding_mode="zeros",
+                                  layout=None, input_grad=True):
+    """All gradients of shuffled_grouped_conv2d (grouped conv2d, then a channel shuffle):
+    (grad_x, grad_weight, grad_bias). groups may be given by keyword, as the benchmarks do."""
+    x, w, g = as_array("x", x), as_array("weight", weight), as_array("grad_output", grad_output)
+    conv, shuf = shuffled_grouped_stages(x.shape, w.shape, groups, stride, padding, dilation,
+                                         shuffle_groups, padding_mode, layout)
+    _check_grad_output(g, shuf.out_shape)
+    dtype = result_dtype(x, w, g)
+    # The shuffle is a permutation: its gradient is the inverse shuffle, after which the conv
+    # stage (and the bias, which the forward adds before shuffling) sees its own grad_output.
+    g = channel_shuffle_input(g.astype(dtype, copy=False), shuf.groups, layout=layout)
+    gx, (gw,) = _grads_chain([conv], x, [w], g, dtype, input_grad)
+    return gx, gw, bias(g, layout=layout)
 
 
 def channel_shuffle_input(grad_output, groups, *, layout=None):
