@@ -63,6 +63,21 @@ def _valid(case):
     return True
 
 
+def _tile_scale(scale, layout):
+    """Winograd's error scale: each output's sum |x*w|, raised to the largest in its 4x4 output
+    tile. The transforms mix all 36 inputs of a tile, so an output whose own window holds one
+    small term (a corner of a tiny padded image) errs like its tile's largest output: relative to
+    its own sum it reached 3x the GEMM family's bound (seed 3 of a 1x1x2 image, padding 2)."""
+    s = np.moveaxis(scale, -1, 1) if layout == "NHWC" else scale
+    n, c, h, w = s.shape
+    th, tw = -(-h // 4), -(-w // 4)
+    t = np.zeros((n, c, th * 4, tw * 4))
+    t[:, :, :h, :w] = s
+    t = t.reshape(n, c, th, 4, tw, 4).max(axis=(3, 5))
+    out = np.repeat(np.repeat(t, 4, axis=2), 4, axis=3)[:, :, :h, :w]
+    return np.moveaxis(out, 1, -1) if layout == "NHWC" else out
+
+
 @settings(max_examples=60, deadline=None)
 @given(case=wino_cases())
 def test_winograd_matches_oracle(case, isa):
@@ -78,7 +93,7 @@ def test_winograd_matches_oracle(case, isa):
     with use_isa(isa):
         y = cconv.conv2d(xl, w, b, algorithm="winograd", **kw)
     expected = R.conv2d(xl, w, b, **kw)
-    scale = R.magnitude(R.conv2d, xl, w, b, **kw)
+    scale = _tile_scale(R.magnitude(R.conv2d, xl, w, b, **kw), case["layout"])
     assert y.dtype == dt
     R.assert_conv_close(y, expected, scale, dt, case["c_in"] * 9, msg=repr(case))
 
