@@ -180,9 +180,8 @@ static void free_phases(dim_phase *ph[3], const int nph[3])
 
 /* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c.
  * Units (g, cout block, kc block) are independent copies, so large filters pack on all threads
- * (a one-shot call pays for the packing; 2.4 MB took ~0.8 ms on one thread). Within a unit, taps
- * run inner (adjacent in the source) and columns go in groups of 16, so the source lines one k
- * needs stay in L1 and few enough rows stream at once for the hardware prefetcher. */
+ * (a one-shot call pays for the packing; 2.4 MB took ~0.8 ms on one thread, bound by gathering
+ * NR strided rows). Within a unit, taps run inner: they are adjacent in the source. */
 #define PACK_GEMM(T)                                                                               \
     {                                                                                              \
         const T *w = (const T *)weight;                                                            \
@@ -197,20 +196,17 @@ static void free_phases(dim_phase *ph[3], const int nph[3])
             const int64_t ncol = cog - cb * NR < NR ? cog - cb * NR : NR;                          \
             const int64_t k0 = kb * p->kc, kn = p->kmax - k0 < p->kc ? p->kmax - k0 : p->kc;       \
             T *dst = wp + ((g * p->nblk + cb) * p->kmax + k0) * ps->ntaps * NR;                    \
-            for (int64_t j0 = 0; j0 < NR; j0 += 16)                                                \
-                for (int64_t k = k0; k < k0 + kn; k++) {                                           \
-                    const int64_t kw = k / cig, c = k % cig; /* kw > 0: folded taps */             \
-                    const T *src = w + kw + (d->transposed ? ((g * cig + c) * cog + cb * NR) * ksz \
-                                                           : ((g * cog + cb * NR) * cig + c) * ksz); \
-                    const int64_t j1 = j0 + 16 < NR ? j0 + 16 : NR, jn = j1 < ncol ? j1 : ncol;    \
-                    for (int t = 0; t < ps->ntaps; t++) {                                          \
-                        const T *s = src + ps->tap_k[t];                                           \
-                        T *o = dst + ((int64_t)t * kn + (k - k0)) * NR;                            \
-                        int64_t j = j0;                                                            \
-                        for (; j < jn; j++) o[j] = s[j * col_stride];                              \
-                        for (; j < j1; j++) o[j] = 0;                                              \
-                    }                                                                              \
+            for (int64_t k = k0; k < k0 + kn; k++) {                                               \
+                const int64_t kw = k / cig, c = k % cig; /* kw > 0: folded taps */                 \
+                const T *src = w + kw + (d->transposed ? ((g * cig + c) * cog + cb * NR) * ksz     \
+                                                       : ((g * cog + cb * NR) * cig + c) * ksz);   \
+                for (int t = 0; t < ps->ntaps; t++) {                                              \
+                    const T *s = src + ps->tap_k[t];                                               \
+                    T *o = dst + ((int64_t)t * kn + (k - k0)) * NR;                                \
+                    for (int64_t j = 0; j < ncol; j++) o[j] = s[j * col_stride];                   \
+                    for (int64_t j = ncol; j < NR; j++) o[j] = 0;                                  \
                 }                                                                                  \
+            }                                                                                      \
         }                                                                                          \
     }
 
