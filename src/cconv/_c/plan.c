@@ -188,7 +188,7 @@ static void free_phases(dim_phase *ph[3], const int nph[3])
         T *wp = (T *)ps->wpack;                                                                    \
         const int64_t col_stride = d->transposed ? ksz : cig * ksz;                                \
         const int64_t nkb = (p->kmax + p->kc - 1) / p->kc, units = G * p->nblk * nkb;              \
-        const int nt = units > 1 && ps->ntaps * p->kmax * NR * G * p->nblk >= (1 << 16) ? cconv_threads() : 1; \
+        const int nt = n >= (1 << 16) ? cconv_threads() : 1; /* n: elements packed (caller) */   \
         (void)nt;                                                                                  \
         _Pragma("omp parallel for schedule(static) num_threads(nt)")                               \
         for (int64_t u = 0; u < units; u++) {                                                      \
@@ -420,9 +420,9 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
         wino_geom g;
         wino_geometry(&probe, &g);
         /* (Images of a few tiles, 14x14 outputs, still gain: U then streams from L3 per tile row.)
-         * The filter transform (70-130 ns a filter: writing U dominates) must pay for itself within one call too:
-         * it saves ~2 ns a filter per tile, so ask for WINO_MIN_CALL_TILES tiles in the call. */
-        /* (the scan of the filters for Inf/NaN last: it reads them all) */
+         * The filter transform (70-130 ns a filter, mostly writing U) must pay for itself within
+         * one call too: it saves ~2 ns a filter per tile, so ask for WINO_MIN_CALL_TILES tiles in
+         * the call. The scan of the filters for Inf/NaN comes last: it reads them all. */
         if (g.fit >= WINO_MIN_TILES && g.TRB * g.TCB >= 4 && d->batch * g.th * g.tw >= WINO_MIN_CALL_TILES &&
             all_finite(weight, cog * cig * 9, d->dtype))
             return CCONV_ALGO_WINOGRAD;
