@@ -10,6 +10,7 @@ dtypes compute in float64, float16 in float32 and long double in float64. Comple
 and other non-numeric dtypes raise TypeError.
 """
 from dataclasses import dataclass
+import functools
 import numbers
 import operator
 
@@ -163,13 +164,17 @@ class Geometry:
 
     def desc(self, algorithm="auto"):
         """The C descriptor's fields, padded to 3 spatial dimensions."""
+        return dict(self._desc, algorithm=algorithm)
+
+    @functools.cached_property
+    def _desc(self):  # computed once per geometry (conv_geometry remembers geometries)
         lead = 3 - self.nd
 
         def pad3(t, fill):
             return (fill,) * lead + tuple(t)
 
         return dict(transposed=self.transposed, channels_last=self.channels_last,
-                    padding_mode=self.padding_mode, algorithm=algorithm, batch=self.batch,
+                    padding_mode=self.padding_mode, batch=self.batch,
                     in_channels=self.in_channels, out_channels=self.out_channels, groups=self.groups,
                     in_size=pad3(self.in_size, 1), kernel=pad3(self.kernel, 1),
                     stride=pad3(self.stride, 1), dilation=pad3(self.dilation, 1),
@@ -198,10 +203,49 @@ def _check_size(name, shape, itemsize=8):
         raise ValueError(f"{name} of shape {tuple(shape)} has more bytes than a 64-bit size can hold")
 
 
+def _cache_key(v):
+    """v itself when it is made only of exact ints, strings, None and tuples of them (so that equal
+    keys mean equal arguments: 1 == 1.0 == True as dict keys, yet only 1 is a valid stride);
+    anything else raises _Uncacheable."""
+    if v is None or type(v) is int or type(v) is str:
+        return v
+    if type(v) is tuple:
+        return ("t",) + tuple(_cache_key(e) for e in v)
+    raise _Uncacheable
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+_GEOMETRIES = {}  # argument values -> Geometry: the checks cost more than a small convolution
+
+
 def conv_geometry(nd, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, *,
                   padding_mode="zeros", layout=None, transposed=False, output_padding=0,
                   x_name="x", w_name="weight"):
-    """Validates one convolution's arguments against the shapes; returns its Geometry."""
+    """Validates one convolution's arguments against the shapes; returns its Geometry
+    (remembered for repeated calls with the same arguments)."""
+    try:  # shapes go through int() either way, so equal values give equal geometries
+        key = (nd, bool(transposed), x_name, w_name, tuple(x_shape), tuple(w_shape),
+               _cache_key(stride), _cache_key(padding), _cache_key(dilation), _cache_key(groups),
+               _cache_key(padding_mode), _cache_key(layout), _cache_key(output_padding))
+        g = _GEOMETRIES.get(key)
+    except (_Uncacheable, TypeError):  # TypeError: an unhashable shape entry
+        key = g = None
+    if g is None:
+        g = _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups,
+                           padding_mode=padding_mode, layout=layout, transposed=transposed,
+                           output_padding=output_padding, x_name=x_name, w_name=w_name)
+        if key is not None:
+            if len(_GEOMETRIES) >= 1024:
+                _GEOMETRIES.clear()
+            _GEOMETRIES[key] = g
+    return g
+
+
+def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, padding_mode,
+                   layout, transposed, output_padding, x_name, w_name):
     x_shape, w_shape = tuple(int(s) for s in x_shape), tuple(int(s) for s in w_shape)
     last = channels_last(layout, nd)
     if len(x_shape) != nd + 2:
