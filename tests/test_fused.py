@@ -114,15 +114,18 @@ GROUPED = [
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("case", GROUPED)
-def test_grouped_direct_matches_reference(isa, dtype, case):
+def test_grouped_direct_matches_reference(isa, dtype, layout, case):
     cin, cout, g, H, W, k, s, d, mode = case
     rng = np.random.default_rng(cin + cout + g)
     x = rng.standard_normal((2, cin, H, W)).astype(dtype)
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     w = rng.standard_normal((cout, cin // g) + k).astype(dtype)
     b = rng.standard_normal(cout).astype(dtype)
     pad = tuple(d * (ki // 2) for ki in k)
-    kw = dict(stride=s, padding=pad, dilation=d, groups=g, padding_mode=mode)
+    kw = dict(stride=s, padding=pad, dilation=d, groups=g, padding_mode=mode, layout=layout)
     with use_isa(isa):
         got = cconv.conv2d(x, w, b, algorithm="grouped", **kw)
         ref = cconv.conv2d(x, w, b, algorithm="reference", **kw)
@@ -131,11 +134,16 @@ def test_grouped_direct_matches_reference(isa, dtype, case):
 
 
 def test_grouped_is_chosen_for_few_channels_per_group():
-    p = cconv.plan_conv2d((1, 128, 8, 8), np.ones((128, 4, 3, 3), np.float32), groups=32, padding=1)
-    assert p.algorithm == "grouped"
-    with pytest.raises(ValueError):
-        cconv.plan_conv2d((1, 8, 8, 128), np.ones((128, 4, 3, 3), np.float32), groups=32,
-                          layout="NHWC", algorithm="grouped")
+    w = np.ones((128, 4, 3, 3), np.float32)
+    assert cconv.plan_conv2d((1, 128, 8, 8), w, groups=32, padding=1).algorithm == "grouped"
+    assert cconv.plan_conv2d((1, 8, 8, 128), w, groups=32, padding=1,
+                             layout="NHWC").algorithm == "grouped"
+    # channels-last rows expanded to W x cig x C_out that overflow L2: the GEMM instead
+    assert cconv.plan_conv2d((1, 8, 1024, 512), np.ones((512, 8, 3, 3), np.float32), groups=64,
+                             padding=1, layout="NHWC").algorithm == "gemm"
+    with pytest.raises(ValueError):  # 16 input channels per group: not the direct kernels' case
+        cconv.plan_conv2d((1, 32, 8, 8), np.ones((32, 16, 3, 3), np.float32), groups=2,
+                          algorithm="grouped")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

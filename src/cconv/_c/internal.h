@@ -28,10 +28,15 @@ typedef void (*cconv_tile_fn)(const void *x, const ptrdiff_t *pix, const ptrdiff
 typedef void (*cconv_tile_store_fn)(const void *acc, const void *bias, int64_t m, int64_t ncol, void *y,
                                     ptrdiff_t ys);
 
+/* Stores a finished tile channels-last: y[rows[i] + j] = acc[i*NR + j] + bias[j]. */
+typedef void (*cconv_tile_store_cl_fn)(const void *acc, const void *bias, int64_t m, int64_t ncol, void *y,
+                                       const int64_t *rows);
+
 typedef struct {
     int mr, nr;
     cconv_tile_fn fn;
     cconv_tile_store_fn store_cf;
+    cconv_tile_store_cl_fn store_cl;
 } cconv_tile_kernel;
 
 /* Depthwise kernels (kernels/depthwise.inc; drivers in depthwise.inc).
@@ -44,6 +49,10 @@ typedef void (*cconv_dw_cf_fn)(const void *const *taps, int ntaps, const void *w
  * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). */
 typedef void (*cconv_dw_cl_fn)(const void *const *src, int ntaps, int64_t n, int64_t C,
                                const void *w, const void *bias, void *y);
+/* dst[q*pix + e] = src[q*C + lane[e]] for q < npix, e < pix: a channels-last row expanded so that
+ * grouped channels-last convolutions become depthwise ones (see run_dw_cl_). */
+typedef void (*cconv_dw_expand_fn)(void *dst, const void *src, int64_t npix, int64_t C,
+                                   const int32_t *lane, int64_t pix);
 
 /* Pointwise block of the fused separable convolution: y[i*ys + p] = bias[i] + sum_k w[k*6 + i] *
  * x[k*xs + p] for i < mr <= 6, p < np; bias may be NULL; x rows readable one vector past np. */
@@ -88,6 +97,7 @@ typedef struct {
     cconv_tile_kernel narrow[2]; /* [dtype]: NR = 1 vector, more pixels */
     cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
     cconv_dw_cl_fn dw_cl[2];
+    cconv_dw_expand_fn dw_expand[2];
     cconv_pw_band_fn pw_band[2];
     cconv_stream_copy_fn stream_copy[2];
     cconv_wino_in_fn wino_in[2];

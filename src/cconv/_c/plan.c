@@ -234,8 +234,7 @@ static void free_phases(dim_phase *ph[3], const int nph[3])
         }                                                                                          \
     }
 
-/* Depthwise/grouped weights: channels-first [co][ci in group][tap]; channels-last (cig == 1)
- * [tap][co]. */
+/* Depthwise/grouped weights: channels-first [co][ci in group][tap]; channels-last [tap][ci][co]. */
 #define PACK_DW(T)                                                                                 \
     {                                                                                              \
         const T *w = (const T *)weight;                                                            \
@@ -244,7 +243,7 @@ static void free_phases(dim_phase *ph[3], const int nph[3])
             for (int64_t ci = 0; ci < cig; ci++)                                                   \
                 for (int t = 0; t < ps->ntaps; t++) {                                              \
                     const T v = w[(co * cig + ci) * ksz + ps->tap_k[t]];                           \
-                    if (d->channels_last) dst[t * Co + co] = v;                                    \
+                    if (d->channels_last) dst[(t * cig + ci) * Co + co] = v;                       \
                     else dst[(co * cig + ci) * ps->ntaps + t] = v;                                 \
                 }                                                                                  \
     }
@@ -397,12 +396,13 @@ static int can_depthwise(const cconv_conv_desc *d)
     return !d->transposed && cig == 1;
 }
 
-/* Few input channels per group, channels-first: each output row sums cig*kh*kw shifted input rows,
- * too short a reduction for the GEMM tile; the depthwise row kernels take it as more taps. */
+/* Few input channels per group: each output sums cig*kd*kh*kw taps, too short a reduction for
+ * the GEMM tile (whose blocks would pack NR/cog groups with block-diagonal, mostly zero weights);
+ * the depthwise kernels take it as more taps (channels-last: on rows expanded per ci). */
 static int can_grouped(const cconv_conv_desc *d)
 {
     const int64_t cig = d->in_channels / d->groups;
-    return !d->transposed && !d->channels_last && cig >= 1 && cig <= 8;
+    return !d->transposed && cig >= 1 && cig <= 8;
 }
 
 static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_isa_table *isa,
@@ -410,7 +410,16 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
 {
     const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
     if (can_depthwise(d) && cog <= 4) return CCONV_ALGO_DEPTHWISE;
-    if (can_grouped(d) && cig >= 2 && cog <= 8 && d->groups > 1) return CCONV_ALGO_GROUPED;
+    if (can_grouped(d) && cig >= 2 && cog <= 8 && d->groups > 1) {
+        /* channels-last: the per-thread ring of expanded rows (kd*kh rows of W x cig x C_out)
+         * should stay in L2, and a 1x1 kernel would use each expanded row once (the GEMM's
+         * wasted block-diagonal FMAs cost less than the expansion then). */
+        const double ring = (double)((d->kernel[0] - 1) * d->dilation[0] + 1) *
+                            ((d->kernel[1] - 1) * d->dilation[1] + 1) * d->in_size[2] * cig *
+                            d->out_channels * (d->dtype == CCONV_FLOAT64 ? 8 : 4);
+        const int64_t taps = d->kernel[0] * d->kernel[1] * d->kernel[2];
+        if (!d->channels_last || (ring <= 1024.0 * 1024 && taps > 1)) return CCONV_ALGO_GROUPED;
+    }
     /* Winograd where its 4x fewer multiplications outweigh streaming the 4x larger transformed
      * weights: enough channels to keep the GEMMs long, enough tiles per job to reuse U. */
     if (can_winograd(d) && cig >= 16 && cog >= 16) {
