@@ -58,7 +58,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     x (N, C_in, H, W) or layout="NHWC"; weight (C_out, C_in/groups, kh, kw); padding: int,
     (ph, pw), ((top, bottom), (left, right)), "valid" or "same"; padding_mode: zeros, reflect,
     replicate, circular; algorithm: auto, gemm, depthwise (one input channel per group),
-    grouped (channels-first, 2-8 input channels per group: direct row kernels), reference."""
+    grouped (2-8 input channels per group: the depthwise kernels), reference."""
     return _conv(2, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
                  layout, out, algorithm)
 
