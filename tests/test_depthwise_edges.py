@@ -5,6 +5,8 @@ lanes; f64: 2, 4, 8) and of the 4-vector register block; padding wider than a ve
 mode, asymmetric pads, dilation along W only, multipliers, grouped channels, one-row images and
 batch 1 are covered, at strides 1 and 2. Each result must match the reference algorithm, be
 bitwise identical for 1 and 2 threads, and leave the input unchanged."""
+import os
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,21 @@ def test_row_kernel_edges_match_reference(isa, dtype, W, case):
     assert np.array_equal(x, x0)  # the input is read in place, never written
     err = np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)
     assert err < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_streamed_output_matches_reference(dtype):
+    """Input + output larger than half the L3 (and 8 MiB): bands are streamed out with
+    non-temporal stores (run_dw_cf_), a path the small shapes above never take."""
+    l3 = os.sysconf("SC_LEVEL3_CACHE_SIZE") if "SC_LEVEL3_CACHE_SIZE" in os.sysconf_names else 0
+    need = max(8 << 20, max(l3, 0) // 2) * 1.2
+    item = np.dtype(dtype).itemsize
+    C, W = 8, 257  # odd width: partial vectors at every row end
+    H = int(need / (1.5 * C * W * item)) + 1  # the output is half the input (stride 2 along W)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, C, H, W)).astype(dtype)
+    w = rng.standard_normal((C, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    got = cconv.depthwise_conv2d(x, w, b, stride=(1, 2), padding=1)
+    ref = cconv.conv2d(x, w, b, stride=(1, 2), padding=1, groups=C, algorithm="reference")
+    assert np.abs(got - ref).max() / np.abs(ref).max() < TOL[dtype]

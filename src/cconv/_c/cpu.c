@@ -2,6 +2,7 @@
  * The active ISA is the only mutable global: chosen once at first use (CCONV_ISA may force it)
  * and changed only by cconv_set_isa. */
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include "internal.h"
 
@@ -112,6 +113,19 @@ int cconv_has_openmp(void)
 #else
     return 0;
 #endif
+}
+
+double cconv_l3_bytes(void)
+{
+    static double bytes = -1; /* benign race: every thread computes the same value */
+    if (bytes < 0) {
+        long v = -1;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+        v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+        bytes = v > 0 ? (double)v : 0.0;
+    }
+    return bytes;
 }
 
 void *cconv_aligned_alloc(size_t bytes)

@@ -117,6 +117,8 @@ extern const cconv_isa_table cconv_isa_avx512;
 
 const cconv_isa_table *cconv_active_isa(void);
 int cconv_threads(void);
+/* The last-level (L3) cache size in bytes as the OS reports it; 0 when unknown. */
+double cconv_l3_bytes(void);
 /* Makes cconv_threads() return 1 on this thread while on; returns the previous state. */
 int cconv_set_serial(int on);
 
