@@ -407,7 +407,8 @@ static int can_depthwise(const cconv_conv_desc *d)
 static int can_grouped(const cconv_conv_desc *d)
 {
     const int64_t cig = d->in_channels / d->groups;
-    return !d->transposed && cig >= 1 && cig <= 8;
+    /* channels-last expansion indexes a pixel's channels with int32 lanes */
+    return !d->transposed && cig >= 1 && cig <= 8 && (!d->channels_last || d->in_channels < INT32_MAX);
 }
 
 static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_isa_table *isa,
