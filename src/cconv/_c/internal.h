@@ -93,7 +93,8 @@ typedef void (*cconv_gw_dw_fn)(const void *x, const ptrdiff_t *taps, int ntaps, 
 
 typedef struct {
     const char *name;
-    cconv_tile_kernel wide[2];   /* [dtype]: NR = 2 vectors */
+    cconv_tile_kernel wide[2];   /* [dtype]: NR = WIDE_NV vectors (2 or 3), the GEMM's main tile */
+    cconv_tile_kernel mid[2];    /* [dtype]: NR = 2 vectors (the wide tile itself where it has 2) */
     cconv_tile_kernel narrow[2]; /* [dtype]: NR = 1 vector, more pixels */
     cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
     cconv_dw_cl_fn dw_cl[2];

@@ -38,10 +38,11 @@ struct cconv_plan {
      * (k = kw*C_in + c) instead of running KW tile loops of C_in steps each. wmerge: KW folded
      * this way, else 1. */
     int64_t wmerge;
-    /* cog % NR is at most the narrow tile's width: each group's last block runs on the narrow
-     * tile (its weights packed that wide) instead of a mostly empty wide tile (C_out 80: blocks
-     * 32, 32, 16 on AVX-512, and the 16 no longer costs a 32-wide tile). */
-    int tail_narrow;
+    /* When cog % NR fits a narrower tile (mid or narrow), each group's last block runs on it
+     * (its weights packed that wide) instead of a partly empty wide tile (C_out 128 on AVX-512:
+     * blocks 48, 48 and a 32 on the mid tile; C_out 64: 48 and a 16 on the narrow one). */
+    int has_tail;
+    cconv_tile_kernel tail;
     /* Pointwise (1x1, stride 1, no padding) channels-first: Y[n] = W X[n] is a plain GEMM on the
      * NCHW arrays, so the tile runs with roles swapped (output channels as its MR rows, pixels as
      * its NR columns): weights are broadcast from weight_copy (C_out x cig, as given), pixel
@@ -180,6 +181,15 @@ static void free_phases(dim_phase *ph[3], const int nph[3])
     }
 }
 
+/* The narrowest of the narrow, mid and wide tiles that holds ncol output channels (the wide
+ * one when none does). */
+static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int64_t ncol)
+{
+    if (ncol <= isa->narrow[dt].nr) return isa->narrow[dt];
+    if (ncol <= isa->mid[dt].nr) return isa->mid[dt];
+    return isa->wide[dt];
+}
+
 /* ---------------------------------------------------------------- weight packing */
 
 /* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c.
@@ -199,7 +209,7 @@ static void free_phases(dim_phase *ph[3], const int nph[3])
             const int64_t kb = u % nkb, cb = (u / nkb) % p->nblk, g = u / (nkb * p->nblk);         \
             const int64_t ncol = cog - cb * NR < NR ? cog - cb * NR : NR;                          \
             const int64_t k0 = kb * p->kc, kn = p->kmax - k0 < p->kc ? p->kmax - k0 : p->kc;       \
-            const int64_t bnr = p->tail_narrow && cb == p->nblk - 1 ? p->isa->narrow[sizeof(T) == 8].nr : NR;\
+            const int64_t bnr = p->has_tail && cb == p->nblk - 1 ? p->tail.nr : NR;                  \
             T *dst = wp + (g * p->nblk + cb) * p->kmax * ps->ntaps * NR + k0 * ps->ntaps * bnr;    \
             for (int64_t k = k0; k < k0 + kn; k++) {                                               \
                 const int64_t kw = k / cig, c = k % cig; /* kw > 0: folded taps */                 \
@@ -334,6 +344,66 @@ static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band 
     if (b->direct || b->shared) { b->DS = p->padded[0]; b->R = Hp; b->WB = Wp; }
 }
 
+/* The GEMM's channel blocking for main tile t: blocks of t.nr output channels per group (or gpb
+ * small groups per block), each group's last block on the narrowest tile that holds it. */
+static void set_gemm_tile(cconv_plan *p, cconv_tile_kernel t)
+{
+    const int dt = p->d.dtype == CCONV_FLOAT64;
+    const int64_t G = p->d.groups, cog = p->cog;
+    p->tile = t;
+    p->nblk = (cog + t.nr - 1) / t.nr;
+    p->gpb = G > 1 && cog < t.nr ? min64(t.nr / cog, G) : 1;
+    p->kmax = p->gpb * p->cig * p->wmerge;
+    p->has_tail = 0;
+    if (p->gpb == 1 && cog % t.nr != 0) {
+        p->tail = narrowest_tile(p->isa, dt, cog % t.nr);
+        p->has_tail = p->tail.nr < t.nr;
+    }
+    p->nblocks = p->gpb > 1 ? (G + p->gpb - 1) / p->gpb : G * p->nblk;
+}
+
+/* Register-tile slots (pixels x channels, computed or wasted) a plan runs, over its speed:
+ * every job runs ceil(npix / MR) tiles per channel block. Relative speeds measured in the
+ * driver on Zen 4 (2026-12-03): the 3-vector wide tile ~5% faster than the 2-vector mid one,
+ * the narrow one ~13% slower. */
+static double gemm_tile_cost(const cconv_plan *p)
+{
+    const cconv_isa_table *isa = p->isa;
+    const int dt = p->d.dtype == CCONV_FLOAT64;
+    double cost = 0;
+    for (int i = 0; i < p->npasses; i++) {
+        gemm_band b;
+        gemm_band_geometry(p, &p->passes[i], &b);
+        const int64_t Q1 = p->passes[i].q[1], Q2 = p->passes[i].q[2];
+        for (int last = 0; last < 2; last++) {
+            const cconv_tile_kernel *t = last && p->has_tail ? &p->tail : &p->tile;
+            const int64_t nblocks = last ? (p->has_tail ? 1 : 0) : p->nblk - (p->has_tail ? 1 : 0);
+            const double speed = t->nr == isa->narrow[dt].nr ? 0.87 : t->nr == isa->mid[dt].nr ? 0.95 : 1.0;
+            double slots = 0; /* per image plane and block: pixel slots of every job */
+            for (int64_t h0 = 0; h0 < Q1; h0 += b.B)
+                for (int64_t w0 = 0; w0 < Q2; w0 += b.WS) {
+                    const int64_t npix = min64(b.B, Q1 - h0) * min64(b.WS, Q2 - w0);
+                    slots += (double)((npix + t->mr - 1) / t->mr * t->mr);
+                }
+            cost += slots * (double)(nblocks * p->d.groups * t->nr) / speed;
+        }
+    }
+    return cost;
+}
+
+/* Where the wide tile is wider than the mid one, keep whichever wastes less: jobs of 14x14-pixel
+ * rows, say, fill 14-pixel mid tiles exactly but leave 2 of 16 slots empty in 8-pixel wide
+ * ones (measured 9% slower). */
+static void choose_gemm_tile(cconv_plan *p)
+{
+    const int dt = p->d.dtype == CCONV_FLOAT64;
+    if (p->gpb > 1 || p->tile.nr != p->isa->wide[dt].nr || p->isa->mid[dt].nr == p->isa->wide[dt].nr) return;
+    const double wide = gemm_tile_cost(p);
+    const cconv_tile_kernel w = p->tile;
+    set_gemm_tile(p, p->isa->mid[dt]);
+    if (gemm_tile_cost(p) >= wide) set_gemm_tile(p, w);
+}
+
 /* Winograd F(4x4, 3x3) jobs: (image, band of tile rows, band of tile columns, chunk of cout
  * blocks). A job transforms its tiles' inputs (V: 36 x tiles x C_in), runs 36 GEMMs with U into
  * M (36 x cout blocks x tiles x NR) and transforms M back to outputs; V and M are sized to
@@ -430,7 +500,7 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
      * weights: enough channels to keep the GEMMs long, enough tiles per job to reuse U. */
     if (can_winograd(d) && cig >= 16 && cog >= 16) {
         cconv_plan probe = {.d = *d};
-        probe.tile = isa->wide[d->dtype == CCONV_FLOAT64];
+        probe.tile = isa->mid[d->dtype == CCONV_FLOAT64];
         probe.nblk = (cog + probe.tile.nr - 1) / probe.tile.nr;
         wino_geom g;
         wino_geometry(&probe, &g);
@@ -478,7 +548,7 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
     const int dt = d->dtype == CCONV_FLOAT64;
     const int64_t Ci = d->in_channels, Co = d->out_channels;
     const size_t es = cconv_dtype_size(d->dtype);
-    p->tile = p->isa->wide[dt];
+    p->tile = p->isa->mid[dt]; /* 2 vectors: 36 GEMMs per block, a third block of 16 wastes more */
     const int64_t NR = p->tile.nr;
     p->nblk = (Co + NR - 1) / NR;
     const size_t wb = (size_t)(Co * Ci * 9) * es, n = (size_t)(36 * p->nblk * Ci * NR);
@@ -573,17 +643,10 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         const int dt = d->dtype == CCONV_FLOAT64;
         const int64_t C = (p->algo != CCONV_ALGO_GEMM && !d->channels_last) ? 1 : Ci;
         if (p->algo == CCONV_ALGO_GEMM) {
-            p->tile = cog <= p->isa->narrow[dt].nr ? p->isa->narrow[dt] : p->isa->wide[dt];
-            p->nblk = (cog + p->tile.nr - 1) / p->tile.nr;
-            p->gpb = 1;
-            if (G > 1 && cog < p->tile.nr) p->gpb = p->tile.nr / cog < G ? p->tile.nr / cog : G;
             p->wmerge = 1;
             if (!d->transposed && G == 1 && Ci < 32 && d->dilation[2] == 1 && d->kernel[2] > 1)
                 p->wmerge = d->kernel[2];
-            p->kmax = p->gpb * cig * p->wmerge;
-            p->tail_narrow = p->gpb == 1 && p->tile.nr > p->isa->narrow[dt].nr && cog % p->tile.nr != 0 &&
-                             cog % p->tile.nr <= p->isa->narrow[dt].nr;
-            p->nblocks = p->gpb > 1 ? (G + p->gpb - 1) / p->gpb : G * p->nblk;
+            set_gemm_tile(p, narrowest_tile(p->isa, dt, cog));
         }
         /* Each pass owns at least one output, so a count past INT_MAX could never be allocated. */
         const int64_t npasses = (int64_t)nph[0] * nph[1] * nph[2];
@@ -618,6 +681,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
             goto phases_overflow;
     }
     free_phases(ph, nph);
+    if (p->algo == CCONV_ALGO_GEMM) choose_gemm_tile(p);
 
     if (p->algo == CCONV_ALGO_GEMM && !d->channels_last && !d->transposed) {
         p->pw_cf = 1;
