@@ -94,6 +94,14 @@ int64_t cconv_plan_workspace_bytes(const cconv_plan *plan);
 cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void *pw,
                                           const void *bias, int64_t Co2, const void *x, void *y);
 
+/* Fused flattened convolution, channels-first: y = depthwise(desc, dw_weight, bias) of the 1x1
+ * convolution of x (N, Ci, H, W) with cw (C, Ci), band by band of output rows in cache, so the
+ * (N, C, H, W) intermediate never exists. desc is the depthwise step (2-D, C channels in and out,
+ * groups C, zero padding; dw_weight (C, 1, kh, kw): a flattened filter's vertical x horizontal
+ * outer product); y is (N, C, OH, OW). CCONV_ERR_UNSUPPORTED for other descriptors. */
+cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_weight, const void *bias,
+                                    int64_t Ci, const void *cw, const void *x, void *y);
+
 /* Runs a depthwise or grouped channels-first plan, writing output channel c*(C/g) + j at j*g + c
  * (channel_shuffle with g = shuffle_groups) directly; CCONV_ERR_UNSUPPORTED for other plans. */
 cconv_status cconv_plan_execute_shuffled(const cconv_plan *plan, int64_t shuffle_groups,

@@ -47,6 +47,59 @@ def test_fused_separable_equals_composition(isa, dtype, case):
     assert _rel(fused, ref) < TOL[dtype]
 
 
+FLATTENED = [
+    # N, C_in, C_out, H, W, kh, kw, stride, padding, dilation
+    (2, 5, 7, 9, 11, 3, 3, 1, 1, 1),              # whole images per job
+    (1, 3, 4, 17, 6, 5, 3, 2, (2, 1), (1, 2)),    # batch 1: one image at a time
+    (9, 6, 10, 70, 40, 3, 3, 1, 1, 1),            # bands of rows across threads (halo rows)
+    (5, 4, 6, 61, 33, 3, 5, (2, 1), ((3, 0), (1, 2)), (2, 1)),
+    (1, 2, 3, 3, 4, 3, 3, 1, 5, 1),               # bands that read padding only
+    (6, 40, 9, 50, 50, 7, 1, 3, (3, 0), 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", FLATTENED)
+def test_fused_flattened_equals_composition(isa, dtype, case):
+    N, Ci, Co, H, W, kh, kw, s, p, d = case
+    rng = np.random.default_rng(sum(map(hash, map(str, case))) % 2**32)
+    x = rng.standard_normal((N, Ci, H, W)).astype(dtype)
+    ch = rng.standard_normal((Co, Ci)).astype(dtype)
+    v = rng.standard_normal((Co, kh)).astype(dtype)
+    h = rng.standard_normal((Co, kw)).astype(dtype)
+    b = rng.standard_normal(Co).astype(dtype)
+    kwargs = dict(stride=s, padding=p, dilation=d)
+    with use_isa(isa):
+        fused = cconv.flattened_conv2d(x, ch, v, h, b, **kwargs)
+        steps = cconv.flattened_conv2d(x, ch, v, h, b, fused=False, **kwargs)
+        assert threads_equal(lambda: cconv.flattened_conv2d(x, ch, v, h, b, **kwargs))
+    assert fused.shape == steps.shape
+    assert _rel(fused, steps) < TOL[dtype]
+    ref = R.flattened_conv2d(x.astype(np.float64), ch, v, h, b, **kwargs)
+    assert _rel(fused, ref) < TOL[dtype]
+
+
+def test_fused_flattened_allocates_no_intermediate():
+    """Peak traced memory (NumPy reports its buffers to tracemalloc): the fused call holds the
+    output only, the staged one also its two (N, C_out, H, W) intermediates."""
+    import tracemalloc
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 8, 64, 64)).astype(np.float32)
+    ch, v, h = (rng.standard_normal(s).astype(np.float32) for s in ((16, 8), (16, 3), (16, 3)))
+    peaks = {}
+    for fused in (True, False):
+        cconv.flattened_conv2d(x, ch, v, h, padding=1, fused=fused)  # warm caches of plans
+        tracemalloc.start()
+        y = cconv.flattened_conv2d(x, ch, v, h, padding=1, fused=fused)
+        peaks[fused] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[True] < 1.2 * y.nbytes
+    assert peaks[False] > 1.8 * y.nbytes
+    out = np.empty_like(y)
+    assert cconv.flattened_conv2d(x, ch, v, h, padding=1, out=out) is out
+    np.testing.assert_array_equal(out, cconv.flattened_conv2d(x, ch, v, h, padding=1))
+
+
 def test_fused_separable_out_and_describe():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 6, 10, 12)).astype(np.float32)

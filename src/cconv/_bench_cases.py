@@ -346,6 +346,13 @@ NETWORKS = {
          (1, 64, 56, 56), (64, 1, 3, 1), (64, 1, 1, 3), dict(padding=1, groups=64)),
         ("flattened_64", "flattened 1x1 + 3x1 + 1x3 64->64 56", "flattened_conv2d",
          (1, 64, 56, 56), (64, 64), (64, 3), (64, 3), dict(padding=1)),
+        # fused (default) against stage by stage: asv's peakmem_cconv shows the intermediates
+        ("flattened_64_n8", "flattened 1x1 + 3x1 + 1x3 64->64 56, N8 (fused)", "flattened_conv2d",
+         (8, 64, 56, 56), (64, 64), (64, 3), (64, 3), dict(padding=1)),
+        ("flattened_64_n8_steps", "flattened 1x1 + 3x1 + 1x3 64->64 56, N8 (fused=False)",
+         "flattened_conv2d", (8, 64, 56, 56), (64, 64), (64, 3), (64, 3), dict(padding=1, fused=False)),
+        ("separable_n8_steps", "separable 3x3 + 1x1 144->24 56, N8 (fused=False)", "separable_conv2d",
+         (8, 144, 56, 56), (144, 1, 3, 3), (24, 144, 1, 1), dict(padding=1, fused=False)),
     ]),
 }
 

@@ -266,6 +266,30 @@ def channel_shuffle_into(cnp.ndarray x, cnp.ndarray y, int64_t groups, bint chan
     return y
 
 
+def flattened_into(dict desc, cnp.ndarray dw, bias, cnp.ndarray cw, cnp.ndarray x, cnp.ndarray y):
+    """y <- the depthwise step `desc` (weights dw, bias) of the 1x1 convolution of x with cw
+    (C, C_in), fused band by band (cconv_flattened_conv2d); all C-contiguous, of one dtype."""
+    cdef cconv_conv_desc d
+    cdef cconv_dtype dt = dtype_code(x)
+    fill_desc(desc, dt, &d)
+    cdef int64_t ci = cw.shape[1]
+    cdef void *xp = data_of(x, dt, d.batch * ci * d.in_size[1] * d.in_size[2], "x")
+    cdef void *wp = data_of(dw, dt, weight_count(&d), "weight")
+    cdef void *cp = data_of(cw, dt, d.in_channels * ci, "channel_weight")
+    cdef void *yp = data_of(y, dt, d.batch * d.out_channels * d.out_size[1] * d.out_size[2], "out")
+    cdef void *bp = NULL
+    cdef cconv_status st
+    if bias is not None:
+        bp = data_of(bias, dt, d.out_channels, "bias")
+    if y.size == 0:
+        return y
+    with nogil:
+        st = cconv_flattened_conv2d(&d, wp, bp, ci, cp, xp, yp)
+    if st != CCONV_OK:
+        raise_status(st, "flattened_conv2d")
+    return y
+
+
 def get_isa():
     return cconv_get_isa().decode()
 

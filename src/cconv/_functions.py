@@ -4,7 +4,7 @@ import inspect
 import numpy as np
 
 from . import _api
-from ._core import Plan as _CPlan, channel_shuffle_into as _shuffle_into
+from ._core import Plan as _CPlan, channel_shuffle_into as _shuffle_into, flattened_into as _flattened_into
 from ._api import as_array, check_bias, contiguous, conv_geometry, result_dtype
 
 
@@ -231,18 +231,40 @@ def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None,
 
 
 def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias=None, stride=1,
-                     padding=0, dilation=1, *, layout=None, out=None):
+                     padding=0, dilation=1, *, layout=None, out=None, fused=True):
     """Flattened convolution (arXiv 1412.5474): 1x1 across channels, then a vertical and a
     horizontal 1-D filter per output channel. Equals conv2d with the rank-1 filters
-    W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j] (zero padding)."""
+    W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j] (zero padding).
+
+    fused=True (the default; channels-first only) runs the 1x1 and then one depthwise pass with
+    the kh x kw filters vertical[o, i] * horizontal[o, j] (products rounded once to the dtype),
+    band by band of output rows in cache: no (N, C_out, H, W) intermediate is allocated.
+    fused=False runs the three stages one after the other (same result up to rounding)."""
     x = as_array("x", x)
     ch, v, h, bias = (as_array("channel_weight", channel_weight),
                       as_array("vertical_weight", vertical_weight),
                       as_array("horizontal_weight", horizontal_weight), as_array("bias", bias))
     stages = flattened_stages(x.shape, ch.shape, v.shape, h.shape, stride, padding, dilation, layout)
     cout = ch.shape[0]
-    weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
-    return _run_stages(stages, x, weights, bias, out, (x, ch, v, h, bias))
+    if not fused or stages[0].channels_last:
+        weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
+        return _run_stages(stages, x, weights, bias, out, (x, ch, v, h, bias))
+    dtype = result_dtype(x, ch, v, h, bias)
+    check_bias(bias, cout)
+    vert, horz = stages[1], stages[2]
+    dw = conv_geometry(2, stages[0].out_shape, (cout, 1, v.shape[1], h.shape[1]),
+                       (vert.stride[0], horz.stride[1]),
+                       ((vert.pad_before[0], vert.pad_after[0]), (horz.pad_before[1], horz.pad_after[1])),
+                       (vert.dilation[0], horz.dilation[1]), cout)
+    y, target = _api.output_array(out, horz.out_shape, dtype, (x, ch, v, h, bias))
+    if y.size == 0:
+        return y
+    k = (v.astype(np.float64)[:, :, None] * h.astype(np.float64)[:, None, :]).astype(dtype)
+    _flattened_into(dw.desc(), np.ascontiguousarray(k).reshape(cout, 1, *k.shape[1:]), contiguous(bias, dtype),
+                    contiguous(ch, dtype), np.ascontiguousarray(x, dtype=dtype), target)
+    if target is not y:
+        y[...] = target
+    return y
 
 
 def shuffle_stage(x_shape, groups, layout=None):

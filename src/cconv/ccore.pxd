@@ -59,6 +59,9 @@ cdef extern from "cconv.h" nogil:
                                              const void *x, void *y)
     cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void *pw,
                                               const void *bias, int64_t Co2, const void *x, void *y)
+    cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_weight,
+                                        const void *bias, int64_t Ci, const void *cw,
+                                        const void *x, void *y)
     void cconv_plan_destroy(cconv_plan *plan)
     const cconv_conv_desc *cconv_plan_desc(const cconv_plan *plan)
     cconv_algorithm cconv_plan_algorithm(const cconv_plan *plan)

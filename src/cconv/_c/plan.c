@@ -48,6 +48,9 @@ struct cconv_plan {
      * its NR columns): weights are broadcast from weight_copy (C_out x cig, as given), pixel
      * panels are copied row by row (no transpose), and tile rows are contiguous output rows. */
     int pw_cf;
+    /* Flattened bands (cconv_flattened_conv2d) run sub-plans on a band of rows in place: x's
+     * channel stride for a pw_cf plan, y's for a channels-first depthwise one; 0: the plane size. */
+    int64_t pw_xs, dw_ys;
     int npasses;
     pass_t *passes;
     void *bias;
@@ -910,6 +913,146 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
 
 /* A depthwise or grouped (channels-first) plan whose output channels are written directly in
  * channel_shuffle(y, shuffle_groups) order: ShuffleNet's grouped conv + shuffle in one pass. */
+/* Fused flattened convolution (see cconv.h). A job is (image, band of output rows): it runs the
+ * 1x1 over the band's input rows of x, halo included (a pointwise plan for that many rows, reading
+ * x in place), into a per-thread buffer that stays in L2, then the depthwise over that (a plan
+ * with the band's own top/bottom padding) straight into the band's rows of y: x is read and y
+ * written once. Bands depend only on the shape
+ * (threads never change results). */
+#define FLAT_BAND_BYTES (512 * 1024)
+
+typedef struct {
+    int64_t rows, pt, pb;       /* input rows of the band (clipped to the image), padding rows */
+    cconv_plan *pw, *dw;
+} flat_variant;
+
+cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_weight, const void *bias,
+                                    int64_t Ci, const void *cw, const void *x, void *y)
+{
+    if (!desc || !dw_weight || !cw || !x || !y || Ci < 1) return CCONV_ERR_INVALID;
+    cconv_conv_desc d = *desc;
+    cconv_status st = cconv_conv_output_size(&d);
+    if (st != CCONV_OK) return st;
+    const int64_t C = d.in_channels;
+    if (d.groups != C || d.out_channels != C || d.transposed || d.channels_last || d.in_size[0] != 1 ||
+        d.kernel[0] != 1 || d.padding_mode != CCONV_PAD_ZEROS)
+        return CCONV_ERR_UNSUPPORTED;
+    if (d.batch == 0) return CCONV_OK;
+    const int64_t N = d.batch, H = d.in_size[1], W = d.in_size[2], OH = d.out_size[1], OW = d.out_size[2];
+    const int64_t sh = d.stride[1], ph = d.pad_before[1], span = (d.kernel[1] - 1) * d.dilation[1] + 1;
+    const int64_t es = (int64_t)cconv_dtype_size(d.dtype);
+    int64_t t;
+    if (!cconv_mul(Ci + C, W, &t) || !cconv_mul(t, span + sh * OH, &t) || !cconv_mul(C, OH * OW, &t))
+        return CCONV_ERR_OVERFLOW;
+    /* Output rows per band: the input rows and the 1x1's output rows within FLAT_BAND_BYTES.
+     * Jobs run on all threads (each serial inside) when there are >= 4 a thread, bands made
+     * smaller for it only while the halo the 1x1 recomputes stays <= 1/4 of a band; else one
+     * whole image at a time, each step on all threads (batch 1: small steps in a band of rows
+     * measured 2-3x slower; the image's intermediate, C x H x W, then stays in L2 or L3). */
+    int64_t OB = 1;
+    while (OB < OH && (OB * sh + span) * (Ci + C) * W * es <= FLAT_BAND_BYTES) OB++;
+    const int64_t want = 4 * (int64_t)cconv_threads(), halo = span > sh ? span - sh : 0;
+    int64_t ob = OB;
+    while (N * ((OH + ob - 1) / ob) < want && (ob + 1) / 2 * sh >= 4 * halo && ob > 1) ob = (ob + 1) / 2;
+    int outer = N * ((OH + ob - 1) / ob) >= want;
+    OB = outer ? ob : OH;
+    /* Whole images per job when they are about as small as a band and there are >= 2 a thread:
+     * the 1x1 then recomputes no halo rows (2 of 16 rows cost 128->128 channels 28x28 ~15%). */
+    if (N >= 2 * (int64_t)cconv_threads() && H * (Ci + C) * W * es <= 2 * FLAT_BAND_BYTES) {
+        OB = OH;
+        outer = 1;
+    }
+    const int64_t nb = (OH + OB - 1) / OB;
+    flat_variant *var = calloc((size_t)nb, sizeof *var);
+    int *band_var = malloc((size_t)nb * sizeof *band_var);
+    int nvar = 0;
+    if (!var || !band_var) { st = CCONV_ERR_NOMEM; goto done; }
+    int64_t maxrows = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t o0 = b * OB, o1 = o0 + OB < OH ? o0 + OB : OH;
+        const int64_t i0u = o0 * sh - ph, i1u = (o1 - 1) * sh - ph + span;
+        const int64_t i0 = i0u < 0 ? 0 : i0u > H ? H : i0u, i1 = i1u > H ? H : i1u < i0 ? i0 : i1u;
+        flat_variant v = {i1 - i0, i0 - i0u, i1u - i1, NULL, NULL};
+        int k = 0;
+        while (k < nvar && !(var[k].rows == v.rows && var[k].pt == v.pt && var[k].pb == v.pb)) k++;
+        band_var[b] = k;
+        if (k < nvar) continue;
+        var[nvar++] = v;
+        if (v.rows == 0) continue; /* the band reads padding only: bias */
+        maxrows = v.rows > maxrows ? v.rows : maxrows;
+        cconv_conv_desc pd = d, dd = d;
+        pd.batch = dd.batch = 1;
+        pd.in_channels = Ci; pd.groups = 1; pd.in_size[1] = v.rows; pd.algorithm = CCONV_ALGO_GEMM;
+        for (int a = 0; a < 3; a++) {
+            pd.kernel[a] = pd.stride[a] = pd.dilation[a] = 1;
+            pd.pad_before[a] = pd.pad_after[a] = 0;
+        }
+        dd.in_size[1] = v.rows; dd.pad_before[1] = v.pt; dd.pad_after[1] = v.pb;
+        if ((st = cconv_plan_create(&pd, cw, NULL, &var[k].pw)) != CCONV_OK) goto done;
+        if (!var[k].pw->pw_cf) { st = CCONV_ERR_UNSUPPORTED; goto done; }
+        var[k].pw->pw_xs = H * W; /* reads the band's rows of x in place */
+        if ((st = cconv_plan_create(&dd, dw_weight, bias, &var[k].dw)) != CCONV_OK) goto done;
+        if (var[k].dw->algo != CCONV_ALGO_DEPTHWISE) { st = CCONV_ERR_UNSUPPORTED; goto done; }
+        var[k].dw->dw_ys = OH * OW; /* writes the band's rows of y in place */
+    }
+    int failed = 0;
+    const int nt = cconv_threads();
+    (void)nt;
+#define FLAT_JOB(T, SFX)                                                                           \
+    {                                                                                              \
+        const int64_t n = job / nb, b = job % nb;                                                  \
+        const flat_variant *v = &var[band_var[b]];                                                 \
+        const int64_t o0 = b * OB, on = (o0 + OB < OH ? o0 + OB : OH) - o0;                        \
+        T *yb = (T *)y + n * C * OH * OW + o0 * OW;                                                \
+        if (v->rows == 0) {                                                                        \
+            for (int64_t c = 0; c < C; c++)                                                        \
+                for (int64_t i = 0; i < on * OW; i++) yb[c * OH * OW + i] = bias ? ((const T *)bias)[c] : (T)0;\
+        } else {                                                                                   \
+            const T *xb = (const T *)x + n * Ci * H * W + (o0 * sh - ph + v->pt) * W;              \
+            cconv_status s1 = execute_##SFX(v->pw, xb, mid);                                       \
+            if (s1 == CCONV_OK) s1 = execute_##SFX(v->dw, mid, yb);                                \
+            if (s1 != CCONV_OK) {                                                                  \
+                _Pragma("omp atomic write") failed = 1;                                            \
+            }                                                                                      \
+        }                                                                                          \
+    }
+#define FLAT_RUN(T, SFX)                                                                           \
+    if (outer) {                                                                                   \
+        _Pragma("omp parallel num_threads(nt)")                                                    \
+        {                                                                                          \
+            const int serial = cconv_set_serial(1);                                                \
+            T *mid = cconv_aligned_alloc((size_t)(C * maxrows * W + 1) * sizeof(T));               \
+            if (!mid) {                                                                            \
+                _Pragma("omp atomic write") failed = 1;                                            \
+            }                                                                                      \
+            _Pragma("omp for schedule(dynamic)")                                                   \
+            for (int64_t job = 0; job < N * nb; job++) {                                           \
+                if (!failed) FLAT_JOB(T, SFX)                                                      \
+            }                                                                                      \
+            cconv_aligned_free(mid);                                                               \
+            cconv_set_serial(serial);                                                              \
+        }                                                                                          \
+    } else {                                                                                       \
+        /* one job at a time, each step parallel inside */                                        \
+        T *mid = cconv_aligned_alloc((size_t)(C * maxrows * W + 1) * sizeof(T));                   \
+        failed = !mid;                                                                             \
+        for (int64_t job = 0; job < N * nb && !failed; job++) FLAT_JOB(T, SFX)                     \
+        cconv_aligned_free(mid);                                                                   \
+    }
+    if (d.dtype == CCONV_FLOAT64) { FLAT_RUN(double, f64) } else { FLAT_RUN(float, f32) }
+#undef FLAT_RUN
+#undef FLAT_JOB
+    st = failed ? CCONV_ERR_NOMEM : CCONV_OK;
+done:
+    for (int k = 0; k < nvar; k++) {
+        cconv_plan_destroy(var[k].pw);
+        cconv_plan_destroy(var[k].dw);
+    }
+    free(var);
+    free(band_var);
+    return st;
+}
+
 cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_groups, const void *x,
                                          void *y)
 {
