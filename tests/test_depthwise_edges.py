@@ -15,7 +15,7 @@ from helpers import threads_equal, use_isa
 
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
-WIDTHS = [5, 11, 12, 13, 23, 24, 25, 47, 48, 49, 50, 97, 100]
+WIDTHS = [5, 11, 12, 13, 23, 24, 25, 33, 47, 48, 49, 50, 62, 97, 100]
 
 CASES = [
     # C, m, cig, H, kernel, stride, dilation, padding, padding_mode
@@ -30,6 +30,10 @@ CASES = [
     (2, 3, 1, 5, (2, 3), 2, (2, 1), 1, "zeros"),
     (4, 1, 2, 5, (3, 3), 1, 1, 1, "zeros"),               # grouped: 2 input channels per group
     (6, 1, 3, 4, (3, 3), 2, 1, 1, "reflect"),
+    # 3x3 stride 1 (the 4-row stencil kernel): 9 output rows = 2 blocks of 4 + 1, 6 rows, m = 2
+    (2, 1, 1, 9, (3, 3), 1, 1, 1, "zeros"),
+    (2, 1, 1, 8, (3, 3), 1, 1, (0, 1), "reflect"),
+    (1, 2, 1, 11, (3, 3), 1, 1, 1, "replicate"),
 ]
 
 
