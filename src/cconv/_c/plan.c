@@ -195,13 +195,38 @@ static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int6
 
 /* ---------------------------------------------------------------- weight packing */
 
+/* dst[j*ds + i] = src[i*ss + j] for i, j < 4: one 4x4 block through registers (GCC vector
+ * shuffles: unpack pairs, then halves), for the channels-first band fill and the weight packing. */
+#define TRANSPOSE4_DEFINE(T, IT, SFX)                                                              \
+typedef T v4_##SFX __attribute__((vector_size(4 * sizeof(T))));                                    \
+typedef IT m4_##SFX __attribute__((vector_size(4 * sizeof(T))));                                   \
+static inline void transpose4_##SFX(const T *src, int64_t ss, T *dst, int64_t ds)                  \
+{                                                                                                  \
+    v4_##SFX r[4], t[4];                                                                           \
+    for (int i = 0; i < 4; i++) memcpy(&r[i], src + i * ss, sizeof r[i]);                          \
+    t[0] = __builtin_shuffle(r[0], r[1], (m4_##SFX){0, 4, 1, 5});                                  \
+    t[1] = __builtin_shuffle(r[0], r[1], (m4_##SFX){2, 6, 3, 7});                                  \
+    t[2] = __builtin_shuffle(r[2], r[3], (m4_##SFX){0, 4, 1, 5});                                  \
+    t[3] = __builtin_shuffle(r[2], r[3], (m4_##SFX){2, 6, 3, 7});                                  \
+    r[0] = __builtin_shuffle(t[0], t[2], (m4_##SFX){0, 1, 4, 5});                                  \
+    r[1] = __builtin_shuffle(t[0], t[2], (m4_##SFX){2, 3, 6, 7});                                  \
+    r[2] = __builtin_shuffle(t[1], t[3], (m4_##SFX){0, 1, 4, 5});                                  \
+    r[3] = __builtin_shuffle(t[1], t[3], (m4_##SFX){2, 3, 6, 7});                                  \
+    for (int j = 0; j < 4; j++) memcpy(dst + j * ds, &r[j], sizeof r[j]);                          \
+}
+TRANSPOSE4_DEFINE(float, int32_t, f32)
+TRANSPOSE4_DEFINE(double, int64_t, f64)
+
+
 /* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c.
  * Units (g, cout block, kc block) are independent copies, so large filters pack on all threads
  * (a one-shot call pays for the packing; 2.4 MB took ~0.8 ms on one thread, bound by gathering
  * NR strided rows). Within a unit, taps run inner: they are adjacent in the source. */
-#define PACK_GEMM(T)                                                                               \
+#define PACK_GEMM(T, SFX)                                                                          \
     {                                                                                              \
         const T *w = (const T *)weight;                                                            \
+        int ident = !d->transposed && p->wmerge == 1 && ps->ntaps == ksz;                          \
+        for (int t = 0; t < ps->ntaps && ident; t++) ident = ps->tap_k[t] == t;                    \
         T *wp = (T *)ps->wpack;                                                                    \
         const int64_t col_stride = d->transposed ? ksz : cig * ksz;                                \
         const int64_t nkb = (p->kmax + p->kc - 1) / p->kc, units = G * p->nblk * nkb;              \
@@ -214,6 +239,41 @@ static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int6
             const int64_t k0 = kb * p->kc, kn = p->kmax - k0 < p->kc ? p->kmax - k0 : p->kc;       \
             const int64_t bnr = p->has_tail && cb == p->nblk - 1 ? p->tail.nr : NR;                  \
             T *dst = wp + (g * p->nblk + cb) * p->kmax * ps->ntaps * NR + k0 * ps->ntaps * bnr;    \
+            if (ident) {                                                                           \
+                /* Forward, every tap in order: row j of this unit's source is one contiguous     \
+                 * run of kn*ksz values, (k, t) in order; 4 rows x 4 values at a time through a    \
+                 * register transpose (the element loop below, one value per row, made packing    \
+                 * ~40% of a one-shot batch-1 call of 256 -> 256 channels at 14x14). */            \
+                const int64_t L = kn * ksz, rs = cig * ksz;                                        \
+                int64_t j0 = 0;                                                                    \
+                /* 16 rows at a time: each (k, t) then gets 16 contiguous values at once (a 64-byte \
+                 * line for float), not 4 at four different times (measured 4x the stores' cost) */\
+                for (; j0 + 16 <= ncol; j0 += 16) {                                                \
+                    const T *src = w + ((g * cog + cb * NR + j0) * cig + k0) * ksz;                \
+                    int64_t e = 0, kk = 0, t = 0;                                                  \
+                    T tmp[4][16];                                                                  \
+                    for (; e + 4 <= L; e += 4) {                                                   \
+                        for (int q = 0; q < 4; q++) transpose4_##SFX(src + 4 * q * rs + e, rs, tmp[q], 4);\
+                        for (int i = 0; i < 4; i++) {                                              \
+                            T *o = dst + (t * kn + kk) * bnr + j0;                                 \
+                            for (int q = 0; q < 4; q++) memcpy(o + 4 * q, tmp[q] + 4 * i, 4 * sizeof(T));\
+                            if (++t == ksz) { t = 0; kk++; }                                       \
+                        }                                                                          \
+                    }                                                                              \
+                    for (; e < L; e++) {                                                           \
+                        for (int r = 0; r < 16; r++) dst[(t * kn + kk) * bnr + j0 + r] = src[r * rs + e];\
+                        if (++t == ksz) { t = 0; kk++; }                                           \
+                    }                                                                              \
+                }                                                                                  \
+                for (int64_t t = 0; t < ps->ntaps; t++)                                            \
+                    for (int64_t k = 0; k < kn; k++) {                                             \
+                        T *o = dst + (t * kn + k) * bnr;                                           \
+                        const T *s = w + ((g * cog + cb * NR) * cig + k0 + k) * ksz + t;           \
+                        for (int64_t j = j0; j < ncol; j++) o[j] = s[j * rs];                      \
+                        for (int64_t j = ncol; j < bnr; j++) o[j] = 0;                             \
+                    }                                                                              \
+                continue;                                                                          \
+            }                                                                                      \
             for (int64_t k = k0; k < k0 + kn; k++) {                                               \
                 const int64_t kw = k / cig, c = k % cig; /* kw > 0: folded taps */                 \
                 const T *src = w + kw + (d->transposed ? ((g * cig + c) * cog + cb * NR) * ksz     \
@@ -725,7 +785,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
             if (p->gpb > 1) {
                 if (d->dtype == CCONV_FLOAT64) PACK_GEMM_GROUPS(double) else PACK_GEMM_GROUPS(float)
             } else {
-                if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double) else PACK_GEMM(float)
+                if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double, f64) else PACK_GEMM(float, f32)
             }
         }
         int64_t ws = 0;
