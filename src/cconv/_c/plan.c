@@ -362,13 +362,16 @@ static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band 
     const cconv_conv_desc *d = &p->d;
     const int64_t Ci = d->in_channels, Hp = p->padded[1], Wp = p->padded[2];
     const int64_t es = (int64_t)cconv_dtype_size(d->dtype);
+    /* The input extent the taps read: of every pass, so that stride phases share one band
+     * geometry (gemm_passes_share_bands) at the cost of a row or column more per band. */
     int64_t span[3] = {1, 1, 1};
-    for (int t = 0; t < ps->ntaps; t++) {
-        const int64_t lin = ps->taps[t] / Ci;
-        span[0] = max64(span[0], lin / (Wp * Hp) + 1);
-        span[1] = max64(span[1], (lin / Wp) % Hp + 1);
-        span[2] = max64(span[2], lin % Wp + p->wmerge);
-    }
+    for (int i = 0; i < p->npasses; i++)
+        for (int t = 0; t < p->passes[i].ntaps; t++) {
+            const int64_t lin = p->passes[i].taps[t] / Ci;
+            span[0] = max64(span[0], lin / (Wp * Hp) + 1);
+            span[1] = max64(span[1], (lin / Wp) % Hp + 1);
+            span[2] = max64(span[2], lin % Wp + p->wmerge);
+        }
     const int64_t Q1 = ps->q[1], Q2 = ps->q[2], MR = p->tile.mr;
     const int64_t pix_bytes = span[0] * Ci * es; /* one buffer column of one row */
     /* Columns: the whole row unless a single row of it overflows the budget. */
@@ -413,6 +416,25 @@ static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band 
     }
     b->shared = !b->direct && b->nr > 1;
     if (b->direct || b->shared) { b->DS = p->padded[0]; b->R = Hp; b->WB = Wp; }
+}
+
+/* Whether all passes (stride phases) of a GEMM plan have the same band geometry, output grid and
+ * input steps, so that run_gemm runs them together, job by job, on one band fill each. */
+#define GEMM_FUSE_MAX_PASSES 64
+static int gemm_passes_share_bands(const cconv_plan *p)
+{
+    if (p->npasses < 2 || p->npasses > GEMM_FUSE_MAX_PASSES) return 0;
+    gemm_band b0, bi;
+    memset(&b0, 0, sizeof b0);
+    gemm_band_geometry(p, &p->passes[0], &b0);
+    for (int i = 1; i < p->npasses; i++) {
+        memset(&bi, 0, sizeof bi);
+        gemm_band_geometry(p, &p->passes[i], &bi);
+        if (memcmp(&b0, &bi, sizeof b0)) return 0;
+        for (int a = 0; a < 3; a++)
+            if (p->passes[i].q[a] != p->passes[0].q[a] || p->passes[i].is[a] != p->passes[0].is[a]) return 0;
+    }
+    return 1;
 }
 
 /* The GEMM's channel blocking for main tile t: blocks of t.nr output channels per group (or gpb
