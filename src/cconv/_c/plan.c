@@ -195,27 +195,6 @@ static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int6
 
 /* ---------------------------------------------------------------- weight packing */
 
-/* dst[j*ds + i] = src[i*ss + j] for i, j < 4: one 4x4 block through registers (GCC vector
- * shuffles: unpack pairs, then halves), for the channels-first band fill and the weight packing. */
-#define TRANSPOSE4_DEFINE(T, IT, SFX)                                                              \
-typedef T v4_##SFX __attribute__((vector_size(4 * sizeof(T))));                                    \
-typedef IT m4_##SFX __attribute__((vector_size(4 * sizeof(T))));                                   \
-static inline void transpose4_##SFX(const T *src, int64_t ss, T *dst, int64_t ds)                  \
-{                                                                                                  \
-    v4_##SFX r[4], t[4];                                                                           \
-    for (int i = 0; i < 4; i++) memcpy(&r[i], src + i * ss, sizeof r[i]);                          \
-    t[0] = __builtin_shuffle(r[0], r[1], (m4_##SFX){0, 4, 1, 5});                                  \
-    t[1] = __builtin_shuffle(r[0], r[1], (m4_##SFX){2, 6, 3, 7});                                  \
-    t[2] = __builtin_shuffle(r[2], r[3], (m4_##SFX){0, 4, 1, 5});                                  \
-    t[3] = __builtin_shuffle(r[2], r[3], (m4_##SFX){2, 6, 3, 7});                                  \
-    r[0] = __builtin_shuffle(t[0], t[2], (m4_##SFX){0, 1, 4, 5});                                  \
-    r[1] = __builtin_shuffle(t[0], t[2], (m4_##SFX){2, 3, 6, 7});                                  \
-    r[2] = __builtin_shuffle(t[1], t[3], (m4_##SFX){0, 1, 4, 5});                                  \
-    r[3] = __builtin_shuffle(t[1], t[3], (m4_##SFX){2, 3, 6, 7});                                  \
-    for (int j = 0; j < 4; j++) memcpy(dst + j * ds, &r[j], sizeof r[j]);                          \
-}
-TRANSPOSE4_DEFINE(float, int32_t, f32)
-TRANSPOSE4_DEFINE(double, int64_t, f64)
 
 
 /* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c.
@@ -253,7 +232,7 @@ TRANSPOSE4_DEFINE(double, int64_t, f64)
                     int64_t e = 0, kk = 0, t = 0;                                                  \
                     T tmp[4][16];                                                                  \
                     for (; e + 4 <= L; e += 4) {                                                   \
-                        for (int q = 0; q < 4; q++) transpose4_##SFX(src + 4 * q * rs + e, rs, tmp[q], 4);\
+                        for (int q = 0; q < 4; q++) cconv_transpose4_##SFX(src + 4 * q * rs + e, rs, tmp[q], 4);\
                         for (int i = 0; i < 4; i++) {                                              \
                             T *o = dst + (t * kn + kk) * bnr + j0;                                 \
                             for (int q = 0; q < 4; q++) memcpy(o + 4 * q, tmp[q] + 4 * i, 4 * sizeof(T));\

@@ -30,23 +30,28 @@ cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t
                    plane);
         }
     } else {
-        /* Each pixel's channel vector is transposed as a (groups, cpg) matrix. */
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (int64_t p = 0; p < batch * spatial; p++) {
-            const char *xp = x + (size_t)p * channels * es;
-            char *yp = y + (size_t)p * channels * es;
-            if (es == 4) {
-                const float *s = (const float *)xp;
-                float *t = (float *)yp;
-                for (int64_t g = 0; g < groups; g++)
-                    for (int64_t j = 0; j < cpg; j++) t[j * groups + g] = s[g * cpg + j];
-            } else {
-                const double *s = (const double *)xp;
-                double *t = (double *)yp;
-                for (int64_t g = 0; g < groups; g++)
-                    for (int64_t j = 0; j < cpg; j++) t[j * groups + g] = s[g * cpg + j];
-            }
+        /* Each pixel's channel vector is transposed as a (groups, cpg) matrix: 4 groups x 4
+         * channels at a time through registers (2 x 4 for 2 groups; an element loop ran at a
+         * quarter to half of torch's speed), the groups and channels past multiples of 4
+         * element by element. */
+        const int64_t g4 = groups / 4 * 4, j4 = cpg / 4 * 4;
+#define SHUFFLE_CL(T, SFX)                                                                         \
+        _Pragma("omp parallel for schedule(static) num_threads(nt)")                               \
+        for (int64_t p = 0; p < batch * spatial; p++) {                                            \
+            const T *s = (const T *)x + p * channels;                                              \
+            T *t = (T *)y + p * channels;                                                          \
+            for (int64_t j = 0; j < j4; j += 4) {                                                  \
+                if (groups == 2) { cconv_interleave2_##SFX(s + j, s + cpg + j, t + 2 * j); continue; }\
+                for (int64_t g = 0; g < g4; g += 4)                                                \
+                    cconv_transpose4_##SFX(s + g * cpg + j, cpg, t + j * groups + g, groups);      \
+                for (int64_t g = g4; g < groups; g++)                                              \
+                    for (int64_t i = j; i < j + 4; i++) t[i * groups + g] = s[g * cpg + i];        \
+            }                                                                                      \
+            for (int64_t g = 0; g < groups; g++)                                                   \
+                for (int64_t j = j4; j < cpg; j++) t[j * groups + g] = s[g * cpg + j];             \
         }
+        if (es == 4) { SHUFFLE_CL(float, f32) } else { SHUFFLE_CL(double, f64) }
+#undef SHUFFLE_CL
     }
     return CCONV_OK;
 }
