@@ -102,8 +102,9 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void 
 cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_weight, const void *bias,
                                     int64_t Ci, const void *cw, const void *x, void *y);
 
-/* Runs a depthwise or grouped channels-first plan, writing output channel c*(C/g) + j at j*g + c
- * (channel_shuffle with g = shuffle_groups) directly; CCONV_ERR_UNSUPPORTED for other plans. */
+/* Runs a channels-first depthwise, grouped or GEMM plan, writing output channel c*(C/g) + j at
+ * j*g + c (channel_shuffle with g = shuffle_groups) directly; CCONV_ERR_UNSUPPORTED for other
+ * plans (Winograd, channels-last). */
 cconv_status cconv_plan_execute_shuffled(const cconv_plan *plan, int64_t shuffle_groups,
                                          const void *x, void *y);
 

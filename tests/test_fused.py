@@ -204,20 +204,23 @@ def test_grouped_is_chosen_for_few_channels_per_group():
     (16, 16, 4, 4, "NCHW"),     # grouped algorithm, fused shuffle
     (12, 24, 3, 4, "NCHW"),     # shuffle groups differ from conv groups
     (6, 12, 6, 3, "NCHW"),      # depthwise with m = 2, fused shuffle
-    (24, 24, 2, 2, "NCHW"),     # 12 channels per group: GEMM, then a separate shuffle
+    (24, 24, 2, 2, "NCHW"),     # 12 channels per group: GEMM, shuffle fused into its stores
+    (240, 240, 3, 3, "NCHW"),   # GEMM blocks of 48 crossing the 80-channel shuffle groups
+    (160, 96, 2, 4, "NCHW"),
     (16, 16, 4, 4, "NHWC"),
 ])
+@pytest.mark.parametrize("k", [3, 1])   # 1x1: the pointwise GEMM path
 def test_shuffled_grouped_equals_conv_then_shuffle(isa, dtype, cin, cout, groups, shuffle_groups,
-                                                   layout):
+                                                   layout, k):
     rng = np.random.default_rng(cin * cout)
     x = rng.standard_normal((2, cin, 9, 11)).astype(dtype)
     if layout == "NHWC":
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    w = rng.standard_normal((cout, cin // groups, 3, 3)).astype(dtype)
+    w = rng.standard_normal((cout, cin // groups, k, k)).astype(dtype)
     b = rng.standard_normal(cout).astype(dtype)
     with use_isa(isa):
-        got = cconv.shuffled_grouped_conv2d(x, w, groups, b, padding=1, shuffle_groups=shuffle_groups,
-                                            layout=layout)
-        steps = cconv.channel_shuffle(cconv.conv2d(x, w, b, padding=1, groups=groups, layout=layout),
-                                      shuffle_groups, layout=layout)
+        got = cconv.shuffled_grouped_conv2d(x, w, groups, b, padding=k // 2,
+                                            shuffle_groups=shuffle_groups, layout=layout)
+        steps = cconv.channel_shuffle(cconv.conv2d(x, w, b, padding=k // 2, groups=groups,
+                                                   layout=layout), shuffle_groups, layout=layout)
     np.testing.assert_array_equal(got, steps)

@@ -313,9 +313,9 @@ def shuffled_grouped_conv2d(x, weight, groups, bias=None, stride=1, padding=0, d
                             shuffle_groups=None, padding_mode="zeros", layout=None, out=None):
     """ShuffleNet's grouped convolution followed by a channel shuffle, in one call:
     channel_shuffle(conv2d(x, weight, bias, groups=groups, ...), shuffle_groups) with
-    shuffle_groups defaulting to groups. When conv2d picks the depthwise or grouped algorithm
-    (channels-first, at most 8 input channels per group) the output channels are written directly
-    in shuffled order (no second pass over memory); otherwise the two steps run one after another."""
+    shuffle_groups defaulting to groups. Channels-first, the output channels are written directly
+    in shuffled order (no second pass over memory) by the depthwise, grouped and GEMM algorithms;
+    channels-last and Winograd plans run the two steps one after another."""
     x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias)
     conv, shuf = shuffled_grouped_stages(x.shape, weight.shape, groups, stride, padding, dilation,
                                          shuffle_groups, padding_mode, layout)
@@ -326,7 +326,7 @@ def shuffled_grouped_conv2d(x, weight, groups, bias=None, stride=1, padding=0, d
     if y.size == 0:
         return y
     xc = np.ascontiguousarray(x, dtype=dtype)
-    if plan.algorithm in ("depthwise", "grouped") and not conv.channels_last:
+    if plan.algorithm in ("depthwise", "grouped", "gemm") and not conv.channels_last:
         plan.execute_shuffled(xc, target, shuf.groups)
     else:
         tmp = plan.execute(xc, np.empty(conv.out_shape, dtype))

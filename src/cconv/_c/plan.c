@@ -1128,14 +1128,22 @@ cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_gr
     if (!p || !x || !y || shuffle_groups < 1) return CCONV_ERR_INVALID;
     const cconv_conv_desc *d = &p->d;
     if (d->out_channels % shuffle_groups) return CCONV_ERR_INVALID;
-    if ((p->algo != CCONV_ALGO_DEPTHWISE && p->algo != CCONV_ALGO_GROUPED) || d->channels_last)
+    if ((p->algo != CCONV_ALGO_DEPTHWISE && p->algo != CCONV_ALGO_GROUPED && p->algo != CCONV_ALGO_GEMM) ||
+        d->channels_last)
         return CCONV_ERR_UNSUPPORTED;
     if (d->batch == 0) return CCONV_OK;
     int64_t *map[3];
     if (!pad_maps(p, map)) return CCONV_ERR_NOMEM;
     const int serial = cconv_set_serial(small_work(p));
-    cconv_status st = d->dtype == CCONV_FLOAT64 ? run_dw_cf_f64(p, x, y, map, shuffle_groups)
-                                                : run_dw_cf_f32(p, x, y, map, shuffle_groups);
+    const int64_t sg = shuffle_groups;
+    const int dt = d->dtype == CCONV_FLOAT64;
+    cconv_status st;
+    if (p->algo != CCONV_ALGO_GEMM)
+        st = dt ? run_dw_cf_f64(p, x, y, map, sg) : run_dw_cf_f32(p, x, y, map, sg);
+    else if (p->pw_cf)
+        st = dt ? run_pw_cf_f64(p, x, y, sg) : run_pw_cf_f32(p, x, y, sg);
+    else
+        st = dt ? run_gemm_f64(p, x, y, map, sg) : run_gemm_f32(p, x, y, map, sg);
     cconv_set_serial(serial);
     free(map[0]);
     return st;
