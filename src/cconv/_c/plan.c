@@ -195,12 +195,10 @@ static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int6
 
 /* ---------------------------------------------------------------- weight packing */
 
-
-
 /* GEMM weights: [g][cout block][kc block][tap][k][NR], columns past cog zero, k = kw*cig + c.
  * Units (g, cout block, kc block) are independent copies, so large filters pack on all threads
- * (a one-shot call pays for the packing; 2.4 MB took ~0.8 ms on one thread, bound by gathering
- * NR strided rows). Within a unit, taps run inner: they are adjacent in the source. */
+ * (a one-shot call pays for the packing). Within a unit, taps run inner: they are adjacent in the
+ * source. */
 #define PACK_GEMM(T, SFX)                                                                          \
     {                                                                                              \
         const T *w = (const T *)weight;                                                            \
