@@ -125,6 +125,9 @@ DEPTHWISE = [
     (17, 1, 9, 37, (2, 5), (1, 2), (2, 1), "zeros"),
     (33, 1, 3, 70, (3, 3), 1, 1, "zeros"),
     (24, 2, 8, 8, (3, 3), 1, 1, "zeros"),  # channels-last: vector + half-vector + scalar tails
+    # channels-last 3x3 stride 1 (the 4-pixel stencil kernel): 3 and 2.5 vectors of channels
+    (48, 1, 6, 20, (3, 3), 1, 1, "reflect"),
+    (40, 1, 7, 9, (3, 3), 1, 1, "zeros"),
 ]
 
 
