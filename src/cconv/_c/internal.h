@@ -75,6 +75,9 @@ typedef void (*cconv_wino_filter_fn)(const void *g, ptrdiff_t gs, int64_t n, int
 
 /* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
 typedef void (*cconv_stream_copy_fn)(void *dst, const void *src, int64_t n);
+/* dst[j*ds + i] = src[i*ss + j] for i < rows, j < cols (channels-first rows to channels-last). */
+typedef void (*cconv_transpose_fn)(const void *src, ptrdiff_t ss, int64_t rows, int64_t cols, void *dst,
+                                   ptrdiff_t ds);
 
 /* Weight-gradient register tile (kernels/gwtile.inc): MR rows of (input channel, tap) x NR output
  * channels, acc[i][NR] (+)= sum_{r < nrows, c < ncols} x[rows[i] + r*xrs + c] * g[(r*ncols + c)*NR + j]:
@@ -102,6 +105,7 @@ typedef struct {
     cconv_dw_expand_fn dw_expand[2];
     cconv_pw_band_fn pw_band[2];
     cconv_stream_copy_fn stream_copy[2];
+    cconv_transpose_fn transpose[2];
     cconv_wino_in_fn wino_in[2];
     cconv_wino_out_fn wino_out[2];
     cconv_wino_filter_fn wino_filter[2];
