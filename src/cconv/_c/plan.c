@@ -885,8 +885,8 @@ cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
     const int serial = cconv_set_serial(small_work(p));
     cconv_status st;
     if (p->algo == CCONV_ALGO_REFERENCE) st = cconv_reference_conv(&p->d, x, p->weight_copy, p->bias, y);
-    else if (p->d.dtype == CCONV_FLOAT64) st = execute_f64(p, x, y);
-    else st = execute_f32(p, x, y);
+    else if (p->d.dtype == CCONV_FLOAT64) st = execute_f64(p, x, y, 1);
+    else st = execute_f32(p, x, y, 1);
     cconv_set_serial(serial);
     return st;
 }
@@ -978,14 +978,13 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
     return st;
 }
 
-/* A depthwise or grouped (channels-first) plan whose output channels are written directly in
- * channel_shuffle(y, shuffle_groups) order: ShuffleNet's grouped conv + shuffle in one pass. */
 /* Fused flattened convolution (see cconv.h). A job is (image, band of output rows): it runs the
  * 1x1 over the band's input rows of x, halo included (a pointwise plan for that many rows, reading
  * x in place), into a per-thread buffer that stays in L2, then the depthwise over that (a plan
  * with the band's own top/bottom padding) straight into the band's rows of y: x is read and y
- * written once. Bands depend only on the shape
- * (threads never change results). */
+ * written once. The banding depends on the thread count, the results do not: every output sums
+ * the same terms in the same order whichever band computes it (1x1 over C_in in order, then the
+ * depthwise taps in order). */
 #define FLAT_BAND_BYTES (512 * 1024)
 
 typedef struct {
@@ -1076,8 +1075,8 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
                 for (int64_t i = 0; i < on * OW; i++) yb[c * OH * OW + i] = bias ? ((const T *)bias)[c] : (T)0;\
         } else {                                                                                   \
             const T *xb = (const T *)x + n * Ci * H * W + (o0 * sh - ph + v->pt) * W;              \
-            cconv_status s1 = execute_##SFX(v->pw, xb, mid);                                       \
-            if (s1 == CCONV_OK) s1 = execute_##SFX(v->dw, mid, yb);                                \
+            cconv_status s1 = execute_##SFX(v->pw, xb, mid, 1);                                    \
+            if (s1 == CCONV_OK) s1 = execute_##SFX(v->dw, mid, yb, 1);                             \
             if (s1 != CCONV_OK) {                                                                  \
                 _Pragma("omp atomic write") failed = 1;                                            \
             }                                                                                      \
@@ -1120,6 +1119,8 @@ done:
     return st;
 }
 
+/* A channels-first depthwise, grouped or GEMM plan whose output channels are written directly in
+ * channel_shuffle(y, shuffle_groups) order: ShuffleNet's grouped conv + shuffle in one pass. */
 cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_groups, const void *x,
                                          void *y)
 {
@@ -1130,19 +1131,9 @@ cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_gr
         d->channels_last)
         return CCONV_ERR_UNSUPPORTED;
     if (d->batch == 0) return CCONV_OK;
-    int64_t *map[3];
-    if (!pad_maps(p, map)) return CCONV_ERR_NOMEM;
     const int serial = cconv_set_serial(small_work(p));
-    const int64_t sg = shuffle_groups;
-    const int dt = d->dtype == CCONV_FLOAT64;
-    cconv_status st;
-    if (p->algo != CCONV_ALGO_GEMM)
-        st = dt ? run_dw_cf_f64(p, x, y, map, sg) : run_dw_cf_f32(p, x, y, map, sg);
-    else if (p->pw_cf)
-        st = dt ? run_pw_cf_f64(p, x, y, sg) : run_pw_cf_f32(p, x, y, sg);
-    else
-        st = dt ? run_gemm_f64(p, x, y, map, sg) : run_gemm_f32(p, x, y, map, sg);
+    const cconv_status st = d->dtype == CCONV_FLOAT64 ? execute_f64(p, x, y, shuffle_groups)
+                                                      : execute_f32(p, x, y, shuffle_groups);
     cconv_set_serial(serial);
-    free(map[0]);
     return st;
 }
