@@ -133,6 +133,11 @@ static inline int cconv_mul(int64_t a, int64_t b, int64_t *r) { return !__builti
 static inline int cconv_add(int64_t a, int64_t b, int64_t *r) { return !__builtin_add_overflow(a, b, r); }
 
 static inline size_t cconv_dtype_size(cconv_dtype t) { return t == CCONV_FLOAT64 ? 8 : 4; }
+/* Where channel_shuffle(y, sg) puts channel c of C: c = i*(C/sg) + k goes to k*sg + i. */
+static inline int64_t cconv_shuffled_channel(int64_t c, int64_t C, int64_t sg)
+{
+    return sg == 1 ? c : c % (C / sg) * sg + c / (C / sg);
+}
 
 /* dst[j*ds + i] = src[i*ss + j] for i, j < 4: one 4x4 block through registers (GCC vector
  * shuffles: unpack pairs, then halves), for the GEMM band fill and weight packing and the channels-last shuffle. */
