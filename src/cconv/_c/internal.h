@@ -46,6 +46,13 @@ typedef struct {
  * bias may be NULL. Reads up to one vector past each run. */
 typedef void (*cconv_dw_cf_fn)(const void *const *taps, int ntaps, const void *w, const void *bias,
                                int64_t n, int64_t nout, ptrdiff_t in_step, ptrdiff_t y_step, void *y);
+/* Channels-first, K x K (K = 3, 5, 7) stride 1 with zero padding, read straight from the H x W
+ * input plane x (no band copy; masked loads at the borders): output rows oh0 .. oh0 + nout - 1
+ * (OW columns; y at row oh0, pitch y_step), padding pt rows above and pl columns left; zrow: W
+ * zeros. NULL where the ISA has no masked loads. */
+typedef void (*cconv_dw_direct_fn)(const void *x, int64_t H, int64_t W, int64_t pt, int64_t pl, int K,
+                                   const void *w, const void *bias, int64_t oh0, int64_t nout, int64_t OW,
+                                   void *y, ptrdiff_t y_step, const void *zrow);
 /* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
  * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). */
 typedef void (*cconv_dw_cl_fn)(const void *const *src, int ntaps, int64_t n, int64_t C,
@@ -101,6 +108,7 @@ typedef struct {
     cconv_tile_kernel mid[2];    /* [dtype]: NR = 2 vectors (the wide tile itself where it has 2) */
     cconv_tile_kernel narrow[2]; /* [dtype]: NR = 1 vector, more pixels */
     cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
+    cconv_dw_direct_fn dw_direct[2];
     cconv_dw_cl_fn dw_cl[2];
     cconv_dw_expand_fn dw_expand[2];
     cconv_pw_band_fn pw_band[2];
