@@ -46,11 +46,11 @@ typedef struct {
  * bias may be NULL. Reads up to one vector past each run. */
 typedef void (*cconv_dw_cf_fn)(const void *const *taps, int ntaps, const void *w, const void *bias,
                                int64_t n, int64_t nout, ptrdiff_t in_step, ptrdiff_t y_step, void *y);
-/* Channels-first, K x K (K = 3, 5, 7) stride 1 with zero padding, read straight from the H x W
- * input plane x (no band copy; masked loads at the borders): output rows oh0 .. oh0 + nout - 1
+/* Channels-first, K x K (K = 3, 5, 7) stride S (1, 2) with zero padding, read straight from the
+ * H x W input plane x (no band copy; masked loads at the borders): output rows oh0 .. oh0 + nout - 1
  * (OW columns; y at row oh0, pitch y_step), padding pt rows above and pl columns left; zrow: W
  * zeros. NULL where the ISA has no masked loads. */
-typedef void (*cconv_dw_direct_fn)(const void *x, int64_t H, int64_t W, int64_t pt, int64_t pl, int K,
+typedef void (*cconv_dw_direct_fn)(const void *x, int64_t H, int64_t W, int64_t pt, int64_t pl, int K, int S,
                                    const void *w, const void *bias, int64_t oh0, int64_t nout, int64_t OW,
                                    void *y, ptrdiff_t y_step, const void *zrow);
 /* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
