@@ -92,3 +92,25 @@ def test_streamed_output_matches_reference(dtype, stride):
     got = cconv.depthwise_conv2d(x, w, b, stride=stride, padding=1)
     ref = cconv.conv2d(x, w, b, stride=stride, padding=1, groups=C, algorithm="reference")
     assert np.abs(got - ref).max() / np.abs(ref).max() < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel, stride, dilation, padding", [
+    ((1, 3, 3), 1, 1, (0, 1, 1)),
+    ((1, 3, 3), (1, 1, 2), (2, 1, 1), 0),   # found by test_adjoint_identity (grad input)
+    ((1, 5, 5), (2, 1, 1), 1, (1, 2, 2)),   # depth stride and depth padding
+    ((3, 3, 3), 1, 1, 1),
+])
+def test_depthwise_3d_matches_reference(isa, dtype, kernel, stride, dilation, padding):
+    """3-D depthwise whose kernel is one plane deep: each output depth slice reads its own input
+    slice (the 2-D-only direct kernel must not be used for it)."""
+    rng = np.random.default_rng(11)
+    C = 3
+    x = rng.standard_normal((2, C, 4, 7, 19)).astype(dtype)
+    w = rng.standard_normal((C, 1) + kernel).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    with use_isa(isa):
+        got = cconv.conv3d(x, w, b, **kw)
+    ref = cconv.conv3d(x, w, b, algorithm="reference", **kw)
+    assert np.abs(got - ref).max() / np.abs(ref).max() < TOL[dtype]
