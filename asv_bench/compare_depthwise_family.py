@@ -1,5 +1,5 @@
 """Depthwise-family comparison: cconv vs torch (same process, 2 threads, interleaved medians), with
-the bandwidth of np.copyto over the same bytes measured in the same run.
+the bandwidth of a plain copy of the same bytes measured in the same run.
 
     PYTHONPATH=src python asv_bench/compare_depthwise_family.py [all|dw|nhwc|other]   (REPS=15)
 
@@ -20,7 +20,7 @@ def case(name, cc, tt, nbytes):
     buf_a = np.empty(nbytes // 4, np.float32); buf_b = np.ones_like(buf_a)
     ta, tb = torch.from_numpy(buf_a), torch.from_numpy(buf_b)
     cc(); tt()
-    # the copy: the faster of np.copyto (1 thread) and torch's parallel copy_, sample by sample
+    # the copy: the faster median of np.copyto (1 thread) and torch's parallel copy_
     c, t, cp, cp2 = med([cc, tt, lambda: np.copyto(buf_a, buf_b), lambda: ta.copy_(tb)])
     cp = min(cp, cp2)
     gbs = nbytes * 2 / c / 1e9 if nbytes else 0
@@ -33,8 +33,9 @@ def dw(N, C, H, k=3, s=1, m=1, dt=np.float32, nhwc=False, d=1, out=False):
     x = rng.standard_normal((N, C, H, H)).astype(dt); w = rng.standard_normal((C*m, 1, k, k)).astype(dt)
     p = d * (k // 2)
     tx, tw = torch.tensor(x), torch.tensor(w)
+    tt = lambda: F.conv2d(tx, tw, stride=s, padding=p, dilation=d, groups=C)
     if out:
-        y = cconv.depthwise_conv2d(x, w, stride=s, padding=p, dilation=d); ty = torch.empty(y.shape)
+        y = cconv.depthwise_conv2d(x, w, stride=s, padding=p, dilation=d); ty = torch.empty(y.shape, dtype=tx.dtype)
         cc = lambda: cconv.depthwise_conv2d(x, w, stride=s, padding=p, dilation=d, out=y)
         tt = lambda: torch.ops.aten.convolution.out(tx, tw, None, [s, s], [p, p], [d, d], False, [0, 0], C, out=ty)
     elif nhwc:
@@ -42,7 +43,6 @@ def dw(N, C, H, k=3, s=1, m=1, dt=np.float32, nhwc=False, d=1, out=False):
         cc = lambda: cconv.depthwise_conv2d(xl, w, stride=s, padding=p, dilation=d, layout="NHWC")
     else:
         cc = lambda: cconv.depthwise_conv2d(x, w, stride=s, padding=p, dilation=d)
-    tt = lambda: F.conv2d(tx, tw, stride=s, padding=p, dilation=d, groups=C)
     Ho = (H + 2*p - d*(k-1) - 1)//s + 1
     nb = x.nbytes + N*C*m*Ho*Ho*x.itemsize
     case(f"depthwise {k}x{k} s{s} d{d} m{m} N{N} C{C} {H} {'NHWC' if nhwc else 'NCHW'} {np.dtype(dt).name}{' out=' if out else ''}", cc, tt, nb // 2)
