@@ -67,7 +67,9 @@ any thread count and across calls: each output element is reduced in a fixed ord
   any thread count. x and grad_output are read in place (NCHW or NHWC); each unit's padded input
   rows (any padding mode: the gradient of reflect/replicate/circular reaches the weights through
   the values copied) go into a per-thread band in cache. Dense, strided, dilated, grouped, 1x1,
-  1-D/3-D run a register tile of (ci, tap) rows x output channels over grad_output packed per unit;
+  1-D/3-D run a register tile of (ci, tap) rows x output channels over grad_output packed per unit
+  (when the input channels take several blocks, packed once per call into one reorder copy of
+  grad_output, at most 64 MiB, so the blocks do not each pack it again);
   depthwise and narrow groups (C_in/groups * C_out/groups <= 16, or C_out/groups <= 2) run a
   bandwidth-bound pair kernel (one sweep per channel pair, all taps in registers).
 * grad bias = a NumPy sum over batch and pixels.
