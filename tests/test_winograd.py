@@ -1,7 +1,8 @@
 """Winograd F(4x4, 3x3) (algorithm="winograd", chosen by "auto" for 3x3 stride-1 convolutions with
->= 16 channels): against the float64 oracle on random shapes (tile edges: sizes below, at and
-past multiples of the 4x4 tile; channel counts around the register tile), every padding form and
-mode, layout, dtype and ISA path; Inf/NaN placement (the GEMM fallback); thread determinism.
+>= 16 channels, any dilation): against the float64 oracle on random shapes (tile edges: sizes
+below, at and past multiples of the 4x4 tile and of the dilation's phases; channel counts around
+the register tile), every padding form and mode, dilation, layout, dtype and ISA path; Inf/NaN
+placement (the GEMM fallback); thread determinism.
 
 Accuracy: the transforms use the points 0, +-1, +-2 (Lavin & Gray 2016); the measured error is
 about 1e-6 * conv(|x|, |w|) in float32 (direct summation: ~1e-7), far inside the suite's float32
@@ -30,7 +31,9 @@ def wino_cases(draw):
     mode = draw(st.sampled_from(MODES))
     h = draw(st.integers(1, 21))
     w = draw(st.integers(1, 21))
+    dil = draw(st.sampled_from([1, 1, 2, 3, (2, 1), (1, 4)]))
     return dict(
+        dilation=dil,
         n=draw(st.sampled_from([1, 1, 2, 3, 0])),
         c_in=draw(st.sampled_from([1, 3, 8, 15, 16, 17, 31, 33])),
         c_out=draw(st.sampled_from([1, 5, 16, 17, 32, 33, 40])),
@@ -44,17 +47,18 @@ def wino_cases(draw):
 
 def _valid(case):
     """Shapes the padding mode and size accept (else the call raises, tested elsewhere)."""
-    p = case["padding"]
+    p, dil = case["padding"], case["dilation"]
+    dil = (dil, dil) if isinstance(dil, int) else dil
     if p == "same":
-        pads = [(1, 1), (1, 1)]
+        pads = [(d, d) for d in dil]
     elif isinstance(p, int):
         pads = [(p, p), (p, p)]
     elif isinstance(p[0], tuple):
         pads = list(p)
     else:
         pads = [(p[0], p[0]), (p[1], p[1])]
-    for size, (lo, hi) in zip((case["h"], case["w"]), pads):
-        if size + lo + hi < 3:
+    for size, (lo, hi), d in zip((case["h"], case["w"]), pads, dil):
+        if size + lo + hi < 2 * d + 1:
             return False
         if case["mode"] == "reflect" and max(lo, hi) >= size:
             return False
@@ -63,12 +67,20 @@ def _valid(case):
     return True
 
 
-def _tile_scale(scale, layout):
+def _tile_scale(scale, layout, dilation=1):
     """Winograd's error scale: each output's sum |x*w|, raised to the largest in its 4x4 output
     tile. The transforms mix all 36 inputs of a tile, so an output whose own window holds one
     small term (a corner of a tiny padded image) errs like its tile's largest output: relative to
-    its own sum it reached 3x the GEMM family's bound (seed 3 of a 1x1x2 image, padding 2)."""
+    its own sum it reached 3x the GEMM family's bound (seed 3 of a 1x1x2 image, padding 2).
+    With dilation (dh, dw) a tile is 4x4 outputs of one phase: every dh-th row and dw-th column."""
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
     s = np.moveaxis(scale, -1, 1) if layout == "NHWC" else scale
+    if (dh, dw) != (1, 1):
+        out = np.empty_like(s)
+        for py in range(dh):
+            for px in range(dw):
+                out[:, :, py::dh, px::dw] = _tile_scale(s[:, :, py::dh, px::dw], "NCHW")
+        return np.moveaxis(out, 1, -1) if layout == "NHWC" else out
     n, c, h, w = s.shape
     th, tw = -(-h // 4), -(-w // 4)
     t = np.zeros((n, c, th * 4, tw * 4))
@@ -89,14 +101,15 @@ def test_winograd_matches_oracle(case, isa):
     w = rng.standard_normal((case["c_out"], case["c_in"], 3, 3)).astype(dt)
     b = rng.standard_normal(case["c_out"]).astype(dt) if case["bias"] else None
     xl = _layout_x(x, case["layout"])
-    kw = dict(padding=case["padding"], padding_mode=case["mode"], layout=case["layout"])
+    kw = dict(padding=case["padding"], padding_mode=case["mode"], layout=case["layout"],
+              dilation=case["dilation"])
     with use_isa(isa):
         y = cconv.conv2d(xl, w, b, algorithm="winograd", **kw)
     expected = R.conv2d(xl, w, b, **kw)
     # The filter transform mixes all 9 taps too: scale by the largest |w| of each (c_out, c_in)
     # filter at every tap, so a small tap's output is not measured by its own weight alone.
     w_max = np.broadcast_to(np.abs(w).max(axis=(2, 3), keepdims=True), w.shape)
-    scale = _tile_scale(R.magnitude(R.conv2d, xl, w_max, b, **kw), case["layout"])
+    scale = _tile_scale(R.magnitude(R.conv2d, xl, w_max, b, **kw), case["layout"], case["dilation"])
     assert y.dtype == dt
     R.assert_conv_close(y, expected, scale, dt, case["c_in"] * 9, msg=repr(case))
 
@@ -117,8 +130,10 @@ def test_error_bound(dtype, isa):
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-def test_nonfinite_inputs_land_where_the_definition_puts_them(value, layout, isa):
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_nonfinite_inputs_land_where_the_definition_puts_them(value, layout, dilation, isa):
     """The transforms would smear an Inf/NaN over its tile; the GEMM fallback must not."""
+    kw = dict(padding=dilation, dilation=dilation, layout=layout)
     rng = np.random.default_rng(1)
     x = rng.random((2, 16, 13, 10)).astype(np.float32)
     w = rng.random((20, 16, 3, 3)).astype(np.float32)
@@ -127,14 +142,14 @@ def test_nonfinite_inputs_land_where_the_definition_puts_them(value, layout, isa
         xx[pos] = value
         xl = _layout_x(xx, layout)
         with use_isa(isa):
-            y = cconv.conv2d(xl, w, padding=1, layout=layout, algorithm="winograd")
-        r = R.conv2d(xl, w, padding=1, layout=layout)
+            y = cconv.conv2d(xl, w, algorithm="winograd", **kw)
+        r = R.conv2d(xl, w, **kw)
         np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
         np.testing.assert_array_equal(np.isposinf(y), np.isposinf(r))
         np.testing.assert_array_equal(np.isneginf(y), np.isneginf(r))
         fin = np.isfinite(r)
         R.assert_conv_close(y[fin], r[fin], R.magnitude(R.conv2d, np.where(np.isfinite(xl), xl, 0), w,
-                                                        padding=1, layout=layout)[fin], np.float32, 144)
+                                                        **kw)[fin], np.float32, 144)
 
 
 def test_nonfinite_weights(isa):
@@ -154,16 +169,17 @@ def test_nonfinite_weights(isa):
                                                     padding=1)[fin], np.float64, 144)
 
 
-@pytest.mark.parametrize("shape", [(1, 32, 57, 61), (3, 16, 9, 30), (1, 64, 14, 14)])
-def test_bitwise_identical_for_any_thread_count(shape):
+@pytest.mark.parametrize("shape,dilation", [((1, 32, 57, 61), 1), ((3, 16, 9, 30), 1), ((1, 64, 14, 14), 1),
+                                            ((2, 32, 37, 41), (2, 3))])
+def test_bitwise_identical_for_any_thread_count(shape, dilation):
     rng = np.random.default_rng(3)
     x = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal((40, shape[1], 3, 3)).astype(np.float32)
     outs = []
     for n in (1, 2, 3):
         with num_threads(n):
-            outs.append(cconv.conv2d(x, w, padding=1, algorithm="winograd"))
-            outs.append(cconv.conv2d(x, w, padding=1, algorithm="winograd"))
+            outs.append(cconv.conv2d(x, w, padding=dilation, dilation=dilation, algorithm="winograd"))
+            outs.append(cconv.conv2d(x, w, padding=dilation, dilation=dilation, algorithm="winograd"))
     for o in outs[1:]:
         np.testing.assert_array_equal(o, outs[0])
 
@@ -173,9 +189,11 @@ def test_auto_choice_and_explicit_rejection():
     w = np.zeros((64, 64, 3, 3), np.float32)
     assert cconv.plan_conv2d(x.shape, w, padding=1).algorithm == "winograd"
     assert cconv.plan_conv2d(x.shape, w, padding=1, stride=2).algorithm == "gemm"
-    assert cconv.plan_conv2d(x.shape, w, padding=2, dilation=2).algorithm == "gemm"
+    assert cconv.plan_conv2d(x.shape, w, padding=2, dilation=2).algorithm == "winograd"
+    # d6 on 14x14: 3 outputs per phase in a tile of 4, most of each tile wasted
+    assert cconv.plan_conv2d((8, 64, 14, 14), w, padding=6, dilation=6).algorithm == "gemm"
     assert cconv.plan_conv2d((8, 4, 56, 56), w[:, :4], padding=1).algorithm == "gemm"  # few channels
-    for kw in (dict(stride=2), dict(dilation=2), dict(groups=2)):
+    for kw in (dict(stride=2), dict(groups=2)):
         ww = w[:, :32] if "groups" in kw else w
         with pytest.raises(ValueError, match="algorithm"):
             cconv.conv2d(x[:1, :, :8, :8], ww, algorithm="winograd", **kw)

@@ -69,11 +69,12 @@ typedef void (*cconv_pw_band_fn)(const void *x, ptrdiff_t xs, int64_t K, const v
 #define CCONV_PW_MR 6
 
 /* Winograd F(4x4, 3x3) transforms (kernels/winograd.inc), vectorised across channels.
- * Input: the 6x6 patch d[r][s][c] = src[r*rs + s*C + c] (channels-last, c < C) becomes
+ * Input: the 6x6 patch d[r][s][c] = src[r*rs + s*cs + c] (channels-last, c < C) becomes
  * V[xi][c] = (B^T d B)[xi] at dst[xi*ds + c], xi = 6*i + j < 36.
  * Output: m[xi*ms + j] (xi < 36, j < n, n a multiple of the vector length) becomes the 4x4
  * outputs (A^T m A)[o] at out[o*n + j], o = 4*i + j < 16; returns nonzero if any is Inf or NaN. */
-typedef void (*cconv_wino_in_fn)(const void *src, ptrdiff_t rs, int64_t C, void *dst, ptrdiff_t ds);
+typedef void (*cconv_wino_in_fn)(const void *src, ptrdiff_t rs, ptrdiff_t cs, int64_t C, void *dst,
+                                 ptrdiff_t ds);
 typedef int (*cconv_wino_out_fn)(const void *m, ptrdiff_t ms, int64_t n, void *out);
 /* Filters: U[xi*us + j] = (G g_j G^T)[xi] for j < nr, xi < 36, where filter j < n is the 3x3
  * g[j*gs + 3*r + s] and columns n <= j < nr are zero; computed in double. */

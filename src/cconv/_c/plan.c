@@ -477,15 +477,23 @@ static void choose_gemm_tile(cconv_plan *p)
 /* Winograd F(4x4, 3x3) jobs: (image, band of tile rows, band of tile columns, chunk of cout
  * blocks). A job transforms its tiles' inputs (V: 36 x tiles x C_in), runs 36 GEMMs with U into
  * M (36 x cout blocks x tiles x NR) and transforms M back to outputs; V and M are sized to
- * WINO_BYTES, so they stay in L2/L3 while U streams past. Fixed by the shape only. */
+ * WINO_BYTES, so they stay in L2/L3 while U streams past. Fixed by the shape only.
+ *
+ * Dilation dh x dw: the outputs of one phase (rows py + dh*i, columns px + dw*j) are an undilated
+ * 3x3 convolution over every dh-th padded row and dw-th column, so a tile is 4x4 outputs of one
+ * phase. A job takes its band of tile rows and columns in every phase: dense output rows
+ * [4*dh*tr0, 4*dh*(tr0 + TRB)) read the consecutive padded rows [4*dh*tr0, +R), one band that all
+ * phases share (the band fill is the undilated one; the patches are strided views of it). */
 typedef struct {
-    int64_t th, tw;     /* 4x4 output tiles along H and W */
-    int64_t TRB, TCB;   /* tile rows and columns of a job */
+    int64_t dh, dw;     /* dilation: phases per tile row and column */
+    int64_t th, tw;     /* 4x4 output tiles of a phase along H and W */
+    int64_t TRB, TCB;   /* tile rows and columns of a job (per phase) */
     int64_t nbr, nbc;   /* bands along H and W */
-    int64_t TBp;        /* tiles of a full job, rounded up to whole register tiles */
-    int64_t R, WB;      /* input rows and columns of a job's band buffer (4*TRB + 2, 4*TCB + 2) */
+    int64_t tiles;      /* tiles of a full job: TRB*TCB*dh*dw */
+    int64_t TBp;        /* those rounded up to whole register tiles */
+    int64_t R, WB;      /* input rows and columns of a job's band buffer: dh*(4*TRB + 2), dw*(4*TCB + 2) */
     int64_t bpc, nch;   /* cout blocks per chunk, chunks */
-    int64_t fit;        /* tiles whose V and M fit WINO_BYTES (TRB*TCB is at least MR) */
+    int64_t fit;        /* tiles whose V and M fit WINO_BYTES (a job has at least MR, and every phase) */
 } wino_geom;
 
 #define WINO_BYTES (512 * 1024)
@@ -494,16 +502,23 @@ typedef struct {
  * runs 0.88x the GEMM path; float32 at 7 tiles, 1.3x). */
 #define WINO_MIN_TILES 6
 #define WINO_MIN_CALL_TILES 128
+/* Outputs over the tiles' 16 each: a phase's few rows (large dilation on a small image: d6 on
+ * 33x33 gives 6 per phase, 2 tiles of 4) waste most of the last tile; at 0.44-0.47 used
+ * (d6 33x33, d8 65x65, d12 32x32, 128-256 channels) Winograd ran 0.8-1.1x the GEMM path. */
+#define WINO_MIN_USE 0.5
 
 static void wino_geometry(const cconv_plan *p, wino_geom *g)
 {
     const cconv_conv_desc *d = &p->d;
     const int64_t Ci = d->in_channels, es = (int64_t)cconv_dtype_size(d->dtype);
     const int64_t MR = p->tile.mr, NR = p->tile.nr, nblk = p->nblk;
-    g->th = (d->out_size[1] + 3) / 4;
-    g->tw = (d->out_size[2] + 3) / 4;
+    g->dh = d->dilation[1];
+    g->dw = d->dilation[2];
+    const int64_t ph = g->dh * g->dw;
+    g->th = ((d->out_size[1] + g->dh - 1) / g->dh + 3) / 4;
+    g->tw = ((d->out_size[2] + g->dw - 1) / g->dw + 3) / 4;
     g->fit = WINO_BYTES / (36 * (Ci + nblk * NR) * es);
-    const int64_t tb = max64(MR, g->fit);
+    const int64_t tb = max64(1, max64(MR, g->fit) / ph); /* per phase */
     g->TCB = min64(g->tw, tb);
     g->TRB = max64(1, min64(g->th, tb / g->TCB));
     g->nbr = (g->th + g->TRB - 1) / g->TRB;
@@ -513,17 +528,28 @@ static void wino_geometry(const cconv_plan *p, wino_geom *g)
     const int64_t nch = min64(nblk, max64(1, (GEMM_MIN_JOBS + jobs - 1) / jobs));
     g->bpc = (nblk + nch - 1) / nch;
     g->nch = (nblk + g->bpc - 1) / g->bpc;
-    g->TBp = (g->TRB * g->TCB + MR - 1) / MR * MR;
-    g->R = 4 * g->TRB + 2;
-    g->WB = 4 * g->TCB + 2;
+    g->tiles = g->TRB * g->TCB * ph;
+    g->TBp = (g->tiles + MR - 1) / MR * MR;
+    g->R = g->dh * (4 * g->TRB + 2);
+    g->WB = g->dw * (4 * g->TCB + 2);
 }
 
-/* 2-D 3x3, stride 1, dilation 1, one group (any padding mode, layout and dtype). */
+/* Tile t of a job with ntc tile columns: tile row ti and column tj of phase (py, px), taken as
+ * dense tile row ti*dh + py and column tj*dw + px. Its first output, and its patch's first entry
+ * in the band, is at row r0 = 4*dh*ti + py and column c0 = 4*dw*tj + px relative to the job's. */
+static void wino_tile_origin(const wino_geom *g, int64_t ntc, int64_t t, int64_t *r0, int64_t *c0)
+{
+    const int64_t u = t / (ntc * g->dw), v = t % (ntc * g->dw);
+    *r0 = u / g->dh * 4 * g->dh + u % g->dh;
+    *c0 = v / g->dw * 4 * g->dw + v % g->dw;
+}
+
+/* 2-D 3x3, stride 1, one group, any dilation (any padding mode, layout and dtype). */
 static int can_winograd(const cconv_conv_desc *d)
 {
     return !d->transposed && d->groups == 1 && d->in_size[0] == 1 && d->kernel[0] == 1 &&
            d->pad_before[0] == 0 && d->pad_after[0] == 0 && d->kernel[1] == 3 && d->kernel[2] == 3 &&
-           d->stride[1] == 1 && d->stride[2] == 1 && d->dilation[1] == 1 && d->dilation[2] == 1;
+           d->stride[1] == 1 && d->stride[2] == 1;
 }
 
 static int all_finite(const void *w, int64_t n, cconv_dtype dt)
@@ -578,7 +604,10 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
          * The filter transform (70-130 ns a filter, mostly writing U) must pay for itself within
          * one call too: it saves ~2 ns a filter per tile, so ask for WINO_MIN_CALL_TILES tiles in
          * the call. The scan of the filters for Inf/NaN comes last: it reads them all. */
-        if (g.fit >= WINO_MIN_TILES && g.TRB * g.TCB >= 4 && d->batch * g.th * g.tw >= WINO_MIN_CALL_TILES &&
+        const double tile_outputs = 16.0 * (double)(g.th * g.tw * g.dh * g.dw);
+        if (g.fit >= WINO_MIN_TILES && g.tiles >= 4 &&
+            d->batch * g.th * g.tw * g.dh * g.dw >= WINO_MIN_CALL_TILES &&
+            (double)(d->out_size[1] * d->out_size[2]) >= WINO_MIN_USE * tile_outputs &&
             all_finite(weight, cog * cig * 9, d->dtype))
             return CCONV_ALGO_WINOGRAD;
     }
