@@ -114,6 +114,65 @@ def test_winograd_matches_oracle(case, isa):
     R.assert_conv_close(y, expected, scale, dt, case["c_in"] * 9, msg=repr(case))
 
 
+@st.composite
+def wino3d_cases(draw):
+    """conv3d with a 3x3 (any dilation) over H and W and any depth kernel, stride, dilation."""
+    kd = draw(st.integers(1, 3))
+    return dict(
+        n=draw(st.sampled_from([1, 2, 0])),
+        c_in=draw(st.sampled_from([1, 8, 16, 17])),
+        c_out=draw(st.sampled_from([1, 16, 17, 33])),
+        size=(draw(st.integers(kd, 7)), draw(st.integers(3, 13)), draw(st.integers(3, 13))),
+        kd=kd,
+        stride=(draw(st.integers(1, 3)), 1, 1),
+        dilation=(draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 1, 2])), 1),
+        padding=draw(st.sampled_from([0, 1, (0, 1, 2), "same"])),
+        mode=draw(st.sampled_from(MODES)),
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        layout=draw(st.sampled_from(["NCDHW", "NDHWC"])),
+        bias=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=wino3d_cases())
+def test_winograd_3d_matches_oracle(case, isa):
+    """Each output plane sums the 2-D transform of every plane its depth taps read (one GEMM
+    reduction over taps and channels), so a tile is 4x4 outputs of one plane and phase."""
+    if case["padding"] == "same" and case["stride"][0] > 1:
+        return  # "same" needs stride 1 (rejected elsewhere)
+    if case["mode"] != "zeros" and case["padding"] not in (0,):
+        pads = (case["padding"],) * 3 if isinstance(case["padding"], int) else case["padding"]
+        if case["padding"] == "same":
+            pads = ((case["kd"] - 1) // 2 + 1, case["dilation"][1], 1)
+        if any(p >= sz for p, sz in zip(pads, case["size"])):
+            return  # reflect/circular need pad < size (rejected elsewhere)
+    rng = np.random.default_rng(case["seed"])
+    dt = case["dtype"]
+    x = rng.standard_normal((case["n"], case["c_in"]) + case["size"]).astype(dt)
+    w = rng.standard_normal((case["c_out"], case["c_in"], case["kd"], 3, 3)).astype(dt)
+    b = rng.standard_normal(case["c_out"]).astype(dt) if case["bias"] else None
+    xl = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if case["layout"] == "NDHWC" else x
+    kw = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
+              padding_mode=case["mode"], layout=case["layout"])
+    try:
+        expected = R.conv3d(xl, w, b, **kw)
+    except ValueError:
+        return  # a size the padding or kernel rejects (tested elsewhere)
+    with use_isa(isa):
+        y = cconv.conv3d(xl, w, b, algorithm="winograd", **kw)
+    w_max = np.broadcast_to(np.abs(w).max(axis=(3, 4), keepdims=True), w.shape)
+    mag = R.magnitude(R.conv3d, xl, w_max, b, **kw)
+    cl = case["layout"] == "NDHWC"
+    m = np.moveaxis(mag, -1, 1) if cl else mag  # (n, c, d, h, w): one 2-D tile grid per plane
+    n, c, d, h, ww = m.shape
+    scale = _tile_scale(m.reshape(n, c * d, h, ww), "NCHW", case["dilation"][1:]).reshape(m.shape)
+    scale = np.moveaxis(scale, 1, -1) if cl else scale
+    assert y.dtype == dt
+    R.assert_conv_close(y, expected, scale, dt, case["c_in"] * case["kd"] * 9, msg=repr(case))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_error_bound(dtype, isa):
     """A suite-sized reduction (K = 64*9): the error stays within 2e-5 of sum |x*w| (float32)."""
@@ -193,6 +252,10 @@ def test_auto_choice_and_explicit_rejection():
     # d6 on 14x14: 3 outputs per phase in a tile of 4, most of each tile wasted
     assert cconv.plan_conv2d((8, 64, 14, 14), w, padding=6, dilation=6).algorithm == "gemm"
     assert cconv.plan_conv2d((8, 4, 56, 56), w[:, :4], padding=1).algorithm == "gemm"  # few channels
+    w3 = np.zeros((64, 64, 3, 3, 3), np.float32)
+    assert cconv.plan_conv3d((1, 64, 16, 56, 56), w3, padding=1).algorithm == "winograd"
+    assert cconv.plan_conv3d((1, 64, 16, 56, 56), w3, padding=1, stride=(2, 1, 1)).algorithm == "winograd"
+    assert cconv.plan_conv3d((1, 64, 16, 56, 56), w3, padding=1, stride=2).algorithm == "gemm"
     for kw in (dict(stride=2), dict(groups=2)):
         ww = w[:, :32] if "groups" in kw else w
         with pytest.raises(ValueError, match="algorithm"):

@@ -510,21 +510,21 @@ typedef struct {
 static void wino_geometry(const cconv_plan *p, wino_geom *g)
 {
     const cconv_conv_desc *d = &p->d;
-    const int64_t Ci = d->in_channels, es = (int64_t)cconv_dtype_size(d->dtype);
+    const int64_t K = d->kernel[0] * d->in_channels, es = (int64_t)cconv_dtype_size(d->dtype);
     const int64_t MR = p->tile.mr, NR = p->tile.nr, nblk = p->nblk;
     g->dh = d->dilation[1];
     g->dw = d->dilation[2];
     const int64_t ph = g->dh * g->dw;
     g->th = ((d->out_size[1] + g->dh - 1) / g->dh + 3) / 4;
     g->tw = ((d->out_size[2] + g->dw - 1) / g->dw + 3) / 4;
-    g->fit = WINO_BYTES / (36 * (Ci + nblk * NR) * es);
+    g->fit = WINO_BYTES / (36 * (K + nblk * NR) * es);
     const int64_t tb = max64(1, max64(MR, g->fit) / ph); /* per phase */
     g->TCB = min64(g->tw, tb);
     g->TRB = max64(1, min64(g->th, tb / g->TCB));
     g->nbr = (g->th + g->TRB - 1) / g->TRB;
     g->nbc = (g->tw + g->TCB - 1) / g->TCB;
     /* Few tile bands (batch 1, small images): split the output channels too. */
-    const int64_t jobs = max64(1, d->batch) * g->nbr * g->nbc;
+    const int64_t jobs = max64(1, d->batch) * d->out_size[0] * g->nbr * g->nbc;
     const int64_t nch = min64(nblk, max64(1, (GEMM_MIN_JOBS + jobs - 1) / jobs));
     g->bpc = (nblk + nch - 1) / nch;
     g->nch = (nblk + g->bpc - 1) / g->bpc;
@@ -544,11 +544,11 @@ static void wino_tile_origin(const wino_geom *g, int64_t ntc, int64_t t, int64_t
     *c0 = v / g->dw * 4 * g->dw + v % g->dw;
 }
 
-/* 2-D 3x3, stride 1, one group, any dilation (any padding mode, layout and dtype). */
+/* 3x3 along H and W with stride 1, any dilation; one group; 2-D, or 3-D with any depth kernel,
+ * stride and dilation (any padding mode, layout and dtype). */
 static int can_winograd(const cconv_conv_desc *d)
 {
-    return !d->transposed && d->groups == 1 && d->in_size[0] == 1 && d->kernel[0] == 1 &&
-           d->pad_before[0] == 0 && d->pad_after[0] == 0 && d->kernel[1] == 3 && d->kernel[2] == 3 &&
+    return !d->transposed && d->groups == 1 && d->kernel[1] == 3 && d->kernel[2] == 3 &&
            d->stride[1] == 1 && d->stride[2] == 1;
 }
 
@@ -606,9 +606,9 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
          * the call. The scan of the filters for Inf/NaN comes last: it reads them all. */
         const double tile_outputs = 16.0 * (double)(g.th * g.tw * g.dh * g.dw);
         if (g.fit >= WINO_MIN_TILES && g.tiles >= 4 &&
-            d->batch * g.th * g.tw * g.dh * g.dw >= WINO_MIN_CALL_TILES &&
+            d->batch * d->out_size[0] * g.th * g.tw * g.dh * g.dw >= WINO_MIN_CALL_TILES &&
             (double)(d->out_size[1] * d->out_size[2]) >= WINO_MIN_USE * tile_outputs &&
-            all_finite(weight, cog * cig * 9, d->dtype))
+            all_finite(weight, cog * cig * d->kernel[0] * 9, d->dtype))
             return CCONV_ALGO_WINOGRAD;
     }
     return CCONV_ALGO_GEMM;
@@ -638,41 +638,42 @@ static void plain_padding(cconv_plan *p)
     }
 }
 
-/* Winograd weights: U[xi][cb][k][NR] = (G g G^T)[xi] of filter (cb*NR + j, k), computed in double,
+/* Winograd weights: U[xi][cb][k][NR] = (G g G^T)[xi] of filter (cb*NR + j, k), k = depth tap *
+ * C_in + input channel (2-D: one depth tap), computed in double,
  * zero columns past C_out. The filters are kept too, for the GEMM fallback (made only when a call
  * meets Inf or NaN: execute.inc). */
 static cconv_status plan_winograd(cconv_plan *p, const void *weight)
 {
     const cconv_conv_desc *d = &p->d;
     const int dt = d->dtype == CCONV_FLOAT64;
-    const int64_t Ci = d->in_channels, Co = d->out_channels;
+    const int64_t Ci = d->in_channels, Co = d->out_channels, KD = d->kernel[0], K = KD * Ci;
     const size_t es = cconv_dtype_size(d->dtype);
     p->tile = p->isa->mid[dt]; /* 2 vectors: 36 GEMMs per block, a third block of 16 wastes more */
     const int64_t NR = p->tile.nr;
     p->nblk = (Co + NR - 1) / NR;
-    const size_t wb = (size_t)(Co * Ci * 9) * es, n = (size_t)(36 * p->nblk * Ci * NR);
+    const size_t wb = (size_t)(Co * K * 9) * es, n = (size_t)(36 * p->nblk * K * NR);
     p->weight_copy = cconv_aligned_alloc(wb);
     p->wino_u = cconv_aligned_alloc(n * es);
     if (!p->weight_copy || !p->wino_u) return CCONV_ERR_NOMEM;
     memcpy(p->weight_copy, weight, wb);
     /* auto only picks Winograd for finite filters (choose_algorithm checked them) */
-    p->fallback_always = d->algorithm != CCONV_ALGO_AUTO && !all_finite(weight, Co * Ci * 9, d->dtype);
+    p->fallback_always = d->algorithm != CCONV_ALGO_AUTO && !all_finite(weight, Co * K * 9, d->dtype);
     /* KB input channels at a time through a scratch [36][KB][NR], then 36 runs of KB*NR: the
      * 36 destinations are xs apart (often a power of two: one cache set), so short writes
      * straight into U thrashed. */
     enum { KB = 16 };
-    const size_t xs = (size_t)(p->nblk * Ci * NR); /* U's stride between the 36 xi */
+    const size_t xs = (size_t)(p->nblk * K * NR); /* U's stride between the 36 xi */
     char *scratch = cconv_aligned_alloc((size_t)(36 * KB * NR) * es);
     if (!scratch) return CCONV_ERR_NOMEM;
     for (int64_t cb = 0; cb < p->nblk; cb++)
-        for (int64_t k0 = 0; k0 < Ci; k0 += KB) {
-            const int64_t kn = Ci - k0 < KB ? Ci - k0 : KB;
-            for (int64_t k = k0; k < k0 + kn; k++)
-                p->isa->wino_filter[dt]((const char *)weight + (size_t)((cb * NR * Ci + k) * 9) * es,
-                                        (ptrdiff_t)(Ci * 9), Co - cb * NR < NR ? Co - cb * NR : NR, NR,
+        for (int64_t k0 = 0; k0 < K; k0 += KB) {
+            const int64_t kn = K - k0 < KB ? K - k0 : KB;
+            for (int64_t k = k0; k < k0 + kn; k++) /* k = depth tap * C_in + input channel */
+                p->isa->wino_filter[dt]((const char *)weight + (size_t)(((cb * NR * Ci + k % Ci) * KD + k / Ci) * 9) * es,
+                                        (ptrdiff_t)(K * 9), Co - cb * NR < NR ? Co - cb * NR : NR, NR,
                                         scratch + (size_t)((k - k0) * NR) * es, (ptrdiff_t)(kn * NR));
             for (int x = 0; x < 36; x++)
-                memcpy((char *)p->wino_u + (x * xs + (size_t)((cb * Ci + k0) * NR)) * es,
+                memcpy((char *)p->wino_u + (x * xs + (size_t)((cb * K + k0) * NR)) * es,
                        scratch + (size_t)(x * kn * NR) * es, (size_t)(kn * NR) * es);
         }
     cconv_aligned_free(scratch);
@@ -680,7 +681,7 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
     wino_geom g;
     wino_geometry(p, &g);
     p->weight_bytes = (int64_t)(n * es + wb);
-    p->workspace_bytes = (g.R * g.WB * Ci + 36 * g.TBp * (Ci + g.bpc * NR)) * (int64_t)es * cconv_threads();
+    p->workspace_bytes = (KD * g.R * g.WB * Ci + 36 * g.TBp * (K + g.bpc * NR)) * (int64_t)es * cconv_threads();
     return CCONV_OK;
 }
 
