@@ -497,9 +497,16 @@ typedef struct {
 } wino_geom;
 
 #define WINO_BYTES (512 * 1024)
-/* Below this many tiles per job, streaming U (4x the direct weights) past them costs more than
- * the multiplications saved (measured on Zen 3: float64 256->256 channels, 3 tiles per job,
- * runs 0.88x the GEMM path; float32 at 7 tiles, 1.3x). */
+/* Below this many tiles fitting a job's buffers, streaming U (4x the direct weights) past them
+ * costs more than the multiplications saved (measured on Zen 3: float64 256->256 channels, 3
+ * tiles per job, runs 0.88x the GEMM path; float32 at 7 tiles, 1.3x) -- unless the jobs need not
+ * split the output channels (nch == 1: enough images and bands), so each tile is transformed once
+ * and its V serves every cout block: on Zen 4, float64 256->256 28x28 N8 (3.6 fit) ran 1.73x,
+ * 512->512 14x14 N8 1.61x, 3-D 128->128 3x3x3 2.4x, while the batch-1 14x14 ones that split the
+ * channels ran 0.86-0.99x (docs/winograd.md). Those jobs save less a tile (U streams from L3:
+ * 0.7 ns a filter per tile at 512->512 14x14, against ~1.7 at 256->256 28x28), so the filter
+ * transform needs twice WINO_MIN_CALL_TILES in the call to pay off (512->512 14x14 N8 has 128:
+ * one-shot 0.65x the GEMM path). */
 #define WINO_MIN_TILES 6
 #define WINO_MIN_CALL_TILES 128
 /* Outputs over the tiles' 16 each: a phase's few rows (large dilation on a small image: d6 on
@@ -605,8 +612,9 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
          * one call too: it saves ~2 ns a filter per tile, so ask for WINO_MIN_CALL_TILES tiles in
          * the call. The scan of the filters for Inf/NaN comes last: it reads them all. */
         const double tile_outputs = 16.0 * (double)(g.th * g.tw * g.dh * g.dw);
-        if (g.fit >= WINO_MIN_TILES && g.tiles >= 4 &&
-            d->batch * d->out_size[0] * g.th * g.tw * g.dh * g.dw >= WINO_MIN_CALL_TILES &&
+        const int64_t call_tiles = d->batch * d->out_size[0] * g.th * g.tw * g.dh * g.dw;
+        const int few_fit = g.fit < WINO_MIN_TILES;
+        if ((!few_fit || g.nch == 1) && g.tiles >= 4 && call_tiles >= (few_fit ? 2 : 1) * WINO_MIN_CALL_TILES &&
             (double)(d->out_size[1] * d->out_size[2]) >= WINO_MIN_USE * tile_outputs &&
             all_finite(weight, cog * cig * d->kernel[0] * 9, d->dtype))
             return CCONV_ALGO_WINOGRAD;
