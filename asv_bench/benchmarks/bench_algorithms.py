@@ -1,16 +1,20 @@
-"""The same 3x3 stride-1 convolutions through each algorithm that can run them ("gemm": the direct
-register-tiled engine, "winograd": F(4x4, 3x3)), planned once: what "auto" gains by choosing, and
-whether its choice rule (plan.c, choose_algorithm) still holds on this machine."""
+"""The same 3x3 stride-1 convolutions (2-D, dilated, 3-D) through each algorithm that can run them
+("gemm": the direct register-tiled engine, "winograd": F(4x4, 3x3)), planned once: what "auto"
+gains by choosing, and whether its choice rule (plan.c, choose_algorithm) still holds on this
+machine."""
 import numpy as np
 
 from . import common
 
-# (name, x shape NCHW, C_out): the suite's dense case, its batch-1 row, ResNet-50 stages.
+# (name, x shape channels-first, C_out, dilation): the suite's dense case, its batch-1 row,
+# ResNet-50 stages, the suite's dilated d2 and (a smaller) conv3d 3x3x3.
 SHAPES = {
-    "dense_n8_64_56": ((8, 64, 56, 56), 64),
-    "dense_n1_64_56": ((1, 64, 56, 56), 64),
-    "resnet_l2_n8_128_28": ((8, 128, 28, 28), 128),
-    "resnet_l3_n1_256_14": ((1, 256, 14, 14), 256),
+    "dense_n8_64_56": ((8, 64, 56, 56), 64, 1),
+    "dense_n1_64_56": ((1, 64, 56, 56), 64, 1),
+    "resnet_l2_n8_128_28": ((8, 128, 28, 28), 128, 1),
+    "resnet_l3_n1_256_14": ((1, 256, 14, 14), 256, 1),
+    "dilated_d2_n4_128_64": ((4, 128, 64, 64), 128, 2),
+    "conv3d_n1_32_8x28": ((1, 32, 8, 28, 28), 32, 1),
 }
 
 
@@ -27,14 +31,16 @@ class Algorithms:
         if algorithm not in getattr(cconv._api, "ALGORITHMS", ()):
             raise NotImplementedError(f"this build has no algorithm {algorithm!r}")
         common.set_threads(cconv, threads)
-        xs, co = SHAPES[shape]
+        xs, co, dil = SHAPES[shape]
         rng = np.random.default_rng(0)
         x = rng.random(xs, dtype=np.float32)
-        w = rng.random((co, xs[1], 3, 3), dtype=np.float32)
-        if common.cases.is_channels_last(layout):
+        w = rng.random((co, xs[1]) + (3,) * (len(xs) - 2), dtype=np.float32)
+        cl = common.cases.is_channels_last(layout)
+        if cl:
             x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
-        self.plan = cconv.plan_conv2d(x.shape, w, padding=1, algorithm=algorithm,
-                                      layout="NHWC" if common.cases.is_channels_last(layout) else "NCHW")
+        plan = cconv.plan_conv3d if len(xs) == 5 else cconv.plan_conv2d
+        lay = ("NDHWC" if cl else "NCDHW") if len(xs) == 5 else ("NHWC" if cl else "NCHW")
+        self.plan = plan(x.shape, w, padding=dil, dilation=dil, algorithm=algorithm, layout=lay)
         self.x = x
         self.plan(x)
 
