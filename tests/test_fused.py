@@ -114,6 +114,89 @@ def test_fused_separable_out_and_describe():
                                rtol=1e-5, atol=1e-5)
 
 
+SPATIALLY_SEPARABLE = [
+    # N, C_in, C_mid, C_out, H, W, kh, kw, stride, padding, dilation, groups
+    (3, 5, 7, 6, 11, 13, 3, 3, 1, 1, 1, 1),
+    (5, 8, 12, 4, 17, 9, 7, 1, (2, 1), (3, 0), 1, 4),      # grouped, 1-wide horizontal pass
+    (4, 6, 6, 6, 10, 21, 3, 5, 1, ((2, 0), (1, 3)), (1, 2), 6),  # per-channel (groups = C)
+    (1, 16, 24, 40, 15, 15, 7, 7, (1, 2), 3, 1, 1),
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 30])  # one image, uneven chunks, whole batch
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SPATIALLY_SEPARABLE)
+def test_fused_spatially_separable_equals_composition(isa, dtype, layout, case, chunk_bytes,
+                                                      monkeypatch):
+    """The chunked passes run the same kernels as the staged ones on a slice of the batch: equal
+    bitwise, whatever the chunking and the thread count."""
+    from cconv import _functions
+    monkeypatch.setattr(_functions, "_CHUNK_BYTES", chunk_bytes)
+    N, ci, cm, co, H, W, kh, kw, s, p, d, g = case
+    rng = np.random.default_rng(N * ci * cm)
+    x = rng.standard_normal((N, ci, H, W)).astype(dtype)
+    v = rng.standard_normal((cm, ci // g, kh, 1)).astype(dtype)
+    h = rng.standard_normal((co, cm // g, 1, kw)).astype(dtype)
+    b = rng.standard_normal(co).astype(dtype)
+    kwargs = dict(stride=s, padding=p, dilation=d, groups=g)
+    ref = R.conv2d(R.conv2d(x.astype(np.float64), v, groups=g, **_vertical(kwargs)), h, b,
+                   groups=g, **_horizontal(kwargs))
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        ref = ref.transpose(0, 2, 3, 1)
+    with use_isa(isa):
+        fused = cconv.spatially_separable_conv2d(x, v, h, b, layout=layout, **kwargs)
+        steps = cconv.spatially_separable_conv2d(x, v, h, b, layout=layout, fused=False, **kwargs)
+        assert threads_equal(lambda: cconv.spatially_separable_conv2d(x, v, h, b, layout=layout,
+                                                                      **kwargs))
+    np.testing.assert_array_equal(fused, steps)
+    assert _rel(fused, ref) < TOL[dtype]
+
+
+def _pair(a):
+    return (a, a) if isinstance(a, int) else tuple(a)
+
+
+def _vertical(kw):
+    """The vertical pass's own arguments (what spatially_separable_conv2d applies to h)."""
+    p = kw["padding"]
+    ph = p if isinstance(p, int) else p[0]
+    return dict(stride=(_pair(kw["stride"])[0], 1), padding=(_pair(ph), (0, 0)),
+                dilation=(_pair(kw["dilation"])[0], 1))
+
+
+def _horizontal(kw):
+    p = kw["padding"]
+    pw = p if isinstance(p, int) else p[1]
+    return dict(stride=(1, _pair(kw["stride"])[1]), padding=((0, 0), _pair(pw)),
+                dilation=(1, _pair(kw["dilation"])[1]))
+
+
+def test_fused_spatially_separable_allocates_a_chunk_only(monkeypatch):
+    """Traced peak: the fused call holds the output and one chunk of the intermediate (here one
+    image's worth), the staged call the whole (N, C_mid, H, W) intermediate too."""
+    import tracemalloc
+    from cconv import _functions
+    monkeypatch.setattr(_functions, "_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 4, 48, 48)).astype(np.float32)
+    v = rng.standard_normal((16, 4, 3, 1)).astype(np.float32)
+    h = rng.standard_normal((16, 16, 1, 3)).astype(np.float32)
+    peaks = {}
+    for fused in (True, False):
+        cconv.spatially_separable_conv2d(x, v, h, padding=1, fused=fused)
+        tracemalloc.start()
+        y = cconv.spatially_separable_conv2d(x, v, h, padding=1, fused=fused)
+        peaks[fused] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[True] < 1.3 * y.nbytes   # output + one image of intermediate (1/8 of it)
+    assert peaks[False] > 1.9 * y.nbytes  # output + the whole intermediate (as large)
+    out = np.empty_like(y)
+    assert cconv.spatially_separable_conv2d(x, v, h, padding=1, out=out) is out
+    np.testing.assert_array_equal(out, y)
+
+
 DEPTHWISE = [
     # C, m, H, W, kernel, stride, dilation, padding_mode
     (5, 1, 11, 13, (3, 3), 1, 1, "zeros"),

@@ -353,6 +353,13 @@ NETWORKS = {
          "flattened_conv2d", (8, 64, 56, 56), (64, 64), (64, 3), (64, 3), dict(padding=1, fused=False)),
         ("separable_n8_steps", "separable 3x3 + 1x1 144->24 56, N8 (fused=False)", "separable_conv2d",
          (8, 144, 56, 56), (144, 1, 3, 3), (24, 144, 1, 1), dict(padding=1, fused=False)),
+        # 9.5 MB intermediate: fused runs two chunks of 32 images
+        ("inception_7x1_1x7_n64", "Inception-v3 7x1 + 1x7 128->128->192 17, N64 (fused)",
+         "spatially_separable_conv2d", (64, 128, 17, 17), (128, 128, 7, 1), (192, 128, 1, 7),
+         dict(padding=3)),
+        ("inception_7x1_1x7_n64_steps", "Inception-v3 7x1 + 1x7 128->128->192 17, N64 (fused=False)",
+         "spatially_separable_conv2d", (64, 128, 17, 17), (128, 128, 7, 1), (192, 128, 1, 7),
+         dict(padding=3, fused=False)),
     ]),
 }
 

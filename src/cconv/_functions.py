@@ -1,4 +1,5 @@
 """The public convolution functions. Each one: arrays -> Geometry (cconv._api) -> plan -> run."""
+import dataclasses
 import inspect
 
 import numpy as np
@@ -217,17 +218,55 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1,
     return y
 
 
+# Fused spatially separable: images per chunk so that a chunk's intermediate (8 MiB, at least one
+# image) stays in L3 (32 MiB here) between the two passes. Not smaller: both passes are
+# compute-bound, so cache residency buys little time, while every chunk ends each pass with idle
+# threads (N32 Inception 7x1 + 1x7: 1.2 MB chunks 3% slower than staged, 0.6 MB 13%). Fixed, not
+# scaled by the thread count, so the chunks (and the results) do not depend on it.
+_CHUNK_BYTES = 8 << 20
+
+
 def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None, stride=1,
-                               padding=0, dilation=1, groups=1, *, layout=None, out=None):
+                               padding=0, dilation=1, groups=1, *, layout=None, out=None, fused=True):
     """k_h x 1 convolution then 1 x k_w convolution (e.g. Sobel = [1,2,1]^T x [-1,0,1]).
 
-    stride/padding/dilation given per (h, w) apply to the vertical pass on h, the horizontal on w."""
+    stride/padding/dilation given per (h, w) apply to the vertical pass on h, the horizontal on w.
+    fused=True (the default, both layouts) runs the two passes a chunk of images at a time, the
+    chunk's intermediate (8 MiB, at least one image) still in cache when the horizontal pass reads
+    it: a batch whose (N, C_mid, OH, W) intermediate is larger never allocates it whole.
+    fused=False runs the passes one after the other over the whole batch (the same kernels on
+    other slices of the batch: the results are bitwise equal)."""
     x = as_array("x", x)
     v, h, bias = (as_array("vertical_weight", vertical_weight),
                   as_array("horizontal_weight", horizontal_weight), as_array("bias", bias))
     stages = spatially_separable_stages(x.shape, v.shape, h.shape, stride, padding, dilation,
                                         groups, layout)
-    return _run_stages(stages, x, [v, h], bias, out, (x, v, h, bias))
+    inputs = (x, v, h, bias)
+    if not fused:
+        return _run_stages(stages, x, [v, h], bias, out, inputs)
+    dtype = result_dtype(*inputs)
+    check_bias(bias, stages[1].out_channels)
+    y, target = _api.output_array(out, stages[1].out_shape, dtype, inputs)
+    n = x.shape[0]
+    mid_image = int(np.prod(stages[0].out_shape[1:])) * dtype.itemsize
+    if y.size == 0 or mid_image == 0:
+        return _run_stages(stages, x, [v, h], bias, out, inputs)  # nothing to chunk
+    nchunks = -(-n * mid_image // _CHUNK_BYTES)
+    nb = -(-n // nchunks)  # even chunks: at most two chunk sizes, so at most four plans
+    weights = (contiguous(v, dtype), contiguous(h, dtype), contiguous(bias, dtype))
+    plans = {}
+    xc = np.ascontiguousarray(x, dtype=dtype)
+    mid = np.empty((nb,) + stages[0].out_shape[1:], dtype)
+    for n0 in range(0, n, nb):
+        b = min(nb, n - n0)
+        if b not in plans:
+            g1, g2 = (dataclasses.replace(g, batch=b) for g in stages)
+            plans[b] = (_CPlan(g1.desc(), weights[0], None), _CPlan(g2.desc(), weights[1], weights[2]))
+        p1, p2 = plans[b]
+        p2.execute(p1.execute(xc[n0:n0 + b], mid[:b]), target[n0:n0 + b])
+    if target is not y:
+        y[...] = target
+    return y
 
 
 def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias=None, stride=1,
