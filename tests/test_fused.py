@@ -58,9 +58,12 @@ FLATTENED = [
 ]
 
 
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", FLATTENED)
-def test_fused_flattened_equals_composition(isa, dtype, case):
+def test_fused_flattened_equals_composition(isa, dtype, layout, case, monkeypatch):
+    from cconv import _functions
+    monkeypatch.setattr(_functions, "_CHUNK_BYTES", 5000)  # channels-last: several chunks
     N, Ci, Co, H, W, kh, kw, s, p, d = case
     rng = np.random.default_rng(sum(map(hash, map(str, case))) % 2**32)
     x = rng.standard_normal((N, Ci, H, W)).astype(dtype)
@@ -69,13 +72,17 @@ def test_fused_flattened_equals_composition(isa, dtype, case):
     h = rng.standard_normal((Co, kw)).astype(dtype)
     b = rng.standard_normal(Co).astype(dtype)
     kwargs = dict(stride=s, padding=p, dilation=d)
+    ref = R.flattened_conv2d(x.astype(np.float64), ch, v, h, b, **kwargs)
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        ref = ref.transpose(0, 2, 3, 1)
+    kwargs["layout"] = layout
     with use_isa(isa):
         fused = cconv.flattened_conv2d(x, ch, v, h, b, **kwargs)
         steps = cconv.flattened_conv2d(x, ch, v, h, b, fused=False, **kwargs)
         assert threads_equal(lambda: cconv.flattened_conv2d(x, ch, v, h, b, **kwargs))
-    assert fused.shape == steps.shape
+    assert fused.shape == steps.shape == ref.shape
     assert _rel(fused, steps) < TOL[dtype]
-    ref = R.flattened_conv2d(x.astype(np.float64), ch, v, h, b, **kwargs)
     assert _rel(fused, ref) < TOL[dtype]
 
 

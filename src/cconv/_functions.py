@@ -244,26 +244,32 @@ def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None,
     inputs = (x, v, h, bias)
     if not fused:
         return _run_stages(stages, x, [v, h], bias, out, inputs)
+    return _run_chunked(stages, x, [v, h], bias, out, inputs)
+
+
+def _run_chunked(stages, x, weights, bias, out, inputs):
+    """Two convolution stages (either layout: batch first) run a chunk of images at a time into
+    slices of the output, through one reused chunk-sized intermediate (see _CHUNK_BYTES)."""
     dtype = result_dtype(*inputs)
     check_bias(bias, stages[1].out_channels)
     y, target = _api.output_array(out, stages[1].out_shape, dtype, inputs)
     n = x.shape[0]
     mid_image = int(np.prod(stages[0].out_shape[1:])) * dtype.itemsize
     if y.size == 0 or mid_image == 0:
-        return _run_stages(stages, x, [v, h], bias, out, inputs)  # nothing to chunk
+        return _run_stages(stages, x, weights, bias, out, inputs)  # nothing to chunk
     nchunks = -(-n * mid_image // _CHUNK_BYTES)
     nb = -(-n // nchunks)  # even chunks: at most two chunk sizes, so at most four plans
-    weights = (contiguous(v, dtype), contiguous(h, dtype), contiguous(bias, dtype))
+    w1, w2, b = contiguous(weights[0], dtype), contiguous(weights[1], dtype), contiguous(bias, dtype)
     plans = {}
     xc = np.ascontiguousarray(x, dtype=dtype)
     mid = np.empty((nb,) + stages[0].out_shape[1:], dtype)
     for n0 in range(0, n, nb):
-        b = min(nb, n - n0)
-        if b not in plans:
-            g1, g2 = (dataclasses.replace(g, batch=b) for g in stages)
-            plans[b] = (_CPlan(g1.desc(), weights[0], None), _CPlan(g2.desc(), weights[1], weights[2]))
-        p1, p2 = plans[b]
-        p2.execute(p1.execute(xc[n0:n0 + b], mid[:b]), target[n0:n0 + b])
+        c = min(nb, n - n0)
+        if c not in plans:
+            g1, g2 = (dataclasses.replace(g, batch=c) for g in stages)
+            plans[c] = (_CPlan(g1.desc(), w1, None), _CPlan(g2.desc(), w2, b))
+        p1, p2 = plans[c]
+        p2.execute(p1.execute(xc[n0:n0 + c], mid[:c]), target[n0:n0 + c])
     if target is not y:
         y[...] = target
     return y
@@ -275,30 +281,35 @@ def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias
     horizontal 1-D filter per output channel. Equals conv2d with the rank-1 filters
     W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j] (zero padding).
 
-    fused=True (the default; channels-first only) runs the 1x1 and then one depthwise pass with
-    the kh x kw filters vertical[o, i] * horizontal[o, j] (products rounded once to the dtype),
-    band by band of output rows in cache: no (N, C_out, H, W) intermediate is allocated.
-    fused=False runs the three stages one after the other (same result up to rounding)."""
+    fused=True (the default) runs the 1x1 and then one depthwise pass with the kh x kw filters
+    vertical[o, i] * horizontal[o, j] (products rounded once to the dtype): channels-first band
+    by band of output rows in cache, so no (N, C_out, H, W) intermediate is allocated;
+    channels-last a chunk of images at a time, like spatially_separable_conv2d. fused=False runs
+    the three stages one after the other (same result up to rounding)."""
     x = as_array("x", x)
     ch, v, h, bias = (as_array("channel_weight", channel_weight),
                       as_array("vertical_weight", vertical_weight),
                       as_array("horizontal_weight", horizontal_weight), as_array("bias", bias))
     stages = flattened_stages(x.shape, ch.shape, v.shape, h.shape, stride, padding, dilation, layout)
     cout = ch.shape[0]
-    if not fused or stages[0].channels_last:
+    inputs = (x, ch, v, h, bias)
+    if not fused:
         weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
-        return _run_stages(stages, x, weights, bias, out, (x, ch, v, h, bias))
-    dtype = result_dtype(x, ch, v, h, bias)
-    check_bias(bias, cout)
+        return _run_stages(stages, x, weights, bias, out, inputs)
+    dtype = result_dtype(*inputs)
     vert, horz = stages[1], stages[2]
     dw = conv_geometry(2, stages[0].out_shape, (cout, 1, v.shape[1], h.shape[1]),
                        (vert.stride[0], horz.stride[1]),
                        ((vert.pad_before[0], vert.pad_after[0]), (horz.pad_before[1], horz.pad_after[1])),
-                       (vert.dilation[0], horz.dilation[1]), cout)
-    y, target = _api.output_array(out, horz.out_shape, dtype, (x, ch, v, h, bias))
+                       (vert.dilation[0], horz.dilation[1]), cout, layout=layout)
+    k = (v.astype(np.float64)[:, :, None] * h.astype(np.float64)[:, None, :]).astype(dtype)
+    if stages[0].channels_last:  # the 1x1, then the one depthwise pass, a chunk of images at a time
+        return _run_chunked([stages[0], dw], x, [ch.reshape(cout, -1, 1, 1), k[:, None]], bias, out,
+                            inputs)
+    check_bias(bias, cout)
+    y, target = _api.output_array(out, horz.out_shape, dtype, inputs)
     if y.size == 0:
         return y
-    k = (v.astype(np.float64)[:, :, None] * h.astype(np.float64)[:, None, :]).astype(dtype)
     _flattened_into(dw.desc(), np.ascontiguousarray(k).reshape(cout, 1, *k.shape[1:]), contiguous(bias, dtype),
                     contiguous(ch, dtype), np.ascontiguousarray(x, dtype=dtype), target)
     if target is not y:
