@@ -210,7 +210,8 @@ def conv_nd(
     out_sizes = [
         (xp.shape[2 + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(nd)
     ]
-    assert all(o >= 1 for o in out_sizes), out_sizes
+    if not all(o >= 1 for o in out_sizes):  # callers treat a rejected shape as ValueError
+        raise ValueError(f"empty output size {out_sizes}")
     y = np.zeros((n, c_out, *out_sizes), dtype=np.float64)
     for tap in itertools.product(*(range(k) for k in kernel)):
         sl = tuple(

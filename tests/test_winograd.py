@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as R
-from helpers import num_threads, use_isa
+from helpers import num_threads, threads_equal, use_isa
 
 cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
 
@@ -263,7 +263,37 @@ def test_auto_choice_and_explicit_rejection():
     with pytest.raises(ValueError, match="algorithm"):
         cconv.conv1d(np.zeros((1, 4, 9)), np.zeros((4, 4, 3)), algorithm="winograd")
     with pytest.raises(ValueError, match="algorithm"):
-        cconv.conv_transpose2d(x[:1, :, :8, :8], w, algorithm="winograd")
+        cconv.conv_transpose2d(x[:1, :, :8, :8], w, algorithm="winograd", stride=2)
+    # stride 1, one group: planned as the forward correlation with the flipped filter
+    assert cconv.plan_conv_transpose2d(x.shape, w, padding=1).algorithm == "winograd"
+    assert cconv.plan_conv_transpose2d(x.shape, w, padding=1, stride=2).algorithm == "gemm"
+    assert cconv.plan_conv_transpose3d((1, 64, 16, 56, 56), w3, padding=1).algorithm == "winograd"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nd, x_shape, cout, k, padding, dilation", [
+    (2, (2, 20, 13, 17), 24, (3, 3), 1, 1),
+    (2, (1, 18, 11, 9), 16, (3, 3), (2, 1), 2),            # dilation 2, padding per axis
+    (2, (1, 17, 12, 10), 19, (3, 3), 0, 1),                # no padding: the output grows by 2
+    (3, (1, 16, 4, 9, 8), 20, (2, 3, 3), 1, 1),
+])
+def test_transposed_stride1_on_winograd(isa, dtype, nd, x_shape, cout, k, padding, dilation):
+    """A stride-1 transposed convolution asked to run on Winograd equals the GEMM and the
+    float64 oracle within Winograd's tolerance, with 1 and 2 threads alike."""
+    rng = np.random.default_rng(sum(x_shape))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((x_shape[1], cout) + k).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    fn = cconv.conv_transpose2d if nd == 2 else cconv.conv_transpose3d
+    kw = dict(padding=padding, dilation=dilation)
+    with use_isa(isa):
+        got = fn(x, w, b, algorithm="winograd", **kw)
+        gemm = fn(x, w, b, algorithm="gemm", **kw)
+        assert threads_equal(lambda: fn(x, w, b, algorithm="winograd", **kw))
+    ref = fn(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), algorithm="reference", **kw)
+    assert got.shape == gemm.shape == ref.shape
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    assert np.abs(got - ref).max() / np.abs(ref).max() < tol
 
 
 def test_plan_reports_memory():

@@ -199,21 +199,12 @@ def _input_grad_transposed(geom, w, g, dtype, regions):
         ops.append(op)
         crops.append((lo - q, L))
     nd, layout = geom.nd, _layout_name(geom.nd, geom.channels_last)
-    span = [d * (k - 1) for d, k in zip(geom.dilation, geom.kernel)]
-    pads = tuple((sp - q, sp - q + op) for sp, q, op in zip(span, qs, ops))
-    if geom.groups == 1 and all(s == 1 for s in geom.stride) and min(lo for lo, _ in pads) >= 0:
-        # Stride 1: the transposed convolution is the forward correlation of grad_output with
-        # the flipped filter, C_in and C_out swapped, so every forward algorithm serves it
-        # (Winograd for 3x3: half of a dense layer's backward pass).
-        wf = np.ascontiguousarray(np.flip(np.swapaxes(w, 0, 1), axis=tuple(range(2, 2 + nd))))
-        fgeom = conv_geometry(nd, g.shape, wf.shape, 1, pads, geom.dilation, 1, layout=layout,
-                              x_name="grad_output")
-        y = _run(fgeom, g, wf, None, dtype)
-    else:
-        tgeom = conv_geometry(nd, g.shape, w.shape, geom.stride, tuple(qs), geom.dilation,
-                              geom.groups, layout=layout, transposed=True,
-                              output_padding=tuple(ops), x_name="grad_output")
-        y = _run(tgeom, g, w, None, dtype)
+    # (At stride 1 with one group, the C planner runs this as the forward correlation with the
+    # flipped filter when that is Winograd: half of a 3x3 layer's backward pass.)
+    tgeom = conv_geometry(nd, g.shape, w.shape, geom.stride, tuple(qs), geom.dilation,
+                          geom.groups, layout=layout, transposed=True,
+                          output_padding=tuple(ops), x_name="grad_output")
+    y = _run(tgeom, g, w, None, dtype)
     idx = [slice(None)] * y.ndim
     for ax, (start, L) in zip(_spatial_axes(geom), crops):
         idx[ax] = slice(start, start + L)

@@ -708,6 +708,50 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
     return CCONV_OK;
 }
 
+/* A transposed convolution with stride 1 and one group is the forward correlation with the
+ * flipped filter, C_in and C_out swapped, padded by d(k-1) - p before and d(k-1) - p +
+ * output_padding after. f: that forward descriptor, when it exists and Winograd can run it. */
+static int transposed_as_winograd(const cconv_conv_desc *d, cconv_conv_desc *f)
+{
+    if (!d->transposed || d->groups != 1) return 0;
+    *f = *d;
+    f->transposed = 0;
+    f->algorithm = CCONV_ALGO_WINOGRAD;
+    for (int a = 0; a < 3; a++) {
+        const int64_t span = d->dilation[a] * (d->kernel[a] - 1);
+        if (d->stride[a] != 1) return 0;
+        f->pad_before[a] = span - d->pad_before[a];
+        f->pad_after[a] = span - d->pad_after[a] + d->output_padding[a];
+        f->output_padding[a] = 0;
+        if (f->pad_before[a] < 0 || f->pad_after[a] < 0) return 0;
+    }
+    return can_winograd(f) && cconv_conv_output_size(f) == CCONV_OK;
+}
+
+/* Plans a stride-1 transposed convolution as its forward Winograd equivalent (see above): the
+ * filter flipped and C_in/C_out swapped into a scratch copy. This is what makes cconv.grad's input
+ * gradient of a 3x3 layer (a transposed convolution of grad_output) run on Winograd. */
+static cconv_status plan_transposed_winograd(const cconv_conv_desc *f, const void *weight,
+                                             const void *bias, cconv_plan **out)
+{
+    const int64_t Ci = f->in_channels, Co = f->out_channels;
+    const int64_t ksz = f->kernel[0] * f->kernel[1] * f->kernel[2];
+    const size_t es = cconv_dtype_size(f->dtype);
+    char *fw = malloc((size_t)(Ci * Co * ksz) * es);
+    if (!fw) return CCONV_ERR_NOMEM;
+    /* forward [co][ci][r] = transposed [ci][co][ksz - 1 - r] */
+#define FLIP_SWAP(T)                                                                               \
+    for (int64_t co = 0; co < Co; co++)                                                            \
+        for (int64_t ci = 0; ci < Ci; ci++)                                                        \
+            for (int64_t r = 0; r < ksz; r++)                                                      \
+                ((T *)fw)[(co * Ci + ci) * ksz + r] = ((const T *)weight)[(ci * Co + co) * ksz + ksz - 1 - r];
+    if (f->dtype == CCONV_FLOAT64) { FLIP_SWAP(double) } else { FLIP_SWAP(float) }
+#undef FLIP_SWAP
+    const cconv_status st = cconv_plan_create(f, fw, bias, out);
+    free(fw);
+    return st;
+}
+
 cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, const void *bias,
                                cconv_plan **out)
 {
@@ -726,6 +770,15 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     p->cig = cig;
     p->cog = cog;
     p->isa = cconv_active_isa();
+    cconv_conv_desc f;
+    /* (auto's choice reads the filters only to check them for Inf/NaN: any order will do) */
+    if ((d->algorithm == CCONV_ALGO_WINOGRAD ||
+         (d->algorithm == CCONV_ALGO_AUTO && d->transposed && transposed_as_winograd(d, &f) &&
+          choose_algorithm(&f, p->isa, weight) == CCONV_ALGO_WINOGRAD)) &&
+        transposed_as_winograd(d, &f)) {
+        free(p);
+        return plan_transposed_winograd(&f, weight, bias, out);
+    }
     if (d->algorithm == CCONV_ALGO_AUTO) p->algo = choose_algorithm(d, p->isa, weight);
     else if (d->algorithm == CCONV_ALGO_DEPTHWISE && !can_depthwise(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
     else if (d->algorithm == CCONV_ALGO_GROUPED && !can_grouped(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
