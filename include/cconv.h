@@ -80,7 +80,9 @@ cconv_status cconv_plan_create(const cconv_conv_desc *d, const void *weight, con
 /* Runs the plan; safe to call from several threads at once on one plan. */
 cconv_status cconv_plan_execute(const cconv_plan *plan, const void *x, void *y);
 void cconv_plan_destroy(cconv_plan *plan);
-/* The plan's descriptor (out_size filled) and the algorithm it chose. */
+/* The plan's descriptor (out_size filled) and the algorithm it chose. A stride-1 transposed
+ * convolution planned on Winograd reports its forward equivalent (flipped filter, padding
+ * d(k-1) - p): same channels, input and output sizes. */
 const cconv_conv_desc *cconv_plan_desc(const cconv_plan *plan);
 cconv_algorithm cconv_plan_algorithm(const cconv_plan *plan);
 /* Bytes of packed weights the plan holds, and scratch bytes one execute allocates. */

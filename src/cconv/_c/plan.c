@@ -772,10 +772,9 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     p->isa = cconv_active_isa();
     cconv_conv_desc f;
     /* (auto's choice reads the filters only to check them for Inf/NaN: any order will do) */
-    if ((d->algorithm == CCONV_ALGO_WINOGRAD ||
-         (d->algorithm == CCONV_ALGO_AUTO && d->transposed && transposed_as_winograd(d, &f) &&
-          choose_algorithm(&f, p->isa, weight) == CCONV_ALGO_WINOGRAD)) &&
-        transposed_as_winograd(d, &f)) {
+    if (transposed_as_winograd(d, &f) &&
+        (d->algorithm == CCONV_ALGO_WINOGRAD ||
+         (d->algorithm == CCONV_ALGO_AUTO && choose_algorithm(&f, p->isa, weight) == CCONV_ALGO_WINOGRAD))) {
         free(p);
         return plan_transposed_winograd(&f, weight, bias, out);
     }
