@@ -277,7 +277,9 @@ def test_auto_choice_and_explicit_rejection():
     (2, (1, 17, 12, 10), 19, (3, 3), 0, 1),                # no padding: the output grows by 2
     (3, (1, 16, 4, 9, 8), 20, (2, 3, 3), 1, 1),
 ])
-def test_transposed_stride1_on_winograd(isa, dtype, nd, x_shape, cout, k, padding, dilation):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_transposed_stride1_on_winograd(isa, dtype, nd, x_shape, cout, k, padding, dilation,
+                                        channels_last):
     """A stride-1 transposed convolution asked to run on Winograd equals the GEMM and the
     float64 oracle within Winograd's tolerance, with 1 and 2 threads alike."""
     rng = np.random.default_rng(sum(x_shape))
@@ -286,11 +288,14 @@ def test_transposed_stride1_on_winograd(isa, dtype, nd, x_shape, cout, k, paddin
     b = rng.standard_normal(cout).astype(dtype)
     fn = cconv.conv_transpose2d if nd == 2 else cconv.conv_transpose3d
     kw = dict(padding=padding, dilation=dilation)
+    ref = fn(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), algorithm="reference", **kw)
+    if channels_last:
+        x, ref = (np.ascontiguousarray(np.moveaxis(a, 1, -1)) for a in (x, ref))
+        kw["layout"] = "NHWC" if nd == 2 else "NDHWC"
     with use_isa(isa):
         got = fn(x, w, b, algorithm="winograd", **kw)
         gemm = fn(x, w, b, algorithm="gemm", **kw)
         assert threads_equal(lambda: fn(x, w, b, algorithm="winograd", **kw))
-    ref = fn(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), algorithm="reference", **kw)
     assert got.shape == gemm.shape == ref.shape
     tol = 2e-5 if dtype == np.float32 else 1e-12
     assert np.abs(got - ref).max() / np.abs(ref).max() < tol
