@@ -218,11 +218,12 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1,
     return y
 
 
-# Fused spatially separable: images per chunk so that a chunk's intermediate (8 MiB, at least one
-# image) stays in L3 (32 MiB here) between the two passes. Not smaller: both passes are
-# compute-bound, so cache residency buys little time, while every chunk ends each pass with idle
-# threads (N32 Inception 7x1 + 1x7: 1.2 MB chunks 3% slower than staged, 0.6 MB 13%). Fixed, not
-# scaled by the thread count, so the chunks (and the results) do not depend on it.
+# Chunked fusion (spatially separable; flattened channels-last): images per chunk so that a
+# chunk's intermediate (8 MiB, at least one image) stays in L3 (32 MiB here) between the two
+# passes. Not smaller: both passes are compute-bound, so cache residency buys little time, while
+# every chunk ends each pass with idle threads (N32 Inception 7x1 + 1x7: 1.2 MB chunks 3% slower
+# than staged, 0.6 MB 13%). Fixed, not scaled by the thread count, so the chunks (and the
+# results) do not depend on it.
 _CHUNK_BYTES = 8 << 20
 
 
