@@ -56,7 +56,7 @@ typedef void (*cconv_dw_direct_fn)(const void *x, int64_t H, int64_t W, int64_t 
 /* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
  * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). pf_rows > 0: the
  * next output row reads pf_rows new input rows, at pf_step, 2*pf_step, ... elements past this
- * row's last tap row: prefetched along the way. */
+ * row's last tap row, and writes y + n*C on: prefetched along the way. */
 typedef void (*cconv_dw_cl_fn)(const void *const *src, int ntaps, int64_t n, int64_t C,
                                const void *w, const void *bias, void *y, int pf_rows, ptrdiff_t pf_step);
 /* dst[q*pix + e] = src[q*C + lane[e]] for q < npix, e < pix: a channels-last row expanded so that
