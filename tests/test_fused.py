@@ -147,8 +147,7 @@ def test_fused_spatially_separable_equals_composition(isa, dtype, layout, case, 
     h = rng.standard_normal((co, cm // g, 1, kw)).astype(dtype)
     b = rng.standard_normal(co).astype(dtype)
     kwargs = dict(stride=s, padding=p, dilation=d, groups=g)
-    ref = R.conv2d(R.conv2d(x.astype(np.float64), v, groups=g, **_vertical(kwargs)), h, b,
-                   groups=g, **_horizontal(kwargs))
+    ref = R.spatially_separable_conv2d(x.astype(np.float64), v, h, b, **kwargs)
     if layout == "NHWC":
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         ref = ref.transpose(0, 2, 3, 1)
@@ -159,25 +158,6 @@ def test_fused_spatially_separable_equals_composition(isa, dtype, layout, case, 
                                                                       **kwargs))
     np.testing.assert_array_equal(fused, steps)
     assert _rel(fused, ref) < TOL[dtype]
-
-
-def _pair(a):
-    return (a, a) if isinstance(a, int) else tuple(a)
-
-
-def _vertical(kw):
-    """The vertical pass's own arguments (what spatially_separable_conv2d applies to h)."""
-    p = kw["padding"]
-    ph = p if isinstance(p, int) else p[0]
-    return dict(stride=(_pair(kw["stride"])[0], 1), padding=(_pair(ph), (0, 0)),
-                dilation=(_pair(kw["dilation"])[0], 1))
-
-
-def _horizontal(kw):
-    p = kw["padding"]
-    pw = p if isinstance(p, int) else p[1]
-    return dict(stride=(1, _pair(kw["stride"])[1]), padding=((0, 0), _pair(pw)),
-                dilation=(1, _pair(kw["dilation"])[1]))
 
 
 def test_fused_spatially_separable_allocates_a_chunk_only(monkeypatch):
