@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import reference as R
 from helpers import (arrange, conv2d_variant_cases, conv_cases, conv_transpose_cases, num_threads,
-                     rand)
+                     rand, use_isa)
 
 cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
 torch = pytest.importorskip("torch")
@@ -101,15 +101,16 @@ def _conv_case_arrays(case, rng):
 
 
 @given(case=conv_cases())
-def test_conv_grads_match_torch(case):
+def test_conv_grads_match_torch(case, isa):
     rng = np.random.default_rng(case.seed)
     nd = case.nd
     x, w, g, stride, dilation, before, after = _conv_case_arrays(case, rng)
     kw = dict(stride=case.stride, padding=case.padding, dilation=case.dilation,
               groups=case.groups, padding_mode=case.padding_mode, layout=case.layout)
     xa, wa, ga = arrange(x, case.x_arr), arrange(w, case.w_arr), arrange(g, case.x_arr)
-    gx = getattr(G, f"conv{nd}d_input")(x.shape, wa, ga, **kw)
-    gw = getattr(G, f"conv{nd}d_weight")(xa, w.shape, ga, **kw)
+    with use_isa(isa):
+        gx = getattr(G, f"conv{nd}d_input")(x.shape, wa, ga, **kw)
+        gw = getattr(G, f"conv{nd}d_weight")(xa, w.shape, ga, **kw)
     gb = G.bias(ga, layout=case.layout)
     assert gx.shape == x.shape and gw.shape == w.shape and gb.shape == (case.c_out,)
     assert gx.dtype == _dt(w, g) and gw.dtype == _dt(x, g) and gb.dtype == g.dtype
@@ -616,28 +617,33 @@ WEIGHT_GRAD_CASES = [
     (2, (2, 40, 9, 11), (24, 40, 1, 1), dict(stride=2), None),
     (2, (2, 24, 9, 11), (20, 24, 1, 1), dict(stride=(2, 3), padding=1), "NHWC"),
     (2, (2, 24, 9, 11), (20, 24, 2, 1), dict(stride=2, dilation=2, padding=1), None),
+    # past one and two 64-wide AVX-512 float32 tiles (6x4), and 32-wide float64 ones
+    (2, (2, 20, 6, 7), (65, 20, 3, 3), dict(padding=1), None),
+    (2, (2, 8, 5, 6), (130, 8, 1, 1), {}, "NHWC"),
+    (2, (2, 6, 5, 6), (97, 6, 2, 2), dict(stride=2), None),
 ]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("nd,x_shape,w_shape,kw,layout", WEIGHT_GRAD_CASES)
-def test_weight_grad_blocking_edges(nd, x_shape, w_shape, kw, layout, dtype):
+def test_weight_grad_blocking_edges(nd, x_shape, w_shape, kw, layout, dtype, isa):
     x, g, expected, scale, terms = _weight_grad_case(nd, x_shape, w_shape, kw, layout, dtype)
     f = getattr(G, f"conv{nd}d_weight")
     results = []
     for threads in (1, 2, 3):
-        with num_threads(threads):
+        with num_threads(threads), use_isa(isa):
             results.append(f(x, w_shape, g, layout=layout, **kw))
     close(results[0], expected, scale, dtype, terms)
     for r in results[1:]:
         assert np.array_equal(r, results[0]), "thread counts differ"
 
 
-@given(cig=st.integers(1, 40), cog=st.integers(1, 40), groups=st.sampled_from([1, 2, 3]),
+@given(cig=st.integers(1, 40), cog=st.integers(1, 70), groups=st.sampled_from([1, 2, 3]),
        n=st.integers(1, 3), k=st.integers(1, 4), s=st.integers(1, 3), d=st.integers(1, 2),
        h=st.integers(1, 12), w=st.integers(1, 40), pad=st.integers(0, 2),
        layout=st.sampled_from([None, "NHWC"]))
-def test_weight_grad_random_channels_and_sizes(cig, cog, groups, n, k, s, d, h, w, pad, layout):
+def test_weight_grad_random_channels_and_sizes(cig, cog, groups, n, k, s, d, h, w, pad, layout,
+                                               isa):
     """Random channel counts around the register tile sizes, tiny and odd images, N = 1."""
     span = d * (k - 1) + 1
     h, w = max(h, span - 2 * pad), max(w, span - 2 * pad)
@@ -645,9 +651,9 @@ def test_weight_grad_random_channels_and_sizes(cig, cog, groups, n, k, s, d, h, 
     x, g, expected, scale, terms = _weight_grad_case(2, (n, cig * groups, h, w),
                                                      (cog * groups, cig, k, k), kw, layout,
                                                      np.float64, seed=cig * 41 + cog)
-    with num_threads(1):
+    with num_threads(1), use_isa(isa):
         r1 = G.conv2d_weight(x, expected.shape, g, layout=layout, **kw)
-    with num_threads(3):
+    with num_threads(3), use_isa(isa):
         r3 = G.conv2d_weight(x, expected.shape, g, layout=layout, **kw)
     close(r1, expected, scale, np.float64, terms)
     assert np.array_equal(r1, r3)

@@ -120,7 +120,8 @@ typedef struct {
     cconv_wino_in_fn wino_in[2];
     cconv_wino_out_fn wino_out[2];
     cconv_wino_filter_fn wino_filter[2];
-    cconv_gw_tile_kernel gw_wide[2];   /* [dtype]: NR = 2 vectors */
+    cconv_gw_tile_kernel gw_wide[2];   /* [dtype]: the weight gradient's main tile (2 or 4 vectors) */
+    cconv_gw_tile_kernel gw_mid[2];    /* [dtype]: NR = 2 vectors (gw_wide itself where it has 2) */
     cconv_gw_tile_kernel gw_narrow[2]; /* [dtype]: NR = 1 vector */
     cconv_gw_dw_fn gw_dw[2];
 } cconv_isa_table;

@@ -997,6 +997,18 @@ cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
 }
 
 /* Weight gradient of the (forward) convolution d; see gradw.inc. */
+/* The weight gradient's tile for cog output channels a group: the narrow one when it holds them,
+ * else whichever of the wide and mid ones computes fewer padded columns for its speed (6x4 ran
+ * ~7% faster than 14x2 on Zen 4, so C_out 64 takes one 64-wide block, 32 one 32-wide one). */
+static const cconv_gw_tile_kernel *gw_tile(const cconv_isa_table *isa, int dt, int64_t cog)
+{
+    const cconv_gw_tile_kernel *w = &isa->gw_wide[dt], *m = &isa->gw_mid[dt];
+    if (cog <= isa->gw_narrow[dt].nr) return &isa->gw_narrow[dt];
+    const double cw = (double)((cog + w->nr - 1) / w->nr * w->nr);
+    const double cm = (double)((cog + m->nr - 1) / m->nr * m->nr) * (w->nr > m->nr ? 1.07 : 1.0);
+    return cm < cw ? m : w;
+}
+
 cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, const void *grad_output,
                                     void *grad_weight)
 {
@@ -1018,7 +1030,7 @@ cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, 
     plain_padding(&p);
     const int dt = d->dtype == CCONV_FLOAT64;
     const cconv_isa_table *isa = cconv_active_isa();
-    const cconv_gw_tile_kernel *tile = cog <= isa->gw_narrow[dt].nr ? &isa->gw_narrow[dt] : &isa->gw_wide[dt];
+    const cconv_gw_tile_kernel *tile = gw_tile(isa, dt, cog);
     gw_geom q;
     if (!gw_geometry(d, tile, isa->gw_narrow[dt].nr, &q)) return CCONV_ERR_OVERFLOW;
     int64_t *map[3];
