@@ -595,7 +595,7 @@ def _weight_grad_case(nd, x_shape, w_shape, kw, layout, dtype, seed=0):
 # groups, one or two output channels per group) in both layouts, 1-D column bands, batch 1 with
 # many chunks and split blocks, 3-D, every padding mode, channels-last groups (one band of every
 # channel per unit), strides whose kernel reads only some phases (1x1 stride 2: even rows and
-# columns only are filled).
+# columns only are filled), channels-last 1x1s computed with x and grad_output exchanged.
 WEIGHT_GRAD_CASES = [
     (2, (1, 17, 9, 70), (33, 17, 3, 3), dict(padding=1), None),
     (2, (2, 200, 6, 7), (40, 200, 3, 3), dict(padding=1, stride=2), "NHWC"),
@@ -621,6 +621,11 @@ WEIGHT_GRAD_CASES = [
     (2, (2, 20, 6, 7), (65, 20, 3, 3), dict(padding=1), None),
     (2, (2, 8, 5, 6), (130, 8, 1, 1), {}, "NHWC"),
     (2, (2, 6, 5, 6), (97, 6, 2, 2), dict(stride=2), None),
+    # channels-last 1x1 with few output channels: x and grad_output exchange roles (plan.c
+    # gw_swap_roles), then the result is transposed
+    (2, (2, 128, 5, 7), (24, 128, 1, 1), {}, "NHWC"),
+    (1, (2, 100, 30), (20, 100, 1), {}, "NWC"),
+    (3, (1, 60, 3, 4, 5), (20, 60, 1, 1, 1), {}, "NDHWC"),
 ]
 
 
