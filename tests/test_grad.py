@@ -626,6 +626,15 @@ WEIGHT_GRAD_CASES = [
     (2, (2, 128, 5, 7), (24, 128, 1, 1), {}, "NHWC"),
     (1, (2, 100, 30), (20, 100, 1), {}, "NWC"),
     (3, (1, 60, 3, 4, 5), (20, 60, 1, 1, 1), {}, "NDHWC"),
+    # channels-last depthwise, multiplier 1 (run_gw_dw_cl_): 3x3 passes of 2 and 1 vectors and a
+    # scalar channel tail (40 = 32 + 8 in float32), other kernels row by row, padding modes, strides,
+    # dilation, 1-D and 3-D
+    (2, (2, 40, 9, 11), (40, 1, 3, 3), dict(padding=1, groups=40), "NHWC"),
+    (2, (3, 19, 8, 7), (19, 1, 3, 3), dict(padding=1, stride=2, groups=19, padding_mode="reflect"), "NHWC"),
+    (2, (2, 33, 10, 12), (33, 1, 5, 5), dict(padding=4, dilation=2, groups=33), "NHWC"),
+    (2, (1, 16, 6, 9), (16, 1, 3, 9), dict(padding=4, groups=16, padding_mode="circular"), "NHWC"),
+    (1, (2, 24, 50), (24, 1, 7), dict(padding=3, stride=3, groups=24, padding_mode="replicate"), "NWC"),
+    (3, (1, 20, 4, 5, 6), (20, 1, 3, 3, 3), dict(padding=1, groups=20), "NDHWC"),
 ]
 
 

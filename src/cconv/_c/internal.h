@@ -104,6 +104,12 @@ typedef struct {
  * Reads (and ignores) up to one vector past each run of x. */
 typedef void (*cconv_gw_dw_fn)(const void *x, const ptrdiff_t *taps, int ntaps, int64_t nrows,
                                int64_t ncols, ptrdiff_t xrs, const void *g, ptrdiff_t grs, void *acc);
+/* Channels-last depthwise (multiplier 1) weight gradient of nrows output rows, all taps: acc[(r*KW
+ * + b)*C + c] += sum_{i < nrows, w < OW, cols[w*KW + b] >= 0} g[(i*OW + w)*C + c] *
+ * xrows[i*KR + r][cols[w*KW + b] + c] for tap rows r < KR (a NULL row: padding, skipped), tap
+ * columns b < KW, channels c < C (cols: element offsets in a row, -1 where the tap reads padding). */
+typedef void (*cconv_gw_dw_cl_fn)(const void *const *xrows, int64_t nrows, int KR, const ptrdiff_t *cols,
+                                  int KW, int64_t OW, const void *g, int64_t C, void *acc);
 
 typedef struct {
     const char *name;
@@ -124,6 +130,7 @@ typedef struct {
     cconv_gw_tile_kernel gw_mid[2];    /* [dtype]: NR = 2 vectors (gw_wide itself where it has 2) */
     cconv_gw_tile_kernel gw_narrow[2]; /* [dtype]: NR = 1 vector */
     cconv_gw_dw_fn gw_dw[2];
+    cconv_gw_dw_cl_fn gw_dw_cl[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;

@@ -1070,6 +1070,17 @@ cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, 
         cconv_aligned_free(t);
         return st;
     }
+    if (d->channels_last && G == d->in_channels && G == d->out_channels) {
+        int64_t *map[3];
+        if (!pad_maps(&p, map)) return CCONV_ERR_NOMEM;
+        const int serial = cconv_set_serial((double)d->batch * (double)(d->out_size[0] * d->out_size[1] *
+                                            d->out_size[2]) * (double)(G * ksz) < (double)(1 << 20));
+        st = dt ? run_gw_dw_cl_f64(d, isa, map, x, grad_output, grad_weight)
+                : run_gw_dw_cl_f32(d, isa, map, x, grad_output, grad_weight);
+        cconv_set_serial(serial);
+        free(map[0]);
+        return st;
+    }
     const cconv_gw_tile_kernel *tile = gw_tile(isa, dt, cog);
     gw_geom q;
     if (!gw_geometry(d, tile, isa->gw_narrow[dt].nr, &q)) return CCONV_ERR_OVERFLOW;
