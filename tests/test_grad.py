@@ -520,7 +520,17 @@ def _determinism_calls(rng, dtype):
     wsg = r(24, 4, 3, 3)
     ksg = dict(groups=4, stride=2, padding=1, shuffle_groups=3, padding_mode="replicate")
     gysg = g_for(cconv.shuffled_grouped_conv2d(x2, wsg, **ksg))
+    # channels-last paths of cconv_conv_weight_grad, above its 2^20-MAC serial cutoff so that the
+    # threads really split them: depthwise with multiplier 1 (run_gw_dw_cl_, 40 channels: a vector
+    # tail in float32) and a 1x1 with x and grad_output exchanged (gw_swap_roles)
+    xcl, wcl = r(4, 32, 32, 40), r(40, 1, 3, 3)
+    gycl = g_for(cconv.depthwise_conv2d(xcl, wcl, padding=1, layout="NHWC"))
+    xsw, wsw = r(4, 16, 16, 128), r(24, 128, 1, 1)
+    gysw = g_for(cconv.conv2d(xsw, wsw, layout="NHWC"))
     return {
+        "depthwise NHWC weight": lambda: G.depthwise_conv2d_weight(xcl, wcl.shape, gycl, padding=1,
+                                                                   layout="NHWC"),
+        "1x1 NHWC exchanged weight": lambda: G.conv2d_weight(xsw, wsw.shape, gysw, layout="NHWC"),
         "conv2d input": lambda: G.conv2d_input(x2.shape, w2, gy2, **k2),
         "conv2d weight": lambda: G.conv2d_weight(x2, w2.shape, gy2, **k2),
         "grouped NHWC input": lambda: G.conv2d_input(x2l.shape, wg, gyl, **kl),
@@ -617,7 +627,8 @@ WEIGHT_GRAD_CASES = [
     (2, (2, 40, 9, 11), (24, 40, 1, 1), dict(stride=2), None),
     (2, (2, 24, 9, 11), (20, 24, 1, 1), dict(stride=(2, 3), padding=1), "NHWC"),
     (2, (2, 24, 9, 11), (20, 24, 2, 1), dict(stride=2, dilation=2, padding=1), None),
-    # past one and two 64-wide AVX-512 float32 tiles (6x4), and 32-wide float64 ones
+    # output channels past 64 and 128: 65 and 130 run on 14x2 tiles (fewer padded columns), 97 in
+    # float32 on two 6x4 ones (the second partial); the older cases above reach 6x4 in both dtypes
     (2, (2, 20, 6, 7), (65, 20, 3, 3), dict(padding=1), None),
     (2, (2, 8, 5, 6), (130, 8, 1, 1), {}, "NHWC"),
     (2, (2, 6, 5, 6), (97, 6, 2, 2), dict(stride=2), None),
@@ -626,13 +637,13 @@ WEIGHT_GRAD_CASES = [
     (2, (2, 128, 5, 7), (24, 128, 1, 1), {}, "NHWC"),
     (1, (2, 100, 30), (20, 100, 1), {}, "NWC"),
     (3, (1, 60, 3, 4, 5), (20, 60, 1, 1, 1), {}, "NDHWC"),
-    # channels-last depthwise, multiplier 1 (run_gw_dw_cl_): 3x3 passes of 2 and 1 vectors and a
-    # scalar channel tail (40 = 32 + 8 in float32), other kernels row by row, padding modes, strides,
-    # dilation, 1-D and 3-D
+    # channels-last depthwise, multiplier 1 (run_gw_dw_cl_): 3x3 passes of 2 and 1 vectors (40
+    # float64, 19 float32) and a scalar channel tail (40 = 32 + 8 float32, 19), other kernels tap
+    # row by tap row (KW = 9: one tap column at a time), padding modes, strides, dilation, 1-D, 3-D
     (2, (2, 40, 9, 11), (40, 1, 3, 3), dict(padding=1, groups=40), "NHWC"),
     (2, (3, 19, 8, 7), (19, 1, 3, 3), dict(padding=1, stride=2, groups=19, padding_mode="reflect"), "NHWC"),
     (2, (2, 33, 10, 12), (33, 1, 5, 5), dict(padding=4, dilation=2, groups=33), "NHWC"),
-    (2, (1, 16, 6, 9), (16, 1, 3, 9), dict(padding=4, groups=16, padding_mode="circular"), "NHWC"),
+    (2, (1, 17, 6, 9), (17, 1, 3, 9), dict(padding=4, groups=17, padding_mode="circular"), "NHWC"),
     (1, (2, 24, 50), (24, 1, 7), dict(padding=3, stride=3, groups=24, padding_mode="replicate"), "NWC"),
     (3, (1, 20, 4, 5, 6), (20, 1, 3, 3, 3), dict(padding=1, groups=20), "NDHWC"),
 ]

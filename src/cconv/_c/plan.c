@@ -996,7 +996,6 @@ cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
     return st;
 }
 
-/* Weight gradient of the (forward) convolution d; see gradw.inc. */
 /* The weight gradient's tile for cog output channels a group: the narrow one when it holds them,
  * else whichever of the wide and mid ones computes fewer padded columns for its speed (6x4 ran
  * ~7% faster than 14x2 on Zen 4, so C_out 64 takes one 64-wide block, 32 one 32-wide one). */
@@ -1035,10 +1034,11 @@ static int gw_swap_roles(const cconv_conv_desc *d, const cconv_isa_table *isa)
     return gw_slots(isa, dt, Co, Ci) < 0.92 * gw_slots(isa, dt, Ci, Co);
 }
 
-cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, const void *grad_output,
-                                    void *grad_weight)
+/* Weight gradient of the (forward) convolution desc on ISA isa; see gradw.inc. may_swap: whether
+ * gw_swap_roles may exchange x and grad_output (not again inside the exchanged call). */
+static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, const void *grad_output,
+                                void *grad_weight, const cconv_isa_table *isa, int may_swap)
 {
-    if (!desc || !x || !grad_output || !grad_weight) return CCONV_ERR_INVALID;
     cconv_plan p;
     memset(&p, 0, sizeof p);
     p.d = *desc;
@@ -1055,15 +1055,14 @@ cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, 
     }
     plain_padding(&p);
     const int dt = d->dtype == CCONV_FLOAT64;
-    const cconv_isa_table *isa = cconv_active_isa();
-    if (gw_swap_roles(d, isa)) {
+    if (may_swap && gw_swap_roles(d, isa)) {
         /* dw^T = the weight gradient with x and grad_output exchanged, then one transpose. */
         cconv_conv_desc sd = *d;
         sd.in_channels = d->out_channels;
         sd.out_channels = d->in_channels;
         void *t = cconv_aligned_alloc((size_t)(d->in_channels * d->out_channels) * es);
         if (!t) return CCONV_ERR_NOMEM;
-        st = cconv_conv_weight_grad(&sd, grad_output, x, t);
+        st = weight_grad(&sd, grad_output, x, t, isa, 0);
         if (st == CCONV_OK)
             isa->transpose[dt](t, (ptrdiff_t)d->out_channels, d->in_channels, d->out_channels, grad_weight,
                                (ptrdiff_t)d->in_channels);
@@ -1094,6 +1093,13 @@ cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, 
     cconv_set_serial(serial);
     free(map[0]);
     return st;
+}
+
+cconv_status cconv_conv_weight_grad(const cconv_conv_desc *desc, const void *x, const void *grad_output,
+                                    void *grad_weight)
+{
+    if (!desc || !x || !grad_output || !grad_weight) return CCONV_ERR_INVALID;
+    return weight_grad(desc, x, grad_output, grad_weight, cconv_active_isa(), 1);
 }
 
 cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
