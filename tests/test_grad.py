@@ -637,6 +637,9 @@ WEIGHT_GRAD_CASES = [
     (2, (2, 128, 5, 7), (24, 128, 1, 1), {}, "NHWC"),
     (1, (2, 100, 30), (20, 100, 1), {}, "NWC"),
     (3, (1, 60, 3, 4, 5), (20, 60, 1, 1, 1), {}, "NDHWC"),
+    # (channel, tap) rows of many L2-sized blocks: one unit a plane, items split by blocks only
+    (2, (1, 256, 4, 4), (256, 256, 3, 3), dict(padding=1), None),
+    (3, (1, 128, 2, 3, 3), (128, 128, 3, 3, 3), dict(padding=1), "NDHWC"),
     # channels-last depthwise, multiplier 1 (run_gw_dw_cl_): 3x3 passes of 2 and 1 vectors (40
     # float64, 19 float32) and a scalar channel tail (40 = 32 + 8 float32, 19), other kernels tap
     # row by tap row (KW = 9: one tap column at a time), padding modes, strides, dilation, 1-D, 3-D
