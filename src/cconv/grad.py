@@ -54,9 +54,9 @@ any thread count and across calls: each output element is reduced in a fixed ord
   that recovers the input size; asymmetric padding runs on the padded size and crops). For
   reflect/replicate/circular padding the gradient with respect to the *padded* input is computed and
   its border folded back onto the input positions it was copied from. At stride 1 with one
-  group it runs as the equivalent forward correlation (flipped filter, C_in and C_out swapped,
-  padding dilation*(k-1) - crop), so every forward algorithm serves it (Winograd for 3x3).
-  Depthwise convolutions
+  group, where the auto rule picks Winograd for the equivalent forward correlation (flipped
+  filter, C_in and C_out swapped, padding dilation*(k-1) - crop), the C planner runs it so
+  (a 3x3 layer's grad input); otherwise the transposed GEMM. Depthwise convolutions
   (C_in/groups == 1) use the depthwise forward kernel with the flipped filter on grad_output
   (zero-inserted when strided) instead, since the transposed GEMM wastes most of its tile there.
 * grad weight = one C call (``cconv_conv_weight_grad``, src/cconv/_c/gradw.inc):

@@ -1069,27 +1069,21 @@ static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, cons
         cconv_aligned_free(t);
         return st;
     }
-    if (d->channels_last && G == d->in_channels && G == d->out_channels) {
-        int64_t *map[3];
-        if (!pad_maps(&p, map)) return CCONV_ERR_NOMEM;
-        const int serial = cconv_set_serial((double)d->batch * (double)(d->out_size[0] * d->out_size[1] *
-                                            d->out_size[2]) * (double)(G * ksz) < (double)(1 << 20));
-        st = dt ? run_gw_dw_cl_f64(d, isa, map, x, grad_output, grad_weight)
-                : run_gw_dw_cl_f32(d, isa, map, x, grad_output, grad_weight);
-        cconv_set_serial(serial);
-        free(map[0]);
-        return st;
-    }
-    const cconv_gw_tile_kernel *tile = gw_tile(isa, dt, cog);
-    gw_geom q;
-    if (!gw_geometry(d, tile, isa->gw_narrow[dt].nr, &q)) return CCONV_ERR_OVERFLOW;
     int64_t *map[3];
     if (!pad_maps(&p, map)) return CCONV_ERR_NOMEM;
     const double macs = (double)d->batch * (double)(d->out_size[0] * d->out_size[1] * d->out_size[2]) *
                         (double)d->out_channels * (double)(cig * ksz);
     const int serial = cconv_set_serial(macs < (double)(1 << 20));
-    st = dt ? run_gw_f64(d, isa, tile, &q, p.padded, map, x, grad_output, grad_weight)
-            : run_gw_f32(d, isa, tile, &q, p.padded, map, x, grad_output, grad_weight);
+    if (d->channels_last && G == d->in_channels && G == d->out_channels) {
+        st = dt ? run_gw_dw_cl_f64(d, isa, map, x, grad_output, grad_weight)
+                : run_gw_dw_cl_f32(d, isa, map, x, grad_output, grad_weight);
+    } else {
+        const cconv_gw_tile_kernel *tile = gw_tile(isa, dt, cog);
+        gw_geom q;
+        if (!gw_geometry(d, tile, isa->gw_narrow[dt].nr, &q)) st = CCONV_ERR_OVERFLOW;
+        else st = dt ? run_gw_f64(d, isa, tile, &q, p.padded, map, x, grad_output, grad_weight)
+                     : run_gw_f32(d, isa, tile, &q, p.padded, map, x, grad_output, grad_weight);
+    }
     cconv_set_serial(serial);
     free(map[0]);
     return st;
