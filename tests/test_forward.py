@@ -421,6 +421,35 @@ def test_nan_inf_propagate(dtype, layout, isa):
                         R.magnitude(R.conv_transpose2d, xl, wt, b, stride=2, layout=layout), dtype, 45)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("layout", ["NCDHW", "NDHWC"])
+def test_padding_taps(layout, isa):
+    """Tiles skip the kernel rows and planes that read zero padding only (exact for finite
+    weights). An Inf weight in such a row still meets the padding (0 * Inf = NaN, as defined),
+    and a padding wider than the kernel leaves outputs that read nothing but padding (the bias)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 7, 3, 6, 10))
+    b = rng.standard_normal(5)
+    w = rng.standard_normal((5, 7, 3, 3, 3))
+    xl = np.ascontiguousarray(R.from_channels_first(x, layout))
+    cases = [(w, dict(padding=1)), (w, dict(padding=(4, 5, 1), dilation=(1, 2, 1))),
+             (w, dict(padding=2, stride=(1, 2, 1)))]
+    winf = w.copy()
+    winf[2, 3, 0, 0, 1] = np.inf   # first plane, first row: dead in the border tiles when finite
+    cases.append((winf, dict(padding=1)))
+    for wc, kw in cases:
+        for dtype in (np.float32, np.float64):
+            xc, wd, bd = xl.astype(dtype), wc.astype(dtype), b.astype(dtype)
+            with use_isa(isa):
+                y = cconv.conv3d(xc, wd, bd, layout=layout, **kw)
+            r = R.conv3d(xc, wd, bd, layout=layout, **kw)
+            np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
+            fin = np.isfinite(r)
+            assert fin.sum() < r.size if wc is winf else fin.all()
+            R.assert_conv_close(y[fin], r[fin], R.magnitude(R.conv3d, xc, np.where(np.isfinite(wd), wd, 0),
+                                                            bd, layout=layout, **kw)[fin], dtype, 7 * 27)
+
+
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_empty_batch(layout, isa):
     x = np.zeros((0, 3, 5, 5) if layout == "NCHW" else (0, 5, 5, 3), np.float32)

@@ -60,6 +60,9 @@ struct cconv_plan {
      * call when the weights do, run a GEMM plan made then from weight_copy. */
     void *wino_u;
     int fallback_always;
+    /* GEMM: every packed weight is finite, so a tap whose rows all lie in the zero padding adds
+     * exactly nothing (0 * w, never 0 * Inf) and run_gemm skips it (see tile_taps). */
+    int wfinite;
     int64_t weight_bytes, workspace_bytes;
 };
 
@@ -209,7 +212,8 @@ static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int6
         const int64_t nkb = (p->kmax + p->kc - 1) / p->kc, units = G * p->nblk * nkb;              \
         const int nt = n >= (1 << 16) ? cconv_threads() : 1; /* n: elements packed (caller) */   \
         (void)nt;                                                                                  \
-        _Pragma("omp parallel for schedule(static) num_threads(nt)")                               \
+        int bad = 0;                                                                               \
+        _Pragma("omp parallel for schedule(static) num_threads(nt) reduction(|:bad)")              \
         for (int64_t u = 0; u < units; u++) {                                                      \
             const int64_t kb = u % nkb, cb = (u / nkb) % p->nblk, g = u / (nkb * p->nblk);         \
             const int64_t ncol = cog - cb * NR < NR ? cog - cb * NR : NR;                          \
@@ -249,8 +253,7 @@ static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int6
                         for (int64_t j = j0; j < ncol; j++) o[j] = s[j * rs];                      \
                         for (int64_t j = ncol; j < bnr; j++) o[j] = 0;                             \
                     }                                                                              \
-                continue;                                                                          \
-            }                                                                                      \
+            } else                                                                                 \
             for (int64_t k = k0; k < k0 + kn; k++) {                                               \
                 const int64_t kw = k / cig, c = k % cig; /* kw > 0: folded taps */                 \
                 const T *src = w + kw + (d->transposed ? ((g * cig + c) * cog + cb * NR) * ksz     \
@@ -262,7 +265,10 @@ static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int6
                     for (int64_t j = ncol; j < bnr; j++) o[j] = 0;                                 \
                 }                                                                                  \
             }                                                                                      \
+            /* the unit just written is still in cache: check it here, not the weights again */   \
+            bad |= !all_finite(dst, kn * ps->ntaps * bnr, d->dtype);                               \
         }                                                                                          \
+        if (bad) p->wfinite = 0;                                                                   \
     }
 
 /* GEMM weights with gpb groups per block: [block][kc block][tap][k][NR]; block b covers groups
@@ -287,6 +293,7 @@ static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int6
                         }                                                                          \
             }                                                                                      \
         }                                                                                          \
+        if (!all_finite(base, p->nblocks * ps->ntaps * p->kmax * NR, d->dtype)) p->wfinite = 0;   \
     }
 
 /* Depthwise/grouped weights: channels-first [co][ci in group][tap]; channels-last [tap][ci][co]. */
@@ -879,6 +886,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     /* Pack weights per pass. */
     if (p->algo == CCONV_ALGO_GEMM) {
         const int64_t NR = p->tile.nr;
+        p->wfinite = 1; /* until a pack finds otherwise */
         /* Channel blocks keep one block's weights (taps x kc x NR) within ~256 KiB of L2. */
         int64_t per_k = (int64_t)p->passes[0].ntaps * NR * (int64_t)es;
         for (int i = 1; i < p->npasses; i++)
