@@ -637,7 +637,7 @@ WEIGHT_GRAD_CASES = [
     (2, (2, 128, 5, 7), (24, 128, 1, 1), {}, "NHWC"),
     (1, (2, 100, 30), (20, 100, 1), {}, "NWC"),
     (3, (1, 60, 3, 4, 5), (20, 60, 1, 1, 1), {}, "NDHWC"),
-    # channels-last 1x1 with one cout block: x read in place (a pixel's channels, stride C_in),
+    # channels-last 1x1: x read in place (a pixel's channels, stride C_in),
     # whole rows in one run, and 1-D column bands one row at a time
     (2, (2, 300, 5, 7), (60, 300, 1, 1), {}, "NHWC"),
     (1, (2, 70, 300), (64, 70, 1), {}, "NWC"),
