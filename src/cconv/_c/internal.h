@@ -158,23 +158,22 @@ static inline int64_t cconv_shuffled_channel(int64_t c, int64_t C, int64_t sg)
     return sg == 1 ? c : c % (C / sg) * sg + c / (C / sg);
 }
 
-/* dst[j*ds + i] = src[i*ss + j] for i, j < 4: one 4x4 block through registers (GCC vector
+/* dst[j*ds + i] = src[i*ss + j] for i, j < 4: one 4x4 block through registers (vector
  * shuffles: unpack pairs, then halves), for the GEMM band fill and weight packing and the channels-last shuffle. */
-#define TRANSPOSE4_DEFINE(T, IT, SFX)                                                              \
+#define TRANSPOSE4_DEFINE(T, SFX)                                                                  \
 typedef T v4_##SFX __attribute__((vector_size(4 * sizeof(T))));                                    \
-typedef IT m4_##SFX __attribute__((vector_size(4 * sizeof(T))));                                   \
 static inline void cconv_transpose4_##SFX(const T *src, int64_t ss, T *dst, int64_t ds)                  \
 {                                                                                                  \
     v4_##SFX r[4], t[4];                                                                           \
     for (int i = 0; i < 4; i++) memcpy(&r[i], src + i * ss, sizeof r[i]);                          \
-    t[0] = __builtin_shuffle(r[0], r[1], (m4_##SFX){0, 4, 1, 5});                                  \
-    t[1] = __builtin_shuffle(r[0], r[1], (m4_##SFX){2, 6, 3, 7});                                  \
-    t[2] = __builtin_shuffle(r[2], r[3], (m4_##SFX){0, 4, 1, 5});                                  \
-    t[3] = __builtin_shuffle(r[2], r[3], (m4_##SFX){2, 6, 3, 7});                                  \
-    r[0] = __builtin_shuffle(t[0], t[2], (m4_##SFX){0, 1, 4, 5});                                  \
-    r[1] = __builtin_shuffle(t[0], t[2], (m4_##SFX){2, 3, 6, 7});                                  \
-    r[2] = __builtin_shuffle(t[1], t[3], (m4_##SFX){0, 1, 4, 5});                                  \
-    r[3] = __builtin_shuffle(t[1], t[3], (m4_##SFX){2, 3, 6, 7});                                  \
+    t[0] = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);                                        \
+    t[1] = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);                                        \
+    t[2] = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);                                        \
+    t[3] = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);                                        \
+    r[0] = __builtin_shufflevector(t[0], t[2], 0, 1, 4, 5);                                        \
+    r[1] = __builtin_shufflevector(t[0], t[2], 2, 3, 6, 7);                                        \
+    r[2] = __builtin_shufflevector(t[1], t[3], 0, 1, 4, 5);                                        \
+    r[3] = __builtin_shufflevector(t[1], t[3], 2, 3, 6, 7);                                        \
     for (int j = 0; j < 4; j++) memcpy(dst + j * ds, &r[j], sizeof r[j]);                          \
 }                                                                                                  \
 /* dst[2i] = a[i], dst[2i + 1] = b[i] for i < 4 (a 2 x 4 transpose). */                             \
@@ -183,13 +182,13 @@ static inline void cconv_interleave2_##SFX(const T *a, const T *b, T *dst)      
     v4_##SFX u, v, lo, hi;                                                                         \
     memcpy(&u, a, sizeof u);                                                                       \
     memcpy(&v, b, sizeof v);                                                                       \
-    lo = __builtin_shuffle(u, v, (m4_##SFX){0, 4, 1, 5});                                          \
-    hi = __builtin_shuffle(u, v, (m4_##SFX){2, 6, 3, 7});                                          \
+    lo = __builtin_shufflevector(u, v, 0, 4, 1, 5);                                                \
+    hi = __builtin_shufflevector(u, v, 2, 6, 3, 7);                                                \
     memcpy(dst, &lo, sizeof lo);                                                                   \
     memcpy(dst + 4, &hi, sizeof hi);                                                               \
 }
-TRANSPOSE4_DEFINE(float, int32_t, f32)
-TRANSPOSE4_DEFINE(double, int64_t, f64)
+TRANSPOSE4_DEFINE(float, f32)
+TRANSPOSE4_DEFINE(double, f64)
 
 void *cconv_aligned_alloc(size_t bytes);
 void cconv_aligned_free(void *p);
