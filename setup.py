@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from Cython.Build import cythonize
@@ -26,8 +27,19 @@ if X86:
     ISA_KERNELS[os.path.join(CDIR, "kernels", "isa_avx2.c")] = ["-mavx2", "-mfma"]
     ISA_KERNELS[os.path.join(CDIR, "kernels", "isa_avx512.c")] = ["-mavx512f", "-mavx2", "-mfma"]
 
-COMMON_FLAGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas",
+COMMON_FLAGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
                 "-Wno-unused-function"]
+LINK_FLAGS = []
+
+# CCONV_SANITIZE=address,undefined builds every C file (ISA kernels and the Cython module
+# included) with those sanitizers. -O1 keeps the AVX-512 kernel file's compile in minutes (at
+# -O3 it takes about ten); no recovery, so the first report aborts the process and fails a test
+# run. docs/checks.md says how to run the tests against such a build.
+SANITIZE = os.environ.get("CCONV_SANITIZE", "").strip()
+if SANITIZE:
+    COMMON_FLAGS = (["-O1", "-g", f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer",
+                     "-fno-sanitize-recover=all"] + COMMON_FLAGS[1:])
+    LINK_FLAGS = [f"-fsanitize={SANITIZE}"]
 
 
 def openmp_flags(compiler):
@@ -63,13 +75,18 @@ class BuildExt(build_ext):
               + ", ".join(os.path.basename(k) for k in ISA_KERNELS))
         for ext in self.extensions:
             ext.extra_compile_args = COMMON_FLAGS + omp
-            ext.extra_link_args = omp
-            objs = []
-            for src, flags in ISA_KERNELS.items():
-                objs += self.compiler.compile(
+            ext.extra_link_args = LINK_FLAGS + omp
+
+            def compile_isa(item, ext=ext):
+                src, flags = item
+                return self.compiler.compile(
                     [src], output_dir=self.build_temp, include_dirs=ext.include_dirs,
                     extra_postargs=COMMON_FLAGS + omp + flags)
-            ext.extra_objects = objs
+
+            # The ISA kernel files are the long compiles: one process each, side by side.
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                ext.extra_objects = [o for objs in pool.map(compile_isa, ISA_KERNELS.items())
+                                     for o in objs]
         super().build_extensions()
 
 
