@@ -153,7 +153,7 @@ static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t 
         p->is = 1;
         p->pos = malloc((size_t)K * 8);
         p->k = malloc((size_t)K * 8);
-        if (!p->pos || !p->k) { count++; goto nomem; }
+        if (!p->pos || !p->k) goto nomem; /* count already includes this phase */
         p->ntaps = 0;
         for (int64_t k = 0; k < K; k++) {
             const int64_t t = k * Dl - r;
@@ -833,9 +833,9 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         /* Each pass owns at least one output, so a count past INT_MAX could never be allocated. */
         const int64_t npasses = (int64_t)nph[0] * nph[1] * nph[2];
         if (npasses > INT_MAX) goto phases_nomem;
-        p->npasses = (int)npasses;
-        p->passes = calloc((size_t)p->npasses + 1, sizeof *p->passes);
+        p->passes = calloc((size_t)npasses + 1, sizeof *p->passes);
         if (!p->passes) goto phases_nomem;
+        p->npasses = (int)npasses; /* only now: cconv_plan_destroy walks npasses passes */
         int pi = 0;
         for (int i0 = 0; i0 < nph[0]; i0++)
             for (int i1 = 0; i1 < nph[1]; i1++)
