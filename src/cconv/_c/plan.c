@@ -1124,9 +1124,14 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
     const cconv_conv_desc *d = &p->d;
     if (p->algo != CCONV_ALGO_DEPTHWISE || d->in_channels != d->groups || d->channels_last || d->in_size[0] != 1 || d->kernel[0] != 1)
         return CCONV_ERR_UNSUPPORTED;
-    if (d->batch == 0) return CCONV_OK;
-    const int64_t Cm = d->out_channels, nblk = (Co2 + CCONV_PW_MR - 1) / CCONV_PW_MR;
+    const int64_t Cm = d->out_channels, nblk = Co2 / CCONV_PW_MR + (Co2 % CCONV_PW_MR != 0);
     const size_t es = cconv_dtype_size(d->dtype);
+    int64_t t; /* the packed pointwise weights and y must be addressable */
+    if (!cconv_mul(nblk * CCONV_PW_MR, Cm, &t) || !cconv_mul(t, (int64_t)es, &t) ||
+        !cconv_mul(d->batch, Co2, &t) || !cconv_mul(t, d->out_size[1] * d->out_size[2], &t) ||
+        !cconv_mul(t, (int64_t)es, &t))
+        return CCONV_ERR_OVERFLOW;
+    if (d->batch == 0) return CCONV_OK;
     void *pack = cconv_aligned_alloc((size_t)(nblk * Cm * CCONV_PW_MR) * es);
     int64_t *map[3];
     if (!pack || !pad_maps(p, map)) { cconv_aligned_free(pack); return CCONV_ERR_NOMEM; }
@@ -1184,7 +1189,10 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     const int64_t sh = d.stride[1], ph = d.pad_before[1], span = (d.kernel[1] - 1) * d.dilation[1] + 1;
     const int64_t es = (int64_t)cconv_dtype_size(d.dtype);
     int64_t t;
-    if (!cconv_mul(Ci + C, W, &t) || !cconv_mul(t, span + sh * OH, &t) || !cconv_mul(C, OH * OW, &t))
+    /* the band sizes below, x (N, Ci, H, W) and cw (C, Ci) must be addressable */
+    if (!cconv_add(Ci, C, &t) || !cconv_mul(t, W, &t) || !cconv_mul(t, span + sh * OH, &t) || !cconv_mul(C, OH * OW, &t) ||
+        !cconv_mul(N, Ci, &t) || !cconv_mul(t, H * W, &t) || !cconv_mul(t, es, &t) || !cconv_mul(C, Ci, &t) ||
+        !cconv_mul(t, es, &t))
         return CCONV_ERR_OVERFLOW;
     /* Output rows per band: the input rows and the 1x1's output rows within FLAT_BAND_BYTES.
      * Jobs run on all threads (each serial inside) when there are >= 4 a thread, bands made
