@@ -172,6 +172,42 @@ def test_stride_2_62_is_a_valid_convolution():
     np.testing.assert_allclose(y[0, :, 0, 0], want, rtol=1e-5)
 
 
+@pytest.mark.parametrize("layout", [None, "NHWC"])
+@pytest.mark.parametrize("algorithm,groups", [("auto", 4), ("depthwise", 4), ("gemm", 1), ("grouped", 2)])
+@pytest.mark.parametrize("stride", [2**40, (2**40, 2**40), (2**62, 3)])
+def test_stride_past_the_input(stride, algorithm, groups, layout):
+    """Strides longer than the input (one output row or column) on every path: the depthwise
+    kernels used to size their stride-phase buffers by the stride (2**40 phases: out of memory;
+    two such strides overflowed the size: SIGSEGV)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 9, 9))
+    w = rng.standard_normal((8, 4 // groups, 3, 3))
+    if layout:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    err, y = run_bounded(lambda: cconv.conv2d(x, w, stride=stride, padding=1, groups=groups, layout=layout,
+                                              algorithm=algorithm))
+    assert err is None, repr(err)
+    want = cconv.conv2d(x, w, stride=stride, padding=1, groups=groups, layout=layout, algorithm="reference")
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    err, gw = run_bounded(lambda: cconv.grad.conv2d_weight(x, w.shape, g, stride=stride, padding=1, groups=groups,
+                                                           layout=layout))
+    assert err is None, repr(err)
+    # dL/dw of y = sum(g * y): the first window of each output channel's group only
+    s = (stride, stride) if isinstance(stride, int) else stride
+    xp = np.pad(x if layout is None else x.transpose(0, 3, 1, 2), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    gc = g if layout is None else g.transpose(0, 3, 1, 2)
+    want_gw = np.zeros(w.shape)
+    cog, cig = 8 // groups, 4 // groups
+    for co in range(8):
+        c0 = co // cog * cig
+        for i in range(gc.shape[2]):
+            for j in range(gc.shape[3]):
+                want_gw[co] += np.einsum("n,ncij->cij", gc[:, co, i, j],
+                                         xp[:, c0:c0 + cig, i * s[0]:i * s[0] + 3, j * s[1]:j * s[1] + 3])
+    np.testing.assert_allclose(gw, want_gw, rtol=1e-10, atol=1e-12)
+
+
 # ---------------------------------------------------------------- slow: > 2**31 elements
 
 def _mem_available():

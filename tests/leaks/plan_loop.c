@@ -280,6 +280,13 @@ static const spec SPECS[] = {
     {"shuffled gemm f64", K_SHUF, F64, 0, GEMM, 2, 0, 0, 1, 16, 16, 2, 9, 3, 1, 1, 1, 0, 2, 0, 0, 1},
     {"channel shuffle cf", K_CSHUF, F32, 0, 0, 0, 0, 0, 2, 12, 0, 0, 25, 0, 0, 0, 0, 0, 3},
     {"channel shuffle cl f64", K_CSHUF, F64, CL, 0, 0, 0, 0, 2, 16, 0, 0, 25, 0, 0, 0, 0, 0, 4},
+    /* strides past the input: one output per dimension (plans clamp the stride) */
+    {"depthwise stride 2^40", K_PLAN, F32, 0, DW, 2, 0, 0, 1, 4, 4, 4, 9, 3, (int64_t)1 << 40, 1, 1, 0, 0, 0, 0, 1},
+    {"depthwise cl stride 2^62", K_PLAN, F64, CL, DW, 2, 0, 0, 1, 4, 8, 4, 9, 3, (int64_t)1 << 62, 1, 1},
+    {"gemm stride 2^40", K_PLAN, F32, 0, GEMM, 3, 0, 0, 1, 4, 8, 1, 5, 3, (int64_t)1 << 40, 1, 1},
+    {"grouped stride 2^40", K_PLAN, F32, 0, GRP, 2, 0, 0, 1, 8, 8, 4, 9, 3, (int64_t)1 << 40, 1, 1},
+    {"grad stride 2^40", K_GRAD, F32, 0, AUTO, 2, 0, 0, 1, 4, 4, 4, 9, 3, (int64_t)1 << 40, 1, 1},
+    {"flattened stride 2^40", K_FLAT, F32, 0, DW, 2, 0, 0, 1, 4, 4, 4, 9, 3, (int64_t)1 << 40, 1, 1, 0, 3},
     /* rejected after the plan was allocated */
     {"depthwise asked for cig 2", K_PLAN, F32, 0, DW, 2, 0, 0, 1, 8, 8, 4, 9, 3, 1, 1, 1, 0, 0, 0, 0, 1, UNSUP},
     {"grouped asked for transposed", K_PLAN, F32, 0, GRP, 2, 1, 0, 1, 8, 8, 4, 9, 3, 2, 1, 1, 0, 0, 0, 0, 1, UNSUP},

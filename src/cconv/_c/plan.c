@@ -69,6 +69,21 @@ struct cconv_plan {
 static int64_t floor_div(int64_t a, int64_t b) { int64_t q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
 static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
+/* A forward stride longer than the padded input leaves one output along that dimension, read from
+ * the first window whatever the stride. Plans take the smallest stride giving that one output
+ * instead: the kernels lay their buffers out by stride phase, and a stride of 2**40 made those
+ * 2**40 phases long (a failed allocation) or, with two such strides, overflowed their size (a
+ * crash). Called on a validated descriptor (out_size filled); the output size is unchanged. */
+static void clamp_strides(cconv_conv_desc *d)
+{
+    if (d->transposed) return; /* there the stride sets the output size */
+    for (int a = 0; a < 3; a++) {
+        const int64_t room = d->in_size[a] + d->pad_before[a] + d->pad_after[a] -
+                             (d->dilation[a] * (d->kernel[a] - 1) + 1); /* >= 0, no overflow: validated */
+        if (d->out_size[a] == 1 && d->stride[a] > room + 1) d->stride[a] = room + 1;
+    }
+}
+
 /* ---------------------------------------------------------------- validation */
 
 cconv_status cconv_conv_output_size(cconv_conv_desc *d)
@@ -770,6 +785,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     cconv_conv_desc *d = &p->d;
     cconv_status st = cconv_conv_output_size(d);
     if (st != CCONV_OK) { free(p); return st; }
+    clamp_strides(d);
     const size_t es = cconv_dtype_size(d->dtype);
     const int64_t G = d->groups, Co = d->out_channels, Ci = d->in_channels;
     const int64_t cig = Ci / G, cog = Co / G;
@@ -1054,6 +1070,7 @@ static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, cons
     cconv_status st = cconv_conv_output_size(d);
     if (st != CCONV_OK) return st;
     if (d->transposed) return CCONV_ERR_UNSUPPORTED; /* pass the forward convolution it adjoins */
+    clamp_strides(d);
     const int64_t G = d->groups, cig = d->in_channels / G, cog = d->out_channels / G;
     const int64_t ksz = d->kernel[0] * d->kernel[1] * d->kernel[2];
     const size_t es = cconv_dtype_size(d->dtype);
@@ -1180,6 +1197,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     cconv_conv_desc d = *desc;
     cconv_status st = cconv_conv_output_size(&d);
     if (st != CCONV_OK) return st;
+    clamp_strides(&d);
     const int64_t C = d.in_channels;
     if (d.groups != C || d.out_channels != C || d.transposed || d.channels_last || d.in_size[0] != 1 ||
         d.kernel[0] != 1 || d.padding_mode != CCONV_PAD_ZEROS)
