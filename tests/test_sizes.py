@@ -331,3 +331,21 @@ def test_weight_grad_input_over_2_31_elements(request):
     # lost or misplaced a block of products would be off by ~sqrt(block) x 0.3, far more)
     assert np.all(err <= 2e-6 * scale), (err / scale).max()
     _report(request, "weight gradient", t0)
+
+
+@pytest.mark.slow
+def test_gemm_channels_last_input_over_2_31_elements(request):
+    """conv2d channels-last on the GEMM path, unpadded (x read in place), over a 2.15e9-element
+    input (8.6 GB), stride 2."""
+    _need(11)
+    t0 = time.perf_counter()
+    H = W_ = 32800  # 2 x 32800^2 = 2.152e9 > 2**31 inputs
+    x = _random((1, H, W_, 2), 10)
+    w = _random((1, 2, 3, 3), 11)
+    y = cconv.conv2d(x, w, stride=2, layout="NHWC", algorithm="gemm")
+    assert x.size > 2**31
+    xc = x.transpose(0, 3, 1, 2)  # a view: the windows below read the same memory
+    for n, oh, ow, co in _samples(y.shape, 300, 12):
+        want = sum(np.sum(_window(xc, n, c, oh, ow, 3, 3, 2, 0) * w[co, c]) for c in range(2))
+        assert abs(y[n, oh, ow, co] - want) <= 1e-5 * (1 + abs(want)), (n, oh, ow, co, y[n, oh, ow, co], want)
+    _report(request, "gemm channels-last", t0)
