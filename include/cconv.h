@@ -82,7 +82,8 @@ cconv_status cconv_plan_execute(const cconv_plan *plan, const void *x, void *y);
 void cconv_plan_destroy(cconv_plan *plan);
 /* The plan's descriptor (out_size filled) and the algorithm it chose. A stride-1 transposed
  * convolution planned on Winograd reports its forward equivalent (flipped filter, padding
- * d(k-1) - p): same channels, input and output sizes. */
+ * d(k-1) - p): same channels, input and output sizes. A forward stride longer than the padded
+ * input (one output along that dimension) is reported as the smallest stride giving that output. */
 const cconv_conv_desc *cconv_plan_desc(const cconv_plan *plan);
 cconv_algorithm cconv_plan_algorithm(const cconv_plan *plan);
 /* Bytes of packed weights the plan holds, and scratch bytes one execute allocates. */

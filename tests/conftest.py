@@ -5,6 +5,8 @@
 * Hypothesis profiles: ``ci`` (default; small and fast), ``dev`` (quicker still)
   and ``thorough`` (many examples).  Pick one with ``CCONV_HYPOTHESIS_PROFILE``
   or ``pytest --hypothesis-profile=NAME``.
+* ``slow`` marker: tests that take minutes or ~10 GB of RAM are skipped unless
+  ``pytest --run-slow`` or ``CCONV_RUN_SLOW=1`` is given.
 * ``isa`` fixture: parametrised over every instruction-set path the machine
   supports (``cconv.available_isas()``); tests run their calls inside
   ``helpers.use_isa(isa)``.
@@ -57,3 +59,17 @@ ISAS = _isas()
 def isa(request):
     """Name of one available ISA path; use with ``helpers.use_isa(isa)``."""
     return request.param
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run tests marked slow (minutes, ~10 GB of RAM); or set CCONV_RUN_SLOW=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow") or os.environ.get("CCONV_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow test: run with pytest --run-slow or CCONV_RUN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

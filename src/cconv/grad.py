@@ -271,7 +271,7 @@ def _input_grad(geom, w, g, dtype):
 
 def _weight_grad(geom, x, g, dtype):
     """dL/dw for the forward convolution `geom` (not transposed); x and g in geom's layout."""
-    out = np.empty(geom.weight_shape, dtype)
+    out = _api.output_array(None, geom.weight_shape, dtype, ())[0]
     return _weight_grad_into(geom.desc(), _api.contiguous(x, dtype), _api.contiguous(g, dtype), out)
 
 

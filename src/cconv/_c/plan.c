@@ -69,6 +69,21 @@ struct cconv_plan {
 static int64_t floor_div(int64_t a, int64_t b) { int64_t q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
 static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
+/* A forward stride longer than the padded input leaves one output along that dimension, read from
+ * the first window whatever the stride. Plans take the smallest stride giving that one output
+ * instead: the kernels lay their buffers out by stride phase, and a stride of 2**40 made those
+ * 2**40 phases long (a failed allocation) or, with two such strides, overflowed their size (a
+ * crash). Called on a validated descriptor (out_size filled); the output size is unchanged. */
+static void clamp_strides(cconv_conv_desc *d)
+{
+    if (d->transposed) return; /* there the stride sets the output size */
+    for (int a = 0; a < 3; a++) {
+        const int64_t room = d->in_size[a] + d->pad_before[a] + d->pad_after[a] -
+                             (d->dilation[a] * (d->kernel[a] - 1) + 1); /* >= 0, no overflow: validated */
+        if (d->out_size[a] == 1 && d->stride[a] > room + 1) d->stride[a] = room + 1;
+    }
+}
+
 /* ---------------------------------------------------------------- validation */
 
 cconv_status cconv_conv_output_size(cconv_conv_desc *d)
@@ -153,7 +168,7 @@ static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t 
         p->is = 1;
         p->pos = malloc((size_t)K * 8);
         p->k = malloc((size_t)K * 8);
-        if (!p->pos || !p->k) { count++; goto nomem; }
+        if (!p->pos || !p->k) goto nomem; /* count already includes this phase */
         p->ntaps = 0;
         for (int64_t k = 0; k < K; k++) {
             const int64_t t = k * Dl - r;
@@ -770,6 +785,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     cconv_conv_desc *d = &p->d;
     cconv_status st = cconv_conv_output_size(d);
     if (st != CCONV_OK) { free(p); return st; }
+    clamp_strides(d);
     const size_t es = cconv_dtype_size(d->dtype);
     const int64_t G = d->groups, Co = d->out_channels, Ci = d->in_channels;
     const int64_t cig = Ci / G, cog = Co / G;
@@ -833,9 +849,9 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         /* Each pass owns at least one output, so a count past INT_MAX could never be allocated. */
         const int64_t npasses = (int64_t)nph[0] * nph[1] * nph[2];
         if (npasses > INT_MAX) goto phases_nomem;
-        p->npasses = (int)npasses;
-        p->passes = calloc((size_t)p->npasses + 1, sizeof *p->passes);
+        p->passes = calloc((size_t)npasses + 1, sizeof *p->passes);
         if (!p->passes) goto phases_nomem;
+        p->npasses = (int)npasses; /* only now: cconv_plan_destroy walks npasses passes */
         int pi = 0;
         for (int i0 = 0; i0 < nph[0]; i0++)
             for (int i1 = 0; i1 < nph[1]; i1++)
@@ -1054,6 +1070,7 @@ static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, cons
     cconv_status st = cconv_conv_output_size(d);
     if (st != CCONV_OK) return st;
     if (d->transposed) return CCONV_ERR_UNSUPPORTED; /* pass the forward convolution it adjoins */
+    clamp_strides(d);
     const int64_t G = d->groups, cig = d->in_channels / G, cog = d->out_channels / G;
     const int64_t ksz = d->kernel[0] * d->kernel[1] * d->kernel[2];
     const size_t es = cconv_dtype_size(d->dtype);
@@ -1124,9 +1141,14 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
     const cconv_conv_desc *d = &p->d;
     if (p->algo != CCONV_ALGO_DEPTHWISE || d->in_channels != d->groups || d->channels_last || d->in_size[0] != 1 || d->kernel[0] != 1)
         return CCONV_ERR_UNSUPPORTED;
-    if (d->batch == 0) return CCONV_OK;
-    const int64_t Cm = d->out_channels, nblk = (Co2 + CCONV_PW_MR - 1) / CCONV_PW_MR;
+    const int64_t Cm = d->out_channels, nblk = Co2 / CCONV_PW_MR + (Co2 % CCONV_PW_MR != 0);
     const size_t es = cconv_dtype_size(d->dtype);
+    int64_t t; /* the packed pointwise weights and y must be addressable */
+    if (!cconv_mul(nblk * CCONV_PW_MR, Cm, &t) || !cconv_mul(t, (int64_t)es, &t) ||
+        !cconv_mul(d->batch, Co2, &t) || !cconv_mul(t, d->out_size[1] * d->out_size[2], &t) ||
+        !cconv_mul(t, (int64_t)es, &t))
+        return CCONV_ERR_OVERFLOW;
+    if (d->batch == 0) return CCONV_OK;
     void *pack = cconv_aligned_alloc((size_t)(nblk * Cm * CCONV_PW_MR) * es);
     int64_t *map[3];
     if (!pack || !pad_maps(p, map)) { cconv_aligned_free(pack); return CCONV_ERR_NOMEM; }
@@ -1175,6 +1197,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     cconv_conv_desc d = *desc;
     cconv_status st = cconv_conv_output_size(&d);
     if (st != CCONV_OK) return st;
+    clamp_strides(&d);
     const int64_t C = d.in_channels;
     if (d.groups != C || d.out_channels != C || d.transposed || d.channels_last || d.in_size[0] != 1 ||
         d.kernel[0] != 1 || d.padding_mode != CCONV_PAD_ZEROS)
@@ -1184,7 +1207,10 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     const int64_t sh = d.stride[1], ph = d.pad_before[1], span = (d.kernel[1] - 1) * d.dilation[1] + 1;
     const int64_t es = (int64_t)cconv_dtype_size(d.dtype);
     int64_t t;
-    if (!cconv_mul(Ci + C, W, &t) || !cconv_mul(t, span + sh * OH, &t) || !cconv_mul(C, OH * OW, &t))
+    /* the band sizes below, x (N, Ci, H, W) and cw (C, Ci) must be addressable */
+    if (!cconv_add(Ci, C, &t) || !cconv_mul(t, W, &t) || !cconv_mul(t, span + sh * OH, &t) || !cconv_mul(C, OH * OW, &t) ||
+        !cconv_mul(N, Ci, &t) || !cconv_mul(t, H * W, &t) || !cconv_mul(t, es, &t) || !cconv_mul(C, Ci, &t) ||
+        !cconv_mul(t, es, &t))
         return CCONV_ERR_OVERFLOW;
     /* Output rows per band: the input rows and the 1x1's output rows within FLAT_BAND_BYTES.
      * Jobs run on all threads (each serial inside) when there are >= 4 a thread, bands made
