@@ -153,7 +153,7 @@ static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t 
         p->is = 1;
         p->pos = cconv_alloc((size_t)K * 8);
         p->k = cconv_alloc((size_t)K * 8);
-        if (!p->pos || !p->k) { count++; goto nomem; }
+        if (!p->pos || !p->k) goto nomem; /* count already includes p */
         p->ntaps = 0;
         for (int64_t k = 0; k < K; k++) {
             const int64_t t = k * Dl - r;
