@@ -3,8 +3,8 @@
  * guarded allocator below without touching the callers.
  *
  * Normal build: posix_memalign, 64-byte aligned (a cache line, one AVX-512 vector), exactly the
- * bytes asked for (one for a zero-byte request), so that under AddressSanitizer (CCONV_SANITIZE)
- * the redzone starts at the first byte past the request and an overrun of any size is reported.
+ * bytes asked for, so that under AddressSanitizer (CCONV_SANITIZE) the redzone starts at the first
+ * byte past the request and an overrun of any size is reported.
  *
  * Guard build (-DCCONV_ALLOC_GUARD; setup.py adds it for CCONV_ALLOC_GUARD=1): each block gets its
  * own mmap whose last page is PROT_NONE, and the block is placed so that its end, rounded up to the
@@ -29,7 +29,10 @@
 void *cconv_alloc(size_t bytes)
 {
     void *p = NULL;
-    if (posix_memalign(&p, CCONV_ALIGN, bytes ? bytes : 1) != 0) return NULL;
+    if (posix_memalign(&p, CCONV_ALIGN, bytes) != 0) return NULL;
+    /* A zero-byte request may give NULL (implementation-defined): ask for one byte then (glibc
+     * and ASan give a unique pointer, ASan to a one-byte block). */
+    if (!p && posix_memalign(&p, CCONV_ALIGN, 1) != 0) return NULL;
     return p;
 }
 
