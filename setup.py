@@ -42,6 +42,11 @@ if SANITIZE:
                      "-fno-sanitize-recover=all"] + COMMON_FLAGS[1:])
     LINK_FLAGS = [f"-fsanitize={SANITIZE}"]
 
+# CCONV_ALLOC_GUARD=1 builds the C core's allocator (src/cconv/_c/alloc.c) in its guard mode: every
+# block poisoned with NaN and ending at a PROT_NONE page, for tests (docs/checks.md).
+if os.environ.get("CCONV_ALLOC_GUARD", "").strip() not in ("", "0"):
+    COMMON_FLAGS = COMMON_FLAGS + ["-DCCONV_ALLOC_GUARD"]
+
 
 def openmp_flags(compiler):
     """-fopenmp if this compiler builds and links an OpenMP program, else [] (serial build)."""
@@ -91,7 +96,7 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-C_SOURCES = [os.path.join(CDIR, f) for f in ("cpu.c", "plan.c", "reference.c", "shuffle.c")]
+C_SOURCES = [os.path.join(CDIR, f) for f in ("alloc.c", "cpu.c", "plan.c", "reference.c", "shuffle.c")]
 
 ext = Extension(
     "cconv._core",

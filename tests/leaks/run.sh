@@ -24,8 +24,8 @@ for m in re.finditer(r'"(isa_\w+\.c)"\)\]?\s*[:=]\s*(\[[^\]]*\])', src):
         print(f"src/cconv/_c/kernels/{m.group(1)}|{','.join(ast.literal_eval(m.group(2)))}")
 EOF
 )
-CORE="src/cconv/_c/cpu.c src/cconv/_c/plan.c src/cconv/_c/reference.c src/cconv/_c/shuffle.c"
-CFLAGS="-g -O1 -std=gnu11 -fopenmp -fno-omit-frame-pointer -Iinclude -Isrc/cconv/_c"
+CORE=$(echo src/cconv/_c/*.c) # every core source; the ISA kernel files are below it
+CFLAGS="-g1 -O1 -std=gnu11 -fopenmp -fno-omit-frame-pointer -Iinclude -Isrc/cconv/_c"
 WRAP="-Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=posix_memalign"
 
 # build VARIANT EXTRA_FLAGS: objects in $OUT/VARIANT, rebuilt when a source is newer (kernel files in

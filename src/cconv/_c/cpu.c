@@ -1,4 +1,4 @@
-/* CPU feature detection, the dispatch table, thread count and aligned allocation.
+/* CPU feature detection, the dispatch table and the thread count.
  * The active ISA is the only mutable global: chosen once at first use (CCONV_ISA may force it)
  * and changed only by cconv_set_isa. */
 #include <stdlib.h>
@@ -127,16 +127,6 @@ double cconv_l3_bytes(void)
     }
     return bytes;
 }
-
-void *cconv_aligned_alloc(size_t bytes)
-{
-    void *p = NULL;
-    if (bytes == 0) bytes = 64;
-    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-    return p;
-}
-
-void cconv_aligned_free(void *p) { free(p); }
 
 const char *cconv_status_string(cconv_status s)
 {

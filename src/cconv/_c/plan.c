@@ -143,12 +143,12 @@ static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t 
     const int64_t I = d->in_size[a], K = d->kernel[a], S = d->stride[a], Dl = d->dilation[a];
     const int64_t pb = d->pad_before[a], O = d->out_size[a];
     const int64_t nph = d->transposed ? S : 1;
-    dim_phase *ph = calloc((size_t)nph, sizeof *ph);
+    dim_phase *ph = cconv_alloc_zeroed((size_t)nph * sizeof *ph);
     if (!ph) return -1;
     int count = 0;
     if (!d->transposed) {
-        ph[0] = (dim_phase){0, 1, O, S, K, malloc((size_t)K * 8), malloc((size_t)K * 8)};
-        if (!ph[0].pos || !ph[0].k) { free(ph[0].pos); free(ph[0].k); free(ph); return -1; }
+        ph[0] = (dim_phase){0, 1, O, S, K, cconv_alloc((size_t)K * 8), cconv_alloc((size_t)K * 8)};
+        if (!ph[0].pos || !ph[0].k) { cconv_free(ph[0].pos); cconv_free(ph[0].k); cconv_free(ph); return -1; }
         for (int64_t k = 0; k < K; k++) { ph[0].pos[k] = k * Dl; ph[0].k[k] = k; }
         *padlo = pb;
         *padded = I + pb + d->pad_after[a];
@@ -166,8 +166,8 @@ static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t 
         p->os = S;
         p->q = qmax - qmin + 1;
         p->is = 1;
-        p->pos = malloc((size_t)K * 8);
-        p->k = malloc((size_t)K * 8);
+        p->pos = cconv_alloc((size_t)K * 8);
+        p->k = cconv_alloc((size_t)K * 8);
         if (!p->pos || !p->k) goto nomem; /* count already includes this phase */
         p->ntaps = 0;
         for (int64_t k = 0; k < K; k++) {
@@ -187,8 +187,8 @@ static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t 
     *out = ph;
     return count;
 nomem:
-    for (int c = 0; c < count; c++) { free(ph[c].pos); free(ph[c].k); }
-    free(ph);
+    for (int c = 0; c < count; c++) { cconv_free(ph[c].pos); cconv_free(ph[c].k); }
+    cconv_free(ph);
     return -1;
 }
 
@@ -196,8 +196,8 @@ static void free_phases(dim_phase *ph[3], const int nph[3])
 {
     for (int a = 0; a < 3; a++) {
         if (!ph[a]) continue;
-        for (int i = 0; i < nph[a]; i++) { free(ph[a][i].pos); free(ph[a][i].k); }
-        free(ph[a]);
+        for (int i = 0; i < nph[a]; i++) { cconv_free(ph[a][i].pos); cconv_free(ph[a][i].k); }
+        cconv_free(ph[a]);
         ph[a] = NULL;
     }
 }
@@ -648,15 +648,15 @@ void cconv_plan_destroy(cconv_plan *p)
 {
     if (!p) return;
     for (int i = 0; i < p->npasses; i++) {
-        free(p->passes[i].taps);
-        free(p->passes[i].tap_k);
-        cconv_aligned_free(p->passes[i].wpack);
+        cconv_free(p->passes[i].taps);
+        cconv_free(p->passes[i].tap_k);
+        cconv_free(p->passes[i].wpack);
     }
-    free(p->passes);
-    cconv_aligned_free(p->bias);
-    cconv_aligned_free(p->weight_copy);
-    cconv_aligned_free(p->wino_u);
-    free(p);
+    cconv_free(p->passes);
+    cconv_free(p->bias);
+    cconv_free(p->weight_copy);
+    cconv_free(p->wino_u);
+    cconv_free(p);
 }
 
 /* padlo/padded of a plan that runs no stride phases (forward, one pass): the descriptor's own. */
@@ -682,8 +682,8 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
     const int64_t NR = p->tile.nr;
     p->nblk = (Co + NR - 1) / NR;
     const size_t wb = (size_t)(Co * K * 9) * es, n = (size_t)(36 * p->nblk * K * NR);
-    p->weight_copy = cconv_aligned_alloc(wb);
-    p->wino_u = cconv_aligned_alloc(n * es);
+    p->weight_copy = cconv_alloc(wb);
+    p->wino_u = cconv_alloc(n * es);
     if (!p->weight_copy || !p->wino_u) return CCONV_ERR_NOMEM;
     memcpy(p->weight_copy, weight, wb);
     /* auto only picks Winograd for finite filters (choose_algorithm checked them) */
@@ -702,7 +702,7 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
     (void)nt;
 #pragma omp parallel num_threads(nt)
     {
-        char *scratch = cconv_aligned_alloc((size_t)(36 * KB * NR) * es);
+        char *scratch = cconv_alloc((size_t)(36 * KB * NR) * es);
         if (!scratch) {
 #pragma omp atomic write
             failed = 1;
@@ -719,7 +719,7 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
                 memcpy((char *)p->wino_u + (x * xs + (size_t)((cb * K + k0) * NR)) * es,
                        scratch + (size_t)(x * kn * NR) * es, (size_t)(kn * NR) * es);
         }
-        cconv_aligned_free(scratch);
+        cconv_free(scratch);
     }
     if (failed) return CCONV_ERR_NOMEM;
     plain_padding(p);
@@ -759,7 +759,7 @@ static cconv_status plan_transposed_winograd(const cconv_conv_desc *f, const voi
     const int64_t Ci = f->in_channels, Co = f->out_channels;
     const int64_t ksz = f->kernel[0] * f->kernel[1] * f->kernel[2];
     const size_t es = cconv_dtype_size(f->dtype);
-    char *fw = malloc((size_t)(Ci * Co * ksz) * es);
+    char *fw = cconv_alloc((size_t)(Ci * Co * ksz) * es);
     if (!fw) return CCONV_ERR_NOMEM;
     /* forward [co][ci][r] = transposed [ci][co][ksz - 1 - r] */
 #define FLIP_SWAP(T)                                                                               \
@@ -770,7 +770,7 @@ static cconv_status plan_transposed_winograd(const cconv_conv_desc *f, const voi
     if (f->dtype == CCONV_FLOAT64) { FLIP_SWAP(double) } else { FLIP_SWAP(float) }
 #undef FLIP_SWAP
     const cconv_status st = cconv_plan_create(f, fw, bias, out);
-    free(fw);
+    cconv_free(fw);
     return st;
 }
 
@@ -779,12 +779,12 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
 {
     if (!out || !desc || !weight) return CCONV_ERR_INVALID;
     *out = NULL;
-    cconv_plan *p = calloc(1, sizeof *p);
+    cconv_plan *p = cconv_alloc_zeroed(sizeof *p);
     if (!p) return CCONV_ERR_NOMEM;
     p->d = *desc;
     cconv_conv_desc *d = &p->d;
     cconv_status st = cconv_conv_output_size(d);
-    if (st != CCONV_OK) { free(p); return st; }
+    if (st != CCONV_OK) { cconv_free(p); return st; }
     clamp_strides(d);
     const size_t es = cconv_dtype_size(d->dtype);
     const int64_t G = d->groups, Co = d->out_channels, Ci = d->in_channels;
@@ -798,17 +798,17 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     if (transposed_as_winograd(d, &f) &&
         (d->algorithm == CCONV_ALGO_WINOGRAD ||
          (d->algorithm == CCONV_ALGO_AUTO && choose_algorithm(&f, p->isa, weight) == CCONV_ALGO_WINOGRAD))) {
-        free(p);
+        cconv_free(p);
         return plan_transposed_winograd(&f, weight, bias, out);
     }
     if (d->algorithm == CCONV_ALGO_AUTO) p->algo = choose_algorithm(d, p->isa, weight);
-    else if (d->algorithm == CCONV_ALGO_DEPTHWISE && !can_depthwise(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
-    else if (d->algorithm == CCONV_ALGO_GROUPED && !can_grouped(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
-    else if (d->algorithm == CCONV_ALGO_WINOGRAD && !can_winograd(d)) { free(p); return CCONV_ERR_UNSUPPORTED; }
+    else if (d->algorithm == CCONV_ALGO_DEPTHWISE && !can_depthwise(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
+    else if (d->algorithm == CCONV_ALGO_GROUPED && !can_grouped(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
+    else if (d->algorithm == CCONV_ALGO_WINOGRAD && !can_winograd(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
     else p->algo = d->algorithm;
 
     if (bias) {
-        p->bias = cconv_aligned_alloc((size_t)Co * es);
+        p->bias = cconv_alloc((size_t)Co * es);
         if (!p->bias) goto nomem;
         memcpy(p->bias, bias, (size_t)Co * es);
     }
@@ -820,7 +820,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     }
     if (p->algo == CCONV_ALGO_REFERENCE) {
         const size_t wb = (size_t)(d->transposed ? Ci * cog : Co * cig) * (size_t)ksz * es;
-        p->weight_copy = cconv_aligned_alloc(wb);
+        p->weight_copy = cconv_alloc(wb);
         if (!p->weight_copy) goto nomem;
         memcpy(p->weight_copy, weight, wb);
         p->weight_bytes = (int64_t)wb;
@@ -849,7 +849,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         /* Each pass owns at least one output, so a count past INT_MAX could never be allocated. */
         const int64_t npasses = (int64_t)nph[0] * nph[1] * nph[2];
         if (npasses > INT_MAX) goto phases_nomem;
-        p->passes = calloc((size_t)npasses + 1, sizeof *p->passes);
+        p->passes = cconv_alloc_zeroed(((size_t)npasses + 1) * sizeof *p->passes);
         if (!p->passes) goto phases_nomem;
         p->npasses = (int)npasses; /* only now: cconv_plan_destroy walks npasses passes */
         int pi = 0;
@@ -864,8 +864,8 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
                         ps->o0[a] = f[a]->o0; ps->os[a] = f[a]->os; ps->q[a] = f[a]->q; ps->is[a] = f[a]->is;
                     }
                     ps->ntaps = (int)nt;
-                    ps->taps = malloc((size_t)(nt + 1) * sizeof(ptrdiff_t));
-                    ps->tap_k = malloc((size_t)(nt + 1) * sizeof(int64_t));
+                    ps->taps = cconv_alloc((size_t)(nt + 1) * sizeof(ptrdiff_t));
+                    ps->tap_k = cconv_alloc((size_t)(nt + 1) * sizeof(int64_t));
                     if (!ps->taps || !ps->tap_k) goto phases_nomem;
                     int64_t t = 0;
                     for (int64_t a = 0; a < f[0]->ntaps; a++)
@@ -890,7 +890,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
     if (p->pw_cf) {
         p->tile = p->isa->wide[d->dtype == CCONV_FLOAT64];
         const size_t wb = (size_t)(Co * cig) * es;
-        p->weight_copy = cconv_aligned_alloc(wb);
+        p->weight_copy = cconv_alloc(wb);
         if (!p->weight_copy) goto nomem;
         memcpy(p->weight_copy, weight, wb);
         p->weight_bytes = (int64_t)wb;
@@ -915,7 +915,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         for (int i = 0; i < p->npasses; i++) {
             pass_t *ps = &p->passes[i];
             const size_t n = (size_t)(p->nblocks * ps->ntaps * p->kmax * NR);
-            ps->wpack = cconv_aligned_alloc(n * es);
+            ps->wpack = cconv_alloc(n * es);
             if (!ps->wpack) goto nomem;
             p->weight_bytes += (int64_t)(n * es);
             if (p->gpb > 1) {
@@ -939,7 +939,7 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
         if (shared) p->workspace_bytes += copy_bytes;
     } else {
         pass_t *ps = &p->passes[0];
-        ps->wpack = cconv_aligned_alloc((size_t)(Co * cig * ps->ntaps) * es);
+        ps->wpack = cconv_alloc((size_t)(Co * cig * ps->ntaps) * es);
         if (!ps->wpack) goto nomem;
         p->weight_bytes = Co * cig * ps->ntaps * (int64_t)es;
         if (d->dtype == CCONV_FLOAT64) PACK_DW(double) else PACK_DW(float)
@@ -981,7 +981,7 @@ int64_t cconv_plan_workspace_bytes(const cconv_plan *p) { return p->workspace_by
 static int pad_maps(const cconv_plan *p, int64_t *map[3])
 {
     const cconv_conv_desc *d = &p->d;
-    map[0] = malloc((size_t)(p->padded[0] + p->padded[1] + p->padded[2]) * sizeof(int64_t));
+    map[0] = cconv_alloc((size_t)(p->padded[0] + p->padded[1] + p->padded[2]) * sizeof(int64_t));
     if (!map[0]) return 0;
     map[1] = map[0] + p->padded[0];
     map[2] = map[1] + p->padded[1];
@@ -1085,13 +1085,13 @@ static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, cons
         cconv_conv_desc sd = *d;
         sd.in_channels = d->out_channels;
         sd.out_channels = d->in_channels;
-        void *t = cconv_aligned_alloc((size_t)(d->in_channels * d->out_channels) * es);
+        void *t = cconv_alloc((size_t)(d->in_channels * d->out_channels) * es);
         if (!t) return CCONV_ERR_NOMEM;
         st = weight_grad(&sd, grad_output, x, t, isa, 0);
         if (st == CCONV_OK)
             isa->transpose[dt](t, (ptrdiff_t)d->out_channels, d->in_channels, d->out_channels, grad_weight,
                                (ptrdiff_t)d->in_channels);
-        cconv_aligned_free(t);
+        cconv_free(t);
         return st;
     }
     int64_t *map[3];
@@ -1110,7 +1110,7 @@ static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, cons
                      : run_gw_f32(d, isa, tile, &q, p.padded, map, x, grad_output, grad_weight);
     }
     cconv_set_serial(serial);
-    free(map[0]);
+    cconv_free(map[0]);
     return st;
 }
 
@@ -1149,9 +1149,9 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
         !cconv_mul(t, (int64_t)es, &t))
         return CCONV_ERR_OVERFLOW;
     if (d->batch == 0) return CCONV_OK;
-    void *pack = cconv_aligned_alloc((size_t)(nblk * Cm * CCONV_PW_MR) * es);
+    void *pack = cconv_alloc((size_t)(nblk * Cm * CCONV_PW_MR) * es);
     int64_t *map[3];
-    if (!pack || !pad_maps(p, map)) { cconv_aligned_free(pack); return CCONV_ERR_NOMEM; }
+    if (!pack || !pad_maps(p, map)) { cconv_free(pack); return CCONV_ERR_NOMEM; }
     /* [block][k][6], zeros past Co2, so the kernel broadcasts from one contiguous run per k. */
 #define PACK_PW(T)                                                                                 \
     for (int64_t b = 0; b < nblk; b++)                                                             \
@@ -1171,8 +1171,8 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
     }
 #undef PACK_PW
     cconv_set_serial(serial);
-    cconv_aligned_free(pack);
-    free(map[0]);
+    cconv_free(pack);
+    cconv_free(map[0]);
     return st;
 }
 
@@ -1231,8 +1231,8 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
         outer = 1;
     }
     const int64_t nb = (OH + OB - 1) / OB;
-    flat_variant *var = calloc((size_t)nb, sizeof *var);
-    int *band_var = malloc((size_t)nb * sizeof *band_var);
+    flat_variant *var = cconv_alloc_zeroed((size_t)nb * sizeof *var);
+    int *band_var = cconv_alloc((size_t)nb * sizeof *band_var);
     int nvar = 0;
     if (!var || !band_var) { st = CCONV_ERR_NOMEM; goto done; }
     int64_t maxrows = 0;
@@ -1289,7 +1289,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
         _Pragma("omp parallel num_threads(nt)")                                                    \
         {                                                                                          \
             const int serial = cconv_set_serial(1);                                                \
-            T *mid = cconv_aligned_alloc((size_t)(C * maxrows * W + 1) * sizeof(T));               \
+            T *mid = cconv_alloc((size_t)(C * maxrows * W + 1) * sizeof(T));                       \
             if (!mid) {                                                                            \
                 _Pragma("omp atomic write") failed = 1;                                            \
             }                                                                                      \
@@ -1297,15 +1297,15 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
             for (int64_t job = 0; job < N * nb; job++) {                                           \
                 if (!failed) FLAT_JOB(T, SFX)                                                      \
             }                                                                                      \
-            cconv_aligned_free(mid);                                                               \
+            cconv_free(mid);                                                                       \
             cconv_set_serial(serial);                                                              \
         }                                                                                          \
     } else {                                                                                       \
         /* one job at a time, each step parallel inside */                                        \
-        T *mid = cconv_aligned_alloc((size_t)(C * maxrows * W + 1) * sizeof(T));                   \
+        T *mid = cconv_alloc((size_t)(C * maxrows * W + 1) * sizeof(T));                           \
         failed = !mid;                                                                             \
         for (int64_t job = 0; job < N * nb && !failed; job++) FLAT_JOB(T, SFX)                     \
-        cconv_aligned_free(mid);                                                                   \
+        cconv_free(mid);                                                                           \
     }
     if (d.dtype == CCONV_FLOAT64) { FLAT_RUN(double, f64) } else { FLAT_RUN(float, f32) }
 #undef FLAT_RUN
@@ -1316,8 +1316,8 @@ done:
         cconv_plan_destroy(var[k].pw);
         cconv_plan_destroy(var[k].dw);
     }
-    free(var);
-    free(band_var);
+    cconv_free(var);
+    cconv_free(band_var);
     return st;
 }
 
