@@ -41,6 +41,10 @@ if [ "$cc" = clang ]; then
 else
     asan=$("$cc" -print-file-name=libasan.so)
 fi
+# libstdc++ is preloaded too: ASan resolves its __cxa_throw interceptor when it starts, and python
+# itself does not link libstdc++, so the first C++ exception (torch raising inside a test) would
+# otherwise stop the run with "CHECK failed: real___cxa_throw".
+preload="$asan $("$cc" -print-file-name=libstdc++.so.6)"
 # detect_leaks=0: CPython itself keeps memory at exit (the leak checks run separately, see
 # docs/checks.md). allocator_may_return_null=1: some tests ask for impossible sizes on purpose
 # and expect MemoryError, which ASan would otherwise report as an error. PYTHONMALLOC=malloc
@@ -50,5 +54,5 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 cd "$work"
 # --capture=sys: pytest captures Python's streams only, so a report written to file descriptor 2
 # reaches the log before the abort (with fd capture it would die with the test's captured output).
-LD_PRELOAD="$asan" PYTHONMALLOC=malloc PYTHONPATH="$work/src" \
+LD_PRELOAD="$preload" PYTHONMALLOC=malloc PYTHONPATH="$work/src" \
     python -m pytest -q -p no:cacheprovider --capture=sys "$@"
