@@ -106,7 +106,7 @@ def test_bench_list_and_unknown_variant(capsys):
 
 def _public_functions():
     skip = {"ConvPlan", "get_include", "show_config", "set_num_threads", "get_num_threads",
-            "get_isa", "set_isa", "available_isas", "use_isa"}
+            "get_isa", "set_isa", "available_isas", "use_isa", "use_num_threads"}
     return {n for n in cconv.__all__ if n not in skip and not n.startswith("plan_")}
 
 

@@ -256,3 +256,41 @@ def test_threadpoolctl_limits_cconv():
             assert cconv.get_num_threads() == 1
     finally:
         cconv.set_num_threads(old)
+
+
+# ------------------------------------------------- use_isa and use_num_threads
+
+def test_use_isa_and_use_num_threads_check_their_argument():
+    for bad in ("bogus", "AVX2", 3):
+        with pytest.raises(ValueError, match="isa must be one of"):
+            with cconv.use_isa(bad):
+                pass
+    for bad in (-1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="num_threads"):
+            with cconv.use_num_threads(bad):
+                pass
+    with cconv.use_isa("auto"):
+        assert cconv.get_isa() == cconv.available_isas()[0]
+
+
+def test_use_num_threads_is_per_context_and_reaches_the_kernels():
+    """The block's count is what plans size their per-thread scratch for; another thread (which
+    does not inherit the block) and the code after the block see the process-wide count."""
+    w = np.ones((24, 16, 3, 3), np.float32)
+    old = cconv.get_num_threads()
+    with num_threads(2):
+        two = cconv.plan_conv2d((2, 16, 21, 19), w, padding=1).workspace_bytes
+        assert two > 0
+        with cconv.use_num_threads(3):
+            assert cconv.get_num_threads() == 3
+            three = cconv.plan_conv2d((2, 16, 21, 19), w, padding=1).workspace_bytes
+            seen = []
+            t = threading.Thread(target=lambda: seen.append(cconv.get_num_threads()))
+            t.start()
+            t.join(timeout=60)
+            assert not t.is_alive() and seen == [2]
+            with cconv.use_num_threads(None):
+                assert cconv.get_num_threads() == 2
+        assert cconv.get_num_threads() == 2
+    assert three * 2 == two * 3
+    assert cconv.get_num_threads() == old
