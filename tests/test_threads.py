@@ -245,6 +245,35 @@ def test_omp_num_threads_and_cconv_isa_environment():
         assert n == "1"
 
 
+def _import_cconv(**env):
+    """(cconv.get_isa(), stderr) of `import cconv` in a fresh process with env set, warnings on."""
+    out = subprocess.run([sys.executable, "-W", "always::RuntimeWarning", "-c",
+                          "import cconv; print(cconv.get_isa())"],
+                         env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip(), out.stderr
+
+
+_UNAVAILABLE = [n for n in cconv.ISAS if n not in cconv.available_isas()] or [
+    pytest.param("avx512", marks=pytest.mark.skip(reason="this CPU and build run every ISA"))]
+
+
+@pytest.mark.parametrize("value", ["bogus", "AVX2", " avx2", *_UNAVAILABLE])
+def test_cconv_isa_not_available_warns_once_at_import(value):
+    isa, err = _import_cconv(CCONV_ISA=value)
+    assert isa == cconv.available_isas()[0]
+    assert err.count("RuntimeWarning") == 1, err
+    assert f"CCONV_ISA={value!r} is not an instruction set this CPU and build can run" in err
+    assert f"using {isa!r}" in err
+
+
+@pytest.mark.parametrize("value", ["", "auto", *cconv.available_isas()])
+def test_cconv_isa_available_imports_quietly(value):
+    isa, err = _import_cconv(CCONV_ISA=value)
+    assert isa == (value or "auto").replace("auto", cconv.available_isas()[0])
+    assert "Warning" not in err, err
+
+
 def test_threadpoolctl_limits_cconv():
     threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl not installed")
     if not cconv._core.has_openmp():

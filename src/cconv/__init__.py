@@ -7,6 +7,7 @@ SIMD dispatch and OpenMP threads. Semantics follow torch.nn.functional.
 import contextlib
 import numbers
 import os
+import warnings
 
 from . import _core
 from ._functions import (
@@ -116,6 +117,18 @@ def use_num_threads(n):
         yield
     finally:
         _core.threads_override.reset(token)
+
+
+def _warn_about_environment():
+    """The C side ignores a CCONV_ISA that names no ISA this CPU and build can run: say so."""
+    value = os.environ.get("CCONV_ISA", "")
+    if value and value != "auto" and not _core.isa_available(value):
+        warnings.warn(f"CCONV_ISA={value!r} is not an instruction set this CPU and build can run "
+                      f"(available: {', '.join(available_isas())}, or auto); using "
+                      f"{_core.get_isa()!r}", RuntimeWarning, stacklevel=2)
+
+
+_warn_about_environment()
 
 
 def show_config(file=None):
