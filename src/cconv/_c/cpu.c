@@ -155,13 +155,16 @@ int cconv_has_openmp(void)
 
 double cconv_l3_bytes(void)
 {
-    static double bytes = -1; /* benign race: every thread computes the same value */
+    /* Threads racing here compute the same value; atomic, so that the race is well defined. */
+    static _Atomic double cached = -1;
+    double bytes = atomic_load_explicit(&cached, memory_order_relaxed);
     if (bytes < 0) {
         long v = -1;
 #ifdef _SC_LEVEL3_CACHE_SIZE
         v = sysconf(_SC_LEVEL3_CACHE_SIZE);
 #endif
         bytes = v > 0 ? (double)v : 0.0;
+        atomic_store_explicit(&cached, bytes, memory_order_relaxed);
     }
     return bytes;
 }
