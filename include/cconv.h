@@ -137,7 +137,8 @@ const char *cconv_algorithm_name(cconv_algorithm a);
  * override when it has one (cconv_set_thread_isa), else the process-wide setting: the best
  * available, or the one the environment variable CCONV_ISA names (read at first use; an
  * unavailable name is ignored), or the one cconv_set_isa chose. Settings take effect for calls
- * that start after them; results of a call never depend on another thread's settings. */
+ * that start after them; a thread's override never reaches calls made on other threads (a
+ * call's OpenMP workers follow the thread that made it). */
 const char *cconv_get_isa(void); /* the ISA a call on this thread uses */
 int cconv_isa_available(const char *name);
 /* Process-wide; NULL or "auto": the best available. CCONV_ERR_UNSUPPORTED when unavailable. */
