@@ -133,15 +133,28 @@ cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t
 const char *cconv_status_string(cconv_status s);
 const char *cconv_algorithm_name(cconv_algorithm a);
 
-/* Instruction sets: "avx512", "avx2", "generic". The best available one is chosen at load time;
- * the environment variable CCONV_ISA forces one. Plans keep the ISA they were created with. */
-const char *cconv_get_isa(void);
+/* Instruction sets: "avx512", "avx2", "generic". Plans keep the ISA they were created with;
+ * cconv_conv_weight_grad uses the ISA of its call. The ISA a call uses is the calling thread's
+ * override when it has one (cconv_set_thread_isa), else the process-wide setting: the best
+ * available, or the one the environment variable CCONV_ISA names (read at first use; an
+ * unavailable name is ignored), or the one cconv_set_isa chose. Settings take effect for calls
+ * that start after them; a thread's override never reaches calls made on other threads (a
+ * call's OpenMP workers follow the thread that made it). */
+const char *cconv_get_isa(void); /* the ISA a call on this thread uses */
 int cconv_isa_available(const char *name);
-cconv_status cconv_set_isa(const char *name); /* NULL or "auto": the best available */
+/* Process-wide; NULL or "auto": the best available. CCONV_ERR_UNSUPPORTED when unavailable. */
+cconv_status cconv_set_isa(const char *name);
+/* This thread's override ("auto": the best available); NULL removes it. */
+cconv_status cconv_set_thread_isa(const char *name);
+const char *cconv_get_thread_isa(void); /* the override, or NULL when the thread has none */
 
-/* Threads used by kernels; 0 (the default) follows OpenMP (OMP_NUM_THREADS, threadpoolctl). */
+/* Threads used by kernels (results are bitwise identical for any count). Process-wide: 0 (the
+ * default) follows OpenMP (OMP_NUM_THREADS, threadpoolctl). A thread's own override n > 0 wins
+ * for its calls; 0 removes it. cconv_get_num_threads: the count a call on this thread uses. */
 void cconv_set_num_threads(int n);
 int cconv_get_num_threads(void);
+void cconv_set_thread_num_threads(int n);
+int cconv_get_thread_num_threads(void); /* the override, or 0 when the thread has none */
 int cconv_has_openmp(void);
 
 #ifdef __cplusplus

@@ -106,7 +106,7 @@ def test_bench_list_and_unknown_variant(capsys):
 
 def _public_functions():
     skip = {"ConvPlan", "get_include", "show_config", "set_num_threads", "get_num_threads",
-            "get_isa", "set_isa", "available_isas", "use_isa"}
+            "get_isa", "set_isa", "available_isas", "use_isa", "use_num_threads"}
     return {n for n in cconv.__all__ if n not in skip and not n.startswith("plan_")}
 
 
@@ -339,3 +339,24 @@ def test_asv_smoke_quick_run(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "failed" not in r.stdout, r.stdout
     assert r.stdout.count(" ok") >= 7, r.stdout
+
+
+@pytest.mark.parametrize("value", ["fast", "-3", "nan", "inf", "0"])
+def test_bad_peak_and_bandwidth_in_environment_warn_and_use_the_defaults(monkeypatch, value):
+    monkeypatch.setenv("CCONV_PEAK_GFLOPS", value)
+    monkeypatch.setenv("CCONV_BANDWIDTH_GBS", value)
+    with pytest.warns(RuntimeWarning) as record:
+        assert bc.peak_gflops(np.float32, 2) == 2 * bc.PEAK_FP32_GFLOPS_PER_CORE
+        assert bc.bandwidth_gbs(2) == bc.BANDWIDTH_GBS[2]
+    assert [str(w.message) for w in record] == [
+        f"CCONV_PEAK_GFLOPS={value!r} is not a positive number; using "
+        f"{bc.PEAK_FP32_GFLOPS_PER_CORE}",
+        f"CCONV_BANDWIDTH_GBS={value!r} is not a positive number; using the built-in values"]
+
+
+def test_peak_and_bandwidth_from_environment(monkeypatch):
+    monkeypatch.setenv("CCONV_PEAK_GFLOPS", "50")
+    monkeypatch.setenv("CCONV_BANDWIDTH_GBS", " 10.5 ")
+    assert bc.peak_gflops(np.float64, 2) == 50.0
+    assert bc.bandwidth_gbs(1) == 10.5
+    assert bc.peak_gflops(np.float64, 2, per_core=10) == 10.0  # an argument beats the environment

@@ -6,6 +6,7 @@ import logging
 import pickle
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -419,6 +420,68 @@ def test_threads_in_tasks(thread_probe):
         cconv.set_num_threads(1)
 
 
+def test_threads_in_tasks_leave_other_threads_alone(thread_probe):
+    """A task's thread count is its own: another thread's stays while the tasks run."""
+    x = da.ones((4, 2, 32, 32), chunks=(1, 2, 8, 8))
+    w = np.ones((2, 2, 3, 3))
+    done, seen = threading.Event(), set()
+
+    def run():
+        try:
+            cd.conv2d(x, w, padding=1).compute(scheduler="threads", num_workers=2)
+        finally:
+            done.set()
+
+    cconv.set_num_threads(2)
+    t = threading.Thread(target=run, daemon=True)
+    try:
+        t.start()
+        while not done.is_set():
+            seen.add(cconv.get_num_threads())
+        t.join(timeout=60)
+        assert not t.is_alive()
+    finally:
+        cconv.set_num_threads(1)
+    assert set(thread_probe) == {1} and seen == {2}
+
+
+@pytest.fixture
+def isa_probe(monkeypatch):
+    """Records the ISA in effect inside every conv2d block call."""
+    seen = []
+    real = cconv._functions.conv2d
+
+    def probe(*a, **k):
+        seen.append(cconv.get_isa())
+        return real(*a, **k)
+
+    monkeypatch.setattr(cconv._functions, "conv2d", probe)
+    return seen
+
+
+def test_use_isa_around_the_graph_reaches_its_tasks(isa_probe):
+    """Worker threads do not inherit a use_isa block: the graph records it when built."""
+    x = da.ones((2, 2, 16, 16), chunks=(1, 2, 8, 8))
+    w = np.ones((2, 2, 3, 3))
+    names = set()
+    for isa in cconv.available_isas():
+        with cconv.use_isa(isa):
+            y = cd.conv2d(x, w, padding=1)
+        names.add(y.name)
+        isa_probe.clear()
+        y.compute(scheduler="threads", num_workers=2)
+        assert set(isa_probe) == {isa}
+        isa_probe.clear()
+        y.compute(scheduler="sync")
+        assert set(isa_probe) == {isa}
+    assert len(names) == len(cconv.available_isas())  # the ISA is part of the graph's name
+    y = cd.conv2d(x, w, padding=1)  # built outside any block: the process's setting at run time
+    isa_probe.clear()
+    with cconv.use_isa("generic"):
+        y.compute(scheduler="sync")
+    assert set(isa_probe) == {cconv.get_isa()}
+
+
 def test_threads_auto_restores_unpinned_setting():
     cconv.set_num_threads(0)  # follow OpenMP
     try:
@@ -476,7 +539,7 @@ def test_local_cluster_matches_in_memory(client):
 
 
 def _threads_in_task():
-    with cd._task_threads("auto"):
+    with cd._task_settings(None, "auto"):
         return cconv.get_num_threads()
 
 

@@ -245,6 +245,35 @@ def test_omp_num_threads_and_cconv_isa_environment():
         assert n == "1"
 
 
+def _import_cconv(**env):
+    """(cconv.get_isa(), stderr) of `import cconv` in a fresh process with env set, warnings on."""
+    out = subprocess.run([sys.executable, "-W", "always::RuntimeWarning", "-c",
+                          "import cconv; print(cconv.get_isa())"],
+                         env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip(), out.stderr
+
+
+_UNAVAILABLE = [n for n in cconv.ISAS if n not in cconv.available_isas()] or [
+    pytest.param("avx512", marks=pytest.mark.skip(reason="this CPU and build run every ISA"))]
+
+
+@pytest.mark.parametrize("value", ["bogus", "AVX2", " avx2", *_UNAVAILABLE])
+def test_cconv_isa_not_available_warns_once_at_import(value):
+    isa, err = _import_cconv(CCONV_ISA=value)
+    assert isa == cconv.available_isas()[0]
+    assert err.count("RuntimeWarning") == 1, err
+    assert f"CCONV_ISA={value!r} is not an instruction set this CPU and build can run" in err
+    assert f"using {isa!r}" in err
+
+
+@pytest.mark.parametrize("value", ["", "auto", *cconv.available_isas()])
+def test_cconv_isa_available_imports_quietly(value):
+    isa, err = _import_cconv(CCONV_ISA=value)
+    assert isa == (value or "auto").replace("auto", cconv.available_isas()[0])
+    assert "Warning" not in err, err
+
+
 def test_threadpoolctl_limits_cconv():
     threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl not installed")
     if not cconv._core.has_openmp():
@@ -256,3 +285,142 @@ def test_threadpoolctl_limits_cconv():
             assert cconv.get_num_threads() == 1
     finally:
         cconv.set_num_threads(old)
+
+
+# ------------------------------------------------- use_isa and the thread count are per context
+
+def _isa_calls(rng):
+    """name -> function(plan) of a forward call, a planned call and a weight gradient big enough
+    that the ISAs sum in different orders (and split over threads)."""
+    x = rng.standard_normal((2, 16, 21, 19)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    gy = rng.standard_normal((2, 24, 21, 19)).astype(np.float32)
+    return x, w, b, {
+        "conv2d": lambda plan: cconv.conv2d(x, w, b, padding=1),
+        "plan": lambda plan: plan(x),
+        "weight grad": lambda plan: cconv.grad.conv2d_weight(x, w.shape, gy, padding=1),
+    }
+
+
+def _alone(isa, x, w, b, calls):
+    with cconv.use_isa(isa):
+        plan = cconv.plan_conv2d(x.shape, w, b, padding=1)
+        return {name: fn(plan) for name, fn in calls.items()}
+
+
+def test_use_isa_in_threads_is_per_thread():
+    """Python threads at once, each in its own use_isa block (and each changing the process-wide
+    thread count) for a bounded time: every call equals, bitwise, the result computed alone for
+    that thread's ISA."""
+    isas = cconv.available_isas()
+    if len(isas) < 2:
+        pytest.skip("one ISA on this CPU/build: nothing to mix")
+    x, w, b, calls = _isa_calls(np.random.default_rng(16))
+    expected = {isa: _alone(isa, x, w, b, calls) for isa in isas}
+    # the test can only fail if the ISAs give different bits
+    assert any(not np.array_equal(expected[isas[0]][name], expected[isa][name])
+               for isa in isas[1:] for name in calls)
+    default_isa, old_threads = cconv.get_isa(), cconv.get_num_threads()
+    deadline = time.monotonic() + 2.0
+    start = threading.Barrier(2 * len(isas))
+    errors, counts = [], []
+
+    def work(k, isa):
+        try:
+            start.wait(timeout=30)
+            with cconv.use_isa(isa):
+                plan = cconv.plan_conv2d(x.shape, w, b, padding=1)
+                n = 0
+                while time.monotonic() < deadline:
+                    cconv.set_num_threads(1 + (n + k) % 3)
+                    for name, fn in calls.items():
+                        if cconv.get_isa() != isa:
+                            errors.append(f"{isa}: get_isa() is {cconv.get_isa()}")
+                        if not np.array_equal(fn(plan), expected[isa][name]):
+                            errors.append(f"{isa}: {name} differs from its result alone")
+                    n += 1
+            counts.append(n)
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(f"{isa}: {e!r}")
+
+    threads = [threading.Thread(target=work, args=(k, isa), daemon=True)
+               for k, isa in enumerate(isas * 2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    finally:
+        cconv.set_num_threads(old_threads)
+    assert not errors, sorted(set(errors))
+    assert len(counts) == len(threads) and min(counts) >= 1, counts
+    assert cconv.get_isa() == default_isa  # the blocks did not leak out of their threads
+
+
+def test_use_isa_in_asyncio_tasks_is_per_task():
+    """Two asyncio tasks on one thread, each in its own use_isa block, taking turns inside it."""
+    import asyncio
+
+    isas = cconv.available_isas()
+    if len(isas) < 2:
+        pytest.skip("one ISA on this CPU/build: nothing to mix")
+    x, w, b, calls = _isa_calls(np.random.default_rng(17))
+    expected = {isa: _alone(isa, x, w, b, calls) for isa in isas}
+    default_isa = cconv.get_isa()
+    errors = []
+
+    async def task(isa):
+        with cconv.use_isa(isa):
+            plan = cconv.plan_conv2d(x.shape, w, b, padding=1)
+            for _ in range(5):
+                await asyncio.sleep(0)  # the other task runs inside its own block here
+                if cconv.get_isa() != isa:
+                    errors.append(f"{isa}: get_isa() is {cconv.get_isa()}")
+                for name, fn in calls.items():
+                    if not np.array_equal(fn(plan), expected[isa][name]):
+                        errors.append(f"{isa}: {name} differs from its result alone")
+
+    async def main():
+        await asyncio.wait_for(asyncio.gather(*(task(isa) for isa in isas)), timeout=120)
+
+    asyncio.run(main())
+    assert not errors, sorted(set(errors))
+    assert cconv.get_isa() == default_isa
+
+
+def test_use_isa_and_use_num_threads_check_their_argument():
+    for bad in ("bogus", "AVX2", 3):
+        with pytest.raises(ValueError, match="isa must be one of"):
+            with cconv.use_isa(bad):
+                pass
+    for bad in (-1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="num_threads"):
+            with cconv.use_num_threads(bad):
+                pass
+    with cconv.use_isa("auto"):
+        assert cconv.get_isa() == cconv.available_isas()[0]
+
+
+def test_use_num_threads_is_per_context_and_reaches_the_kernels():
+    """The block's count is what plans size their per-thread scratch for; another thread (which
+    does not inherit the block) and the code after the block see the process-wide count."""
+    w = np.ones((24, 16, 3, 3), np.float32)
+    old = cconv.get_num_threads()
+    with num_threads(2):
+        two = cconv.plan_conv2d((2, 16, 21, 19), w, padding=1).workspace_bytes
+        assert two > 0
+        with cconv.use_num_threads(3):
+            assert cconv.get_num_threads() == 3
+            three = cconv.plan_conv2d((2, 16, 21, 19), w, padding=1).workspace_bytes
+            seen = []
+            t = threading.Thread(target=lambda: seen.append(cconv.get_num_threads()))
+            t.start()
+            t.join(timeout=60)
+            assert not t.is_alive() and seen == [2]
+            with cconv.use_num_threads(None):
+                assert cconv.get_num_threads() == 2
+        assert cconv.get_num_threads() == 2
+    assert three * 2 == two * 3
+    assert cconv.get_num_threads() == old

@@ -5,7 +5,9 @@ grouped, depthwise, separable, flattened, channel shuffle) as cache-blocked C ke
 SIMD dispatch and OpenMP threads. Semantics follow torch.nn.functional.
 """
 import contextlib
+import numbers
 import os
+import warnings
 
 from . import _core
 from ._functions import (
@@ -25,7 +27,7 @@ __all__ = [
     "channel_shuffle", "shuffled_grouped_conv2d", "ConvPlan", "plan_conv1d", "plan_conv2d", "plan_conv3d",
     "plan_conv_transpose1d", "plan_conv_transpose2d", "plan_conv_transpose3d",
     "get_include", "show_config", "set_num_threads", "get_num_threads", "get_isa", "set_isa",
-    "available_isas", "use_isa",
+    "available_isas", "use_isa", "use_num_threads",
 ]
 
 
@@ -52,34 +54,81 @@ def available_isas():
 
 
 def get_isa():
-    """The instruction set new plans use."""
+    """The instruction set a call made here uses: that of the innermost use_isa block of this
+    context (thread or asyncio task), else the process-wide one (set_isa, CCONV_ISA)."""
     return _core.get_isa()
 
 
 def set_isa(name=None):
-    """Force an instruction set ("avx512", "avx2", "generic"); None or "auto" picks the best.
-    The environment variable CCONV_ISA does the same at import."""
+    """Process-wide instruction set ("avx512", "avx2", "generic"); None or "auto" picks the best.
+    Applies to calls, in every thread, that start afterwards and are not inside a use_isa block;
+    plans keep the ISA they were created with. The environment variable CCONV_ISA sets the
+    initial value."""
     _core.set_isa(name)
+
+
+def _check_isa(name):
+    """The ISA name (None or "auto": the best available), checked available."""
+    if name is None or name == "auto":
+        return available_isas()[0]
+    if not isinstance(name, str) or not _core.isa_available(name):
+        raise ValueError(f"isa must be one of {available_isas()} (or None or 'auto'), got {name!r}")
+    return name
 
 
 @contextlib.contextmanager
 def use_isa(name):
-    """Context manager: run the block with one instruction set, then restore the previous one."""
-    old = get_isa()
-    set_isa(name)
+    """Context manager: calls made inside the block use instruction set `name` (None or "auto":
+    the best available), then the previous setting is back.
+
+    The setting belongs to the current context, like decimal.localcontext: other threads and
+    other asyncio tasks are unaffected. A thread started inside the block does not inherit it
+    (run it with contextvars.copy_context().run, or enter use_isa in the thread); cconv.dask
+    applies the block around a graph's construction to the graph's tasks. A plan created inside
+    the block keeps its ISA afterwards."""
+    token = _core.isa_override.set(_check_isa(name))
     try:
         yield
     finally:
-        set_isa(old)
+        _core.isa_override.reset(token)
 
 
 def set_num_threads(n):
-    """Threads for cconv's kernels; 0 or None follows OpenMP (OMP_NUM_THREADS, threadpoolctl)."""
+    """Process-wide threads for cconv's kernels; 0 or None follows OpenMP (OMP_NUM_THREADS,
+    threadpoolctl). Applies to calls, in every thread, that start afterwards and are not inside
+    a use_num_threads block. Results are bitwise identical for any thread count."""
     _core.set_num_threads(int(n or 0))
 
 
 def get_num_threads():
+    """The thread count a call made here uses (use_num_threads, else set_num_threads, else
+    OpenMP's)."""
     return _core.get_num_threads()
+
+
+@contextlib.contextmanager
+def use_num_threads(n):
+    """Context manager: calls made inside the block use n threads (None or 0: the process-wide
+    setting); like use_isa, for the current thread or asyncio task only."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0):
+        raise ValueError(f"num_threads must be a non-negative int or None, got {n!r}")
+    token = _core.threads_override.set(int(n) if n else None)
+    try:
+        yield
+    finally:
+        _core.threads_override.reset(token)
+
+
+def _warn_about_environment():
+    """The C side ignores a CCONV_ISA that names no ISA this CPU and build can run: say so."""
+    value = os.environ.get("CCONV_ISA", "")
+    if value and value != "auto" and not _core.isa_available(value):
+        warnings.warn(f"CCONV_ISA={value!r} is not an instruction set this CPU and build can run "
+                      f"(available: {', '.join(available_isas())}, or auto); using "
+                      f"{_core.get_isa()!r}", RuntimeWarning, stacklevel=2)
+
+
+_warn_about_environment()
 
 
 def show_config(file=None):

@@ -26,6 +26,7 @@ import math
 import os
 import statistics
 import time
+import warnings
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -37,17 +38,35 @@ PEAK_FP32_GFLOPS_PER_CORE = 117.0     # 32 FLOP/cycle x ~3.66 GHz
 BANDWIDTH_GBS = {1: 27.0, 2: 45.0}    # triad, one core / two cores (middle of the measured range)
 
 
+def _env_number(name, default):
+    """The positive number environment variable `name` holds; default when unset or empty, and,
+    with a warning naming the value, when it holds anything else."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        warnings.warn(f"{name}={value!r} is not a positive number; using "
+                      f"{'the built-in values' if default is None else default}",
+                      RuntimeWarning, stacklevel=3)
+        return default
+    return number
+
+
 def peak_gflops(dtype, threads, per_core=None):
     """FMA peak for `threads` cores (float64: half of float32)."""
     if per_core is None:
-        per_core = float(os.environ.get("CCONV_PEAK_GFLOPS", PEAK_FP32_GFLOPS_PER_CORE))
+        per_core = _env_number("CCONV_PEAK_GFLOPS", PEAK_FP32_GFLOPS_PER_CORE)
     half = np.dtype(dtype) == np.float64
     return per_core * max(int(threads), 1) / (2.0 if half else 1.0)
 
 
 def bandwidth_gbs(threads, override=None):
-    if override is None and os.environ.get("CCONV_BANDWIDTH_GBS"):
-        override = float(os.environ["CCONV_BANDWIDTH_GBS"])
+    if override is None:
+        override = _env_number("CCONV_BANDWIDTH_GBS", None)
     if override is not None:
         return float(override)
     threads = max(int(threads), 1)

@@ -3,7 +3,10 @@
 # the c_* helpers give status messages, ISA and thread control to embedders:
 #     from cconv.ccore cimport cconv_conv_desc, cconv_status, CCONV_OK
 #     from cconv._core cimport conv
-# Compile with include_dirs=[cconv.get_include()]. They run the C API of include/cconv.h.
+# Compile with include_dirs=[cconv.get_include()]. They run the C API of include/cconv.h, with
+# the calling thread's C settings (c_set_thread_isa / c_set_thread_num_threads, else the
+# process-wide ones): a cconv.use_isa / cconv.use_num_threads block is a Python context that
+# nogil code cannot read, so it does not reach these.
 from cconv.ccore cimport cconv_conv_desc, cconv_status, cconv_plan, cconv_dtype
 from libc.stdint cimport int64_t
 
@@ -22,3 +25,7 @@ cdef void c_set_num_threads(int n) noexcept nogil
 cdef int c_get_num_threads() noexcept nogil
 cdef cconv_status c_set_isa(const char *name) noexcept nogil
 cdef const char *c_get_isa() noexcept nogil
+cdef cconv_status c_set_thread_isa(const char *name) noexcept nogil
+cdef const char *c_get_thread_isa() noexcept nogil
+cdef void c_set_thread_num_threads(int n) noexcept nogil
+cdef int c_get_thread_num_threads() noexcept nogil

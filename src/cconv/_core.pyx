@@ -4,6 +4,8 @@
 Python callers go through cconv._api (which validates and normalises everything); this module only
 checks what protects memory (dtypes, contiguity, element counts) before handing pointers to C.
 """
+import contextvars
+
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t
@@ -49,6 +51,18 @@ cdef cconv_status c_set_isa(const char *name) noexcept nogil:
 cdef const char *c_get_isa() noexcept nogil:
     return cconv_get_isa()
 
+cdef cconv_status c_set_thread_isa(const char *name) noexcept nogil:
+    return cconv_set_thread_isa(name)
+
+cdef const char *c_get_thread_isa() noexcept nogil:
+    return cconv_get_thread_isa()
+
+cdef void c_set_thread_num_threads(int n) noexcept nogil:
+    cconv_set_thread_num_threads(n)
+
+cdef int c_get_thread_num_threads() noexcept nogil:
+    return cconv_get_thread_num_threads()
+
 
 # ---- Python-facing helpers ----
 ALGORITHMS = {"auto": CCONV_ALGO_AUTO, "gemm": CCONV_ALGO_GEMM,
@@ -57,6 +71,36 @@ ALGORITHMS = {"auto": CCONV_ALGO_AUTO, "gemm": CCONV_ALGO_GEMM,
 PADDING_MODES = {"zeros": CCONV_PAD_ZEROS, "reflect": CCONV_PAD_REFLECT,
                  "replicate": CCONV_PAD_REPLICATE, "circular": CCONV_PAD_CIRCULAR}
 VERSION = CCONV_VERSION.decode()
+
+
+# ---- settings of the current context (thread or asyncio task) ----
+# cconv.use_isa / cconv.use_num_threads set these (None: follow the process-wide settings). The C
+# side keeps per-thread overrides; every call below applies this context's values to its own
+# thread just before the C call and restores the thread's previous ones right after, so calls
+# on other threads, and other asyncio tasks on this thread, never see them.
+isa_override = contextvars.ContextVar("cconv_isa", default=None)
+threads_override = contextvars.ContextVar("cconv_num_threads", default=None)
+
+cdef struct Saved:
+    const char *isa
+    int threads
+
+
+cdef int enter(Saved *saved) except -1:
+    """Applies this context's settings to the calling thread; saved <- the thread's own."""
+    isa, threads = isa_override.get(), threads_override.get()
+    saved.isa = cconv_get_thread_isa()
+    saved.threads = cconv_get_thread_num_threads()
+    if isa is not None and cconv_set_thread_isa(isa.encode()) != CCONV_OK:
+        raise ValueError(f"isa {isa!r} is not available on this CPU or build")
+    if threads is not None:
+        cconv_set_thread_num_threads(threads)
+    return 0
+
+
+cdef void leave(const Saved *saved) noexcept nogil:
+    cconv_set_thread_isa(saved.isa)
+    cconv_set_thread_num_threads(saved.threads)
 
 
 cdef raise_status(cconv_status st, what):
@@ -134,8 +178,11 @@ def weight_grad_into(dict desc, cnp.ndarray x, cnp.ndarray grad_output, cnp.ndar
     cdef void *wp = data_of(grad_weight, d.dtype, weight_count(&d), "grad_weight")
     if not grad_weight.flags.writeable:
         raise ValueError("grad_weight must be writeable")
+    cdef Saved saved
+    enter(&saved)
     with nogil:
         st = cconv_conv_weight_grad(&d, xp, gp, wp)
+        leave(&saved)
     if st != CCONV_OK:
         raise_status(st, "weight gradient")
     return grad_weight
@@ -156,8 +203,11 @@ cdef class Plan:
         cdef void *bp = NULL
         if bias is not None:
             bp = data_of(bias, d.dtype, d.out_channels, "bias")
+        cdef Saved saved
+        enter(&saved)
         with nogil:
             st = cconv_plan_create(&d, wp, bp, &self.plan)
+            leave(&saved)
         if st == CCONV_ERR_UNSUPPORTED:
             raise ValueError(f"algorithm {desc['algorithm']!r} cannot run this convolution "
                              f"(depthwise needs one input channel per group, forward only, and in "
@@ -205,8 +255,11 @@ cdef class Plan:
         cdef cconv_status st
         if not self._buffers(x, y, &xp, &yp):
             return y
+        cdef Saved saved
+        enter(&saved)
         with nogil:
             st = cconv_plan_execute(self.plan, xp, yp)
+            leave(&saved)
         if st != CCONV_OK:
             raise_status(st, "execute")
         return y
@@ -219,8 +272,11 @@ cdef class Plan:
         cdef cconv_status st
         if not self._buffers(x, y, &xp, &yp):
             return y
+        cdef Saved saved
+        enter(&saved)
         with nogil:
             st = cconv_plan_execute_shuffled(self.plan, shuffle_groups, xp, yp)
+            leave(&saved)
         if st != CCONV_OK:
             raise_status(st, "execute_shuffled")
         return y
@@ -241,8 +297,11 @@ cdef class Plan:
             bp = data_of(bias, d.dtype, co2, "bias")
         if nx == 0 or ny == 0:
             return y
+        cdef Saved saved
+        enter(&saved)
         with nogil:
             st = cconv_plan_execute_separable(self.plan, wp, bp, co2, xp, yp)
+            leave(&saved)
         if st != CCONV_OK:
             raise_status(st, "execute_separable")
         return y
@@ -259,8 +318,11 @@ def channel_shuffle_into(cnp.ndarray x, cnp.ndarray y, int64_t groups, bint chan
     cdef cconv_status st
     if x.size == 0:
         return y
+    cdef Saved saved
+    enter(&saved)
     with nogil:
         st = cconv_channel_shuffle(dt, channels_last, n, c, s, groups, xp, yp)
+        leave(&saved)
     if st != CCONV_OK:
         raise_status(st, "channel_shuffle")
     return y
@@ -283,15 +345,20 @@ def flattened_into(dict desc, cnp.ndarray dw, bias, cnp.ndarray cw, cnp.ndarray 
         bp = data_of(bias, dt, d.out_channels, "bias")
     if y.size == 0:
         return y
+    cdef Saved saved
+    enter(&saved)
     with nogil:
         st = cconv_flattened_conv2d(&d, wp, bp, ci, cp, xp, yp)
+        leave(&saved)
     if st != CCONV_OK:
         raise_status(st, "flattened_conv2d")
     return y
 
 
 def get_isa():
-    return cconv_get_isa().decode()
+    """The ISA a call in this context uses."""
+    isa = isa_override.get()
+    return isa if isa is not None else cconv_get_isa().decode()
 
 
 def isa_available(name):
@@ -309,7 +376,9 @@ def set_num_threads(int n):
 
 
 def get_num_threads():
-    return cconv_get_num_threads()
+    """The thread count a call in this context uses."""
+    n = threads_override.get()
+    return n if n is not None else cconv_get_num_threads()
 
 
 def has_openmp():

@@ -24,12 +24,16 @@ to the in-memory result for any chunking of x. How it is split:
 * weights and bias are graph nodes of their own, shipped once (per worker on `distributed`) and
   shared by every task; dask arrays are accepted as weights too.
 
-Threads: each task sets cconv's thread count to `threads` while it runs. The default "auto" uses 1
-thread per task when the task runs in a worker thread (threaded scheduler, `distributed`) -
-dask already runs one task per core - and leaves cconv's setting alone when the task runs in the
-main thread (the synchronous scheduler). Pass an int to choose, or None to never touch it.
-cconv's thread count is process-wide: it is set when the first task starts and restored when the
-last running task ends.
+Threads: each task runs its cconv calls with `threads` threads (cconv.use_num_threads: the task's
+own calls only, so tasks running at once and other threads are unaffected). The default "auto"
+uses 1 thread per task when the task runs in a worker thread (threaded scheduler,
+`distributed`) - dask already runs one task per core - and leaves cconv's setting alone when the
+task runs in the main thread (the synchronous scheduler). Pass an int to choose, or None to never
+touch it.
+
+ISA: a graph's tasks use the instruction set of the cconv.use_isa block the graph was built in
+(dask's worker threads do not inherit the block, so it is recorded in the graph), or, built
+outside any block, each process's own setting (cconv.set_isa, CCONV_ISA) when the task runs.
 
 Importing `cconv` never imports dask; importing `cconv.dask` does.
 """
@@ -42,8 +46,7 @@ import dask.array as da
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _api, _functions
-from ._core import get_num_threads as _get_threads, set_num_threads as _set_threads
+from . import _api, _core, _functions
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -52,37 +55,21 @@ __all__ = [
 ]
 
 
-# ------------------------------------------------------------------ threads inside tasks
-
-_thread_lock = threading.Lock()
-_thread_users = 0
-_thread_saved = None
-
+# ------------------------------------------------------------------ settings inside tasks
 
 @contextlib.contextmanager
-def _task_threads(threads):
-    """cconv's (process-wide) thread count set for the duration of the running tasks."""
-    global _thread_users, _thread_saved
+def _task_settings(isa, threads):
+    """The graph's ISA (None: the process's) and the task's thread count, for this task's calls."""
     if threads == "auto":
         threads = None if threading.current_thread() is threading.main_thread() else 1
-    if threads is None:
-        yield
-        return
-    with _thread_lock:
-        if _thread_users == 0:
-            current = _get_threads()
-            _set_threads(0)
-            # 0 restores "follow OpenMP" when the user had not pinned a count
-            _thread_saved = 0 if _get_threads() == current else current
-            _set_threads(int(threads))
-        _thread_users += 1
+    isa_token = _core.isa_override.set(isa)
+    threads_token = None if threads is None else _core.threads_override.set(threads)
     try:
         yield
     finally:
-        with _thread_lock:
-            _thread_users -= 1
-            if _thread_users == 0:
-                _set_threads(_thread_saved)
+        if threads_token is not None:
+            _core.threads_override.reset(threads_token)
+        _core.isa_override.reset(isa_token)
 
 
 def _check_threads(threads):
@@ -238,7 +225,7 @@ def _transposed_axis(in_chunks, n_in, k, s, d, p, n_out):
 class _BlockSpec:
     """Everything one task needs besides the arrays (module level, so it pickles)."""
     __slots__ = ("fn", "kwargs", "axes", "grid", "spatial_axes", "channel_axis", "out_shape",
-                 "out_dtype", "threads", "transposed", "bias_inside", "slices")
+                 "out_dtype", "isa", "threads", "transposed", "bias_inside", "slices")
 
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -284,7 +271,7 @@ def _bias_block(spec, bias):
 
 
 def _conv_block(spec, blocks, weights, bias):
-    with _task_threads(spec.threads):
+    with _task_settings(spec.isa, spec.threads):
         if any(ab.empty for ab in spec.axes):
             return _bias_block(spec, bias)
         xb = _assemble(spec, blocks)
@@ -323,7 +310,7 @@ def _call_block(spec, blocks, *ops):
 # ------------------------------------------------------------------ graph construction
 
 def _build(fn_name, block_fn, x, weights, bias, last, axis_params, call_kwargs, out_channels,
-           out_dtype, transposed, threads, token_args):
+           out_dtype, transposed, isa, threads, token_args):
     """The lazy output: one task per (batch chunk, spatial output block)."""
     caxis, saxes = _layout_axes(x.ndim, last)
     if x.numblocks[caxis] != 1:
@@ -340,7 +327,7 @@ def _build(fn_name, block_fn, x, weights, bias, last, axis_params, call_kwargs, 
     for ax, (oc, _) in zip(saxes, per_axis):
         chunks[ax] = oc
     name = f"cconv-{fn_name.replace('_', '-')}-" + tokenize(
-        x.name, [w.key for w in weights], None if bias is None else bias.key, token_args, threads)
+        x.name, [w.key for w in weights], None if bias is None else bias.key, token_args, isa, threads)
 
     halo_name = "halo-" + name
     dsk, deps = {}, [x]
@@ -392,7 +379,7 @@ def _build(fn_name, block_fn, x, weights, bias, last, axis_params, call_kwargs, 
                 inside = True
             spec = _BlockSpec(fn=block_fn, kwargs=call_kwargs, axes=axes, grid=grid,
                               spatial_axes=saxes, channel_axis=caxis, out_shape=tuple(out_shape),
-                              out_dtype=out_dtype, threads=threads, transposed=transposed,
+                              out_dtype=out_dtype, isa=isa, threads=threads, transposed=transposed,
                               bias_inside=inside, slices=slices)
             okey = [name] + [0] * x.ndim
             okey[1] = b
@@ -447,7 +434,7 @@ def _forward(fn_name, x, named_weights, bias, describe_kwargs, call_kwargs, thre
              sorted(call_kwargs.items(), key=lambda kv: kv[0]))
     return _build(fn_name, getattr(_functions, fn_name), x, weights, bias, first.channels_last,
                   params, call_kwargs, stages[-1].out_channels, out_dtype, first.transposed,
-                  threads, repr(token))
+                  _core.isa_override.get(), threads, repr(token))
 
 
 def _conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm,
@@ -553,7 +540,7 @@ def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias
 
 
 def _shuffle_block(block, groups, layout, threads):
-    with _task_threads(threads):
+    with _task_settings(None, threads):  # a shuffle moves values: no ISA
         return _functions.channel_shuffle(block, groups, layout=layout)
 
 

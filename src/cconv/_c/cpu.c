@@ -1,6 +1,10 @@
 /* CPU feature detection, the dispatch table and the thread count.
- * The active ISA is the only mutable global: chosen once at first use (CCONV_ISA may force it)
- * and changed only by cconv_set_isa. */
+ * Settings: the process-wide ISA (chosen at first use, CCONV_ISA may force it; cconv_set_isa) and
+ * thread count (cconv_set_num_threads) are atomics; each thread may override both for its own
+ * calls (cconv_set_thread_isa, cconv_set_thread_num_threads). Both are read on the calling thread
+ * only: a plan keeps the table it was created with, and OpenMP workers use the plan's table or
+ * the one the calling thread passed down. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -41,20 +45,29 @@ static const cconv_isa_table *best_isa(void)
     return &cconv_isa_generic;
 }
 
-static const cconv_isa_table *volatile active;
+static _Atomic(const cconv_isa_table *) process_isa; /* NULL until first use */
+static _Thread_local const cconv_isa_table *thread_isa; /* NULL: follow process_isa */
+
+static const cconv_isa_table *env_or_best_isa(void)
+{
+    /* The Python package warns at import when CCONV_ISA names no available ISA. */
+    const char *env = getenv("CCONV_ISA");
+    if (env && *env && strcmp(env, "auto") != 0) {
+        const cconv_isa_table *t = find_isa(env);
+        if (t && isa_supported(t)) return t;
+    }
+    return best_isa();
+}
 
 const cconv_isa_table *cconv_active_isa(void)
 {
-    const cconv_isa_table *t = active;
+    if (thread_isa) return thread_isa;
+    const cconv_isa_table *t = atomic_load_explicit(&process_isa, memory_order_acquire);
     if (!t) {
-        const char *env = getenv("CCONV_ISA");
+        /* Threads racing here choose the same table; a cconv_set_isa in between wins. */
+        const cconv_isa_table *chosen = env_or_best_isa();
         t = NULL;
-        if (env && *env && strcmp(env, "auto") != 0) {
-            t = find_isa(env);
-            if (t && !isa_supported(t)) t = NULL;
-        }
-        if (!t) t = best_isa();
-        active = t;
+        if (atomic_compare_exchange_strong(&process_isa, &t, chosen)) t = chosen;
     }
     return t;
 }
@@ -67,25 +80,48 @@ int cconv_isa_available(const char *name)
     return t != NULL && isa_supported(t);
 }
 
+/* The table for a cconv_set_isa / cconv_set_thread_isa argument other than NULL; NULL when
+ * unavailable. */
+static const cconv_isa_table *requested_isa(const char *name)
+{
+    if (strcmp(name, "auto") == 0) return best_isa();
+    const cconv_isa_table *t = find_isa(name);
+    return t && isa_supported(t) ? t : NULL;
+}
+
 cconv_status cconv_set_isa(const char *name)
 {
-    if (name == NULL || strcmp(name, "auto") == 0) {
-        active = best_isa();
-        return CCONV_OK;
-    }
-    const cconv_isa_table *t = find_isa(name);
-    if (!t || !isa_supported(t)) return CCONV_ERR_UNSUPPORTED;
-    active = t;
+    const cconv_isa_table *t = requested_isa(name ? name : "auto");
+    if (!t) return CCONV_ERR_UNSUPPORTED;
+    atomic_store_explicit(&process_isa, t, memory_order_release);
     return CCONV_OK;
 }
 
-static volatile int num_threads_setting; /* 0: follow OpenMP */
+cconv_status cconv_set_thread_isa(const char *name)
+{
+    const cconv_isa_table *t = name ? requested_isa(name) : NULL;
+    if (name && !t) return CCONV_ERR_UNSUPPORTED;
+    thread_isa = t;
+    return CCONV_OK;
+}
 
-void cconv_set_num_threads(int n) { num_threads_setting = n > 0 ? n : 0; }
+const char *cconv_get_thread_isa(void) { return thread_isa ? thread_isa->name : NULL; }
+
+static atomic_int process_threads;       /* 0: follow OpenMP */
+static _Thread_local int thread_threads; /* 0: follow process_threads */
+
+void cconv_set_num_threads(int n)
+{
+    atomic_store_explicit(&process_threads, n > 0 ? n : 0, memory_order_relaxed);
+}
+
+void cconv_set_thread_num_threads(int n) { thread_threads = n > 0 ? n : 0; }
+
+int cconv_get_thread_num_threads(void) { return thread_threads; }
 
 int cconv_get_num_threads(void) { return cconv_threads(); }
 
-/* Per calling thread: a small call runs serially without touching the global setting. */
+/* Per calling thread: a small call runs serially without touching the settings. */
 static _Thread_local int serial_override;
 
 int cconv_set_serial(int on)
@@ -98,7 +134,9 @@ int cconv_set_serial(int on)
 int cconv_threads(void)
 {
     if (serial_override) return 1;
-    if (num_threads_setting > 0) return num_threads_setting;
+    if (thread_threads > 0) return thread_threads;
+    const int n = atomic_load_explicit(&process_threads, memory_order_relaxed);
+    if (n > 0) return n;
 #ifdef _OPENMP
     return omp_get_max_threads();
 #else
@@ -117,13 +155,16 @@ int cconv_has_openmp(void)
 
 double cconv_l3_bytes(void)
 {
-    static double bytes = -1; /* benign race: every thread computes the same value */
+    /* Threads racing here compute the same value; atomic, so that the race is well defined. */
+    static _Atomic double cached = -1;
+    double bytes = atomic_load_explicit(&cached, memory_order_relaxed);
     if (bytes < 0) {
         long v = -1;
 #ifdef _SC_LEVEL3_CACHE_SIZE
         v = sysconf(_SC_LEVEL3_CACHE_SIZE);
 #endif
         bytes = v > 0 ? (double)v : 0.0;
+        atomic_store_explicit(&cached, bytes, memory_order_relaxed);
     }
     return bytes;
 }
