@@ -96,8 +96,8 @@ cconv_status cconv_conv_output_size(cconv_conv_desc *d)
             if (op >= (s > dl ? s : dl)) return CCONV_ERR_INVALID;
             if (!cconv_mul(i - 1, s, &t) || !cconv_add(t, span, &t) || !cconv_add(t, op, &t))
                 return CCONV_ERR_OVERFLOW;
+            if (pb >= t || pa >= t - pb) return CCONV_ERR_INVALID; /* (pb + pa may overflow) */
             t -= pb + pa;
-            if (t < 1) return CCONV_ERR_INVALID;
             d->out_size[a] = t;
         }
     }
