@@ -90,3 +90,26 @@ def test_reference_algorithm_multiplies_zero_padding():
         r = R.conv2d(x, w, padding=1)
         assert np.array_equal(np.isnan(y), np.isnan(r)), algorithm
         assert np.isnan(y[0, 0, 0, 0]), algorithm
+
+
+def test_grouped_gemm_keeps_nan_in_its_group():
+    """The GEMM tile packs several small groups per block with zero weights across groups, so a
+    NaN/Inf in one group's input reached the other groups' outputs (0 * NaN)."""
+    import numpy as np
+
+    import reference as R
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((1, 8, 5, 7)).astype(dtype)
+        x[0, 7, 2, 3] = np.nan   # last group only
+        x[0, 6, 0, 0] = np.inf
+        w = rng.standard_normal((8, 2, 3, 3)).astype(dtype)
+        for algorithm in ("gemm", "auto"):
+            y = cconv.conv2d(x, w, groups=4, padding=1, algorithm=algorithm)
+            r = R.conv2d(x, w, groups=4, padding=1)
+            R.assert_conv_close(y, r, R.magnitude(R.conv2d, x, w, groups=4, padding=1), dtype, 18)
+            assert np.isfinite(y[:, :6]).all()
+        yt = cconv.conv_transpose2d(x, w, groups=4, algorithm="gemm")
+        rt = R.conv_transpose2d(x, w, groups=4)
+        assert np.array_equal(np.isnan(yt), np.isnan(rt))

@@ -33,6 +33,11 @@ struct cconv_plan {
      * input channels: the tile then runs a gpb times longer reduction per call instead of one
      * mostly-empty tile per group. kmax: reduction length of a block; nblocks: blocks in all. */
     int64_t gpb, kmax, nblocks;
+    /* A packed block multiplies every input channel it holds by the other groups' zero weights,
+     * so an Inf or NaN in one group's input would reach the other groups' outputs (0 * Inf =
+     * NaN). Calls whose input holds one run a plan made then from weight_copy with one group per
+     * block (one_group_blocks), which reads each group's input for that group only. */
+    int one_group_blocks;
     /* With few input channels (a stem: 3), the KW taps of one kernel row read one contiguous run
      * of KW*C_in values of the channels-last input, so they are folded into the reduction
      * (k = kw*C_in + c) instead of running KW tile loops of C_in steps each. wmerge: KW folded
@@ -54,7 +59,7 @@ struct cconv_plan {
     int npasses;
     pass_t *passes;
     void *bias;
-    void *weight_copy; /* reference and Winograd algorithms: the filters as given */
+    void *weight_copy; /* reference, Winograd and gpb > 1 GEMM plans: the filters as given */
     /* Winograd (winograd.inc): transformed weights U [36][cout block][C_in][NR]. Calls whose
      * input holds Inf or NaN (the transforms would spread them to neighbouring outputs), or every
      * call when the weights do, run a GEMM plan made then from weight_copy. */
@@ -429,7 +434,7 @@ static void set_gemm_tile(cconv_plan *p, cconv_tile_kernel t)
     const int64_t G = p->d.groups, cog = p->cog;
     p->tile = t;
     p->nblk = (cog + t.nr - 1) / t.nr;
-    p->gpb = G > 1 && cog < t.nr ? min64(t.nr / cog, G) : 1;
+    p->gpb = G > 1 && cog < t.nr && !p->one_group_blocks ? min64(t.nr / cog, G) : 1;
     p->kmax = p->gpb * p->cig * p->wmerge;
     p->has_tail = 0;
     if (p->gpb == 1 && cog % t.nr != 0) {
@@ -759,13 +764,23 @@ static cconv_status plan_transposed_winograd(const cconv_conv_desc *f, const voi
     return st;
 }
 
+static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight, const void *bias,
+                                int one_group_blocks, cconv_plan **out);
+
 cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, const void *bias,
                                cconv_plan **out)
+{
+    return create_plan(desc, weight, bias, 0, out);
+}
+
+static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight, const void *bias,
+                                int one_group_blocks, cconv_plan **out)
 {
     if (!out || !desc || !weight) return CCONV_ERR_INVALID;
     *out = NULL;
     cconv_plan *p = calloc(1, sizeof *p);
     if (!p) return CCONV_ERR_NOMEM;
+    p->one_group_blocks = one_group_blocks;
     p->d = *desc;
     cconv_conv_desc *d = &p->d;
     cconv_status st = cconv_conv_output_size(d);
@@ -904,6 +919,12 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
             p->weight_bytes += (int64_t)(n * es);
             if (p->gpb > 1) {
                 if (d->dtype == CCONV_FLOAT64) PACK_GEMM_GROUPS(double) else PACK_GEMM_GROUPS(float)
+                if (!p->weight_copy) {
+                    const size_t wb = (size_t)(d->transposed ? Ci * cog : Co * cig) * (size_t)ksz * es;
+                    p->weight_copy = cconv_aligned_alloc(wb);
+                    if (!p->weight_copy) goto nomem;
+                    memcpy(p->weight_copy, weight, wb);
+                }
             } else {
                 if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double, f64) else PACK_GEMM(float, f32)
             }
