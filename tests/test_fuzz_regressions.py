@@ -113,3 +113,18 @@ def test_grouped_gemm_keeps_nan_in_its_group():
         yt = cconv.conv_transpose2d(x, w, groups=4, algorithm="gemm")
         rt = R.conv_transpose2d(x, w, groups=4)
         assert np.array_equal(np.isnan(yt), np.isnan(rt))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: cconv.conv2d(None, [[[[1.0]]]]),
+    lambda: cconv.conv2d([[[[1.0]]]], None),
+    lambda: cconv.depthwise_conv2d(None, [[[[1.0]]]]),
+    lambda: cconv.separable_conv2d([[[[1.0]]]], None, [[[[1.0]]]]),
+    lambda: cconv.flattened_conv2d([[[[1.0]]]], [[1.0]], None, [[1.0]]),
+    lambda: cconv.plan_conv2d((1, 1, 1, 1), None),
+    lambda: cconv.grad.conv2d_weight(None, (1, 1, 1, 1), [[[[1.0]]]]),
+])
+def test_none_array_is_a_type_error(call):
+    """None where an array is required raised AttributeError ('NoneType' has no 'shape')."""
+    with pytest.raises(TypeError, match="None"):
+        call()

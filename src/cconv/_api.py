@@ -330,9 +330,12 @@ def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, p
 
 # ---------------------------------------------------------------------------- arrays and dtypes
 
-def as_array(name, a):
+def as_array(name, a, optional=False):
+    """a as a real numeric ndarray; None only where optional (then None is returned)."""
     if a is None:
-        return None
+        if optional:
+            return None
+        raise TypeError(f"{name} must be an array, got None")
     try:
         arr = np.asarray(a)
     except Exception as e:  # ragged lists and the like
