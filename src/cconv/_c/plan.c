@@ -1075,6 +1075,10 @@ static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, cons
     cconv_status st = cconv_conv_output_size(d);
     if (st != CCONV_OK) return st;
     if (d->transposed) return CCONV_ERR_UNSUPPORTED; /* pass the forward convolution it adjoins */
+    /* A dimension with one output never uses its stride; as 1 it cannot overflow the banding's
+     * sizes (stride INT64_MAX was valid there). */
+    for (int a = 0; a < 3; a++)
+        if (d->out_size[a] == 1) d->stride[a] = 1;
     const int64_t G = d->groups, cig = d->in_channels / G, cog = d->out_channels / G;
     const int64_t ksz = d->kernel[0] * d->kernel[1] * d->kernel[2];
     const size_t es = cconv_dtype_size(d->dtype);
