@@ -439,7 +439,9 @@ static void run_forward(src_t *s, cconv_conv_desc *d, int op)
             if (!y2 || !r2 || !s2) abort();
             const cconv_status ss = cconv_plan_execute_separable(p, pw.v, pb.v, Co2, x.v, y2);
             if (ss == CCONV_OK) {
-                if (v.channels_last || v.in_channels != v.groups || algo != CCONV_ALGO_DEPTHWISE) abort();
+                if (v.channels_last || v.in_channels != v.groups || algo != CCONV_ALGO_DEPTHWISE ||
+                    v.in_size[0] != 1 || v.kernel[0] != 1 || v.out_size[0] != 1)
+                    abort();
                 ref_pointwise(v.batch, Cm, Co2, osp, ref, pw.d, pb.d, r2);
                 double *apw = abs_copy(pw.d, pw.n), *apb = pb.d ? abs_copy(pb.d, pb.n) : NULL;
                 ref_pointwise(v.batch, Cm, Co2, osp, scale, apw, apb, s2);
@@ -559,7 +561,8 @@ static void run_flattened(src_t *s, cconv_conv_desc *d)
     cconv_set_num_threads(1 + (int)(u8(s) & 1));
     const cconv_status st = cconv_flattened_conv2d(d, dw.v, b.v, Ci, cw.v, x.v, y);
     const int supported = v.groups == C && v.out_channels == C && !v.transposed && !v.channels_last &&
-                          v.in_size[0] == 1 && v.kernel[0] == 1 && v.padding_mode == CCONV_PAD_ZEROS;
+                          v.in_size[0] == 1 && v.kernel[0] == 1 && v.out_size[0] == 1 &&
+                          v.padding_mode == CCONV_PAD_ZEROS;
     /* an algorithm other than auto/depthwise asks for another kernel for the depthwise step */
     const int any_algo = v.algorithm == CCONV_ALGO_AUTO || v.algorithm == CCONV_ALGO_DEPTHWISE;
     if (st == CCONV_OK) {

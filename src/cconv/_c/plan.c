@@ -1147,7 +1147,8 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
 {
     if (!p || !pw || !x || !y || Co2 < 1) return CCONV_ERR_INVALID;
     const cconv_conv_desc *d = &p->d;
-    if (p->algo != CCONV_ALGO_DEPTHWISE || d->in_channels != d->groups || d->channels_last || d->in_size[0] != 1 || d->kernel[0] != 1)
+    if (p->algo != CCONV_ALGO_DEPTHWISE || d->in_channels != d->groups || d->channels_last || d->in_size[0] != 1 || d->kernel[0] != 1 ||
+        d->out_size[0] != 1) /* (padding along D makes it 3-D) */
         return CCONV_ERR_UNSUPPORTED;
     if (d->batch == 0) return CCONV_OK;
     const int64_t Cm = d->out_channels, nblk = (Co2 + CCONV_PW_MR - 1) / CCONV_PW_MR;
@@ -1202,7 +1203,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     if (st != CCONV_OK) return st;
     const int64_t C = d.in_channels;
     if (d.groups != C || d.out_channels != C || d.transposed || d.channels_last || d.in_size[0] != 1 ||
-        d.kernel[0] != 1 || d.padding_mode != CCONV_PAD_ZEROS)
+        d.kernel[0] != 1 || d.out_size[0] != 1 || d.padding_mode != CCONV_PAD_ZEROS)
         return CCONV_ERR_UNSUPPORTED;
     if (d.batch == 0) return CCONV_OK;
     const int64_t N = d.batch, H = d.in_size[1], W = d.in_size[2], OH = d.out_size[1], OW = d.out_size[2];
