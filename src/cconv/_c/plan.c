@@ -637,7 +637,7 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
 void cconv_plan_destroy(cconv_plan *p)
 {
     if (!p) return;
-    for (int i = 0; i < p->npasses; i++) {
+    for (int i = 0; p->passes && i < p->npasses; i++) { /* (passes is NULL if its calloc failed) */
         free(p->passes[i].taps);
         free(p->passes[i].tap_k);
         cconv_aligned_free(p->passes[i].wpack);
