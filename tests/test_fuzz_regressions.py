@@ -65,7 +65,8 @@ def test_c_corpus_replays_clean():
         r = subprocess.run(["sh", os.path.join(FUZZ, "build.sh"), "replay", outdir], cwd=ROOT,
                            capture_output=True, text=True, timeout=1800)
         assert r.returncode == 0, f"building the replay binary failed:\n{r.stdout}\n{r.stderr}"
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:allocator_may_return_null=1",
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:allocator_may_return_null=1:"
+                                       "max_allocation_size_mb=2048",
                UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
     env.pop("LD_PRELOAD", None)
     r = subprocess.run([binary, *files], capture_output=True, text=True, timeout=600, env=env)
