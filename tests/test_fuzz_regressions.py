@@ -129,3 +129,16 @@ def test_none_array_is_a_type_error(call):
     """None where an array is required raised AttributeError ('NoneType' has no 'shape')."""
     with pytest.raises(TypeError, match="None"):
         call()
+
+
+def test_huge_size_with_empty_batch_is_a_value_error():
+    """An empty batch passed the byte-count checks with a size of 2**64 (or an output past int64),
+    and filling the C descriptor raised OverflowError."""
+    import numpy as np
+
+    w = np.ones((1, 1, 1))
+    for shape in ((0, 1, 2**64), (0, 1, 2**62 + 1)):
+        with pytest.raises(ValueError, match="2\\*\\*62"):
+            cconv.plan_conv1d(shape, w)
+    with pytest.raises(ValueError, match="2\\*\\*62"):
+        cconv.plan_conv1d((0, 1, 2**62), w, padding=2**62)
