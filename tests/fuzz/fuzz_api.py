@@ -494,9 +494,9 @@ def _grad_case(c):
             return getattr(G, prefix + "_input")(input_shape, w, gout, **kw)
         if which == "weight":
             return getattr(G, prefix + "_weight")(x, weight_shape, gout, **kw)
-        if which == "bias":
-            return G.bias(gout, layout=layout)
-        if nd != 2 or transposed:
+        if which == "bias" or nd != 2 or transposed:
+            if isinstance(gout, np.ndarray) and gout.size > 1 << 24:
+                return None  # a huge zero-stride view: summing it is real (slow) work
             return G.bias(gout, layout=layout)
         comp = c.pick(("depthwise", "shuffled"))
         if comp == "depthwise":
@@ -507,7 +507,7 @@ def _grad_case(c):
 
     def check(r):
         arrays = (x, w, gout)
-        if not all(_is_float_array(a) for a in arrays):
+        if r is None or not all(_is_float_array(a) for a in arrays):
             return
         if which == "composite":
             for a in r if isinstance(r, tuple) else (r,):
