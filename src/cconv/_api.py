@@ -320,6 +320,11 @@ def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, p
             padded = tuple(i + b + e for i, b, e in zip(in_size, pb, pa))
             raise ValueError(f"{w_name} kernel {kernel} (dilated span {span}) is larger than the padded "
                              f"input {padded} of {x_name} shape {x_shape}")
+    # (an empty batch passes the byte-count checks below with any sizes; the C descriptor holds
+    # each size in an int64)
+    for what, shape in ((x_name, x_shape), (w_name, w_shape), ("output", out_size)):
+        if max(shape) > _SIZE_MAX:
+            raise ValueError(f"{what} has a size >= 2**62: shape {shape}")
     g = Geometry(nd, bool(transposed), last, batch, cin, cout, groups, in_size, kernel, stride,
                  dilation, pb, pa, op, padding_mode, out_size)
     _check_size(x_name, g.x_shape)
@@ -330,9 +335,12 @@ def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, p
 
 # ---------------------------------------------------------------------------- arrays and dtypes
 
-def as_array(name, a):
+def as_array(name, a, optional=False):
+    """a as a real numeric ndarray; None only where optional (then None is returned)."""
     if a is None:
-        return None
+        if optional:
+            return None
+        raise TypeError(f"{name} must be an array, got None")
     try:
         arr = np.asarray(a)
     except Exception as e:  # ragged lists and the like

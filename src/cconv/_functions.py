@@ -34,7 +34,7 @@ def _run(geom, x, weight, bias, dtype, out=None, inputs=(), algorithm="auto"):
 def _conv(nd, transposed, x, weight, bias, stride, padding, dilation, groups, padding_mode,
           output_padding, layout, out, algorithm):
     _check_algorithm(algorithm)
-    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias)
+    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias, optional=True)
     dtype = result_dtype(x, weight, bias)
     geom = conv_geometry(nd, x.shape, weight.shape, stride, padding, dilation, groups,
                          padding_mode=padding_mode, layout=layout, transposed=transposed,
@@ -184,7 +184,7 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, l
     """Depthwise 2-D convolution: each input channel convolved with its own m filters.
 
     weight (C*m, 1, kh, kw); output channel c*m + j comes from input channel c."""
-    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias)
+    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias, optional=True)
     stages = depthwise_stages(x.shape, weight.shape, stride, padding, dilation, layout)
     return _run_stages(stages, x, [weight], bias, out, (x, weight, bias))
 
@@ -200,7 +200,7 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1,
     rounding: the 1x1 sums the channels in the same order, but with different FMA contraction)."""
     x = as_array("x", x)
     dw, pw, bias = (as_array("depthwise_weight", depthwise_weight),
-                    as_array("pointwise_weight", pointwise_weight), as_array("bias", bias))
+                    as_array("pointwise_weight", pointwise_weight), as_array("bias", bias, optional=True))
     stages = separable_stages(x.shape, dw.shape, pw.shape, stride, padding, dilation, layout)
     if not fused or stages[0].channels_last:
         return _run_stages(stages, x, [dw, pw], bias, out, (x, dw, pw, bias))
@@ -239,7 +239,7 @@ def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None,
     other slices of the batch: the results are bitwise equal)."""
     x = as_array("x", x)
     v, h, bias = (as_array("vertical_weight", vertical_weight),
-                  as_array("horizontal_weight", horizontal_weight), as_array("bias", bias))
+                  as_array("horizontal_weight", horizontal_weight), as_array("bias", bias, optional=True))
     stages = spatially_separable_stages(x.shape, v.shape, h.shape, stride, padding, dilation,
                                         groups, layout)
     inputs = (x, v, h, bias)
@@ -290,7 +290,7 @@ def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias
     x = as_array("x", x)
     ch, v, h, bias = (as_array("channel_weight", channel_weight),
                       as_array("vertical_weight", vertical_weight),
-                      as_array("horizontal_weight", horizontal_weight), as_array("bias", bias))
+                      as_array("horizontal_weight", horizontal_weight), as_array("bias", bias, optional=True))
     stages = flattened_stages(x.shape, ch.shape, v.shape, h.shape, stride, padding, dilation, layout)
     cout = ch.shape[0]
     inputs = (x, ch, v, h, bias)
@@ -367,7 +367,7 @@ def shuffled_grouped_conv2d(x, weight, groups, bias=None, stride=1, padding=0, d
     shuffle_groups defaulting to groups. Channels-first, the output channels are written directly
     in shuffled order (no second pass over memory) by the depthwise, grouped and GEMM algorithms;
     channels-last and Winograd plans run the two steps one after another."""
-    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias)
+    x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias, optional=True)
     conv, shuf = shuffled_grouped_stages(x.shape, weight.shape, groups, stride, padding, dilation,
                                          shuffle_groups, padding_mode, layout)
     dtype = result_dtype(x, weight, bias)
@@ -470,7 +470,7 @@ class ConvPlan:
 def _plan(nd, transposed, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
           output_padding, layout, dtype, algorithm):
     _check_algorithm(algorithm)
-    weight, bias = as_array("weight", weight), as_array("bias", bias)
+    weight, bias = as_array("weight", weight), as_array("bias", bias, optional=True)
     dtype = result_dtype(weight, bias) if dtype is None else result_dtype(np.empty(0, dtype))
     geom = conv_geometry(nd, x_shape, weight.shape, stride, padding, dilation, groups,
                          padding_mode=padding_mode, layout=layout, transposed=transposed,

@@ -33,6 +33,11 @@ struct cconv_plan {
      * input channels: the tile then runs a gpb times longer reduction per call instead of one
      * mostly-empty tile per group. kmax: reduction length of a block; nblocks: blocks in all. */
     int64_t gpb, kmax, nblocks;
+    /* A packed block multiplies every input channel it holds by the other groups' zero weights,
+     * so an Inf or NaN in one group's input would reach the other groups' outputs (0 * Inf =
+     * NaN). Calls whose input holds one run a plan made then from weight_copy with one group per
+     * block (one_group_blocks), which reads each group's input for that group only. */
+    int one_group_blocks;
     /* With few input channels (a stem: 3), the KW taps of one kernel row read one contiguous run
      * of KW*C_in values of the channels-last input, so they are folded into the reduction
      * (k = kw*C_in + c) instead of running KW tile loops of C_in steps each. wmerge: KW folded
@@ -54,7 +59,7 @@ struct cconv_plan {
     int npasses;
     pass_t *passes;
     void *bias;
-    void *weight_copy; /* reference and Winograd algorithms: the filters as given */
+    void *weight_copy; /* reference, Winograd and gpb > 1 GEMM plans: the filters as given */
     /* Winograd (winograd.inc): transformed weights U [36][cout block][C_in][NR]. Calls whose
      * input holds Inf or NaN (the transforms would spread them to neighbouring outputs), or every
      * call when the weights do, run a GEMM plan made then from weight_copy. */
@@ -111,8 +116,8 @@ cconv_status cconv_conv_output_size(cconv_conv_desc *d)
             if (op >= (s > dl ? s : dl)) return CCONV_ERR_INVALID;
             if (!cconv_mul(i - 1, s, &t) || !cconv_add(t, span, &t) || !cconv_add(t, op, &t))
                 return CCONV_ERR_OVERFLOW;
+            if (pb >= t || pa >= t - pb) return CCONV_ERR_INVALID; /* (pb + pa may overflow) */
             t -= pb + pa;
-            if (t < 1) return CCONV_ERR_INVALID;
             d->out_size[a] = t;
         }
     }
@@ -444,7 +449,7 @@ static void set_gemm_tile(cconv_plan *p, cconv_tile_kernel t)
     const int64_t G = p->d.groups, cog = p->cog;
     p->tile = t;
     p->nblk = (cog + t.nr - 1) / t.nr;
-    p->gpb = G > 1 && cog < t.nr ? min64(t.nr / cog, G) : 1;
+    p->gpb = G > 1 && cog < t.nr && !p->one_group_blocks ? min64(t.nr / cog, G) : 1;
     p->kmax = p->gpb * p->cig * p->wmerge;
     p->has_tail = 0;
     if (p->gpb == 1 && cog % t.nr != 0) {
@@ -647,7 +652,7 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
 void cconv_plan_destroy(cconv_plan *p)
 {
     if (!p) return;
-    for (int i = 0; i < p->npasses; i++) {
+    for (int i = 0; p->passes && i < p->npasses; i++) { /* (passes is NULL if its alloc failed) */
         cconv_free(p->passes[i].taps);
         cconv_free(p->passes[i].tap_k);
         cconv_free(p->passes[i].wpack);
@@ -774,13 +779,23 @@ static cconv_status plan_transposed_winograd(const cconv_conv_desc *f, const voi
     return st;
 }
 
+static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight, const void *bias,
+                                int one_group_blocks, cconv_plan **out);
+
 cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, const void *bias,
                                cconv_plan **out)
+{
+    return create_plan(desc, weight, bias, 0, out);
+}
+
+static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight, const void *bias,
+                                int one_group_blocks, cconv_plan **out)
 {
     if (!out || !desc || !weight) return CCONV_ERR_INVALID;
     *out = NULL;
     cconv_plan *p = cconv_alloc_zeroed(sizeof *p);
     if (!p) return CCONV_ERR_NOMEM;
+    p->one_group_blocks = one_group_blocks;
     p->d = *desc;
     cconv_conv_desc *d = &p->d;
     cconv_status st = cconv_conv_output_size(d);
@@ -920,6 +935,12 @@ cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, 
             p->weight_bytes += (int64_t)(n * es);
             if (p->gpb > 1) {
                 if (d->dtype == CCONV_FLOAT64) PACK_GEMM_GROUPS(double) else PACK_GEMM_GROUPS(float)
+                if (!p->weight_copy) {
+                    const size_t wb = (size_t)(d->transposed ? Ci * cog : Co * cig) * (size_t)ksz * es;
+                    p->weight_copy = cconv_alloc(wb);
+                    if (!p->weight_copy) goto nomem;
+                    memcpy(p->weight_copy, weight, wb);
+                }
             } else {
                 if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double, f64) else PACK_GEMM(float, f32)
             }
@@ -1139,7 +1160,8 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
 {
     if (!p || !pw || !x || !y || Co2 < 1) return CCONV_ERR_INVALID;
     const cconv_conv_desc *d = &p->d;
-    if (p->algo != CCONV_ALGO_DEPTHWISE || d->in_channels != d->groups || d->channels_last || d->in_size[0] != 1 || d->kernel[0] != 1)
+    if (p->algo != CCONV_ALGO_DEPTHWISE || d->in_channels != d->groups || d->channels_last || d->in_size[0] != 1 || d->kernel[0] != 1 ||
+        d->out_size[0] != 1) /* (padding along D makes it 3-D) */
         return CCONV_ERR_UNSUPPORTED;
     const int64_t Cm = d->out_channels, nblk = Co2 / CCONV_PW_MR + (Co2 % CCONV_PW_MR != 0);
     const size_t es = cconv_dtype_size(d->dtype);
@@ -1200,7 +1222,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     clamp_strides(&d);
     const int64_t C = d.in_channels;
     if (d.groups != C || d.out_channels != C || d.transposed || d.channels_last || d.in_size[0] != 1 ||
-        d.kernel[0] != 1 || d.padding_mode != CCONV_PAD_ZEROS)
+        d.kernel[0] != 1 || d.out_size[0] != 1 || d.padding_mode != CCONV_PAD_ZEROS)
         return CCONV_ERR_UNSUPPORTED;
     if (d.batch == 0) return CCONV_OK;
     const int64_t N = d.batch, H = d.in_size[1], W = d.in_size[2], OH = d.out_size[1], OW = d.out_size[2];

@@ -24,12 +24,12 @@
                 for (int64_t kk = 0; kk < ksz; kk++) {                                             \
                     const int64_t kc[3] = {kk / (K[1] * K[2]), (kk / K[2]) % K[1], kk % K[2]};      \
                     int64_t src[3];                                                                \
-                    int ok = 1;                                                                    \
+                    int ok = 1, zero = 0;                                                          \
                     for (int a = 0; a < 3 && ok; a++) {                                            \
                         if (!d->transposed) {                                                      \
                             src[a] = cconv_pad_source(oc[a] * S[a] - P[a] + kc[a] * Dl[a], I[a],    \
                                                       d->padding_mode);                            \
-                            ok = src[a] >= 0;                                                      \
+                            zero |= src[a] < 0;                                                    \
                         } else {                                                                   \
                             int64_t t = oc[a] + P[a] - kc[a] * Dl[a];                              \
                             ok = t >= 0 && t % S[a] == 0 && t / S[a] < I[a];                       \
@@ -37,8 +37,10 @@
                         }                                                                          \
                     }                                                                              \
                     if (!ok) continue;                                                             \
-                    const int64_t sp = (src[0] * I[1] + src[1]) * I[2] + src[2];                   \
-                    const T xval = d->channels_last ? x[(n * isp + sp) * Ci + ci]                  \
+                    const int64_t sp = zero ? 0 : (src[0] * I[1] + src[1]) * I[2] + src[2];        \
+                    /* a zero-padding tap still multiplies (0 * Inf = NaN, as the definition) */  \
+                    const T xval = zero ? (T)0                                                     \
+                                 : d->channels_last ? x[(n * isp + sp) * Ci + ci]                  \
                                                     : x[(n * Ci + ci) * isp + sp];                 \
                     const T wval = d->transposed ? w[(ci * Cog + col) * ksz + kk]                  \
                                                  : w[(co * Cig + cil) * ksz + kk];                 \

@@ -7,11 +7,13 @@ cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t
                                    const void *xv, void *yv)
 {
     int64_t total;
-    if (batch < 0 || channels < 0 || spatial < 0 || groups <= 0 || channels % groups != 0)
+    if ((dtype != CCONV_FLOAT32 && dtype != CCONV_FLOAT64) || batch < 0 || channels < 0 || spatial < 0 ||
+        groups <= 0 || channels % groups != 0)
         return CCONV_ERR_INVALID;
     if (!cconv_mul(batch, channels, &total) || !cconv_mul(total, spatial, &total))
         return CCONV_ERR_OVERFLOW;
     if (total == 0) return CCONV_OK;
+    if (!xv || !yv) return CCONV_ERR_INVALID;
     const size_t es = cconv_dtype_size(dtype);
     const char *x = (const char *)xv;
     char *y = (char *)yv;

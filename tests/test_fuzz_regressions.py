@@ -1,0 +1,144 @@
+"""Replays the kept fuzz corpora (tests/fuzz/corpus/) through the fuzz harnesses' oracles.
+
+* fuzz_api: every file through tests/fuzz/fuzz_api.py's check_input (the public Python API:
+  a right answer or ValueError/TypeError/MemoryError), in this process.
+* fuzz_desc: the C harness tests/fuzz/fuzz_desc.c (the C API against the C reference) built by
+  tests/fuzz/build.sh as a plain replay binary (gcc, no libFuzzer), run over every file.
+Both corpora hold the minimised inputs of the fuzzing runs and every input that once found a bug
+(docs/fuzzing.md)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+FUZZ = os.path.join(HERE, "fuzz")
+CORPUS = os.path.join(FUZZ, "corpus")
+
+cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
+
+
+def _corpus(name):
+    d = os.path.join(CORPUS, name)
+    return sorted(os.path.join(d, f) for f in os.listdir(d)) if os.path.isdir(d) else []
+
+
+def test_python_corpus_replays_clean():
+    pytest.importorskip("atheris", reason="atheris (FuzzedDataProvider) decodes the fuzz inputs")
+    sys.path.insert(0, FUZZ)
+    try:
+        import fuzz_api
+    finally:
+        sys.path.remove(FUZZ)
+    files = _corpus("fuzz_api")
+    assert files, "tests/fuzz/corpus/fuzz_api is empty"
+    for path in files:
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            fuzz_api.check_input(data)
+        except Exception as e:
+            raise AssertionError(f"{os.path.relpath(path, ROOT)}: {type(e).__name__}: {e}") from e
+
+
+def _sources():
+    out = [os.path.join(ROOT, "include", "cconv.h"), os.path.join(FUZZ, "fuzz_desc.c"),
+           os.path.join(FUZZ, "replay_main.c"), os.path.join(FUZZ, "build.sh")]
+    for d in ("src/cconv/_c", "src/cconv/_c/kernels"):
+        full = os.path.join(ROOT, d)
+        out += [os.path.join(full, f) for f in os.listdir(full) if os.path.isfile(os.path.join(full, f))]
+    return out
+
+
+def test_c_corpus_replays_clean():
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc: the C fuzz corpus replays through a gcc-built binary")
+    files = _corpus("fuzz_desc")
+    assert files, "tests/fuzz/corpus/fuzz_desc is empty"
+    outdir = os.path.join(ROOT, "build", "fuzz-replay")
+    binary = os.path.join(outdir, "fuzz_desc_replay")
+    # Rebuilt only when a source changed: the AVX-512 kernel file takes minutes to compile.
+    if not os.path.exists(binary) or os.path.getmtime(binary) < max(map(os.path.getmtime, _sources())):
+        r = subprocess.run(["sh", os.path.join(FUZZ, "build.sh"), "replay", outdir], cwd=ROOT,
+                           capture_output=True, text=True, timeout=1800)
+        assert r.returncode == 0, f"building the replay binary failed:\n{r.stdout}\n{r.stderr}"
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:allocator_may_return_null=1:"
+                                       "max_allocation_size_mb=2048",
+               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    env.pop("LD_PRELOAD", None)
+    r = subprocess.run([binary, *files], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, f"C corpus replay failed:\n{r.stdout[-2000:]}\n{r.stderr[-6000:]}"
+    assert f"replayed {len(files)} inputs" in r.stdout
+
+
+# ------------------------------------------------------------------ findings, one test each
+
+def test_reference_algorithm_multiplies_zero_padding():
+    """algorithm="reference" skipped zero-padding taps, so an Inf weight gave a finite border
+    where the definition (and every other algorithm) gives 0 * Inf = NaN."""
+    import numpy as np
+
+    import reference as R
+
+    x = np.ones((1, 1, 4, 4))
+    w = np.ones((1, 1, 3, 3))
+    w[0, 0, 0, 0] = np.inf
+    for algorithm in ("reference", "gemm", "auto"):
+        y = cconv.conv2d(x, w, padding=1, algorithm=algorithm)
+        r = R.conv2d(x, w, padding=1)
+        assert np.array_equal(np.isnan(y), np.isnan(r)), algorithm
+        assert np.isnan(y[0, 0, 0, 0]), algorithm
+
+
+def test_grouped_gemm_keeps_nan_in_its_group():
+    """The GEMM tile packs several small groups per block with zero weights across groups, so a
+    NaN/Inf in one group's input reached the other groups' outputs (0 * NaN)."""
+    import numpy as np
+
+    import reference as R
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((1, 8, 5, 7)).astype(dtype)
+        x[0, 7, 2, 3] = np.nan   # last group only
+        x[0, 6, 0, 0] = np.inf
+        w = rng.standard_normal((8, 2, 3, 3)).astype(dtype)
+        for algorithm in ("gemm", "auto"):
+            y = cconv.conv2d(x, w, groups=4, padding=1, algorithm=algorithm)
+            r = R.conv2d(x, w, groups=4, padding=1)
+            R.assert_conv_close(y, r, R.magnitude(R.conv2d, x, w, groups=4, padding=1), dtype, 18)
+            assert np.isfinite(y[:, :6]).all()
+        yt = cconv.conv_transpose2d(x, w, groups=4, algorithm="gemm")
+        rt = R.conv_transpose2d(x, w, groups=4)
+        assert np.array_equal(np.isnan(yt), np.isnan(rt))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: cconv.conv2d(None, [[[[1.0]]]]),
+    lambda: cconv.conv2d([[[[1.0]]]], None),
+    lambda: cconv.depthwise_conv2d(None, [[[[1.0]]]]),
+    lambda: cconv.separable_conv2d([[[[1.0]]]], None, [[[[1.0]]]]),
+    lambda: cconv.flattened_conv2d([[[[1.0]]]], [[1.0]], None, [[1.0]]),
+    lambda: cconv.plan_conv2d((1, 1, 1, 1), None),
+    lambda: cconv.grad.conv2d_weight(None, (1, 1, 1, 1), [[[[1.0]]]]),
+])
+def test_none_array_is_a_type_error(call):
+    """None where an array is required raised AttributeError ('NoneType' has no 'shape')."""
+    with pytest.raises(TypeError, match="None"):
+        call()
+
+
+def test_huge_size_with_empty_batch_is_a_value_error():
+    """An empty batch passed the byte-count checks with a size of 2**64 (or an output past int64),
+    and filling the C descriptor raised OverflowError."""
+    import numpy as np
+
+    w = np.ones((1, 1, 1))
+    for shape in ((0, 1, 2**64), (0, 1, 2**62 + 1)):
+        with pytest.raises(ValueError, match="2\\*\\*62"):
+            cconv.plan_conv1d(shape, w)
+    with pytest.raises(ValueError, match="2\\*\\*62"):
+        cconv.plan_conv1d((0, 1, 2**62), w, padding=2**62)
