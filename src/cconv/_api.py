@@ -320,16 +320,16 @@ def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, p
             padded = tuple(i + b + e for i, b, e in zip(in_size, pb, pa))
             raise ValueError(f"{w_name} kernel {kernel} (dilated span {span}) is larger than the padded "
                              f"input {padded} of {x_name} shape {x_shape}")
-    # (an empty batch passes the byte-count checks below with any sizes; the C descriptor holds
-    # each size in an int64)
-    for what, shape in ((x_name, x_shape), (w_name, w_shape), ("output", out_size)):
-        if max(shape) > _SIZE_MAX:
-            raise ValueError(f"{what} has a size >= 2**62: shape {shape}")
     g = Geometry(nd, bool(transposed), last, batch, cin, cout, groups, in_size, kernel, stride,
                  dilation, pb, pa, op, padding_mode, out_size)
     _check_size(x_name, g.x_shape)
     _check_size("output", g.out_shape)
     _check_size(w_name, w_shape)
+    # An empty batch passes the byte counts with any sizes, but the C descriptor holds each size
+    # in an int64.
+    for what, shape in ((x_name, x_shape), (w_name, w_shape), ("output", out_size)):
+        if max(shape) > _SIZE_MAX:
+            raise ValueError(f"{what} has a size >= 2**62: shape {shape}")
     return g
 
 
