@@ -76,6 +76,7 @@ def test_c_corpus_replays_clean():
 
 # ------------------------------------------------------------------ findings, one test each
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN on purpose
 def test_reference_algorithm_multiplies_zero_padding():
     """algorithm="reference" skipped zero-padding taps, so an Inf weight gave a finite border
     where the definition (and every other algorithm) gives 0 * Inf = NaN."""
@@ -93,6 +94,7 @@ def test_reference_algorithm_multiplies_zero_padding():
         assert np.isnan(y[0, 0, 0, 0]), algorithm
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN on purpose
 def test_grouped_gemm_keeps_nan_in_its_group():
     """The GEMM tile packs several small groups per block with zero weights across groups, so a
     NaN/Inf in one group's input reached the other groups' outputs (0 * NaN)."""
