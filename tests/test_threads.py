@@ -318,9 +318,11 @@ def test_use_isa_in_threads_is_per_thread():
         pytest.skip("one ISA on this CPU/build: nothing to mix")
     x, w, b, calls = _isa_calls(np.random.default_rng(16))
     expected = {isa: _alone(isa, x, w, b, calls) for isa in isas}
-    # the test can only fail if the ISAs give different bits
-    assert any(not np.array_equal(expected[isas[0]][name], expected[isa][name])
-               for isa in isas[1:] for name in calls)
+    # The test can only fail if the ISAs give different bits. They do in the optimised build; an
+    # -O1 sanitizer build can contract the same multiply-adds in every ISA file.
+    if all(np.array_equal(expected[isas[0]][name], expected[isa][name])
+           for isa in isas[1:] for name in calls):
+        pytest.skip("every ISA gives the same bits in this build: a mix-up would not show")
     default_isa, old_threads = cconv.get_isa(), cconv.get_num_threads()
     deadline = time.monotonic() + 2.0
     start = threading.Barrier(2 * len(isas))
