@@ -779,6 +779,15 @@ static cconv_status plan_transposed_winograd(const cconv_conv_desc *f, const voi
     return st;
 }
 
+/* weight_copy: the first wb bytes of the filters as given. Returns 0 when out of memory. */
+static int keep_filters(cconv_plan *p, const void *weight, size_t wb)
+{
+    p->weight_copy = cconv_alloc(wb);
+    if (!p->weight_copy) return 0;
+    memcpy(p->weight_copy, weight, wb);
+    return 1;
+}
+
 static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight, const void *bias,
                                 int one_group_blocks, cconv_plan **out);
 
@@ -805,6 +814,7 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
     const int64_t G = d->groups, Co = d->out_channels, Ci = d->in_channels;
     const int64_t cig = Ci / G, cog = Co / G;
     const int64_t ksz = d->kernel[0] * d->kernel[1] * d->kernel[2];
+    const size_t filter_bytes = (size_t)(d->transposed ? Ci * cog : Co * cig) * (size_t)ksz * es;
     p->cig = cig;
     p->cog = cog;
     p->isa = cconv_active_isa();
@@ -834,11 +844,8 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
         return CCONV_OK;
     }
     if (p->algo == CCONV_ALGO_REFERENCE) {
-        const size_t wb = (size_t)(d->transposed ? Ci * cog : Co * cig) * (size_t)ksz * es;
-        p->weight_copy = cconv_alloc(wb);
-        if (!p->weight_copy) goto nomem;
-        memcpy(p->weight_copy, weight, wb);
-        p->weight_bytes = (int64_t)wb;
+        if (!keep_filters(p, weight, filter_bytes)) goto nomem;
+        p->weight_bytes = (int64_t)filter_bytes;
         *out = p;
         return CCONV_OK;
     }
@@ -905,9 +912,7 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
     if (p->pw_cf) {
         p->tile = p->isa->wide[d->dtype == CCONV_FLOAT64];
         const size_t wb = (size_t)(Co * cig) * es;
-        p->weight_copy = cconv_alloc(wb);
-        if (!p->weight_copy) goto nomem;
-        memcpy(p->weight_copy, weight, wb);
+        if (!keep_filters(p, weight, wb)) goto nomem;
         p->weight_bytes = (int64_t)wb;
         p->workspace_bytes = (int64_t)cig * p->tile.nr * cconv_threads() * (int64_t)es;
         *out = p;
@@ -927,6 +932,8 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
         if (p->kc < 1) p->kc = 1;
         if (p->kc >= K) p->kc = K;
         else p->kc = (K + (K + p->kc - 1) / p->kc - 1) / ((K + p->kc - 1) / p->kc); /* even blocks */
+        /* (for the one-group-per-block plan that calls with Inf or NaN input run) */
+        if (p->gpb > 1 && !keep_filters(p, weight, filter_bytes)) goto nomem;
         for (int i = 0; i < p->npasses; i++) {
             pass_t *ps = &p->passes[i];
             const size_t n = (size_t)(p->nblocks * ps->ntaps * p->kmax * NR);
@@ -935,12 +942,6 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
             p->weight_bytes += (int64_t)(n * es);
             if (p->gpb > 1) {
                 if (d->dtype == CCONV_FLOAT64) PACK_GEMM_GROUPS(double) else PACK_GEMM_GROUPS(float)
-                if (!p->weight_copy) {
-                    const size_t wb = (size_t)(d->transposed ? Ci * cog : Co * cig) * (size_t)ksz * es;
-                    p->weight_copy = cconv_alloc(wb);
-                    if (!p->weight_copy) goto nomem;
-                    memcpy(p->weight_copy, weight, wb);
-                }
             } else {
                 if (d->dtype == CCONV_FLOAT64) PACK_GEMM(double, f64) else PACK_GEMM(float, f32)
             }
