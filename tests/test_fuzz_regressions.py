@@ -144,3 +144,61 @@ def test_huge_size_with_empty_batch_is_a_value_error():
             cconv.plan_conv1d(shape, w)
     with pytest.raises(ValueError, match="2\\*\\*62"):
         cconv.plan_conv1d((0, 1, 2**62), w, padding=2**62)
+
+
+def _same_nonfinite(actual, expected):
+    import numpy as np
+
+    return (np.array_equal(np.isnan(actual), np.isnan(expected)) and
+            np.array_equal(np.isposinf(actual), np.isposinf(expected)) and
+            np.array_equal(np.isneginf(actual), np.isneginf(expected)))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN on purpose
+@pytest.mark.parametrize("isa", cconv.available_isas())
+def test_depthwise_nhwc_weight_grad_meets_zero_padding(isa):
+    """The channels-last depthwise weight gradient skipped zero-padding taps, so an Inf/NaN of
+    grad_output at a border never met the padding's zeros: finite where the definition (and
+    every other layout) gives 0 * Inf = NaN."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((2, 5, 6, 7)).astype(dtype)           # NCHW
+        g = rng.standard_normal((2, 5, 6, 7)).astype(dtype)
+        g[0, 1, 0, 0] = np.inf     # top-left corner: taps of row 0 and column 0 are padding
+        g[1, 3, 5, 2] = np.nan     # bottom row
+        with cconv.use_isa(isa):
+            first = cconv.grad.conv2d_weight(x, (5, 1, 3, 3), g, padding=1, groups=5)
+            last = cconv.grad.conv2d_weight(x.transpose(0, 2, 3, 1), (5, 1, 3, 3),
+                                            g.transpose(0, 2, 3, 1), padding=1, groups=5,
+                                            layout="NHWC")
+        assert np.isnan(first[1, 0, 0]).all() and np.isnan(first[1, 0, :, 0]).all()
+        assert np.isnan(first[3, 0, 2]).all()
+        assert np.isfinite(first[[0, 2, 4]]).all()
+        assert _same_nonfinite(last, first)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN on purpose
+@pytest.mark.parametrize("isa", cconv.available_isas())
+def test_transposed_nonfinite_weight_leaves_unreached_outputs(isa):
+    """Transposed plans (stride phases, and the forward Winograd form at stride 1) read zero
+    padding where the scatter definition has no term, so an Inf weight put NaN at outputs it never
+    reaches: the output_padding positions, which get the bias alone."""
+    import numpy as np
+
+    import reference as R
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 2, 4, 4))
+    w = rng.standard_normal((2, 3, 3, 3))
+    w[1, 2, 0, 0] = np.inf
+    b = np.array([0.5, -1.0, 2.0])
+    for stride, padding, output_padding in ((2, 1, 1), (1, 1, 0), (3, 1, 2), (2, 0, 1), (1, 0, 0)):
+        r = R.conv_transpose2d(x, w, b, stride, padding, output_padding)
+        assert np.isfinite(r).any() and not np.isfinite(r).all()
+        for algorithm in ("auto", "gemm", "reference"):
+            with cconv.use_isa(isa):
+                y = cconv.conv_transpose2d(x, w, b, stride, padding, output_padding, algorithm=algorithm)
+            assert _same_nonfinite(y, r), (stride, padding, algorithm)
+

@@ -8,6 +8,7 @@
  * inserted and no col2im scatter is needed. A pass computes outputs o = o0 + q*os for q < Q and
  * reads padded input at q*is + tap offset, per dimension. */
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -818,19 +819,28 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
     p->cig = cig;
     p->cog = cog;
     p->isa = cconv_active_isa();
+    /* A transposed convolution's phases (and its forward Winograd form) read zero padding where
+     * the scatter definition has no term at all: harmless for finite filters (0 * w = 0), but an
+     * Inf or NaN filter would put NaN at outputs it never reaches (output_padding, borders). Such
+     * filters run the reference algorithm, which sums exactly the definition's terms. */
     cconv_conv_desc f;
+    cconv_algorithm req = d->algorithm;
+    if (d->transposed &&
+        (req == CCONV_ALGO_AUTO || req == CCONV_ALGO_GEMM || (req == CCONV_ALGO_WINOGRAD && transposed_as_winograd(d, &f))) &&
+        !all_finite(weight, (int64_t)(filter_bytes / es), d->dtype))
+        req = CCONV_ALGO_REFERENCE;
     /* (auto's choice reads the filters only to check them for Inf/NaN: any order will do) */
     if (transposed_as_winograd(d, &f) &&
-        (d->algorithm == CCONV_ALGO_WINOGRAD ||
-         (d->algorithm == CCONV_ALGO_AUTO && choose_algorithm(&f, p->isa, weight) == CCONV_ALGO_WINOGRAD))) {
+        (req == CCONV_ALGO_WINOGRAD ||
+         (req == CCONV_ALGO_AUTO && choose_algorithm(&f, p->isa, weight) == CCONV_ALGO_WINOGRAD))) {
         cconv_free(p);
         return plan_transposed_winograd(&f, weight, bias, out);
     }
-    if (d->algorithm == CCONV_ALGO_AUTO) p->algo = choose_algorithm(d, p->isa, weight);
-    else if (d->algorithm == CCONV_ALGO_DEPTHWISE && !can_depthwise(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
-    else if (d->algorithm == CCONV_ALGO_GROUPED && !can_grouped(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
-    else if (d->algorithm == CCONV_ALGO_WINOGRAD && !can_winograd(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
-    else p->algo = d->algorithm;
+    if (req == CCONV_ALGO_AUTO) p->algo = choose_algorithm(d, p->isa, weight);
+    else if (req == CCONV_ALGO_DEPTHWISE && !can_depthwise(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
+    else if (req == CCONV_ALGO_GROUPED && !can_grouped(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
+    else if (req == CCONV_ALGO_WINOGRAD && !can_winograd(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
+    else p->algo = req;
 
     if (bias) {
         p->bias = cconv_alloc((size_t)Co * es);
