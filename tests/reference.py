@@ -222,9 +222,9 @@ def conv_nd(
         for g in range(groups):
             xg = patch[:, g * cig : (g + 1) * cig]
             wg = w[(slice(g * cog, (g + 1) * cog), slice(None)) + tap]  # (cog, cig)
-            # (N, cig, *O) x (cog, cig) -> (N, *O, cog)
-            contrib = np.tensordot(xg, wg, axes=([1], [1]))
-            y[:, g * cog : (g + 1) * cog] += np.moveaxis(contrib, -1, 1)
+            # (N, cig, *O) x (cog, cig) -> (N, cog, *O). einsum's own loops, not BLAS: OpenBLAS
+            # returns 0, not NaN, for Inf * 0 when the reduction has length 1.
+            y[:, g * cog : (g + 1) * cog] += np.einsum("nc...,oc->no...", xg, wg)
     if bias is not None:
         y += _f64(bias).reshape((1, c_out) + (1,) * nd)
     return y
@@ -304,8 +304,8 @@ def conv_transpose_nd(
         for g in range(groups):
             xg = x[:, g * cig : (g + 1) * cig]  # (N, cig, *I)
             wg = w[(slice(g * cig, (g + 1) * cig), slice(None)) + tap]  # (cig, cog)
-            contrib = np.tensordot(xg, wg, axes=([1], [0]))  # (N, *I, cog)
-            y[(slice(None), slice(g * cog, (g + 1) * cog)) + sl] += np.moveaxis(contrib, -1, 1)
+            # (N, cig, *I) x (cig, cog) -> (N, cog, *I), einsum for IEEE Inf * 0 (see conv_nd)
+            y[(slice(None), slice(g * cog, (g + 1) * cog)) + sl] += np.einsum("nc...,co->no...", xg, wg)
     crop = tuple(slice(b, f - a) for b, a, f in zip(padding, padding_after, full))
     y = y[(slice(None), slice(None)) + crop]
     assert all(sz >= 1 for sz in y.shape[2:]), y.shape
@@ -374,9 +374,19 @@ def flattened_weight(channel_w, vertical_w, horizontal_w):
 
 
 def flattened_conv2d(x, channel_w, vertical_w, horizontal_w, bias=None, stride=1, padding=0, dilation=1, layout=None):
-    """conv2d with the rank-1 weight of :func:`flattened_weight`."""
-    w = flattened_weight(channel_w, vertical_w, horizontal_w)
-    return conv2d(x, w, bias, stride, padding, dilation, layout=layout)
+    """The three 1-D stages in turn: ``channel_w`` ``(C_out, C_in)`` across channels, then per output
+    channel ``vertical_w`` ``(C_out, kh)`` on h and ``horizontal_w`` ``(C_out, kw)`` on w, bias last.
+
+    With finite values this is conv2d with the rank-1 weight of :func:`flattened_weight`; with
+    Inf/NaN the stages decide where NaN appears (``Inf * 0`` inside the rank-1 product would not).
+    """
+    xc = to_channels_first(x, layout)
+    ch, v, h = _f64(channel_w), _f64(vertical_w), _f64(horizontal_w)
+    cout = ch.shape[0]
+    mid = conv_nd(xc, ch[:, :, None, None], None)
+    y = spatially_separable_conv2d(mid, v[:, None, :, None], h[:, None, None, :], bias, stride, padding,
+                                   dilation, groups=cout)
+    return from_channels_first(y, layout)
 
 
 def channel_shuffle(x, groups, layout=None):

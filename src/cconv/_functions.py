@@ -279,8 +279,9 @@ def _run_chunked(stages, x, weights, bias, out, inputs):
 def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias=None, stride=1,
                      padding=0, dilation=1, *, layout=None, out=None, fused=True):
     """Flattened convolution (arXiv 1412.5474): 1x1 across channels, then a vertical and a
-    horizontal 1-D filter per output channel. Equals conv2d with the rank-1 filters
-    W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j] (zero padding).
+    horizontal 1-D filter per output channel. With finite values it equals conv2d with the rank-1
+    filters W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j] (zero padding); with
+    Inf or NaN the three stages in turn define the result.
 
     fused=True (the default) runs the 1x1 and then one depthwise pass with the kh x kw filters
     vertical[o, i] * horizontal[o, j] (products rounded once to the dtype): channels-first band
@@ -294,7 +295,10 @@ def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias
     stages = flattened_stages(x.shape, ch.shape, v.shape, h.shape, stride, padding, dilation, layout)
     cout = ch.shape[0]
     inputs = (x, ch, v, h, bias)
-    if not fused:
+    # The fused pass multiplies vertical * horizontal before it meets the data; with an Inf or NaN
+    # about, that moves NaNs (Inf * 0 in the product, not in the stages), so such calls run the
+    # stages. A sum is finite iff every element is, bar overflow (which just takes the stages too).
+    if not fused or not all(np.isfinite(np.sum(a)) for a in (x, ch, v, h) if a.size):
         weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
         return _run_stages(stages, x, weights, bias, out, inputs)
     dtype = result_dtype(*inputs)
