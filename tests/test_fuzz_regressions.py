@@ -228,3 +228,14 @@ def test_flattened_nonfinite_follows_the_stages():
                                            h.astype(dtype), None, (2, 1), 1, (1, 2), layout=layout,
                                            fused=fused)
                 assert _same_nonfinite(y, r), (layout, dtype, fused)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "depthwise"])
+def test_depthwise_huge_padding_is_refused_not_a_crash(algorithm):
+    """A padded width near 2**62 (one output column, the stride clamped to it) overflowed the
+    depthwise row-ring sizes: a division by zero killed the process. The plan now refuses."""
+    import numpy as np
+
+    with pytest.raises(ValueError, match="overflow"):
+        cconv.plan_conv2d((1, 2, 1, 1), np.ones((2, 1, 1, 1)), padding=((0, 0), (2**61, 2**61)),
+                          stride=(1, 2**62), groups=2, algorithm=algorithm)

@@ -978,12 +978,22 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
         /* Per-thread row rings and tap tables of depthwise.inc (no padded copy of the input). */
         const int64_t *K = d->kernel, *Dl = d->dilation, S2 = d->stride[2];
         const int64_t slots = ((K[0] - 1) * Dl[0] + 1) * ((K[1] - 1) * Dl[1] + 1);
-        int64_t ws;
-        if (!d->channels_last)
-            ws = 128 * 1024 + cig * slots * S2 * ((p->padded[2] + S2 - 1) / S2 + 32) * (int64_t)es;
-        else
-            ws = (cog > 1 ? slots * d->in_size[2] * Co * (int64_t)es : 0) + d->out_size[2] * ksz * 8;
-        p->workspace_bytes = ws * cconv_threads() + Co * (int64_t)es;
+        /* Checked here once: depthwise.inc sizes its rings from the same products (a row of
+         * ceil(padded / stride) + CCONV_DW_SLACK elements per column phase) without checks. */
+        int64_t ws, t;
+        if (!d->channels_last) {
+            const int64_t row = p->padded[2] / S2 + (p->padded[2] % S2 != 0) + 32;
+            if (!cconv_mul(cig, slots, &t) || !cconv_mul(t, S2, &t) || !cconv_mul(t, row, &t) ||
+                !cconv_mul(t, (int64_t)es, &t) || !cconv_add(t, 128 * 1024, &ws))
+                goto overflow;
+        } else {
+            ws = 0;
+            if (cog > 1 && (!cconv_mul(slots, d->in_size[2], &ws) || !cconv_mul(ws, Co * (int64_t)es, &ws)))
+                goto overflow;
+            if (!cconv_mul(d->out_size[2], ksz * 8, &t) || !cconv_add(ws, t, &ws)) goto overflow;
+        }
+        if (!cconv_mul(ws, cconv_threads(), &ws) || !cconv_add(ws, Co * (int64_t)es, &ws)) goto overflow;
+        p->workspace_bytes = ws;
         (void)padded_elems;
     }
     *out = p;
