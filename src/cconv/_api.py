@@ -218,7 +218,7 @@ class _Uncacheable(Exception):
     pass
 
 
-_GEOMETRIES = {}  # argument values -> Geometry: the checks cost more than a small convolution
+_GEOMETRIES: dict = {}  # argument values -> Geometry: the checks cost more than a small convolution
 
 
 def conv_geometry(nd, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, *,
