@@ -46,6 +46,22 @@ def int_tuple(name, value, nd, minimum):
     return vals
 
 
+def shape_tuple(name, shape):
+    """A shape argument (`name` ends in "_shape": x_shape, input_shape, weight_shape) as a tuple
+    of ints. An array passed in its place is named by type and shape, not printed."""
+    dims = getattr(shape, "shape", None)
+    if dims is not None and len(dims) != 1:  # an array or tensor, not a 1-D array of sizes
+        t = type(shape)
+        raise TypeError(f"{name} must be a shape (a sequence of ints), got a {t.__module__}."
+                        f"{t.__qualname__} of shape {tuple(dims)}: pass {name[:-len('_shape')]}.shape")
+    try:
+        return tuple(operator.index(s) for s in shape)
+    except TypeError:
+        what = type(shape).__name__ if dims is None and not isinstance(shape, (tuple, list)) else \
+            f"{type(shape).__name__} {shape!r:.80}"
+        raise TypeError(f"{name} must be a shape (a sequence of ints), got {what}") from None
+
+
 def channels_last(layout, nd, name="layout"):
     """True for the channels-last layout of an nd-dim convolution, False for channels-first."""
     if layout is None:
@@ -246,8 +262,14 @@ def conv_geometry(nd, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=
 
 def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, padding_mode,
                    layout, transposed, output_padding, x_name, w_name):
-    x_shape, w_shape = tuple(int(s) for s in x_shape), tuple(int(s) for s in w_shape)
+    x_shape, w_shape = shape_tuple(f"{x_name}_shape", x_shape), shape_tuple(f"{w_name}_shape", w_shape)
     last = channels_last(layout, nd)
+
+    def hint(channels):
+        """Points at layout= when x's channels are on the other side of its spatial dimensions."""
+        other = x_shape[1] if last else x_shape[-1]
+        return f" (did you mean layout={LAYOUTS[nd][0 if last else 1]!r}?)" if other == channels else ""
+
     if len(x_shape) != nd + 2:
         names = LAYOUTS[nd][1 if last else 0]
         raise ValueError(f"{x_name} must be {nd + 2}-D ({names}) for a {nd}-D convolution, "
@@ -270,19 +292,20 @@ def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, p
         raise ValueError(f"{x_name} has an empty spatial dimension: shape {x_shape}")
     if min(kernel) < 1 or min(w_shape[:2]) < 1:
         raise ValueError(f"{w_name} has an empty dimension: shape {w_shape}")
+    needed = w_shape[0] if transposed else w_shape[1] * groups
     if cin % groups:
         raise ValueError(f"groups={groups} must divide the input channels {cin} of {x_name} "
-                         f"(shape {x_shape})")
+                         f"(shape {x_shape}){hint(needed)}")
     if transposed:
         if w_shape[0] != cin:
             raise ValueError(f"{w_name} shape {w_shape} needs {cin} input channels in dimension 0 "
-                             f"to match {x_name} shape {x_shape}")
+                             f"to match {x_name} shape {x_shape}{hint(needed)}")
         cout = w_shape[1] * groups
     else:
         if w_shape[1] * groups != cin:
             raise ValueError(f"{w_name} shape {w_shape} expects {w_shape[1] * groups} input channels "
                              f"(C_in/groups={w_shape[1]}, groups={groups}) but {x_name} shape "
-                             f"{x_shape} has {cin}")
+                             f"{x_shape} has {cin}{hint(needed)}")
         if w_shape[0] % groups:
             raise ValueError(f"groups={groups} must divide the output channels {w_shape[0]} of "
                              f"{w_name} (shape {w_shape})")

@@ -132,10 +132,7 @@ def _check_grad_output(g, shape, name="grad_output"):
 
 
 def _shape_arg(name, shape):
-    try:
-        return tuple(int(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints, got {shape!r}") from None
+    return _api.shape_tuple(name, shape)
 
 
 def _fold(a, axis, size, before, after, mode):
