@@ -30,7 +30,8 @@ typedef enum {
     CCONV_PAD_ZEROS = 0,
     CCONV_PAD_REFLECT = 1,
     CCONV_PAD_REPLICATE = 2,
-    CCONV_PAD_CIRCULAR = 3
+    CCONV_PAD_CIRCULAR = 3,
+    CCONV_PAD_SYMMETRIC = 4 /* mirror repeating the edge: -1 reads 0, n reads n - 1; pad <= size */
 } cconv_padding_mode;
 
 typedef enum {

@@ -90,3 +90,104 @@ def test_each_refused_algorithm_gives_its_own_reason():
         cconv.conv_transpose2d(x, _rand(16, 4, 3, 3), algorithm="depthwise")
     with pytest.raises(ValueError, match="stride 1 in every dimension for a transposed"):
         cconv.conv_transpose2d(x, _rand(16, 4, 3, 3), stride=2, algorithm="winograd")
+
+
+# ------------------------------------------------------------------ symmetric padding
+
+SYMMETRIC_CASES = [
+    # nd, x shape (N, C, *S), weight shape, kwargs
+    (1, (2, 3, 7), (4, 3, 3), dict(padding=2)),
+    (1, (1, 2, 4), (2, 2, 5), dict(padding=((4, 3),), dilation=1)),      # pad == size
+    (2, (2, 3, 7, 6), (4, 3, 3, 3), dict(padding=1)),
+    (2, (1, 4, 5, 8), (6, 2, 3, 2), dict(padding=((2, 5), (0, 3)), stride=(2, 1), groups=2)),
+    (2, (2, 2, 6, 6), (3, 2, 3, 3), dict(padding="same", dilation=2)),
+    (2, (1, 3, 4, 4), (3, 1, 3, 3), dict(padding=4, groups=3)),            # depthwise, pad == size
+    (3, (1, 2, 4, 5, 3), (2, 2, 3, 3, 2), dict(padding=(1, 2, 3), stride=(1, 2, 1))),
+]
+
+
+@pytest.mark.parametrize("case", SYMMETRIC_CASES, ids=lambda c: f"{c[0]}d-{c[1]}")
+@pytest.mark.parametrize("layout", ["first", "last"])
+@pytest.mark.parametrize("algorithm", ["auto", "gemm", "reference"])
+def test_symmetric_padding_is_numpy_symmetric(case, layout, algorithm, isa):
+    nd, xs, ws, kw = case
+    x, w, b = _rand(*xs), _rand(*ws), _rand(ws[0])
+    conv = getattr(cconv, f"conv{nd}d")
+    lay = None if layout == "first" else R.CHANNELS_LAST[nd]
+    xl = R.from_channels_first(x, lay)
+    with use_isa(isa):
+        y = conv(xl, w, b, padding_mode="symmetric", layout=lay, algorithm=algorithm, **kw)
+    want = getattr(R, f"conv{nd}d")(x, w, b, padding_mode="symmetric", **kw)  # np.pad symmetric
+    R.assert_conv_close(R.to_channels_first(y, lay), want,
+                        R.magnitude(getattr(R, f"conv{nd}d"), x, w, b, padding_mode="symmetric", **kw),
+                        np.float64, int(np.prod(ws[1:])))
+
+
+def test_symmetric_differs_from_reflect_and_is_scipy_reflect():
+    x, one = np.arange(5.0).reshape(1, 1, 5), np.ones((1, 1, 1))  # a 1-tap filter: y = padded x
+    np.testing.assert_array_equal(cconv.conv1d(x, one, padding=2, padding_mode="symmetric")[0, 0],
+                                  [1, 0, 0, 1, 2, 3, 4, 4, 3])
+    np.testing.assert_array_equal(cconv.conv1d(x, one, padding=2, padding_mode="reflect")[0, 0],
+                                  [2, 1, 0, 1, 2, 3, 4, 3, 2])
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    img, k = _rand(9, 8), _rand(3, 3)
+    # the table in docs/tutorial.md
+    for ours, scipys in [("zeros", "constant"), ("reflect", "mirror"), ("symmetric", "reflect"),
+                         ("replicate", "nearest"), ("circular", "wrap")]:
+        got = cconv.conv2d(img[None, None], k[None, None], padding=1, padding_mode=ours)[0, 0]
+        np.testing.assert_allclose(got, scipy_ndimage.correlate(img, k, mode=scipys), atol=1e-12,
+                                   err_msg=ours)
+
+
+def test_symmetric_padding_limits():
+    x, w = _rand(1, 2, 4, 4), _rand(2, 2, 3, 3)
+    assert cconv.conv2d(x, w, padding=4, padding_mode="symmetric").shape == (1, 2, 10, 10)
+    with pytest.raises(ValueError, match="symmetric padding .* must not exceed"):
+        cconv.conv2d(x, w, padding=5, padding_mode="symmetric")
+    with pytest.raises(ValueError, match="padding_mode must be one of .*symmetric"):
+        cconv.conv2d(x, w, padding_mode="mirror")
+    wg = _rand(4, 1, 3, 3)
+    np.testing.assert_allclose(
+        cconv.shuffled_grouped_conv2d(x, wg, 2, padding=1, padding_mode="symmetric"),
+        R.channel_shuffle(R.conv2d(x, wg, padding=1, groups=2, padding_mode="symmetric"), 2),
+        atol=1e-12)
+
+
+def _fd(f, a, idx, h=1e-3):
+    a_p, a_m = a.copy(), a.copy()
+    a_p[idx] += h
+    a_m[idx] -= h
+    return (f(a_p) - f(a_m)) / (2 * h)
+
+
+@pytest.mark.parametrize("case", SYMMETRIC_CASES[:2] + SYMMETRIC_CASES[3:4] + SYMMETRIC_CASES[5:6],
+                         ids=lambda c: f"{c[0]}d-{c[1]}")
+def test_symmetric_padding_gradients(case):
+    """Central finite differences (the convolution is linear: exact up to rounding), and the
+    weight gradient equals that of the valid convolution of the np.pad(symmetric) input."""
+    nd, xs, ws, kw = case
+    x, w = _rand(*xs), _rand(*ws)
+    conv = getattr(cconv, f"conv{nd}d")
+    kw = dict(kw, padding_mode="symmetric")
+    g = _rand(*conv(x, w, **kw).shape)
+    gx = getattr(G, f"conv{nd}d_input")(x.shape, w, g, **kw)
+    gw = getattr(G, f"conv{nd}d_weight")(x, w.shape, g, **kw)
+    for idx in itertools.product(*map(range, x.shape)):
+        fd = _fd(lambda a: float(np.vdot(conv(a, w, **kw), g)), x, idx)
+        assert abs(fd - gx[idx]) <= 1e-8 * (1 + abs(fd)), (idx, fd, gx[idx])
+    before, after = R.normalize_padding(kw["padding"], nd, xs[2:], ws[2:], kw.get("stride", 1),
+                                        kw.get("dilation", 1))
+    xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(before, after)), mode="symmetric")
+    valid = {k: v for k, v in kw.items() if k not in ("padding", "padding_mode")}
+    np.testing.assert_allclose(gw, getattr(G, f"conv{nd}d_weight")(xp, w.shape, g, **valid),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_symmetric_padding_in_dask():
+    cd = pytest.importorskip("cconv.dask")
+    da = pytest.importorskip("dask.array")
+    x, w = _rand(2, 3, 17, 13), _rand(4, 3, 3, 5)
+    y = cd.conv2d(da.from_array(x, chunks=(1, 3, 6, 5)), w, padding=(1, 4),
+                  padding_mode="symmetric").compute(scheduler="sync")
+    np.testing.assert_allclose(y, cconv.conv2d(x, w, padding=(1, 4), padding_mode="symmetric"),
+                               rtol=1e-12, atol=1e-12)

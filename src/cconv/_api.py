@@ -17,7 +17,9 @@ import operator
 import numpy as np
 
 LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+# "reflect" mirrors without repeating the edge (NumPy "reflect", SciPy "mirror", torch "reflect");
+# "symmetric" repeats it (NumPy "symmetric", SciPy "reflect"); docs/tutorial.md has the table.
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
 ALGORITHMS = ("auto", "gemm", "winograd", "depthwise", "grouped", "reference")
 _INT64_MAX = 2**63 - 1
 _SIZE_MAX = 2**62  # any single size, stride or padding; products are checked separately
@@ -333,8 +335,9 @@ def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, p
         if padding_mode == "reflect" and any(b >= i or e >= i for b, e, i in zip(pb, pa, in_size)):
             raise ValueError(f"reflect padding {padding!r} must be smaller than the input size "
                              f"{in_size} of {x_name} (shape {x_shape})")
-        if padding_mode == "circular" and any(b > i or e > i for b, e, i in zip(pb, pa, in_size)):
-            raise ValueError(f"circular padding {padding!r} must not exceed the input size "
+        if padding_mode in ("circular", "symmetric") and any(
+                b > i or e > i for b, e, i in zip(pb, pa, in_size)):
+            raise ValueError(f"{padding_mode} padding {padding!r} must not exceed the input size "
                              f"{in_size} of {x_name} (shape {x_shape})")
         out_size = tuple(output_size(i, k, s, (b, e), d)
                          for i, k, s, b, e, d in zip(in_size, kernel, stride, pb, pa, dilation))

@@ -16,6 +16,7 @@ cdef extern from "cconv.h" nogil:
         CCONV_PAD_REFLECT
         CCONV_PAD_REPLICATE
         CCONV_PAD_CIRCULAR
+        CCONV_PAD_SYMMETRIC
 
     ctypedef enum cconv_algorithm:
         CCONV_ALGO_AUTO

@@ -163,6 +163,7 @@ def _gather(bounds, idx):
 
 _SOURCE = {
     "reflect": lambda j, n: np.where(j < 0, -j, np.where(j >= n, 2 * (n - 1) - j, j)),
+    "symmetric": lambda j, n: np.where(j < 0, -1 - j, np.where(j >= n, 2 * n - 1 - j, j)),
     "replicate": lambda j, n: np.clip(j, 0, n - 1),
     "circular": lambda j, n: np.mod(j, n),
 }

@@ -137,7 +137,8 @@ def _shape_arg(name, shape):
 
 def _fold(a, axis, size, before, after, mode):
     """Adds the gradient of a padded axis back onto the input positions the padding copied
-    (padding modes reflect/replicate/circular); returns the (size,)-long axis, a fresh array."""
+    (padding modes reflect/symmetric/replicate/circular); returns the (size,)-long axis, a fresh
+    array."""
     a = np.moveaxis(a, axis, 0)
     out = a[before:before + size].copy()
     lo, hi = a[:before], a[before + size:before + size + after]
@@ -151,6 +152,11 @@ def _fold(a, axis, size, before, after, mode):
             out[1:before + 1] += lo[::-1]
         if after:
             out[size - 1 - after:size - 1] += hi[::-1]
+    elif mode == "symmetric":     # padded z < 0 reads -1 - z, z >= size reads 2 size - 1 - z
+        if before:                # (before <= size and after <= size: validated)
+            out[:before] += lo[::-1]
+        if after:
+            out[size - after:] += hi[::-1]
     elif mode == "circular":      # before <= size and after <= size (validated)
         if before:
             out[size - before:] += lo

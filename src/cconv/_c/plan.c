@@ -94,7 +94,7 @@ static void clamp_strides(cconv_conv_desc *d)
 cconv_status cconv_conv_output_size(cconv_conv_desc *d)
 {
     if (!d || (d->dtype != CCONV_FLOAT32 && d->dtype != CCONV_FLOAT64)) return CCONV_ERR_INVALID;
-    if (d->padding_mode < CCONV_PAD_ZEROS || d->padding_mode > CCONV_PAD_CIRCULAR) return CCONV_ERR_INVALID;
+    if (d->padding_mode < CCONV_PAD_ZEROS || d->padding_mode > CCONV_PAD_SYMMETRIC) return CCONV_ERR_INVALID;
     if (d->algorithm < CCONV_ALGO_AUTO || d->algorithm > CCONV_ALGO_WINOGRAD) return CCONV_ERR_INVALID;
     if (d->batch < 0 || d->in_channels < 1 || d->out_channels < 1 || d->groups < 1) return CCONV_ERR_INVALID;
     if (d->in_channels % d->groups || d->out_channels % d->groups) return CCONV_ERR_INVALID;
@@ -108,7 +108,9 @@ cconv_status cconv_conv_output_size(cconv_conv_desc *d)
         if (!d->transposed) {
             if (op != 0) return CCONV_ERR_INVALID;
             if (d->padding_mode == CCONV_PAD_REFLECT && (pb >= i || pa >= i)) return CCONV_ERR_INVALID;
-            if (d->padding_mode == CCONV_PAD_CIRCULAR && (pb > i || pa > i)) return CCONV_ERR_INVALID;
+            if ((d->padding_mode == CCONV_PAD_CIRCULAR || d->padding_mode == CCONV_PAD_SYMMETRIC) &&
+                (pb > i || pa > i))
+                return CCONV_ERR_INVALID;
             if (!cconv_add(i, pb, &t) || !cconv_add(t, pa, &t)) return CCONV_ERR_OVERFLOW;
             if (t < span) return CCONV_ERR_INVALID;
             d->out_size[a] = (t - span) / s + 1;
