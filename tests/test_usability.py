@@ -191,3 +191,94 @@ def test_symmetric_padding_in_dask():
                   padding_mode="symmetric").compute(scheduler="sync")
     np.testing.assert_allclose(y, cconv.conv2d(x, w, padding=(1, 4), padding_mode="symmetric"),
                                rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ lossy algorithms
+
+# (2, 64, 30, 30) x (48, 64, 3, 3), padding 1: auto picks Winograd (asserted below).
+WINO_X, WINO_W = (2, 64, 30, 30), (48, 64, 3, 3)
+
+
+def test_allow_lossy_false_makes_auto_exact(isa):
+    x, w = _rand(*WINO_X, dtype=np.float32), _rand(*WINO_W, dtype=np.float32)
+    with use_isa(isa):
+        assert cconv.plan_conv2d(x.shape, w, padding=1).algorithm == "winograd"
+        gemm = cconv.conv2d(x, w, padding=1, algorithm="gemm")
+        assert not np.array_equal(cconv.conv2d(x, w, padding=1), gemm)  # Winograd rounds otherwise
+        assert cconv.get_allow_lossy()
+        with cconv.allow_lossy(False):
+            assert not cconv.get_allow_lossy()
+            np.testing.assert_array_equal(cconv.conv2d(x, w, padding=1), gemm)
+            assert cconv.plan_conv2d(x.shape, w, padding=1).algorithm == "gemm"
+            with pytest.raises(ValueError, match="lossy"):
+                cconv.conv2d(x, w, padding=1, algorithm="winograd")
+            with cconv.allow_lossy(True):
+                assert cconv.plan_conv2d(x.shape, w, padding=1).algorithm == "winograd"
+        assert cconv.get_allow_lossy()
+        np.testing.assert_array_equal(cconv.conv2d(x, w, padding=1, algorithm="exact"), gemm)
+
+
+def test_allow_lossy_covers_transposed_and_3d():
+    g = _rand(*WINO_X, dtype=np.float32)
+    wt = _rand(64, 48, 3, 3, dtype=np.float32)
+    assert cconv.plan_conv_transpose2d(g.shape, wt, padding=1).algorithm == "winograd"
+    with cconv.allow_lossy(False):
+        assert cconv.plan_conv_transpose2d(g.shape, wt, padding=1).algorithm == "gemm"
+        np.testing.assert_array_equal(cconv.conv_transpose2d(g, wt, padding=1),
+                                      cconv.conv_transpose2d(g, wt, padding=1, algorithm="gemm"))
+        x3 = _rand(1, 32, 6, 30, 30, dtype=np.float32)
+        w3 = _rand(32, 32, 3, 3, 3, dtype=np.float32)
+        np.testing.assert_array_equal(cconv.conv3d(x3, w3, padding=1),
+                                      cconv.conv3d(x3, w3, padding=1, algorithm="gemm"))
+
+
+def test_set_allow_lossy_is_process_wide_and_allow_lossy_context_local():
+    x, w = _rand(*WINO_X, dtype=np.float32), _rand(*WINO_W, dtype=np.float32)
+    seen = {}
+
+    def probe(key):
+        seen[key] = (cconv.get_allow_lossy(), cconv.plan_conv2d(x.shape, w, padding=1).algorithm)
+
+    def in_thread(key, fn=probe):
+        t = threading.Thread(target=fn, args=(key,))
+        t.start()
+        t.join(timeout=60)
+        assert not t.is_alive()
+
+    with cconv.allow_lossy(False):
+        in_thread("thread in block")            # a new thread does not inherit the block
+        contextvars.copy_context().run(probe, "copied context")
+    try:
+        cconv.set_allow_lossy(False)
+        in_thread("process-wide off")
+        with cconv.allow_lossy(True):
+            probe("block on")
+    finally:
+        cconv.set_allow_lossy(True)
+    assert seen == {"thread in block": (True, "winograd"), "copied context": (False, "gemm"),
+                    "process-wide off": (False, "gemm"), "block on": (True, "winograd")}
+    for bad in ("no", 0, None):
+        with pytest.raises(TypeError, match="allow_lossy"):
+            cconv.set_allow_lossy(bad)
+        with pytest.raises(TypeError, match="allow_lossy"):
+            with cconv.allow_lossy(bad):
+                pass
+    assert cconv.get_allow_lossy()
+
+
+def test_allow_lossy_carried_into_dask_graphs():
+    cd = pytest.importorskip("cconv.dask")
+    da = pytest.importorskip("dask.array")
+    x, w = _rand(*WINO_X, dtype=np.float32), _rand(*WINO_W, dtype=np.float32)
+    dx = da.from_array(x, chunks=WINO_X)  # one block: the shape auto runs with Winograd
+    with cconv.allow_lossy(False):
+        y = cd.conv2d(dx, w, padding=1)
+        with pytest.raises(ValueError, match="lossy"):
+            cd.conv2d(dx, w, padding=1, algorithm="winograd")
+    lossy = cd.conv2d(dx, w, padding=1)
+    assert y.name != lossy.name
+    # computed outside the block, in worker threads: the block's setting still applies
+    np.testing.assert_array_equal(y.compute(scheduler="threads"),
+                                  cconv.conv2d(x, w, padding=1, algorithm="gemm"))
+    np.testing.assert_array_equal(lossy.compute(scheduler="threads"),
+                                  cconv.conv2d(x, w, padding=1, algorithm="winograd"))

@@ -9,6 +9,7 @@ float64 stays float64, float32 with float64 gives float64), except that bool and
 dtypes compute in float64, float16 in float32 and long double in float64. Complex, object, string
 and other non-numeric dtypes raise TypeError.
 """
+import contextvars
 from dataclasses import dataclass
 import functools
 import numbers
@@ -20,7 +21,10 @@ LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 # "reflect" mirrors without repeating the edge (NumPy "reflect", SciPy "mirror", torch "reflect");
 # "symmetric" repeats it (NumPy "symmetric", SciPy "reflect"); docs/tutorial.md has the table.
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
-ALGORITHMS = ("auto", "gemm", "winograd", "depthwise", "grouped", "reference")
+ALGORITHMS = ("auto", "exact", "gemm", "winograd", "depthwise", "grouped", "reference")
+# Algorithms whose rounding differs from a direct convolution's (Winograd's transforms add error
+# that grows with the values' magnitude: several times float32 direct convolution's).
+LOSSY_ALGORITHMS = ("winograd",)
 _INT64_MAX = 2**63 - 1
 _SIZE_MAX = 2**62  # any single size, stride or padding; products are checked separately
 
@@ -180,9 +184,10 @@ class Geometry:
             return (self.in_channels, self.out_channels // self.groups, *self.kernel)
         return (self.out_channels, self.in_channels // self.groups, *self.kernel)
 
-    def desc(self, algorithm="auto"):
-        """The C descriptor's fields, padded to 3 spatial dimensions."""
-        return dict(self._desc, algorithm=algorithm)
+    def desc(self, algorithm="auto", allow_lossy=None):
+        """The C descriptor's fields, padded to 3 spatial dimensions; the algorithm as the
+        lossy-algorithm setting allows (effective_algorithm)."""
+        return dict(self._desc, algorithm=effective_algorithm(algorithm, allow_lossy))
 
     @functools.cached_property
     def _desc(self):  # computed once per geometry (conv_geometry remembers geometries)
@@ -420,3 +425,43 @@ def output_array(out, shape, dtype, inputs):
 
 def contiguous(a, dtype):
     return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------- lossy algorithms
+# cconv.allow_lossy (context-local, like cconv.use_isa) overrides the process-wide
+# cconv.set_allow_lossy; None: no block is active.
+lossy_override = contextvars.ContextVar("cconv_allow_lossy", default=None)
+_allow_lossy = True
+
+
+def set_allow_lossy(flag):
+    global _allow_lossy
+    _allow_lossy = check_lossy_flag(flag)
+
+
+def get_allow_lossy():
+    flag = lossy_override.get()
+    return _allow_lossy if flag is None else flag
+
+
+def check_lossy_flag(flag):
+    if not isinstance(flag, (bool, np.bool_)):
+        raise TypeError(f"allow_lossy takes True or False, got {flag!r}")
+    return bool(flag)
+
+
+def effective_algorithm(algorithm, allow_lossy=None):
+    """The algorithm a plan is asked for: "auto" becomes "exact" when lossy algorithms are
+    disallowed (allow_lossy None: the current setting), and a lossy one raises."""
+    if allow_lossy is None:
+        allow_lossy = get_allow_lossy()
+    if allow_lossy:
+        return algorithm
+    if algorithm == "auto":
+        return "exact"
+    if algorithm in LOSSY_ALGORITHMS:
+        raise ValueError(f"algorithm={algorithm!r} is lossy (Winograd rounds differently from a "
+                         f"direct convolution: several times its float32 error) and lossy "
+                         f"algorithms are disallowed here (cconv.allow_lossy(False) or "
+                         f"cconv.set_allow_lossy(False)); use 'exact' or 'gemm', or allow them")
+    return algorithm

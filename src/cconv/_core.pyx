@@ -67,7 +67,8 @@ cdef int c_get_thread_num_threads() noexcept nogil:
 # ---- Python-facing helpers ----
 ALGORITHMS = {"auto": CCONV_ALGO_AUTO, "gemm": CCONV_ALGO_GEMM,
               "depthwise": CCONV_ALGO_DEPTHWISE, "reference": CCONV_ALGO_REFERENCE,
-              "grouped": CCONV_ALGO_GROUPED, "winograd": CCONV_ALGO_WINOGRAD}
+              "grouped": CCONV_ALGO_GROUPED, "winograd": CCONV_ALGO_WINOGRAD,
+              "exact": CCONV_ALGO_EXACT}
 PADDING_MODES = {"zeros": CCONV_PAD_ZEROS, "reflect": CCONV_PAD_REFLECT,
                  "replicate": CCONV_PAD_REPLICATE, "circular": CCONV_PAD_CIRCULAR,
                  "symmetric": CCONV_PAD_SYMMETRIC}

@@ -25,6 +25,7 @@ cdef extern from "cconv.h" nogil:
         CCONV_ALGO_REFERENCE
         CCONV_ALGO_GROUPED
         CCONV_ALGO_WINOGRAD
+        CCONV_ALGO_EXACT
 
     ctypedef enum cconv_status:
         CCONV_OK
