@@ -92,6 +92,80 @@ def test_each_refused_algorithm_gives_its_own_reason():
         cconv.conv_transpose2d(x, _rand(16, 4, 3, 3), stride=2, algorithm="winograd")
 
 
+# ------------------------------------------------------------------ ConvPlan
+
+def test_plan_never_rounds_its_input_to_a_narrower_dtype():
+    w = _rand(4, 3, 3, 3)
+    p32 = cconv.plan_conv2d((2, 3, 9, 9), w, dtype=np.float32)
+    x = _rand(2, 3, 9, 9)
+    with pytest.raises(TypeError, match=r"float64.*x\.astype\(np\.float32\).*dtype=np\.float64"):
+        p32(x)
+    with pytest.raises(TypeError, match=r"dtype=np\.float64"):
+        p32(np.ones((2, 3, 9, 9), np.int64))  # int64 computes in float64 one-shot
+    np.testing.assert_array_equal(p32(x.astype(np.float16)),
+                                  cconv.conv2d(x.astype(np.float16), w.astype(np.float32)))
+    # widening is exact: a float64 plan takes float32 input, as the one-shot function does
+    p64 = cconv.plan_conv2d((2, 3, 9, 9), w)
+    y = p64(x.astype(np.float32))
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, cconv.conv2d(x.astype(np.float32), w,
+                                                  algorithm=p64.algorithm))
+
+
+@pytest.mark.parametrize("layout", [None, "NHWC"])
+def test_plan_runs_any_batch_size(layout):
+    w, b = _rand(6, 4, 3, 3, dtype=np.float32), _rand(6, dtype=np.float32)
+    shape = (3, 4, 11, 10) if layout is None else (3, 11, 10, 4)
+    plan = cconv.plan_conv2d(shape, w, b, padding=1, layout=layout)
+    w_kept, b_kept = w.copy(), b.copy()
+    w[...] = 0  # the plan keeps its own weights, for other batch sizes too
+    b[...] = 0
+    for n in (5, 1, 3, 0, 8, 2, 7, 9, 5):
+        x = _rand(n, *shape[1:], dtype=np.float32)
+        y = plan(x)
+        assert y.shape == (n,) + plan.out_shape[1:]
+        np.testing.assert_array_equal(y, cconv.conv2d(x, w_kept, b_kept, padding=1, layout=layout,
+                                                      algorithm=plan.algorithm))
+        np.testing.assert_allclose(y, R.conv2d(x, w_kept, b_kept, padding=1, layout=layout),
+                                   rtol=1e-4, atol=1e-4)
+    assert len(plan._plans) <= 1 + plan._MAX_EXTRA_BATCH_SIZES  # memory stays bounded
+    with pytest.raises(ValueError, match="any batch size"):
+        plan(_rand(3, *shape[1:-1], shape[-1] + 1, dtype=np.float32))
+
+
+def test_plan_keeps_its_algorithm_and_lossy_setting_for_other_batch_sizes():
+    w = _rand(48, 64, 3, 3, dtype=np.float32)
+    fast = cconv.plan_conv2d((2, 64, 30, 30), w, padding=1)
+    assert fast.algorithm == "winograd"  # the shape auto runs with Winograd (see test below)
+    x = _rand(3, 64, 30, 30, dtype=np.float32)
+    with cconv.allow_lossy(False):
+        y = fast(x)  # made with lossy allowed: keeps it
+        exact = cconv.plan_conv2d((2, 64, 30, 30), w, padding=1)
+    np.testing.assert_array_equal(y, cconv.conv2d(x, w, padding=1, algorithm="winograd"))
+    assert exact.algorithm == "gemm"
+    np.testing.assert_array_equal(exact(x), cconv.conv2d(x, w, padding=1, algorithm="gemm"))
+
+
+def test_plan_from_many_threads_with_several_batch_sizes():
+    w = _rand(5, 3, 3, 3)
+    plan = cconv.plan_conv2d((2, 3, 8, 8), w)
+    xs = [_rand(n, 3, 8, 8) for n in (1, 2, 3, 4, 5, 6, 7) * 3]
+    want = [cconv.conv2d(x, w, algorithm=plan.algorithm) for x in xs]
+    got = [None] * len(xs)
+
+    def run(i):
+        got[i] = plan(xs[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+        assert not t.is_alive()
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
 # ------------------------------------------------------------------ symmetric padding
 
 SYMMETRIC_CASES = [
