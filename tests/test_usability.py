@@ -356,3 +356,29 @@ def test_allow_lossy_carried_into_dask_graphs():
                                   cconv.conv2d(x, w, padding=1, algorithm="gemm"))
     np.testing.assert_array_equal(lossy.compute(scheduler="threads"),
                                   cconv.conv2d(x, w, padding=1, algorithm="winograd"))
+
+
+# ------------------------------------------------------------------ decompose -> separable conv
+
+def test_spatially_separable_weights_go_straight_in():
+    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    x = _rand(2, 1, 12, 9)
+    v, h, err = D.spatially_separable(sobel, as_weights=True)
+    assert err < 1e-12 and v.shape == (1, 1, 3, 1) and h.shape == (1, 1, 1, 3)
+    np.testing.assert_allclose(cconv.spatially_separable_conv2d(x, v, h, padding=1),
+                               cconv.conv2d(x, sobel[None, None].astype(float), padding=1),
+                               atol=1e-12)
+    # the same (blur) filter on every channel: a depthwise bank, groups=C
+    g1 = np.exp(-np.linspace(-2, 2, 5) ** 2)
+    bank = np.broadcast_to(np.outer(g1, g1), (3, 1, 5, 5))
+    x3 = _rand(2, 3, 12, 9)
+    v, h, err = D.spatially_separable(bank, as_weights=True)
+    assert v.shape == (3, 1, 5, 1) and h.shape == (3, 1, 1, 5) and np.all(err < 1e-12)
+    np.testing.assert_allclose(
+        cconv.spatially_separable_conv2d(x3, v, h, padding=2, groups=3),
+        cconv.conv2d(x3, bank, padding=2, groups=3), atol=1e-12)
+    for bad in (np.ones((2, 3, 3)), np.ones((2, 2, 3, 3))):
+        with pytest.raises(ValueError, match="as_weights"):
+            D.spatially_separable(bad, as_weights=True)
+    col, row, _ = D.spatially_separable(sobel)  # the default is unchanged: 1-D factors
+    assert col.shape == row.shape == (3,)
