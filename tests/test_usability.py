@@ -382,3 +382,39 @@ def test_spatially_separable_weights_go_straight_in():
             D.spatially_separable(bad, as_weights=True)
     col, row, _ = D.spatially_separable(sobel)  # the default is unchanged: 1-D factors
     assert col.shape == row.shape == (3,)
+
+
+# ------------------------------------------------------------------ torch.nn.grad keyword names
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_grad_accepts_torch_keyword_names(nd):
+    x, w = _rand(2, 3, *(6,) * nd), _rand(4, 3, *(3,) * nd)
+    kw = dict(stride=2, padding=1)
+    g = _rand(*getattr(cconv, f"conv{nd}d")(x, w, **kw).shape)
+    f_in, f_w = getattr(G, f"conv{nd}d_input"), getattr(G, f"conv{nd}d_weight")
+    np.testing.assert_array_equal(f_in(input_size=x.shape, weight=w, grad_output=g, **kw),
+                                  f_in(x.shape, w, g, **kw))
+    np.testing.assert_array_equal(f_w(input=x, weight_size=w.shape, grad_output=g, **kw),
+                                  f_w(x, w.shape, g, **kw))
+    with pytest.raises(TypeError, match="both input_shape and input_size"):
+        f_in(x.shape, w, g, input_size=x.shape)
+    with pytest.raises(TypeError, match="both weight_shape and weight_size"):
+        f_w(x, weight_shape=w.shape, weight_size=w.shape, grad_output=g)
+    assert "input_size" in inspect.signature(f_in).parameters
+    assert "weight_size" in inspect.signature(f_w).parameters
+
+
+def test_grad_torch_keyword_call_matches_torch():
+    torch = pytest.importorskip("torch")
+    x, w = _rand(2, 3, 7, 6), _rand(4, 3, 3, 3)
+    kw = dict(stride=1, padding=1)
+    g = _rand(*cconv.conv2d(x, w, **kw).shape)
+    t = torch.from_numpy
+    np.testing.assert_allclose(
+        G.conv2d_input(input_size=x.shape, weight=w, grad_output=g, **kw),
+        torch.nn.grad.conv2d_input(input_size=x.shape, weight=t(w), grad_output=t(g), **kw).numpy(),
+        rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        G.conv2d_weight(input=x, weight_size=w.shape, grad_output=g, **kw),
+        torch.nn.grad.conv2d_weight(input=t(x), weight_size=w.shape, grad_output=t(g), **kw).numpy(),
+        rtol=1e-12, atol=1e-12)

@@ -76,6 +76,9 @@ any thread count and across calls: each output element is reduced in a fixed ord
 
 dtypes follow the forward rule (float32 stays float32, float64 stays float64, mixed promotes).
 """
+import functools
+import inspect
+
 import numpy as np
 
 from . import _api
@@ -574,3 +577,36 @@ def channel_shuffle_input(grad_output, groups, *, layout=None):
     st = shuffle_stage(g.shape, groups, layout)
     c = g.shape[-1] if st.channels_last else g.shape[1]
     return _channel_shuffle(g, c // st.groups, layout=layout)
+
+
+# ------------------------------------------------------------------ torch.nn.grad's keyword names
+
+_TORCH_NAMES = {"input_shape": "input_size", "weight_shape": "weight_size"}
+
+
+def _accept_torch_names(fn):
+    """fn, also taking its input_shape / weight_shape argument by torch.nn.grad's keyword name
+    (input_size / weight_size), so that code written for torch.nn.grad runs unchanged."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters)
+    ours = next(p for p in params if p in _TORCH_NAMES)
+    theirs, position = _TORCH_NAMES[ours], params.index(ours)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if theirs in kwargs:
+            if ours in kwargs or len(args) > position:
+                raise TypeError(f"{fn.__name__}() got both {ours} and {theirs} (torch's name for "
+                                f"it): pass one")
+            kwargs[ours] = kwargs.pop(theirs)
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), inspect.Parameter(
+        theirs, inspect.Parameter.KEYWORD_ONLY, default=None)])
+    return wrapper
+
+
+for _name in __all__:
+    if any(p in _TORCH_NAMES for p in inspect.signature(globals()[_name]).parameters):
+        globals()[_name] = _accept_torch_names(globals()[_name])
+del _name
