@@ -452,19 +452,21 @@ class ConvPlan:
         # Private copies (the caller may change its arrays), for the plans of other batch sizes.
         self._weight = w.copy() if np.may_share_memory(w, weight) else w
         self._bias = b.copy() if b is not None and np.may_share_memory(b, bias) else b
-        self._plans = {geom.batch: self._plan}
+        self._plans = {}  # other batch sizes -> C plan, in the order made
         self._lock = threading.Lock()
 
     def _plan_for(self, batch):
         """(geometry, C plan) for x with `batch` images; the planned algorithm either way."""
+        if batch == self.geometry.batch:
+            return self.geometry, self._plan
         with self._lock:
             plan = self._plans.get(batch)
         g = dataclasses.replace(self.geometry, batch=batch)
         if plan is None:
             plan = _CPlan(g.desc(self.algorithm, self._lossy), self._weight, self._bias)
             with self._lock:
-                if len(self._plans) > self._MAX_EXTRA_BATCH_SIZES:  # drop the oldest extra one
-                    del self._plans[next(b for b in self._plans if b != self.geometry.batch)]
+                if len(self._plans) >= self._MAX_EXTRA_BATCH_SIZES:  # drop the first made
+                    del self._plans[next(iter(self._plans))]
                 self._plans[batch] = plan
         return g, plan
 
