@@ -300,6 +300,11 @@ def test_allow_lossy_covers_transposed_and_3d():
         assert cconv.plan_conv_transpose2d(g.shape, wt, padding=1).algorithm == "gemm"
         np.testing.assert_array_equal(cconv.conv_transpose2d(g, wt, padding=1),
                                       cconv.conv_transpose2d(g, wt, padding=1, algorithm="gemm"))
+        # cconv.grad's input gradient of a 3x3 layer (a transposed convolution) too
+        gy = _rand(2, 48, 30, 30, dtype=np.float32)
+        w = _rand(*WINO_W, dtype=np.float32)
+        np.testing.assert_array_equal(G.conv2d_input(WINO_X, w, gy, padding=1),
+                                      cconv.conv_transpose2d(gy, w, padding=1, algorithm="gemm"))
         x3 = _rand(1, 32, 6, 30, 30, dtype=np.float32)
         w3 = _rand(32, 32, 3, 3, 3, dtype=np.float32)
         np.testing.assert_array_equal(cconv.conv3d(x3, w3, padding=1),
