@@ -295,7 +295,11 @@ def test_allow_lossy_false_makes_auto_exact(isa):
 def test_allow_lossy_covers_transposed_and_3d():
     g = _rand(*WINO_X, dtype=np.float32)
     wt = _rand(64, 48, 3, 3, dtype=np.float32)
+    x3 = _rand(1, 32, 6, 30, 30, dtype=np.float32)
+    w3 = _rand(32, 32, 3, 3, 3, dtype=np.float32)
+    # outside the block auto runs these with Winograd (cconv.grad's input gradient included)
     assert cconv.plan_conv_transpose2d(g.shape, wt, padding=1).algorithm == "winograd"
+    assert cconv.plan_conv3d(x3.shape, w3, padding=1).algorithm == "winograd"
     with cconv.allow_lossy(False):
         assert cconv.plan_conv_transpose2d(g.shape, wt, padding=1).algorithm == "gemm"
         np.testing.assert_array_equal(cconv.conv_transpose2d(g, wt, padding=1),
@@ -305,8 +309,6 @@ def test_allow_lossy_covers_transposed_and_3d():
         w = _rand(*WINO_W, dtype=np.float32)
         np.testing.assert_array_equal(G.conv2d_input(WINO_X, w, gy, padding=1),
                                       cconv.conv_transpose2d(gy, w, padding=1, algorithm="gemm"))
-        x3 = _rand(1, 32, 6, 30, 30, dtype=np.float32)
-        w3 = _rand(32, 32, 3, 3, 3, dtype=np.float32)
         np.testing.assert_array_equal(cconv.conv3d(x3, w3, padding=1),
                                       cconv.conv3d(x3, w3, padding=1, algorithm="gemm"))
 
