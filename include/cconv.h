@@ -30,7 +30,8 @@ typedef enum {
     CCONV_PAD_ZEROS = 0,
     CCONV_PAD_REFLECT = 1,
     CCONV_PAD_REPLICATE = 2,
-    CCONV_PAD_CIRCULAR = 3
+    CCONV_PAD_CIRCULAR = 3,
+    CCONV_PAD_SYMMETRIC = 4 /* mirror repeating the edge: -1 reads 0, n reads n - 1; pad <= size */
 } cconv_padding_mode;
 
 typedef enum {
@@ -40,8 +41,10 @@ typedef enum {
     CCONV_ALGO_REFERENCE = 3, /* plain loops: slow, obviously correct */
     CCONV_ALGO_GROUPED = 4,   /* direct grouped conv, 2-8 input channels per group, channels-first:
                                * the depthwise row kernels with taps over the group's channels */
-    CCONV_ALGO_WINOGRAD = 5   /* Winograd F(4x4, 3x3): 2-D 3x3, stride 1, dilation 1, groups 1;
+    CCONV_ALGO_WINOGRAD = 5,  /* Winograd F(4x4, 3x3): 2-D 3x3, stride 1, dilation 1, groups 1;
                                * 4x fewer multiplications, error ~1e-6 of sum |x*w| in float32 */
+    CCONV_ALGO_EXACT = 6      /* like auto, among the algorithms that round as a direct
+                               * convolution does (never Winograd) */
 } cconv_algorithm;
 
 typedef enum {

@@ -78,6 +78,7 @@ _NP_PAD_MODE = {
     "reflect": "reflect",
     "replicate": "edge",
     "circular": "wrap",
+    "symmetric": "symmetric",
 }
 
 

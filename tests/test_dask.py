@@ -177,7 +177,8 @@ def conv_case(draw):
                                      for s, d in zip(stride, dilation))
     else:
         w_shape = (cout, cin // groups, *kernel)
-        kw["padding_mode"] = draw(st.sampled_from(("zeros", "reflect", "replicate", "circular")))
+        kw["padding_mode"] = draw(st.sampled_from(("zeros", "reflect", "replicate", "circular",
+                                                   "symmetric")))
         kw["padding"] = draw(st.one_of(
             st.sampled_from(("same", "valid")), st.integers(0, 4),
             st.tuples(*[st.tuples(st.integers(0, 4), st.integers(0, 4)) for _ in range(nd)])))

@@ -78,9 +78,11 @@ def test_plan_checks_input_shape_and_out():
 def test_plan_dtype_argument():
     w = np.ones((2, 3, 3, 3))
     plan = cconv.plan_conv2d((1, 3, 5, 5), w, dtype=np.float32)
-    y = plan(np.ones((1, 3, 5, 5)))
+    y = plan(np.ones((1, 3, 5, 5), np.float32))
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, 27.0)
+    with pytest.raises(TypeError, match=r"x.astype\(np.float32\)"):  # never rounded silently
+        plan(np.ones((1, 3, 5, 5)))
 
 
 def test_one_plan_from_many_threads(isa):

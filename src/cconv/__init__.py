@@ -9,7 +9,7 @@ import numbers
 import os
 import warnings
 
-from . import _core
+from . import _api, _core
 from ._functions import (
     ConvPlan, channel_shuffle, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
     conv_transpose3d, depthwise_conv2d, flattened_conv2d, plan_conv1d, plan_conv2d, plan_conv3d,
@@ -27,7 +27,8 @@ __all__ = [
     "channel_shuffle", "shuffled_grouped_conv2d", "ConvPlan", "plan_conv1d", "plan_conv2d", "plan_conv3d",
     "plan_conv_transpose1d", "plan_conv_transpose2d", "plan_conv_transpose3d",
     "get_include", "show_config", "set_num_threads", "get_num_threads", "get_isa", "set_isa",
-    "available_isas", "use_isa", "use_num_threads",
+    "available_isas", "use_isa", "use_num_threads", "set_allow_lossy", "get_allow_lossy",
+    "allow_lossy",
 ]
 
 
@@ -117,6 +118,33 @@ def use_num_threads(n):
         yield
     finally:
         _core.threads_override.reset(token)
+
+
+def set_allow_lossy(flag):
+    """Process-wide: whether algorithm="auto" may pick a lossy algorithm (Winograd, whose float32
+    error is several times a direct convolution's) and whether algorithm="winograd" is accepted.
+    True by default. With False, "auto" behaves as "exact" and "winograd" raises ValueError.
+    Applies to plans created afterwards, in every thread, outside allow_lossy blocks; plans keep
+    the setting they were created with."""
+    _api.set_allow_lossy(flag)
+
+
+def get_allow_lossy():
+    """Whether a call made here may use a lossy algorithm (allow_lossy, else set_allow_lossy)."""
+    return _api.get_allow_lossy()
+
+
+@contextlib.contextmanager
+def allow_lossy(flag):
+    """Context manager: inside the block, lossy algorithms are allowed (True) or not (False),
+    then the previous setting is back. Context-local like use_isa (other threads and asyncio tasks
+    are unaffected); cconv.dask applies the block around a graph's construction to the graph's
+    tasks, and a plan created inside the block keeps its choice afterwards."""
+    token = _api.lossy_override.set(_api.check_lossy_flag(flag))
+    try:
+        yield
+    finally:
+        _api.lossy_override.reset(token)
 
 
 def _warn_about_environment():

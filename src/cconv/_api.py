@@ -9,6 +9,7 @@ float64 stays float64, float32 with float64 gives float64), except that bool and
 dtypes compute in float64, float16 in float32 and long double in float64. Complex, object, string
 and other non-numeric dtypes raise TypeError.
 """
+import contextvars
 from dataclasses import dataclass
 import functools
 import numbers
@@ -17,8 +18,13 @@ import operator
 import numpy as np
 
 LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-ALGORITHMS = ("auto", "gemm", "winograd", "depthwise", "grouped", "reference")
+# "reflect" mirrors without repeating the edge (NumPy "reflect", SciPy "mirror", torch "reflect");
+# "symmetric" repeats it (NumPy "symmetric", SciPy "reflect"); docs/tutorial.md has the table.
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
+ALGORITHMS = ("auto", "exact", "gemm", "winograd", "depthwise", "grouped", "reference")
+# Algorithms whose rounding differs from a direct convolution's (Winograd's transforms add error
+# that grows with the values' magnitude: several times float32 direct convolution's).
+LOSSY_ALGORITHMS = ("winograd",)
 _INT64_MAX = 2**63 - 1
 _SIZE_MAX = 2**62  # any single size, stride or padding; products are checked separately
 
@@ -44,6 +50,22 @@ def int_tuple(name, value, nd, minimum):
     if any(v > _SIZE_MAX for v in vals):
         raise ValueError(f"{name} must be < 2**62 in every dimension, got {value!r}")
     return vals
+
+
+def shape_tuple(name, shape):
+    """A shape argument (`name` ends in "_shape": x_shape, input_shape, weight_shape) as a tuple
+    of ints. An array passed in its place is named by type and shape, not printed."""
+    dims = getattr(shape, "shape", None)
+    if dims is not None and len(dims) != 1:  # an array or tensor, not a 1-D array of sizes
+        t = type(shape)
+        raise TypeError(f"{name} must be a shape (a sequence of ints), got a {t.__module__}."
+                        f"{t.__qualname__} of shape {tuple(dims)}: pass {name[:-len('_shape')]}.shape")
+    try:
+        return tuple(operator.index(s) for s in shape)
+    except TypeError:
+        what = type(shape).__name__ if dims is None and not isinstance(shape, (tuple, list)) else \
+            f"{type(shape).__name__} {shape!r:.80}"
+        raise TypeError(f"{name} must be a shape (a sequence of ints), got {what}") from None
 
 
 def channels_last(layout, nd, name="layout"):
@@ -162,9 +184,10 @@ class Geometry:
             return (self.in_channels, self.out_channels // self.groups, *self.kernel)
         return (self.out_channels, self.in_channels // self.groups, *self.kernel)
 
-    def desc(self, algorithm="auto"):
-        """The C descriptor's fields, padded to 3 spatial dimensions."""
-        return dict(self._desc, algorithm=algorithm)
+    def desc(self, algorithm="auto", allow_lossy=None):
+        """The C descriptor's fields, padded to 3 spatial dimensions; the algorithm as the
+        lossy-algorithm setting allows (effective_algorithm)."""
+        return dict(self._desc, algorithm=effective_algorithm(algorithm, allow_lossy))
 
     @functools.cached_property
     def _desc(self):  # computed once per geometry (conv_geometry remembers geometries)
@@ -246,8 +269,14 @@ def conv_geometry(nd, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=
 
 def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, padding_mode,
                    layout, transposed, output_padding, x_name, w_name):
-    x_shape, w_shape = tuple(int(s) for s in x_shape), tuple(int(s) for s in w_shape)
+    x_shape, w_shape = shape_tuple(f"{x_name}_shape", x_shape), shape_tuple(f"{w_name}_shape", w_shape)
     last = channels_last(layout, nd)
+
+    def hint(channels):
+        """Points at layout= when x's channels are on the other side of its spatial dimensions."""
+        other = x_shape[1] if last else x_shape[-1]
+        return f" (did you mean layout={LAYOUTS[nd][0 if last else 1]!r}?)" if other == channels else ""
+
     if len(x_shape) != nd + 2:
         names = LAYOUTS[nd][1 if last else 0]
         raise ValueError(f"{x_name} must be {nd + 2}-D ({names}) for a {nd}-D convolution, "
@@ -270,19 +299,20 @@ def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, p
         raise ValueError(f"{x_name} has an empty spatial dimension: shape {x_shape}")
     if min(kernel) < 1 or min(w_shape[:2]) < 1:
         raise ValueError(f"{w_name} has an empty dimension: shape {w_shape}")
+    needed = w_shape[0] if transposed else w_shape[1] * groups
     if cin % groups:
         raise ValueError(f"groups={groups} must divide the input channels {cin} of {x_name} "
-                         f"(shape {x_shape})")
+                         f"(shape {x_shape}){hint(needed)}")
     if transposed:
         if w_shape[0] != cin:
             raise ValueError(f"{w_name} shape {w_shape} needs {cin} input channels in dimension 0 "
-                             f"to match {x_name} shape {x_shape}")
+                             f"to match {x_name} shape {x_shape}{hint(needed)}")
         cout = w_shape[1] * groups
     else:
         if w_shape[1] * groups != cin:
             raise ValueError(f"{w_name} shape {w_shape} expects {w_shape[1] * groups} input channels "
                              f"(C_in/groups={w_shape[1]}, groups={groups}) but {x_name} shape "
-                             f"{x_shape} has {cin}")
+                             f"{x_shape} has {cin}{hint(needed)}")
         if w_shape[0] % groups:
             raise ValueError(f"groups={groups} must divide the output channels {w_shape[0]} of "
                              f"{w_name} (shape {w_shape})")
@@ -310,8 +340,9 @@ def _conv_geometry(nd, x_shape, w_shape, stride, padding, dilation, groups, *, p
         if padding_mode == "reflect" and any(b >= i or e >= i for b, e, i in zip(pb, pa, in_size)):
             raise ValueError(f"reflect padding {padding!r} must be smaller than the input size "
                              f"{in_size} of {x_name} (shape {x_shape})")
-        if padding_mode == "circular" and any(b > i or e > i for b, e, i in zip(pb, pa, in_size)):
-            raise ValueError(f"circular padding {padding!r} must not exceed the input size "
+        if padding_mode in ("circular", "symmetric") and any(
+                b > i or e > i for b, e, i in zip(pb, pa, in_size)):
+            raise ValueError(f"{padding_mode} padding {padding!r} must not exceed the input size "
                              f"{in_size} of {x_name} (shape {x_shape})")
         out_size = tuple(output_size(i, k, s, (b, e), d)
                          for i, k, s, b, e, d in zip(in_size, kernel, stride, pb, pa, dilation))
@@ -394,3 +425,43 @@ def output_array(out, shape, dtype, inputs):
 
 def contiguous(a, dtype):
     return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------- lossy algorithms
+# cconv.allow_lossy (context-local, like cconv.use_isa) overrides the process-wide
+# cconv.set_allow_lossy; None: no block is active.
+lossy_override = contextvars.ContextVar("cconv_allow_lossy", default=None)
+_allow_lossy = True
+
+
+def set_allow_lossy(flag):
+    global _allow_lossy
+    _allow_lossy = check_lossy_flag(flag)
+
+
+def get_allow_lossy():
+    flag = lossy_override.get()
+    return _allow_lossy if flag is None else flag
+
+
+def check_lossy_flag(flag):
+    if not isinstance(flag, (bool, np.bool_)):
+        raise TypeError(f"allow_lossy takes True or False, got {flag!r}")
+    return bool(flag)
+
+
+def effective_algorithm(algorithm, allow_lossy=None):
+    """The algorithm a plan is asked for: "auto" becomes "exact" when lossy algorithms are
+    disallowed (allow_lossy None: the current setting), and a lossy one raises."""
+    if allow_lossy is None:
+        allow_lossy = get_allow_lossy()
+    if allow_lossy:
+        return algorithm
+    if algorithm == "auto":
+        return "exact"
+    if algorithm in LOSSY_ALGORITHMS:
+        raise ValueError(f"algorithm={algorithm!r} is lossy (Winograd rounds differently from a "
+                         f"direct convolution: several times its float32 error) and lossy "
+                         f"algorithms are disallowed here (cconv.allow_lossy(False) or "
+                         f"cconv.set_allow_lossy(False)); use 'exact' or 'gemm', or allow them")
+    return algorithm

@@ -67,9 +67,11 @@ cdef int c_get_thread_num_threads() noexcept nogil:
 # ---- Python-facing helpers ----
 ALGORITHMS = {"auto": CCONV_ALGO_AUTO, "gemm": CCONV_ALGO_GEMM,
               "depthwise": CCONV_ALGO_DEPTHWISE, "reference": CCONV_ALGO_REFERENCE,
-              "grouped": CCONV_ALGO_GROUPED, "winograd": CCONV_ALGO_WINOGRAD}
+              "grouped": CCONV_ALGO_GROUPED, "winograd": CCONV_ALGO_WINOGRAD,
+              "exact": CCONV_ALGO_EXACT}
 PADDING_MODES = {"zeros": CCONV_PAD_ZEROS, "reflect": CCONV_PAD_REFLECT,
-                 "replicate": CCONV_PAD_REPLICATE, "circular": CCONV_PAD_CIRCULAR}
+                 "replicate": CCONV_PAD_REPLICATE, "circular": CCONV_PAD_CIRCULAR,
+                 "symmetric": CCONV_PAD_SYMMETRIC}
 VERSION = CCONV_VERSION.decode()
 
 
@@ -159,6 +161,43 @@ cdef int fill_desc(dict desc, cconv_dtype dt, cconv_conv_desc *d) except -1:
     return 0
 
 
+cdef str unsupported_reason(const cconv_conv_desc *d):
+    """Why plan.c's can_depthwise / can_grouped / can_winograd (or, for a transposed convolution,
+    transposed_as_winograd) refuse d: each requirement d misses."""
+    cdef int64_t cig = d.in_channels // d.groups
+    kind = "a transposed convolution" if d.transposed else "this convolution"
+    if d.algorithm == CCONV_ALGO_DEPTHWISE:
+        if d.transposed:
+            return "it runs forward convolutions only, not transposed ones (use 'gemm' or 'auto')"
+        return (f"it needs one input channel per group (groups == in_channels), but {kind} has "
+                f"{cig} input channels per group (in_channels={d.in_channels}, groups={d.groups})")
+    if d.algorithm == CCONV_ALGO_GROUPED:
+        if d.transposed:
+            return "it runs forward convolutions only, not transposed ones (use 'gemm' or 'auto')"
+        return (f"it needs 1 to 8 input channels per group, but {kind} has {cig} "
+                f"(in_channels={d.in_channels}, groups={d.groups})")
+    if d.algorithm == CCONV_ALGO_WINOGRAD:
+        missing = []
+        if d.kernel[1] != 3 or d.kernel[2] != 3:
+            missing.append(f"a 3x3 kernel in the last two spatial dimensions (2-D or 3-D), got "
+                           f"{d.kernel[1]}x{d.kernel[2]}")
+        if d.groups != 1:
+            missing.append(f"groups=1, got groups={d.groups}")
+        if d.transposed:
+            if d.stride[0] != 1 or d.stride[1] != 1 or d.stride[2] != 1:
+                missing.append(f"stride 1 in every dimension for a transposed convolution, got "
+                               f"{(d.stride[0], d.stride[1], d.stride[2])}")
+            if not missing:
+                missing.append("padding <= dilation * (kernel - 1) for a transposed convolution")
+        elif d.stride[1] != 1 or d.stride[2] != 1:
+            missing.append(f"stride 1 in the last two spatial dimensions, got "
+                           f"{(d.stride[1], d.stride[2])}")
+        if not missing:  # pragma: no cover - kept in step with can_winograd in plan.c
+            missing.append("a shape it supports")
+        return "Winograd F(4x4, 3x3) needs " + "; ".join(missing) + " (use 'gemm' or 'auto')"
+    return "unsupported by this algorithm"
+
+
 cdef int64_t weight_count(const cconv_conv_desc *d):
     cdef int64_t wcount = (d.out_channels * (d.in_channels // d.groups) if not d.transposed
                            else d.in_channels * (d.out_channels // d.groups))
@@ -209,9 +248,8 @@ cdef class Plan:
             st = cconv_plan_create(&d, wp, bp, &self.plan)
             leave(&saved)
         if st == CCONV_ERR_UNSUPPORTED:
-            raise ValueError(f"algorithm {desc['algorithm']!r} cannot run this convolution "
-                             f"(depthwise needs one input channel per group, forward only, and in "
-                             f"channels-last one output channel per group)")
+            raise ValueError(f"algorithm {desc['algorithm']!r} cannot run this convolution: "
+                             f"{unsupported_reason(&d)}")
         if st != CCONV_OK:
             raise_status(st, "plan")
         self.desc = cconv_plan_desc(self.plan)[0]

@@ -1,6 +1,7 @@
 """The public convolution functions. Each one: arrays -> Geometry (cconv._api) -> plan -> run."""
 import dataclasses
 import inspect
+import threading
 
 import numpy as np
 
@@ -435,12 +436,43 @@ class ConvPlan:
     """A convolution planned once for one input shape: weights packed, algorithm chosen.
 
     `plan(x)` runs it; `plan.algorithm` tells what was chosen. Thread-safe: one plan may run from
-    several threads at once."""
+    several threads at once.
+
+    The batch size is free: x may have any batch size; a size other than the planned one gets its
+    own C plan (same algorithm, made on first use from the plan's private copy of the weights,
+    the last few kept). The dtype is not: the plan computes in `plan.dtype`, and x whose dtype
+    would promote the result beyond it (float64 into a float32 plan) raises TypeError rather than
+    being rounded silently, as torch refuses a float64 input to a float32 layer. x of a dtype
+    that promotes to the plan's (float32 or float16 into a float64 plan) is converted."""
+
+    _MAX_EXTRA_BATCH_SIZES = 4  # C plans kept for batch sizes other than the planned one
 
     def __init__(self, geom, weight, bias, dtype, algorithm):
         self.geometry = geom
         self.dtype = dtype
-        self._plan = _CPlan(geom.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
+        w, b = contiguous(weight, dtype), contiguous(bias, dtype)
+        self._lossy = _api.get_allow_lossy()  # plans keep the setting they were made with
+        self._plan = _CPlan(geom.desc(algorithm), w, b)
+        # Private copies (the caller may change its arrays), for the plans of other batch sizes.
+        self._weight = w.copy() if np.may_share_memory(w, weight) else w
+        self._bias = b.copy() if b is not None and np.may_share_memory(b, bias) else b
+        self._plans = {}  # other batch sizes -> C plan, in the order made
+        self._lock = threading.Lock()
+
+    def _plan_for(self, batch):
+        """(geometry, C plan) for x with `batch` images; the planned algorithm either way."""
+        if batch == self.geometry.batch:
+            return self.geometry, self._plan
+        with self._lock:
+            plan = self._plans.get(batch)
+        g = dataclasses.replace(self.geometry, batch=batch)
+        if plan is None:
+            plan = _CPlan(g.desc(self.algorithm, self._lossy), self._weight, self._bias)
+            with self._lock:
+                if len(self._plans) >= self._MAX_EXTRA_BATCH_SIZES:  # drop the first made
+                    del self._plans[next(iter(self._plans))]
+                self._plans[batch] = plan
+        return g, plan
 
     @property
     def algorithm(self):
@@ -460,10 +492,19 @@ class ConvPlan:
 
     def __call__(self, x, *, out=None):
         x = as_array("x", x)
-        if x.shape != self.geometry.x_shape:
-            raise ValueError(f"x has shape {x.shape}, but this plan was made for {self.geometry.x_shape}")
-        y, target = _api.output_array(out, self.out_shape, self.dtype, (x,))
-        return _execute(self._plan, x, y, target, self.dtype)
+        planned = self.geometry.x_shape
+        if x.ndim != len(planned) or x.shape[1:] != planned[1:]:
+            raise ValueError(f"x has shape {x.shape}, but this plan was made for {planned} "
+                             f"(any batch size, the other dimensions as planned)")
+        wider = result_dtype(x, np.empty(0, self.dtype))
+        if wider != self.dtype:
+            raise TypeError(f"x has dtype {x.dtype}, but this plan computes in {self.dtype}: pass "
+                            f"x.astype(np.{self.dtype}) to compute in {self.dtype}, or make the "
+                            f"plan with dtype=np.{wider} (a plan never rounds its input to a "
+                            f"narrower dtype)")
+        g, plan = self._plan_for(x.shape[0])
+        y, target = _api.output_array(out, g.out_shape, self.dtype, (x,))
+        return _execute(plan, x, y, target, self.dtype)
 
     def __repr__(self):
         g = self.geometry

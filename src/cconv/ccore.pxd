@@ -16,6 +16,7 @@ cdef extern from "cconv.h" nogil:
         CCONV_PAD_REFLECT
         CCONV_PAD_REPLICATE
         CCONV_PAD_CIRCULAR
+        CCONV_PAD_SYMMETRIC
 
     ctypedef enum cconv_algorithm:
         CCONV_ALGO_AUTO
@@ -24,6 +25,7 @@ cdef extern from "cconv.h" nogil:
         CCONV_ALGO_REFERENCE
         CCONV_ALGO_GROUPED
         CCONV_ALGO_WINOGRAD
+        CCONV_ALGO_EXACT
 
     ctypedef enum cconv_status:
         CCONV_OK

@@ -34,6 +34,9 @@ touch it.
 ISA: a graph's tasks use the instruction set of the cconv.use_isa block the graph was built in
 (dask's worker threads do not inherit the block, so it is recorded in the graph), or, built
 outside any block, each process's own setting (cconv.set_isa, CCONV_ISA) when the task runs.
+Lossy algorithms likewise: the tasks of a graph built inside a cconv.allow_lossy block run with
+that block's setting, those of a graph built outside any block with each process's own
+(cconv.set_allow_lossy) when the task runs.
 
 Importing `cconv` never imports dask; importing `cconv.dask` does.
 """
@@ -58,17 +61,20 @@ __all__ = [
 # ------------------------------------------------------------------ settings inside tasks
 
 @contextlib.contextmanager
-def _task_settings(isa, threads):
-    """The graph's ISA (None: the process's) and the task's thread count, for this task's calls."""
+def _task_settings(isa, threads, lossy=None):
+    """The graph's ISA and lossy-algorithm setting (None: the process's) and the task's thread
+    count, for this task's calls."""
     if threads == "auto":
         threads = None if threading.current_thread() is threading.main_thread() else 1
     isa_token = _core.isa_override.set(isa)
+    lossy_token = _api.lossy_override.set(lossy)
     threads_token = None if threads is None else _core.threads_override.set(threads)
     try:
         yield
     finally:
         if threads_token is not None:
             _core.threads_override.reset(threads_token)
+        _api.lossy_override.reset(lossy_token)
         _core.isa_override.reset(isa_token)
 
 
@@ -163,6 +169,7 @@ def _gather(bounds, idx):
 
 _SOURCE = {
     "reflect": lambda j, n: np.where(j < 0, -j, np.where(j >= n, 2 * (n - 1) - j, j)),
+    "symmetric": lambda j, n: np.where(j < 0, -1 - j, np.where(j >= n, 2 * n - 1 - j, j)),
     "replicate": lambda j, n: np.clip(j, 0, n - 1),
     "circular": lambda j, n: np.mod(j, n),
 }
@@ -225,7 +232,7 @@ def _transposed_axis(in_chunks, n_in, k, s, d, p, n_out):
 class _BlockSpec:
     """Everything one task needs besides the arrays (module level, so it pickles)."""
     __slots__ = ("fn", "kwargs", "axes", "grid", "spatial_axes", "channel_axis", "out_shape",
-                 "out_dtype", "isa", "threads", "transposed", "bias_inside", "slices")
+                 "out_dtype", "isa", "lossy", "threads", "transposed", "bias_inside", "slices")
 
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -271,7 +278,7 @@ def _bias_block(spec, bias):
 
 
 def _conv_block(spec, blocks, weights, bias):
-    with _task_settings(spec.isa, spec.threads):
+    with _task_settings(spec.isa, spec.threads, spec.lossy):
         if any(ab.empty for ab in spec.axes):
             return _bias_block(spec, bias)
         xb = _assemble(spec, blocks)
@@ -310,7 +317,7 @@ def _call_block(spec, blocks, *ops):
 # ------------------------------------------------------------------ graph construction
 
 def _build(fn_name, block_fn, x, weights, bias, last, axis_params, call_kwargs, out_channels,
-           out_dtype, transposed, isa, threads, token_args):
+           out_dtype, transposed, isa, lossy, threads, token_args):
     """The lazy output: one task per (batch chunk, spatial output block)."""
     caxis, saxes = _layout_axes(x.ndim, last)
     if x.numblocks[caxis] != 1:
@@ -327,7 +334,7 @@ def _build(fn_name, block_fn, x, weights, bias, last, axis_params, call_kwargs, 
     for ax, (oc, _) in zip(saxes, per_axis):
         chunks[ax] = oc
     name = f"cconv-{fn_name.replace('_', '-')}-" + tokenize(
-        x.name, [w.key for w in weights], None if bias is None else bias.key, token_args, isa, threads)
+        x.name, [w.key for w in weights], None if bias is None else bias.key, token_args, isa, lossy, threads)
 
     halo_name = "halo-" + name
     dsk, deps = {}, [x]
@@ -379,7 +386,7 @@ def _build(fn_name, block_fn, x, weights, bias, last, axis_params, call_kwargs, 
                 inside = True
             spec = _BlockSpec(fn=block_fn, kwargs=call_kwargs, axes=axes, grid=grid,
                               spatial_axes=saxes, channel_axis=caxis, out_shape=tuple(out_shape),
-                              out_dtype=out_dtype, isa=isa, threads=threads, transposed=transposed,
+                              out_dtype=out_dtype, isa=isa, lossy=lossy, threads=threads, transposed=transposed,
                               bias_inside=inside, slices=slices)
             okey = [name] + [0] * x.ndim
             okey[1] = b
@@ -430,11 +437,13 @@ def _forward(fn_name, x, named_weights, bias, describe_kwargs, call_kwargs, thre
                                                            first.out_size)]
     else:
         params = _axis_params(stages, first.nd)
+    if "algorithm" in call_kwargs:  # a disallowed algorithm fails here, not in every task
+        _api.effective_algorithm(call_kwargs["algorithm"])
     token = (fn_name, sorted(describe_kwargs.items(), key=lambda kv: kv[0]),
              sorted(call_kwargs.items(), key=lambda kv: kv[0]))
     return _build(fn_name, getattr(_functions, fn_name), x, weights, bias, first.channels_last,
                   params, call_kwargs, stages[-1].out_channels, out_dtype, first.transposed,
-                  _core.isa_override.get(), threads, repr(token))
+                  _core.isa_override.get(), _api.lossy_override.get(), threads, repr(token))
 
 
 def _conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm,

@@ -54,7 +54,7 @@ def _rel(residual_sq, total_sq):
                              where=total_sq > 0))
 
 
-def spatially_separable(kernel2d):
+def spatially_separable(kernel2d, *, as_weights=False):
     """Best separable approximation ``kernel2d ~= np.outer(column, row)`` (rank-1 truncated SVD,
     optimal in the Frobenius norm by Eckart-Young).
 
@@ -73,8 +73,24 @@ def spatially_separable(kernel2d):
     Use with ``spatially_separable_conv2d(x, column.reshape(1, 1, -1, 1),
     row.reshape(1, 1, 1, -1))`` for one channel; it then equals ``conv2d`` with the kernel up
     to ``rel_error``.
+
+    ``as_weights=True`` returns ``(vertical_weight, horizontal_weight, rel_error)`` already in
+    the shapes ``spatially_separable_conv2d`` takes, so the pair goes straight in: for a 2-D
+    kernel ``(1, 1, k_h, 1)`` and ``(1, 1, 1, k_w)`` (one input channel)::
+
+        v, h, err = decompose.spatially_separable(kernel, as_weights=True)
+        y = cconv.spatially_separable_conv2d(x, v, h, padding=...)
+
+    and for a depthwise bank ``(C, 1, k_h, k_w)`` (the same filter on every channel:
+    ``np.broadcast_to(kernel, (C, 1, k_h, k_w))``) ``(C, 1, k_h, 1)`` and ``(C, 1, 1, k_w)``, to
+    run with ``groups=C``. Other shapes raise ValueError: a bank with several input channels per
+    output is not a chain of one k_h x 1 and one 1 x k_w convolution kernel by kernel (see
+    :func:`flatten`).
     """
     k, dtype = _real_array("kernel2d", kernel2d, min_ndim=2)
+    if as_weights and not (k.ndim == 2 or (k.ndim == 4 and k.shape[1] == 1)):
+        raise ValueError(f"as_weights=True takes a 2-D kernel (k_h, k_w) or a depthwise bank "
+                         f"(C, 1, k_h, k_w), got shape {k.shape}")
     u, s, vt = np.linalg.svd(k, full_matrices=False)
     scale = np.sqrt(s[..., 0])
     col = u[..., :, 0] * scale[..., None]
@@ -85,7 +101,11 @@ def spatially_separable(kernel2d):
     resid = np.sum((k - col[..., :, None] * row[..., None, :]) ** 2, axis=(-2, -1))
     err = _rel(resid, total)
     err = float(err) if err.ndim == 0 else err
-    return col.astype(dtype), row.astype(dtype), err
+    col, row = col.astype(dtype), row.astype(dtype)
+    if as_weights:
+        c = k.shape[0] if k.ndim == 4 else 1
+        return col.reshape(c, 1, -1, 1), row.reshape(c, 1, 1, -1), err
+    return col, row, err
 
 
 # ----------------------------------------------------------------------------- CP / flatten

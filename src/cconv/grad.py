@@ -76,6 +76,9 @@ any thread count and across calls: each output element is reduced in a fixed ord
 
 dtypes follow the forward rule (float32 stays float32, float64 stays float64, mixed promotes).
 """
+import functools
+import inspect
+
 import numpy as np
 
 from . import _api
@@ -132,15 +135,13 @@ def _check_grad_output(g, shape, name="grad_output"):
 
 
 def _shape_arg(name, shape):
-    try:
-        return tuple(int(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints, got {shape!r}") from None
+    return _api.shape_tuple(name, shape)
 
 
 def _fold(a, axis, size, before, after, mode):
     """Adds the gradient of a padded axis back onto the input positions the padding copied
-    (padding modes reflect/replicate/circular); returns the (size,)-long axis, a fresh array."""
+    (padding modes reflect/symmetric/replicate/circular); returns the (size,)-long axis, a fresh
+    array."""
     a = np.moveaxis(a, axis, 0)
     out = a[before:before + size].copy()
     lo, hi = a[:before], a[before + size:before + size + after]
@@ -154,6 +155,11 @@ def _fold(a, axis, size, before, after, mode):
             out[1:before + 1] += lo[::-1]
         if after:
             out[size - 1 - after:size - 1] += hi[::-1]
+    elif mode == "symmetric":     # padded z < 0 reads -1 - z, z >= size reads 2 size - 1 - z
+        if before:                # (before <= size and after <= size: validated)
+            out[:before] += lo[::-1]
+        if after:
+            out[size - after:] += hi[::-1]
     elif mode == "circular":      # before <= size and after <= size (validated)
         if before:
             out[size - before:] += lo
@@ -571,3 +577,36 @@ def channel_shuffle_input(grad_output, groups, *, layout=None):
     st = shuffle_stage(g.shape, groups, layout)
     c = g.shape[-1] if st.channels_last else g.shape[1]
     return _channel_shuffle(g, c // st.groups, layout=layout)
+
+
+# ------------------------------------------------------------------ torch.nn.grad's keyword names
+
+_TORCH_NAMES = {"input_shape": "input_size", "weight_shape": "weight_size"}
+
+
+def _accept_torch_names(fn):
+    """fn, also taking its input_shape / weight_shape argument by torch.nn.grad's keyword name
+    (input_size / weight_size), so that code written for torch.nn.grad runs unchanged."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters)
+    ours = next(p for p in params if p in _TORCH_NAMES)
+    theirs, position = _TORCH_NAMES[ours], params.index(ours)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if theirs in kwargs:
+            if ours in kwargs or len(args) > position:
+                raise TypeError(f"{fn.__name__}() got both {ours} and {theirs} (torch's name for "
+                                f"it): pass one")
+            kwargs[ours] = kwargs.pop(theirs)
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), inspect.Parameter(
+        theirs, inspect.Parameter.KEYWORD_ONLY, default=None)])
+    return wrapper
+
+
+for _name in __all__:
+    if any(p in _TORCH_NAMES for p in inspect.signature(globals()[_name]).parameters):
+        globals()[_name] = _accept_torch_names(globals()[_name])
+del _name

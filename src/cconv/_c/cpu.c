@@ -190,6 +190,7 @@ const char *cconv_algorithm_name(cconv_algorithm a)
     case CCONV_ALGO_REFERENCE: return "reference";
     case CCONV_ALGO_GROUPED: return "grouped";
     case CCONV_ALGO_WINOGRAD: return "winograd";
+    case CCONV_ALGO_EXACT: return "exact";
     }
     return "unknown";
 }

@@ -14,6 +14,11 @@ static inline int64_t cconv_pad_source(int64_t i, int64_t n, cconv_padding_mode 
             if (r < 0) r += period;
             return r < n ? r : period - r;
         }
+    case CCONV_PAD_SYMMETRIC: { /* mirror repeating the edge: -1 reads 0, n reads n - 1 */
+        int64_t period = 2 * n, r = i % period;
+        if (r < 0) r += period;
+        return r < n ? r : period - 1 - r;
+    }
     case CCONV_PAD_REPLICATE: return i < 0 ? 0 : n - 1;
     case CCONV_PAD_CIRCULAR: {
         int64_t r = i % n;

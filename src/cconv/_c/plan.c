@@ -95,8 +95,8 @@ static void clamp_strides(cconv_conv_desc *d)
 cconv_status cconv_conv_output_size(cconv_conv_desc *d)
 {
     if (!d || (d->dtype != CCONV_FLOAT32 && d->dtype != CCONV_FLOAT64)) return CCONV_ERR_INVALID;
-    if (d->padding_mode < CCONV_PAD_ZEROS || d->padding_mode > CCONV_PAD_CIRCULAR) return CCONV_ERR_INVALID;
-    if (d->algorithm < CCONV_ALGO_AUTO || d->algorithm > CCONV_ALGO_WINOGRAD) return CCONV_ERR_INVALID;
+    if (d->padding_mode < CCONV_PAD_ZEROS || d->padding_mode > CCONV_PAD_SYMMETRIC) return CCONV_ERR_INVALID;
+    if (d->algorithm < CCONV_ALGO_AUTO || d->algorithm > CCONV_ALGO_EXACT) return CCONV_ERR_INVALID;
     if (d->batch < 0 || d->in_channels < 1 || d->out_channels < 1 || d->groups < 1) return CCONV_ERR_INVALID;
     if (d->in_channels % d->groups || d->out_channels % d->groups) return CCONV_ERR_INVALID;
     if (d->transposed && d->padding_mode != CCONV_PAD_ZEROS) return CCONV_ERR_INVALID;
@@ -109,7 +109,9 @@ cconv_status cconv_conv_output_size(cconv_conv_desc *d)
         if (!d->transposed) {
             if (op != 0) return CCONV_ERR_INVALID;
             if (d->padding_mode == CCONV_PAD_REFLECT && (pb >= i || pa >= i)) return CCONV_ERR_INVALID;
-            if (d->padding_mode == CCONV_PAD_CIRCULAR && (pb > i || pa > i)) return CCONV_ERR_INVALID;
+            if ((d->padding_mode == CCONV_PAD_CIRCULAR || d->padding_mode == CCONV_PAD_SYMMETRIC) &&
+                (pb > i || pa > i))
+                return CCONV_ERR_INVALID;
             if (!cconv_add(i, pb, &t) || !cconv_add(t, pa, &t)) return CCONV_ERR_OVERFLOW;
             if (t < span) return CCONV_ERR_INVALID;
             d->out_size[a] = (t - span) / s + 1;
@@ -629,7 +631,7 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
     }
     /* Winograd where its 4x fewer multiplications outweigh streaming the 4x larger transformed
      * weights: enough channels to keep the GEMMs long, enough tiles per job to reuse U. */
-    if (can_winograd(d) && cig >= 16 && cog >= 16) {
+    if (d->algorithm != CCONV_ALGO_EXACT && can_winograd(d) && cig >= 16 && cog >= 16) {
         cconv_plan probe = {.d = *d};
         probe.tile = isa->mid[d->dtype == CCONV_FLOAT64];
         probe.nblk = (cog + probe.tile.nr - 1) / probe.tile.nr;
@@ -826,7 +828,8 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
     cconv_conv_desc f;
     cconv_algorithm req = d->algorithm;
     if (d->transposed &&
-        (req == CCONV_ALGO_AUTO || req == CCONV_ALGO_GEMM || (req == CCONV_ALGO_WINOGRAD && transposed_as_winograd(d, &f))) &&
+        (req == CCONV_ALGO_AUTO || req == CCONV_ALGO_EXACT || req == CCONV_ALGO_GEMM ||
+         (req == CCONV_ALGO_WINOGRAD && transposed_as_winograd(d, &f))) &&
         !all_finite(weight, (int64_t)(filter_bytes / es), d->dtype))
         req = CCONV_ALGO_REFERENCE;
     /* (auto's choice reads the filters only to check them for Inf/NaN: any order will do) */
@@ -836,7 +839,7 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
         cconv_free(p);
         return plan_transposed_winograd(&f, weight, bias, out);
     }
-    if (req == CCONV_ALGO_AUTO) p->algo = choose_algorithm(d, p->isa, weight);
+    if (req == CCONV_ALGO_AUTO || req == CCONV_ALGO_EXACT) p->algo = choose_algorithm(d, p->isa, weight);
     else if (req == CCONV_ALGO_DEPTHWISE && !can_depthwise(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
     else if (req == CCONV_ALGO_GROUPED && !can_grouped(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
     else if (req == CCONV_ALGO_WINOGRAD && !can_winograd(d)) { cconv_free(p); return CCONV_ERR_UNSUPPORTED; }
