@@ -437,7 +437,7 @@ static void run_forward(src_t *s, cconv_conv_desc *d, int op)
             const cconv_status ss = cconv_plan_execute_separable(p, pw.v, pb.v, Co2, x.v, y2);
             if (ss == CCONV_OK) {
                 if (v.channels_last || v.in_channels != v.groups || algo != CCONV_ALGO_DEPTHWISE ||
-                    v.in_size[0] != 1 || v.kernel[0] != 1 || v.out_size[0] != 1)
+                    v.in_size[0] != 1 || v.kernel[0] != 1 || v.out_size[0] != 1 || v.pad_before[0] != 0)
                     abort();
                 ref_pointwise(v.batch, Cm, Co2, osp, ref, pw.d, pb.d, r2);
                 double *apw = abs_copy(pw.d, pw.n), *apb = pb.d ? abs_copy(pb.d, pb.n) : NULL;

@@ -1177,6 +1177,14 @@ cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *wei
     return st;
 }
 
+
+/* The fused 2-D paths (separable, flattened) compute one output plane from one input plane: the
+ * descriptor must be 2-D in fact, its one output plane reading the input plane, not padding. */
+static int one_plane(const cconv_conv_desc *d)
+{
+    return d->in_size[0] == 1 && d->kernel[0] == 1 && d->out_size[0] == 1 && d->pad_before[0] == 0;
+}
+
 /* Fused separable convolution: the depthwise plan dw, then a 1x1 convolution with pw (Co2, Cmid)
  * and bias (Co2 or NULL), channels-first 2-D only; y is (N, Co2, OH, OW). */
 cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, const void *bias,
@@ -1184,8 +1192,7 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
 {
     if (!p || !pw || !x || !y || Co2 < 1) return CCONV_ERR_INVALID;
     const cconv_conv_desc *d = &p->d;
-    if (p->algo != CCONV_ALGO_DEPTHWISE || d->in_channels != d->groups || d->channels_last || d->in_size[0] != 1 || d->kernel[0] != 1 ||
-        d->out_size[0] != 1) /* (padding along D makes it 3-D) */
+    if (p->algo != CCONV_ALGO_DEPTHWISE || d->in_channels != d->groups || d->channels_last || !one_plane(d))
         return CCONV_ERR_UNSUPPORTED;
     const int64_t Cm = d->out_channels, nblk = Co2 / CCONV_PW_MR + (Co2 % CCONV_PW_MR != 0);
     const size_t es = cconv_dtype_size(d->dtype);
@@ -1245,8 +1252,8 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     if (st != CCONV_OK) return st;
     clamp_strides(&d);
     const int64_t C = d.in_channels;
-    if (d.groups != C || d.out_channels != C || d.transposed || d.channels_last || d.in_size[0] != 1 ||
-        d.kernel[0] != 1 || d.out_size[0] != 1 || d.padding_mode != CCONV_PAD_ZEROS)
+    if (d.groups != C || d.out_channels != C || d.transposed || d.channels_last || !one_plane(&d) ||
+        d.padding_mode != CCONV_PAD_ZEROS)
         return CCONV_ERR_UNSUPPORTED;
     if (d.batch == 0) return CCONV_OK;
     const int64_t N = d.batch, H = d.in_size[1], W = d.in_size[2], OH = d.out_size[1], OW = d.out_size[2];
