@@ -163,8 +163,16 @@ class Geometry:
         return (self.out_channels, self.in_channels // self.groups, *self.kernel)
 
     def desc(self, algorithm="auto"):
-        """The C descriptor's fields, padded to 3 spatial dimensions."""
-        return dict(self._desc, algorithm=algorithm)
+        """The C descriptor (cconv._core.Descriptor), made once per geometry and algorithm."""
+        d = self._descs.get(algorithm)
+        if d is None:
+            from ._core import Descriptor
+            d = self._descs[algorithm] = Descriptor(**self._desc, algorithm=algorithm)
+        return d
+
+    @functools.cached_property
+    def _descs(self):  # algorithm -> Descriptor
+        return {}
 
     @functools.cached_property
     def _desc(self):  # computed once per geometry (conv_geometry remembers geometries)
