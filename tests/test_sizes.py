@@ -72,10 +72,7 @@ BIG = 2**62
 
 
 def _desc(**fields):
-    d = dict(BASE)
-    for k, v in fields.items():
-        d[k] = v
-    return d
+    return BASE.replace(**fields)
 
 
 # Descriptors whose size products overflow int64 (or that are out of range): the C core's own

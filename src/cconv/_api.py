@@ -185,9 +185,18 @@ class Geometry:
         return (self.out_channels, self.in_channels // self.groups, *self.kernel)
 
     def desc(self, algorithm="auto", allow_lossy=None):
-        """The C descriptor's fields, padded to 3 spatial dimensions; the algorithm as the
-        lossy-algorithm setting allows (effective_algorithm)."""
-        return dict(self._desc, algorithm=effective_algorithm(algorithm, allow_lossy))
+        """The C descriptor (cconv._core.Descriptor), made once per geometry and effective
+        algorithm (the algorithm as the lossy-algorithm setting allows: effective_algorithm)."""
+        algorithm = effective_algorithm(algorithm, allow_lossy)
+        d = self._descs.get(algorithm)
+        if d is None:
+            from ._core import Descriptor
+            d = self._descs[algorithm] = Descriptor(**self._desc, algorithm=algorithm)
+        return d
+
+    @functools.cached_property
+    def _descs(self):  # algorithm -> Descriptor
+        return {}
 
     @functools.cached_property
     def _desc(self):  # computed once per geometry (conv_geometry remembers geometries)

@@ -134,27 +134,75 @@ cdef void *data_of(cnp.ndarray a, cconv_dtype dt, int64_t count, name) except NU
     return cnp.PyArray_DATA(a)
 
 
-cdef int fill_desc(dict desc, cconv_dtype dt, cconv_conv_desc *d) except -1:
-    """d <- the descriptor dict of _api.ConvGeometry.desc, validated (out_size filled)."""
-    cdef int a
+cdef class Descriptor:
+    """One convolution's C descriptor (cconv_conv_desc: sizes padded to 3 spatial dimensions, the
+    padding mode and algorithm), typed once: cconv._api.Geometry.desc makes one per geometry and
+    algorithm, and each call copies its struct, sets the dtype of that call's arrays and validates
+    it in C. Immutable; replace() gives a changed copy."""
+    cdef cconv_conv_desc d
+    cdef readonly str padding_mode
+    cdef readonly str algorithm
+
+    def __init__(self, *, bint transposed, bint channels_last, str padding_mode, str algorithm,
+                 int64_t batch, int64_t in_channels, int64_t out_channels, int64_t groups,
+                 in_size, kernel, stride, dilation, pad_before, pad_after, output_padding):
+        cdef int a
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {tuple(PADDING_MODES)}, got {padding_mode!r}")
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {tuple(ALGORITHMS)}, got {algorithm!r}")
+        sizes = (in_size, kernel, stride, dilation, pad_before, pad_after, output_padding)
+        if any(len(t) != 3 for t in sizes):
+            raise ValueError(f"sizes must have 3 entries (padded to 3 spatial dimensions), got {sizes}")
+        self.padding_mode, self.algorithm = padding_mode, algorithm
+        self.d.dtype = CCONV_FLOAT32  # each call sets its own
+        self.d.transposed = transposed
+        self.d.channels_last = channels_last
+        self.d.padding_mode = PADDING_MODES[padding_mode]
+        self.d.algorithm = ALGORITHMS[algorithm]
+        self.d.batch = batch
+        self.d.in_channels = in_channels
+        self.d.out_channels = out_channels
+        self.d.groups = groups
+        for a in range(3):
+            self.d.in_size[a] = in_size[a]
+            self.d.kernel[a] = kernel[a]
+            self.d.stride[a] = stride[a]
+            self.d.dilation[a] = dilation[a]
+            self.d.pad_before[a] = pad_before[a]
+            self.d.pad_after[a] = pad_after[a]
+            self.d.output_padding[a] = output_padding[a]
+            self.d.out_size[a] = 0
+
+    def fields(self):
+        """The constructor's keyword arguments, as a dict."""
+        cdef cconv_conv_desc *d = &self.d
+        return dict(transposed=bool(d.transposed), channels_last=bool(d.channels_last),
+                    padding_mode=self.padding_mode, algorithm=self.algorithm, batch=d.batch,
+                    in_channels=d.in_channels, out_channels=d.out_channels, groups=d.groups,
+                    in_size=tuple(d.in_size), kernel=tuple(d.kernel), stride=tuple(d.stride),
+                    dilation=tuple(d.dilation), pad_before=tuple(d.pad_before),
+                    pad_after=tuple(d.pad_after), output_padding=tuple(d.output_padding))
+
+    def replace(self, **changes):
+        """A new Descriptor with some fields changed."""
+        return Descriptor(**{**self.fields(), **changes})
+
+    def __reduce__(self):
+        return _descriptor, (self.fields(),)
+
+    def __repr__(self):
+        return "Descriptor(" + ", ".join(f"{k}={v!r}" for k, v in self.fields().items()) + ")"
+
+
+def _descriptor(fields):
+    return Descriptor(**fields)
+
+
+cdef int fill_desc(Descriptor desc, cconv_dtype dt, cconv_conv_desc *d) except -1:
+    """d <- desc for arrays of dtype dt, validated by the C core (out_size filled)."""
+    d[0] = desc.d
     d.dtype = dt
-    d.transposed = int(desc["transposed"])
-    d.channels_last = int(desc["channels_last"])
-    d.padding_mode = PADDING_MODES[desc["padding_mode"]]
-    d.algorithm = ALGORITHMS[desc["algorithm"]]
-    d.batch = desc["batch"]
-    d.in_channels = desc["in_channels"]
-    d.out_channels = desc["out_channels"]
-    d.groups = desc["groups"]
-    for a in range(3):
-        d.in_size[a] = desc["in_size"][a]
-        d.kernel[a] = desc["kernel"][a]
-        d.stride[a] = desc["stride"][a]
-        d.dilation[a] = desc["dilation"][a]
-        d.pad_before[a] = desc["pad_before"][a]
-        d.pad_after[a] = desc["pad_after"][a]
-        d.output_padding[a] = desc["output_padding"][a]
-        d.out_size[a] = 0
     cdef cconv_status st = cconv_conv_output_size(d)
     if st != CCONV_OK:
         raise_status(st, "convolution descriptor")
@@ -204,7 +252,7 @@ cdef int64_t weight_count(const cconv_conv_desc *d):
     return wcount * d.kernel[0] * d.kernel[1] * d.kernel[2]
 
 
-def weight_grad_into(dict desc, cnp.ndarray x, cnp.ndarray grad_output, cnp.ndarray grad_weight):
+def weight_grad_into(Descriptor desc not None, cnp.ndarray x, cnp.ndarray grad_output, cnp.ndarray grad_weight):
     """grad_weight <- dL/dw of the forward convolution desc (C_out, C_in/groups, *kernel), from x
     and grad_output in desc's layout; all three C-contiguous, of one dtype."""
     cdef cconv_conv_desc d
@@ -233,7 +281,7 @@ cdef class Plan:
     cdef cconv_conv_desc desc
     cdef public object weight_shape
 
-    def __cinit__(self, dict desc, cnp.ndarray weight, bias):
+    def __cinit__(self, Descriptor desc not None, cnp.ndarray weight, bias):
         cdef cconv_conv_desc d
         cdef cconv_status st
         fill_desc(desc, dtype_code(weight), &d)
@@ -248,7 +296,7 @@ cdef class Plan:
             st = cconv_plan_create(&d, wp, bp, &self.plan)
             leave(&saved)
         if st == CCONV_ERR_UNSUPPORTED:
-            raise ValueError(f"algorithm {desc['algorithm']!r} cannot run this convolution: "
+            raise ValueError(f"algorithm {desc.algorithm!r} cannot run this convolution: "
                              f"{unsupported_reason(&d)}")
         if st != CCONV_OK:
             raise_status(st, "plan")
@@ -366,7 +414,7 @@ def channel_shuffle_into(cnp.ndarray x, cnp.ndarray y, int64_t groups, bint chan
     return y
 
 
-def flattened_into(dict desc, cnp.ndarray dw, bias, cnp.ndarray cw, cnp.ndarray x, cnp.ndarray y):
+def flattened_into(Descriptor desc not None, cnp.ndarray dw, bias, cnp.ndarray cw, cnp.ndarray x, cnp.ndarray y):
     """y <- the depthwise step `desc` (weights dw, bias) of the 1x1 convolution of x with cw
     (C, C_in), fused band by band (cconv_flattened_conv2d); all C-contiguous, of one dtype."""
     cdef cconv_conv_desc d
