@@ -1,7 +1,7 @@
 """Convolution arithmetic and cost models: the survey article's analysis as an API.
 
 Everything here works on *shapes*, never on data, and goes through the same argument
-validation the kernels use (``cconv._api`` / ``cconv._functions.describe``), so the numbers
+validation the kernels use (``cconv._api`` / ``cconv._registry.describe``), so the numbers
 describe exactly what the functions compute:
 
 * :func:`output_size`, :func:`transposed_output_size`: one spatial dimension's size.
@@ -20,26 +20,21 @@ Example (the article's depthwise separable example)::
     10275
 """
 from dataclasses import dataclass, field
-import inspect
 import itertools
 import math
 import numbers
 
 import numpy as np
 
-from . import _api, _functions
+from . import _api, _registry
 
 __all__ = [
     "output_size", "transposed_output_size", "output_shape", "stages", "cost", "stage_costs",
     "Cost", "receptive_field", "checkerboard", "overlap_pattern", "FUNCTIONS",
 ]
 
-#: Names of the public functions the shape and cost models understand.
-FUNCTIONS = (
-    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
-    "channel_shuffle", "shuffled_grouped_conv2d",
-)
+#: Names of the public functions the shape and cost models understand: all of them.
+FUNCTIONS = _registry.NAMES
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -135,13 +130,6 @@ def transposed_output_size(i, k, stride=1, padding=0, output_padding=0, dilation
 
 # --------------------------------------------------------------------------- call binding
 
-def _fn_name(fn):
-    name = getattr(fn, "__name__", fn)
-    if not isinstance(name, str) or name not in FUNCTIONS:
-        raise ValueError(f"unknown function {fn!r}; expected one of {', '.join(FUNCTIONS)}")
-    return name
-
-
 def _as_shape(a):
     """An array (anything with .shape) or a shape -> tuple of ints."""
     if hasattr(a, "shape"):
@@ -152,30 +140,20 @@ def _as_shape(a):
         raise TypeError(f"expected a shape (sequence of ints) or an array, got {a!r}") from None
 
 
-_DROP = ("bias", "out", "algorithm", "fused")
-
-
 def _bind(fn, x_shape, args, kwargs):
     """Binds the arguments exactly as the public function would; returns
     (name, x_shape, weight shapes / groups, stage kwargs, bias argument)."""
-    name = _fn_name(fn)
-    sig = inspect.signature(getattr(_functions, name))
+    op = _registry.get(fn)
     try:
-        bound = sig.bind(x_shape, *args, **kwargs)
+        bound = op.signature.bind(x_shape, *args, **kwargs)
     except TypeError as e:
-        raise TypeError(f"{name}: {e}") from None
-    params = list(sig.parameters.values())
-    x_param = params[0].name
-    # the required positional parameters after x: the weights (channel_shuffle: groups)
-    weight_names = [p.name for p in params[1:]
-                    if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
-    weights = []
-    for w in weight_names:
-        v = bound.arguments[w]
-        weights.append(v if w == "groups" else _as_shape(v))  # an int argument, not a shape
+        raise TypeError(f"{op.name}: {e}") from None
+    # the required parameters after x: the weights (and groups, an int argument, not a shape)
+    weights = [bound.arguments[w] if w == "groups" else _as_shape(bound.arguments[w])
+               for w in op.required]
     rest = {k: v for k, v in bound.arguments.items()
-            if k not in weight_names and k != x_param and k not in _DROP}
-    return name, _as_shape(bound.arguments[x_param]), weights, rest, bound.arguments.get("bias")
+            if k not in op.required and k != "x" and k not in _registry.RUN_ONLY}
+    return op.name, _as_shape(bound.arguments["x"]), weights, rest, bound.arguments.get("bias")
 
 
 def _resolve(fn, x_shape, args, kwargs):
@@ -183,7 +161,7 @@ def _resolve(fn, x_shape, args, kwargs):
     function validates it. The bias belongs to the last convolution, which is not the last stage
     of shuffled_grouped_conv2d: the forward adds it before the shuffle."""
     name, x_shape, weights, rest, bias = _bind(fn, x_shape, args, kwargs)
-    sts = _functions.describe(name, x_shape, *weights, **rest)
+    sts = _registry.describe(name, x_shape, *weights, **rest)
     convs = [i for i, st in enumerate(sts) if not isinstance(st, _api.ShuffleStage)]
     if not convs or not _bias_present(bias, sts[convs[-1]].out_channels):
         return sts, None
