@@ -10,13 +10,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _api, _registry
 from ._core import Plan as _CPlan, channel_shuffle_into as _shuffle_into, flattened_into as _flattened_into
-from ._api import as_array, check_bias, contiguous, conv_geometry, result_dtype
+from ._api import check_bias, contiguous, conv_geometry, result_dtype
 
 # Annotations of the public signatures (kept simple: the functions check their arguments).
 Size = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[Any]]
 Array = NDArray[Any]
 _F = TypeVar("_F", bound=Callable[..., Any])
+# Typed, so that the annotated parameters it converts are arrays in the bodies below.
+as_array = cast(Callable[..., Array], _api.as_array)
 
 # Algorithms with which the planner chooses per stage: these keep the fused kernels of composite
 # functions. Any other algorithm= runs a composite function's stages unfused, each stage planned

@@ -36,7 +36,8 @@ _KEYWORDS = "*, padding_mode=, layout=, out=, algorithm="
 def _parse(spec: str) -> inspect.Signature:
     """'x, weight, bias=, *, layout=' -> Signature: `name=` takes DEFAULTS[name], `*` starts the
     keyword-only parameters."""
-    params, kind = [], inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = []
+    kind: Any = inspect.Parameter.POSITIONAL_OR_KEYWORD
     for item in (s.strip() for s in spec.split(",")):
         if item == "*":
             kind = inspect.Parameter.KEYWORD_ONLY
