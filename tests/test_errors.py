@@ -125,7 +125,7 @@ CASES = {
                                   VE, r"horizontal"),
     "shuffle groups do not divide": (lambda: cconv.channel_shuffle(X2, 3), VE, r"groups"),
     "shuffle groups zero": (lambda: cconv.channel_shuffle(X2, 0), VE, r"groups"),
-    "shuffle rank": (lambda: cconv.channel_shuffle(np.zeros(4), 2), VE, r"(?i)\bx\b|input|layout"),
+    "shuffle rank": (lambda: cconv.channel_shuffle(np.zeros((2, 4)), 2), VE, r"(?i)\bx\b|input|layout"),
     "shuffle complex": (lambda: cconv.channel_shuffle(X2.astype(complex), 2), TypeError,
                         r"(?i)\bx\b|input|complex|dtype"),
 }

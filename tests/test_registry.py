@@ -256,10 +256,16 @@ def test_unbatched_is_batch_of_one(op, last):
 
 
 def test_channel_shuffle_dimensions():
+    """Without layout=, x is batched as torch.channel_shuffle reads it; layout= names the spatial
+    dimensions, so x may then be unbatched."""
     x = np.arange(24.0).reshape(6, 4)
-    np.testing.assert_array_equal(cconv.channel_shuffle(x, 3), cconv.channel_shuffle(x[None], 3)[0])
-    x3 = np.arange(48.0).reshape(2, 6, 4)  # batched 1-D, as torch.channel_shuffle reads it
-    np.testing.assert_array_equal(cconv.channel_shuffle(x3, 3)[1], cconv.channel_shuffle(x3[1], 3))
+    with pytest.raises(ValueError, match="layout="):
+        cconv.channel_shuffle(x, 3)
+    np.testing.assert_array_equal(cconv.channel_shuffle(x, 3, layout="NCW"),
+                                  cconv.channel_shuffle(x[None], 3)[0])
+    x3 = np.arange(48.0).reshape(2, 6, 4)  # batched 1-D
+    np.testing.assert_array_equal(cconv.channel_shuffle(x3, 3)[1],
+                                  cconv.channel_shuffle(x3[1], 3, layout="NCW"))
     with pytest.raises(ValueError, match=r"unbatched \(CHW\)"):
         cconv.channel_shuffle(x, 3, layout="NCHW")
 

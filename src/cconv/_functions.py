@@ -30,14 +30,15 @@ def _batched_ndim(name, nd, shape, layout):
     """x's dimensions when batched (x.ndim or x.ndim + 1) for a call of `name` on an x of this
     shape; ValueError for any other. Unbatched x is (C, *spatial) (channels-last: (*spatial,
     C)), like torch >= 1.11. channel_shuffle (nd None) takes its spatial dimensions from layout;
-    without one, x of 3 or more dimensions is batched (as torch.channel_shuffle), 2-D is (C, L)."""
+    without one, x is batched, at least 3-D, as torch.channel_shuffle reads it."""
     ndim = len(shape)
     if nd is None:
         if layout is None:
-            if ndim < 2:
-                raise ValueError(f"{name}: x must have channel and spatial dimensions, (N, C, "
-                                 f"*spatial) or unbatched (C, *spatial), got shape {tuple(shape)}")
-            return max(ndim, 3)
+            if ndim < 3:
+                raise ValueError(f"{name}: x must be (N, C, *spatial), at least 3-D as in "
+                                 f"torch.channel_shuffle, got shape {tuple(shape)}; for an "
+                                 f"unbatched x (C, *spatial) pass layout= (e.g. 'NCW' for (C, L))")
+            return ndim
         nd = next((k for k, names in _api.LAYOUTS.items()
                    if isinstance(layout, str) and layout.upper() in names), None)
         if nd is None:

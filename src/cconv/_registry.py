@@ -19,6 +19,8 @@ import functools
 import inspect
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from ._api import _is_int
+
 #: Default value of every optional parameter of the public functions, by name: a parameter means
 #: the same thing, with the same default, wherever it appears.
 DEFAULTS: Dict[str, Any] = dict(
@@ -174,5 +176,4 @@ def describe(fn_name: Any, x_shape: Any, *weight_shapes: Any, **kwargs: Any) -> 
     required = [args.pop(n) for n in op.required]
     for n in RUN_ONLY:
         args.pop(n, None)
-    from ._api import _is_int
     return op.stages(tuple(x_shape), *[w if _is_int(w) else tuple(w) for w in required], **args)
