@@ -248,6 +248,10 @@ def test_unbatched_is_batch_of_one(op, last):
     got = fn(x, *args, **kwargs)
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+    shapes = [a if isinstance(a, int) else a.shape for a in args]
+    assert analysis.output_shape(op.name, x.shape, *shapes, **kwargs) == got.shape
+    one, batch = (analysis.cost(op.name, s, *shapes, **kwargs) for s in (x.shape, x[None].shape))
+    assert one.output_shape == got.shape and one.flops == batch.flops
     out = np.empty_like(want)
     assert fn(x, *args, out=out, **kwargs) is out
     np.testing.assert_array_equal(out, want)

@@ -26,50 +26,15 @@ as_array = cast(Callable[..., Array], _api.as_array)
 _CHOOSING = ("auto", "exact")
 
 
-def _batched_ndim(name, nd, shape, layout):
-    """x's dimensions when batched (x.ndim or x.ndim + 1) for a call of `name` on an x of this
-    shape; ValueError for any other. Unbatched x is (C, *spatial) (channels-last: (*spatial,
-    C)), like torch >= 1.11. channel_shuffle (nd None) takes its spatial dimensions from layout;
-    without one, x is batched, at least 3-D, as torch.channel_shuffle reads it."""
-    ndim = len(shape)
-    if nd is None:
-        if layout is None:
-            if ndim < 3:
-                raise ValueError(f"{name}: x must be (N, C, *spatial), at least 3-D as in "
-                                 f"torch.channel_shuffle, got shape {tuple(shape)}; for an "
-                                 f"unbatched x (C, *spatial) pass layout= (e.g. 'NCW' for (C, L))")
-            return ndim
-        nd = next((k for k, names in _api.LAYOUTS.items()
-                   if isinstance(layout, str) and layout.upper() in names), None)
-        if nd is None:
-            raise ValueError(f"layout must be one of {sorted(sum(_api.LAYOUTS.values(), ()))} or "
-                             f"None, got {layout!r}")
-    if ndim in (nd + 1, nd + 2):
-        return nd + 2
-    last = _api.channels_last(layout, nd)
-    names = _api.LAYOUTS[nd][last]
-    unbatched = names.replace("N", "")
-    hint = ""
-    if ndim == nd:
-        one = "x[..., None]" if last else "x[None]"
-        batch = "x[None, ..., None]" if last else "x[None, None]"
-        hint = (f"; for one channel pass {one} (unbatched, result {unbatched}) or {batch} "
-                f"(a batch of one)")
-    given = "" if layout is None else f" with layout={layout!r}"
-    raise ValueError(f"{name}: x must be {nd + 2}-D ({names}) or {nd + 1}-D unbatched ({unbatched})"
-                     f"{given}, got shape {tuple(shape)}{hint}")
-
-
 def _public(fn: _F) -> _F:
     """The entry of every public function, the one place that handles unbatched x: (C, *spatial)
     runs as a batch of one, and the result (and out=, if given) is unbatched."""
-    nd = _registry.OPERATIONS[fn.__name__].nd
-    name = fn.__name__
+    op = _registry.OPERATIONS[fn.__name__]
 
     @functools.wraps(fn)
     def entry(x, *args, **kwargs):
         x = as_array("x", x)
-        if _batched_ndim(name, nd, x.shape, kwargs.get("layout")) == x.ndim:
+        if op.batched_ndim(x.shape, kwargs.get("layout")) == x.ndim:
             return fn(x, *args, **kwargs)
         out = kwargs.get("out")
         if isinstance(out, np.ndarray):
@@ -440,8 +405,9 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
     y, target = _api.output_array(out, horz.out_shape, dtype, inputs)
     if y.size == 0:
         return y
-    _flattened_into(dw.desc(algorithm), np.ascontiguousarray(k).reshape(cout, 1, *k.shape[1:]), contiguous(bias, dtype),
-                    contiguous(ch, dtype), np.ascontiguousarray(x, dtype=dtype), target)
+    _flattened_into(dw.desc(algorithm), np.ascontiguousarray(k).reshape(cout, 1, *k.shape[1:]),
+                    contiguous(bias, dtype), contiguous(ch, dtype), np.ascontiguousarray(x, dtype=dtype),
+                    target)
     if target is not y:
         y[...] = target
     return y

@@ -19,7 +19,7 @@ import functools
 import inspect
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from ._api import _is_int
+from ._api import LAYOUTS, _is_int, channels_last
 
 #: Default value of every optional parameter of the public functions, by name: a parameter means
 #: the same thing, with the same default, wherever it appears.
@@ -110,11 +110,45 @@ class Operation:
         params.append(self.signature.parameters["algorithm"])
         return inspect.Signature(params)
 
+    def batched_ndim(self, shape: Tuple[int, ...], layout: Any) -> int:
+        """x's dimensions when batched (x.ndim or x.ndim + 1) for a call on an x of this shape;
+        ValueError for any other. Unbatched x is (C, *spatial) (channels-last: (*spatial,
+        C)), like torch >= 1.11. channel_shuffle (nd None) takes its spatial dimensions from layout;
+        without one, x is batched, at least 3-D, as torch.channel_shuffle reads it."""
+        name, nd, ndim = self.name, self.nd, len(shape)
+        if nd is None:
+            if layout is None:
+                if ndim < 3:
+                    raise ValueError(f"{name}: x must be (N, C, *spatial), at least 3-D as in "
+                                     f"torch.channel_shuffle, got shape {tuple(shape)}; for an "
+                                     f"unbatched x (C, *spatial) pass layout= (e.g. 'NCW' for (C, L))")
+                return ndim
+            nd = next((k for k, names in LAYOUTS.items()
+                       if isinstance(layout, str) and layout.upper() in names), None)
+            if nd is None:
+                raise ValueError(f"layout must be one of {sorted(sum(LAYOUTS.values(), ()))} or "
+                                 f"None, got {layout!r}")
+        if ndim in (nd + 1, nd + 2):
+            return nd + 2
+        last = channels_last(layout, nd)
+        names = LAYOUTS[nd][last]
+        unbatched = names.replace("N", "")
+        hint = ""
+        if ndim == nd:
+            one = "x[..., None]" if last else "x[None]"
+            batch = "x[None, ..., None]" if last else "x[None, None]"
+            hint = (f"; for one channel pass {one} (unbatched, result {unbatched}) or {batch} "
+                    f"(a batch of one)")
+        given = "" if layout is None else f" with layout={layout!r}"
+        raise ValueError(f"{name}: x must be {nd + 2}-D ({names}) or {nd + 1}-D unbatched ({unbatched})"
+                         f"{given}, got shape {tuple(shape)}{hint}")
+
     @functools.cached_property
     def dask_signature(self) -> inspect.Signature:
         """cconv.dask.<name>: no out= (the result is lazy), threads= last."""
         params = [p for p in self.signature.parameters.values() if p.name != "out"]
-        params.append(inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=DEFAULTS["threads"]))
+        params.append(inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY,
+                                        default=DEFAULTS["threads"]))
         return inspect.Signature(params)
 
 

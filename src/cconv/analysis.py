@@ -19,6 +19,7 @@ Example (the article's depthwise separable example)::
     >>> analysis.cost("separable_conv2d", (1, 3, 7, 7), (3, 1, 3, 3), (128, 3, 1, 1)).multiplications
     10275
 """
+import dataclasses
 from dataclasses import dataclass, field
 import itertools
 import math
@@ -157,15 +158,17 @@ def _bind(fn, x_shape, args, kwargs):
 
 
 def _resolve(fn, x_shape, args, kwargs):
-    """(stages, index of the stage that adds the bias or None), every argument validated as the
-    function validates it. The bias belongs to the last convolution, which is not the last stage
-    of shuffled_grouped_conv2d: the forward adds it before the shuffle."""
+    """(stages, index of the stage that adds the bias or None, whether x is unbatched), every
+    argument validated as the function validates it. The bias belongs to the last convolution,
+    which is not the last stage of shuffled_grouped_conv2d: the forward adds it before the
+    shuffle. An unbatched x runs as a batch of one, as in the function."""
     name, x_shape, weights, rest, bias = _bind(fn, x_shape, args, kwargs)
-    sts = _registry.describe(name, x_shape, *weights, **rest)
+    unbatched = _registry.get(name).batched_ndim(x_shape, rest.get("layout")) != len(x_shape)
+    sts = _registry.describe(name, (1,) * unbatched + x_shape, *weights, **rest)
     convs = [i for i, st in enumerate(sts) if not isinstance(st, _api.ShuffleStage)]
     if not convs or not _bias_present(bias, sts[convs[-1]].out_channels):
-        return sts, None
-    return sts, convs[-1]
+        return sts, None, unbatched
+    return sts, convs[-1], unbatched
 
 
 def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
@@ -175,7 +178,8 @@ def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
     Composite functions run several convolutions: ``separable_conv2d`` is a depthwise then a
     1x1 stage, ``spatially_separable_conv2d`` a k_h x 1 then a 1 x k_w stage,
     ``flattened_conv2d`` a 1x1, a vertical and a horizontal (depthwise) stage;
-    ``shuffled_grouped_conv2d`` is a grouped convolution then a ``ShuffleStage``."""
+    ``shuffled_grouped_conv2d`` is a grouped convolution then a ``ShuffleStage``. For an
+    unbatched x, the stages of a batch of one."""
     return _resolve(fn, x_shape, weight_shapes, conv_kwargs)[0]
 
 
@@ -190,7 +194,8 @@ def output_shape(fn, x_shape, *weight_shapes, **conv_kwargs):
     >>> output_shape("conv2d", (1, 3, 7, 7), (128, 3, 3, 3), padding="same")
     (1, 128, 7, 7)
     """
-    return tuple(stages(fn, x_shape, *weight_shapes, **conv_kwargs)[-1].out_shape)
+    sts, _, unbatched = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
+    return tuple(sts[-1].out_shape)[unbatched:]
 
 
 # --------------------------------------------------------------------------- costs
@@ -366,9 +371,12 @@ def stage_costs(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
     separable, spatially separable and shuffled grouped (the conv, then the shuffle), three for
     flattened); their sum is :func:`cost`. The bias, if any, belongs to the last convolution
     stage (for shuffled_grouped_conv2d the conv: the forward adds it before shuffling)."""
-    sts, bias_at = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
+    sts, bias_at, unbatched = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
     size = _itemsize(itemsize)
-    return [_stage_cost(st, i == bias_at, size) for i, st in enumerate(sts)]
+    costs = [_stage_cost(st, i == bias_at, size) for i, st in enumerate(sts)]
+    if unbatched:  # the counts of a batch of one; the shapes the function returns
+        costs = [dataclasses.replace(c, output_shape=c.output_shape[1:]) for c in costs]
+    return costs
 
 
 def cost(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):

@@ -415,7 +415,7 @@ def _forward(op, x, args, threads):
         _functions._check_algorithm(args["algorithm"])
     x = _as_dask(x)
     # Unbatched x (C, *spatial): a batch of one, then the batch axis dropped, as in cconv.
-    if _functions._batched_ndim(op.name, op.nd, x.shape, args.get("layout")) != x.ndim:
+    if op.batched_ndim(x.shape, args.get("layout")) != x.ndim:
         return _forward(op, x[None], args, threads)[0]
     if op.name == "channel_shuffle":
         return _channel_shuffle(x, args["groups"], args["layout"], threads)
