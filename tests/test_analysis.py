@@ -408,7 +408,7 @@ def test_cost_takes_the_functions_arguments():
     (lambda: A.cost("conv2d", (1, 3, 2, 2), (4, 3, 3, 3)), ValueError),        # kernel too big
     (lambda: A.output_shape("conv2d", (1, 3, 8, 8), (4, 3, 3, 3), np.zeros(5)), ValueError),
     (lambda: A.cost("channel_shuffle", (1, 4, 2, 2), 2, bias=True), TypeError),
-    (lambda: A.cost("depthwise_conv2d", (1, 4, 5, 5), (4, 1, 3, 3), padding_mode="reflect"), TypeError),
+    (lambda: A.cost("depthwise_conv2d", (1, 4, 5, 5), (4, 1, 3, 3), groups=4), TypeError),
     (lambda: A.output_shape("separable_conv2d", (1, 3, 8, 8), (3, 1, 3, 3), (4, 3, 3, 3)), ValueError),
     (lambda: A.output_shape("channel_shuffle", (1, 5, 4, 4), 2), ValueError),
 ])

@@ -9,7 +9,7 @@ import numbers
 import os
 import warnings
 
-from . import _api, _core
+from . import _api, _core, _registry
 from ._functions import (
     ConvPlan, channel_shuffle, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
     conv_transpose3d, depthwise_conv2d, flattened_conv2d, plan_conv1d, plan_conv2d, plan_conv3d,
@@ -22,10 +22,8 @@ __version__ = _core.VERSION
 ISAS = ("avx512", "avx2", "generic")
 
 __all__ = [
-    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
-    "channel_shuffle", "shuffled_grouped_conv2d", "ConvPlan", "plan_conv1d", "plan_conv2d", "plan_conv3d",
-    "plan_conv_transpose1d", "plan_conv_transpose2d", "plan_conv_transpose3d",
+    *_registry.NAMES, "ConvPlan",
+    *(op.plan_name for op in _registry.OPERATIONS.values() if op.plan_name),
     "get_include", "show_config", "set_num_threads", "get_num_threads", "get_isa", "set_isa",
     "available_isas", "use_isa", "use_num_threads", "set_allow_lossy", "get_allow_lossy",
     "allow_lossy",
@@ -33,6 +31,11 @@ __all__ = [
 
 
 _SUBMODULES = ("analysis", "decompose", "grad", "dask", "bench")
+
+
+def __dir__():
+    # The public names: not the modules imported for internal use (os, contextlib, numbers, ...).
+    return sorted({*__all__, *_SUBMODULES, "ISAS", "__version__"})
 
 
 def __getattr__(name):

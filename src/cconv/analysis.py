@@ -1,7 +1,7 @@
 """Convolution arithmetic and cost models: the survey article's analysis as an API.
 
 Everything here works on *shapes*, never on data, and goes through the same argument
-validation the kernels use (``cconv._api`` / ``cconv._functions.describe``), so the numbers
+validation the kernels use (``cconv._api`` / ``cconv._registry.describe``), so the numbers
 describe exactly what the functions compute:
 
 * :func:`output_size`, :func:`transposed_output_size`: one spatial dimension's size.
@@ -19,27 +19,23 @@ Example (the article's depthwise separable example)::
     >>> analysis.cost("separable_conv2d", (1, 3, 7, 7), (3, 1, 3, 3), (128, 3, 1, 1)).multiplications
     10275
 """
+import dataclasses
 from dataclasses import dataclass, field
-import inspect
 import itertools
 import math
 import numbers
 
 import numpy as np
 
-from . import _api, _functions
+from . import _api, _registry
 
 __all__ = [
     "output_size", "transposed_output_size", "output_shape", "stages", "cost", "stage_costs",
     "Cost", "receptive_field", "checkerboard", "overlap_pattern", "FUNCTIONS",
 ]
 
-#: Names of the public functions the shape and cost models understand.
-FUNCTIONS = (
-    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
-    "channel_shuffle", "shuffled_grouped_conv2d",
-)
+#: Names of the public functions the shape and cost models understand: all of them.
+FUNCTIONS = _registry.NAMES
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -135,13 +131,6 @@ def transposed_output_size(i, k, stride=1, padding=0, output_padding=0, dilation
 
 # --------------------------------------------------------------------------- call binding
 
-def _fn_name(fn):
-    name = getattr(fn, "__name__", fn)
-    if not isinstance(name, str) or name not in FUNCTIONS:
-        raise ValueError(f"unknown function {fn!r}; expected one of {', '.join(FUNCTIONS)}")
-    return name
-
-
 def _as_shape(a):
     """An array (anything with .shape) or a shape -> tuple of ints."""
     if hasattr(a, "shape"):
@@ -152,42 +141,34 @@ def _as_shape(a):
         raise TypeError(f"expected a shape (sequence of ints) or an array, got {a!r}") from None
 
 
-_DROP = ("bias", "out", "algorithm", "fused")
-
-
 def _bind(fn, x_shape, args, kwargs):
     """Binds the arguments exactly as the public function would; returns
     (name, x_shape, weight shapes / groups, stage kwargs, bias argument)."""
-    name = _fn_name(fn)
-    sig = inspect.signature(getattr(_functions, name))
+    op = _registry.get(fn)
     try:
-        bound = sig.bind(x_shape, *args, **kwargs)
+        bound = op.signature.bind(x_shape, *args, **kwargs)
     except TypeError as e:
-        raise TypeError(f"{name}: {e}") from None
-    params = list(sig.parameters.values())
-    x_param = params[0].name
-    # the required positional parameters after x: the weights (channel_shuffle: groups)
-    weight_names = [p.name for p in params[1:]
-                    if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
-    weights = []
-    for w in weight_names:
-        v = bound.arguments[w]
-        weights.append(v if w == "groups" else _as_shape(v))  # an int argument, not a shape
+        raise TypeError(f"{op.name}: {e}") from None
+    # the required parameters after x: the weights (and groups, an int argument, not a shape)
+    weights = [bound.arguments[w] if w == "groups" else _as_shape(bound.arguments[w])
+               for w in op.required]
     rest = {k: v for k, v in bound.arguments.items()
-            if k not in weight_names and k != x_param and k not in _DROP}
-    return name, _as_shape(bound.arguments[x_param]), weights, rest, bound.arguments.get("bias")
+            if k not in op.required and k != "x" and k not in _registry.RUN_ONLY}
+    return op.name, _as_shape(bound.arguments["x"]), weights, rest, bound.arguments.get("bias")
 
 
 def _resolve(fn, x_shape, args, kwargs):
-    """(stages, index of the stage that adds the bias or None), every argument validated as the
-    function validates it. The bias belongs to the last convolution, which is not the last stage
-    of shuffled_grouped_conv2d: the forward adds it before the shuffle."""
+    """(stages, index of the stage that adds the bias or None, whether x is unbatched), every
+    argument validated as the function validates it. The bias belongs to the last convolution,
+    which is not the last stage of shuffled_grouped_conv2d: the forward adds it before the
+    shuffle. An unbatched x runs as a batch of one, as in the function."""
     name, x_shape, weights, rest, bias = _bind(fn, x_shape, args, kwargs)
-    sts = _functions.describe(name, x_shape, *weights, **rest)
+    unbatched = _registry.get(name).batched_ndim(x_shape, rest.get("layout")) != len(x_shape)
+    sts = _registry.describe(name, (1,) * unbatched + x_shape, *weights, **rest)
     convs = [i for i, st in enumerate(sts) if not isinstance(st, _api.ShuffleStage)]
     if not convs or not _bias_present(bias, sts[convs[-1]].out_channels):
-        return sts, None
-    return sts, convs[-1]
+        return sts, None, unbatched
+    return sts, convs[-1], unbatched
 
 
 def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
@@ -197,7 +178,8 @@ def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
     Composite functions run several convolutions: ``separable_conv2d`` is a depthwise then a
     1x1 stage, ``spatially_separable_conv2d`` a k_h x 1 then a 1 x k_w stage,
     ``flattened_conv2d`` a 1x1, a vertical and a horizontal (depthwise) stage;
-    ``shuffled_grouped_conv2d`` is a grouped convolution then a ``ShuffleStage``."""
+    ``shuffled_grouped_conv2d`` is a grouped convolution then a ``ShuffleStage``. For an
+    unbatched x, the stages of a batch of one."""
     return _resolve(fn, x_shape, weight_shapes, conv_kwargs)[0]
 
 
@@ -212,7 +194,8 @@ def output_shape(fn, x_shape, *weight_shapes, **conv_kwargs):
     >>> output_shape("conv2d", (1, 3, 7, 7), (128, 3, 3, 3), padding="same")
     (1, 128, 7, 7)
     """
-    return tuple(stages(fn, x_shape, *weight_shapes, **conv_kwargs)[-1].out_shape)
+    sts, _, unbatched = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
+    return tuple(sts[-1].out_shape)[unbatched:]
 
 
 # --------------------------------------------------------------------------- costs
@@ -388,9 +371,12 @@ def stage_costs(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
     separable, spatially separable and shuffled grouped (the conv, then the shuffle), three for
     flattened); their sum is :func:`cost`. The bias, if any, belongs to the last convolution
     stage (for shuffled_grouped_conv2d the conv: the forward adds it before shuffling)."""
-    sts, bias_at = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
+    sts, bias_at, unbatched = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
     size = _itemsize(itemsize)
-    return [_stage_cost(st, i == bias_at, size) for i, st in enumerate(sts)]
+    costs = [_stage_cost(st, i == bias_at, size) for i, st in enumerate(sts)]
+    if unbatched:  # the counts of a batch of one; the shapes the function returns
+        costs = [dataclasses.replace(c, output_shape=c.output_shape[1:]) for c in costs]
+    return costs
 
 
 def cost(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):

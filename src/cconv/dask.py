@@ -49,13 +49,7 @@ import dask.array as da
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _api, _core, _functions
-
-__all__ = [
-    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "depthwise_conv2d", "separable_conv2d", "spatially_separable_conv2d", "flattened_conv2d",
-    "channel_shuffle",
-]
+from . import _api, _core, _functions, _registry
 
 
 # ------------------------------------------------------------------ settings inside tasks
@@ -421,12 +415,28 @@ def _axis_params(stages, nd):
     return params
 
 
-def _forward(fn_name, x, named_weights, bias, describe_kwargs, call_kwargs, threads):
+def _forward(op, x, args, threads):
+    """The lazy result of op (a registry record) for the bound arguments args (x excluded)."""
     threads = _check_threads(threads)
+    if "algorithm" in args:
+        _functions._check_algorithm(args["algorithm"])
     x = _as_dask(x)
-    weights = _operands(named_weights)
-    bias = None if bias is None else _Operand("bias", bias)
-    stages = _functions.describe(fn_name, x.shape, *[w.shape for w in weights], **describe_kwargs)
+    # Unbatched x (C, *spatial): a batch of one, then the batch axis dropped, as in cconv.
+    if op.batched_ndim(x.shape, args.get("layout")) != x.ndim:
+        return _forward(op, x[None], args, threads)[0]
+    if op.name == "channel_shuffle":
+        return _channel_shuffle(x, args["groups"], args["layout"], threads)
+    weights = _operands([(n, args[n]) for n in op.weights])
+    bias = None if args["bias"] is None else _Operand("bias", args["bias"])
+    # describe() sees every argument; each block call gets the others: its padding is given per
+    # block (the input range is gathered for the padding mode, zeros at the true borders), and a
+    # transposed block computes its full contribution, cropped afterwards.
+    describe_kwargs = {k: v for k, v in args.items() if k not in op.weights and k != "bias"}
+    call_kwargs = {k: v for k, v in describe_kwargs.items()
+                   if k not in ("padding", "padding_mode", "output_padding")}
+    if op.transposed:
+        call_kwargs.update(padding=0, output_padding=0)
+    stages = _registry.describe(op.name, x.shape, *[w.shape for w in weights], **describe_kwargs)
     _api.check_bias(None if bias is None else bias.proxy(), stages[-1].out_channels)
     out_dtype = _api.result_dtype(x, *[w.proxy() for w in weights],
                                   None if bias is None else bias.proxy())
@@ -439,113 +449,11 @@ def _forward(fn_name, x, named_weights, bias, describe_kwargs, call_kwargs, thre
         params = _axis_params(stages, first.nd)
     if "algorithm" in call_kwargs:  # a disallowed algorithm fails here, not in every task
         _api.effective_algorithm(call_kwargs["algorithm"])
-    token = (fn_name, sorted(describe_kwargs.items(), key=lambda kv: kv[0]),
+    token = (op.name, sorted(describe_kwargs.items(), key=lambda kv: kv[0]),
              sorted(call_kwargs.items(), key=lambda kv: kv[0]))
-    return _build(fn_name, getattr(_functions, fn_name), x, weights, bias, first.channels_last,
+    return _build(op.name, op.function, x, weights, bias, first.channels_last,
                   params, call_kwargs, stages[-1].out_channels, out_dtype, first.transposed,
                   _core.isa_override.get(), _api.lossy_override.get(), threads, repr(token))
-
-
-def _conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm,
-          threads):
-    _functions._check_algorithm(algorithm)
-    return _forward(f"conv{nd}d", x, [("weight", weight)], bias,
-                    dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
-                         padding_mode=padding_mode, layout=layout),
-                    dict(stride=stride, dilation=dilation, groups=groups, layout=layout,
-                         algorithm=algorithm), threads)
-
-
-def _conv_t(nd, x, weight, bias, stride, padding, output_padding, groups, dilation, layout,
-            algorithm, threads):
-    _functions._check_algorithm(algorithm)
-    return _forward(f"conv_transpose{nd}d", x, [("weight", weight)], bias,
-                    dict(stride=stride, padding=padding, output_padding=output_padding,
-                         groups=groups, dilation=dilation, layout=layout),
-                    dict(stride=stride, padding=0, output_padding=0, groups=groups,
-                         dilation=dilation, layout=layout, algorithm=algorithm), threads)
-
-
-def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv1d over a dask array x (N, C_in, L) or layout="NWC"; returns a lazy dask array."""
-    return _conv(1, x, weight, bias, stride, padding, dilation, groups, padding_mode, layout,
-                 algorithm, threads)
-
-
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv2d over a dask array x (N, C_in, H, W) or layout="NHWC"; lazy result.
-
-    Every padding form and padding_mode of cconv.conv2d; threads: cconv threads per task
-    ("auto": 1 in worker threads, see the module docstring)."""
-    return _conv(2, x, weight, bias, stride, padding, dilation, groups, padding_mode, layout,
-                 algorithm, threads)
-
-
-def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv3d over a dask array x (N, C_in, D, H, W) or layout="NDHWC"; lazy result."""
-    return _conv(3, x, weight, bias, stride, padding, dilation, groups, padding_mode, layout,
-                 algorithm, threads)
-
-
-def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv_transpose1d over a dask array; lazy result."""
-    return _conv_t(1, x, weight, bias, stride, padding, output_padding, groups, dilation, layout,
-                   algorithm, threads)
-
-
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv_transpose2d over a dask array; lazy result."""
-    return _conv_t(2, x, weight, bias, stride, padding, output_padding, groups, dilation, layout,
-                   algorithm, threads)
-
-
-def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv_transpose3d over a dask array; lazy result."""
-    return _conv_t(3, x, weight, bias, stride, padding, output_padding, groups, dilation, layout,
-                   algorithm, threads)
-
-
-def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, layout=None,
-                     threads="auto"):
-    """cconv.depthwise_conv2d over a dask array; lazy result."""
-    return _forward("depthwise_conv2d", x, [("weight", weight)], bias,
-                    dict(stride=stride, padding=padding, dilation=dilation, layout=layout),
-                    dict(stride=stride, dilation=dilation, layout=layout), threads)
-
-
-def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
-                     dilation=1, *, layout=None, threads="auto"):
-    """cconv.separable_conv2d over a dask array (one call per block); lazy result."""
-    return _forward("separable_conv2d", x, [("depthwise_weight", depthwise_weight),
-                                            ("pointwise_weight", pointwise_weight)], bias,
-                    dict(stride=stride, padding=padding, dilation=dilation, layout=layout),
-                    dict(stride=stride, dilation=dilation, layout=layout), threads)
-
-
-def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None, stride=1,
-                               padding=0, dilation=1, groups=1, *, layout=None, threads="auto"):
-    """cconv.spatially_separable_conv2d over a dask array (one call per block); lazy result."""
-    return _forward("spatially_separable_conv2d", x, [("vertical_weight", vertical_weight),
-                                                      ("horizontal_weight", horizontal_weight)],
-                    bias, dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
-                               layout=layout),
-                    dict(stride=stride, dilation=dilation, groups=groups, layout=layout), threads)
-
-
-def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias=None, stride=1,
-                     padding=0, dilation=1, *, layout=None, threads="auto"):
-    """cconv.flattened_conv2d over a dask array (one call per block); lazy result."""
-    return _forward("flattened_conv2d", x, [("channel_weight", channel_weight),
-                                            ("vertical_weight", vertical_weight),
-                                            ("horizontal_weight", horizontal_weight)], bias,
-                    dict(stride=stride, padding=padding, dilation=dilation, layout=layout),
-                    dict(stride=stride, dilation=dilation, layout=layout), threads)
 
 
 def _shuffle_block(block, groups, layout, threads):
@@ -553,14 +461,37 @@ def _shuffle_block(block, groups, layout, threads):
         return _functions.channel_shuffle(block, groups, layout=layout)
 
 
-def channel_shuffle(x, groups, *, layout=None, threads="auto"):
-    """cconv.channel_shuffle over a dask array: channels rechunked to one chunk, every block
-    shuffled independently; dtype kept. Lazy result."""
-    threads = _check_threads(threads)
-    x = _as_dask(x)
-    (st,) = _functions.describe("channel_shuffle", x.shape, groups, layout=layout)
+def _channel_shuffle(x, groups, layout, threads):
+    """Channels rechunked to one chunk, every block shuffled independently; dtype kept."""
+    (st,) = _registry.describe("channel_shuffle", x.shape, groups, layout=layout)
     caxis = x.ndim - 1 if st.channels_last else 1
     if x.numblocks[caxis] != 1:
         x = x.rechunk({caxis: -1})
     return x.map_blocks(_shuffle_block, st.groups, layout, threads, dtype=x.dtype,
                         name="cconv-channel-shuffle-" + tokenize(x.name, st.groups, layout, threads))
+
+
+# ------------------------------------------------------------------ the public wrappers
+
+def _wrapper(op):
+    """cconv.dask.<name>: the signature of cconv.<name> without out=, plus threads=."""
+    sig = op.dask_signature
+
+    def fn(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = dict(bound.arguments)
+        return _forward(op, a.pop("x"), a, a.pop("threads"))
+
+    fn.__name__ = fn.__qualname__ = op.name
+    fn.__module__ = __name__
+    fn.__signature__ = sig
+    fn.__doc__ = (f"cconv.{op.name} over a dask array x (or anything dask.array.asarray takes), "
+                  f"as a lazy dask array.\n\nThe arguments of cconv.{op.name} (out= aside), and "
+                  f"threads: cconv threads per task (\"auto\": 1 in worker threads, None: leave "
+                  f"cconv's setting; see the module docstring).")
+    return fn
+
+
+__all__ = [op.name for op in _registry.OPERATIONS.values() if op.dask]
+globals().update({name: _wrapper(_registry.OPERATIONS[name]) for name in __all__})

@@ -85,8 +85,9 @@ from . import _api
 from ._api import as_array, conv_geometry, result_dtype
 from ._core import weight_grad_into as _weight_grad_into
 from ._functions import (
-    _run, channel_shuffle as _channel_shuffle, depthwise_stages, flattened_stages,
-    separable_stages, shuffle_stage, shuffled_grouped_stages, spatially_separable_stages,
+    channel_shuffle as _channel_shuffle, depthwise_stages, flattened_stages,
+    run_convolution as _run, separable_stages, shuffle_stage, shuffled_grouped_stages,
+    spatially_separable_stages,
 )
 
 __all__ = [
@@ -98,6 +99,11 @@ __all__ = [
     "separable_conv2d_grads", "spatially_separable_conv2d_grads", "flattened_conv2d_grads",
     "shuffled_grouped_conv2d_grads", "channel_shuffle_input",
 ]
+
+
+def __dir__():
+    # The gradients only: not the helpers imported above (np, as_array, the stage builders, ...).
+    return sorted(__all__)
 
 # ------------------------------------------------------------------ small helpers
 
