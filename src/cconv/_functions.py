@@ -47,7 +47,68 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            padding_mode="zeros", layout=None, out=None, algorithm="auto"):
     """1-D convolution (cross-correlation) like torch.nn.functional.conv1d.
 
-    x (N, C_in, L) or layout="NWC" (N, L, C_in); weight (C_out, C_in/groups, k)."""
+    The 1-D case of :func:`conv2d`: each filter slides along the signal and the products are
+    summed, the kernel not flipped.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, L)``
+        Input; ``(N, L, C_in)`` with ``layout="NWC"``. An unbatched ``(C_in, L)`` input gives
+        an unbatched result.
+    weight : array_like, shape ``(C_out, C_in / groups, k)``
+        Filters.
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride, dilation : int or (int,), optional
+        Default 1.
+    padding : int, (int,), ((int, int),), "valid" or "same", optional
+        Padding per side, or ``((before, after),)``. Default 0.
+    groups : int, optional
+        Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
+        See :func:`conv2d`. Default "zeros".
+    layout : {None, "NCW", "NWC"}, optional
+        Default None (``"NCW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "depthwise", "grouped", "reference"}, optional
+        See :func:`conv2d` (Winograd is 2-D and 3-D only). Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OL)``
+        ``(N, OL, C_out)`` with ``layout="NWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, a kernel larger than the padded input, an unknown option or an
+        unusable `out`, as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, conv_transpose1d, plan_conv1d, cconv.grad.conv1d_input, cconv.grad.conv1d_weight
+
+    Notes
+    -----
+    ``y[n, o, i] = bias[o] + sum_{c, p} weight[o, c, p] * x_pad[n, (o // G) * (C_in / groups) + c,
+    i*s + p*d]`` with ``G = C_out / groups``, and
+    ``OL = floor((L + pad_before + pad_after - d * (k - 1) - 1) / s) + 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.array([[[1.0, 2.0, 3.0, 4.0, 5.0]]])
+    >>> cconv.conv1d(x, np.array([[[1.0, 0.0, -1.0]]]))
+    array([[[-2., -2., -2.]]])
+    >>> cconv.conv1d(x, np.array([[[1.0, 0.0, -1.0]]]), padding=1, padding_mode="replicate")
+    array([[[-1., -2., -2., -2., -1.]]])
+    >>> cconv.conv1d(np.ones((2, 4, 100)), np.ones((6, 2, 5)), stride=2, groups=2).shape
+    (2, 6, 48)
+    """
     return _conv(1, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
                  layout, out, algorithm)
 
@@ -175,14 +236,141 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
 
 def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            padding_mode="zeros", layout=None, out=None, algorithm="auto"):
-    """3-D convolution like torch.nn.functional.conv3d; x (N, C, D, H, W) or layout="NDHWC"."""
+    """3-D convolution (cross-correlation) like torch.nn.functional.conv3d.
+
+    The 3-D case of :func:`conv2d`, for volumes and video.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, D, H, W)``
+        Input; ``(N, D, H, W, C_in)`` with ``layout="NDHWC"``. An unbatched
+        ``(C_in, D, H, W)`` input gives an unbatched result.
+    weight : array_like, shape ``(C_out, C_in / groups, kd, kh, kw)``
+        Filters.
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride, dilation : int or (int, int, int), optional
+        Default 1.
+    padding : int, 3 ints, 3 (before, after) pairs, "valid" or "same", optional
+        As in :func:`conv2d`, with three dimensions. Default 0.
+    groups : int, optional
+        Number of independent channel groups. Default 1.
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
+        See :func:`conv2d`. Default "zeros".
+    layout : {None, "NCDHW", "NDHWC"}, optional
+        Default None (``"NCDHW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "winograd", "depthwise", "grouped", "reference"}, optional
+        See :func:`conv2d`; Winograd needs ``kh = kw = 3`` with stride 1 along H and W (any
+        depth kernel). Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OD, OH, OW)``
+        ``(N, OD, OH, OW, C_out)`` with ``layout="NDHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, a kernel larger than the padded input, an unknown option or an
+        unusable `out`, as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, conv_transpose3d, plan_conv3d, cconv.dask.conv3d
+
+    Notes
+    -----
+    The sum of :func:`conv2d` over one more dimension; per dimension
+    ``out = floor((in + pad_before + pad_after - d * (k - 1) - 1) / s) + 1``.
+    ``algorithm="auto"`` may choose Winograd for ``kd x 3 x 3`` layers with stride 1 in H and W,
+    one group and many channels, whose float32 error is about ten times that of direct
+    convolution; ``algorithm="exact"`` or ``cconv.set_allow_lossy(False)`` /
+    ``cconv.allow_lossy(False)`` forbid it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.ones((1, 2, 4, 5, 6), dtype=np.float32)
+    >>> w = np.ones((3, 2, 3, 3, 3), dtype=np.float32)
+    >>> y = cconv.conv3d(x, w, padding=1)
+    >>> y.shape, y.dtype
+    ((1, 3, 4, 5, 6), dtype('float32'))
+    >>> float(y[0, 0, 1, 1, 1]), float(y[0, 0, 0, 0, 0])   # 2*27 taps inside, 2*8 at a corner
+    (54.0, 16.0)
+    """
     return _conv(3, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
                  layout, out, algorithm)
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, *, layout=None, out=None, algorithm="auto"):
-    """Transposed 1-D convolution (the adjoint of conv1d); weight (C_in, C_out/groups, k)."""
+    """Transposed 1-D convolution (the adjoint of conv1d); weight (C_in, C_out/groups, k).
+
+    Also called fractionally strided convolution or "deconvolution": each input element
+    scatters a copy of the filter, scaled by its value, into the output; ``stride > 1``
+    upsamples. It is the gradient of :func:`conv1d` with respect to its input.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, L)``
+        Input; ``(N, L, C_in)`` with ``layout="NWC"``. An unbatched ``(C_in, L)`` input gives
+        an unbatched result.
+    weight : array_like, shape ``(C_in, C_out / groups, k)``
+        Filters (input channels first, as in PyTorch).
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride, dilation : int or (int,), optional
+        Default 1.
+    padding : int or (int,), optional
+        Cropped from each side of the full output (symmetric ints only). Default 0.
+    output_padding : int or (int,), optional
+        Extra outputs added at the end of each dimension, to pick one of the input sizes a
+        strided convolution maps to the same output size; smaller than
+        ``max(stride, dilation)``. Default 0.
+    groups : int, optional
+        Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    layout : {None, "NCW", "NWC"}, optional
+        Default None (``"NCW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "reference"}, optional
+        Kernel choice, see :func:`conv2d`. Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OL)``
+        ``(N, OL, C_out)`` with ``layout="NWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, asymmetric or string `padding`, `output_padding` too large,
+        padding that leaves no output, an unknown option or an unusable `out`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv1d, conv_transpose2d, plan_conv_transpose1d, cconv.grad.conv_transpose1d_input
+
+    Notes
+    -----
+    ``y[n, g*G + o, i*s + p*d - pad] += x[n, c, i] * weight[c, o, p]`` for every input channel
+    ``c`` of group ``g`` (``G = C_out / groups``), then the bias; the output size is
+    ``OL = s * (L - 1) - 2 * pad + d * (k - 1) + output_padding + 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> cconv.conv_transpose1d(np.array([[[1.0, 2.0]]]), np.array([[[1.0, 1.0, 1.0]]]), stride=2)
+    array([[[1., 1., 3., 2., 2.]]])
+    """
     return _conv(1, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, out, algorithm)
 
@@ -191,14 +379,164 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
                      dilation=1, *, layout=None, out=None, algorithm="auto"):
     """Transposed 2-D convolution like torch.nn.functional.conv_transpose2d.
 
-    Output size per dimension: s(i-1) - 2p + d(k-1) + output_padding + 1."""
+    Also called fractionally strided convolution or "deconvolution": each input pixel scatters
+    a copy of the filter, scaled by its value, into the output, so ``stride=2`` doubles the
+    size (decoders, segmentation, GAN generators). It is the adjoint of :func:`conv2d` with
+    the same weight: the gradient of conv2d with respect to its input.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``. An unbatched ``(C_in, H, W)``
+        input gives an unbatched result.
+    weight : array_like, shape ``(C_in, C_out / groups, kh, kw)``
+        Filters (input channels first, as in PyTorch).
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride, dilation : int or (int, int), optional
+        Default 1.
+    padding : int or (int, int), optional
+        Cropped from each side of the full output (symmetric ints only). Default 0.
+    output_padding : int or (int, int), optional
+        Extra outputs added at the end of each dimension, to pick one of the input sizes a
+        strided convolution maps to the same output size; smaller than
+        ``max(stride, dilation)``. Default 0.
+    groups : int, optional
+        Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    layout : {None, "NCHW", "NHWC"}, optional
+        Default None (``"NCHW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "winograd", "reference"}, optional
+        Kernel choice, see :func:`conv2d`; ``"winograd"`` needs 3x3 (in H and W), stride 1 and
+        one group. Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, asymmetric or string `padding`, `output_padding` too large,
+        padding that leaves no output, an unknown option or an unusable `out`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, conv_transpose1d, conv_transpose3d, plan_conv_transpose2d
+    cconv.grad.conv_transpose2d_input, cconv.grad.conv_transpose2d_weight
+    cconv.analysis.checkerboard : uneven overlap (checkerboard artifacts).
+
+    Notes
+    -----
+    For every input channel ``c`` of group ``g`` (``G = C_out / groups``)::
+
+        y[n, g*G + o, i*s_h + p*d_h - pad_h, j*s_w + q*d_w - pad_w] += x[n, c, i, j] * weight[c, o, p, q]
+
+    then the bias. Output size per dimension:
+    ``OH = s_h * (H - 1) - 2 * pad_h + d_h * (kh - 1) + output_padding_h + 1``.
+
+    With stride 1 and one group a transposed convolution is a convolution with the flipped
+    filter, so for 3x3 kernels ``algorithm="auto"`` may run it as Winograd, whose float32 error
+    is about ten times that of direct convolution; ``algorithm="exact"`` or
+    ``cconv.set_allow_lossy(False)`` / ``cconv.allow_lossy(False)`` forbid it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    >>> cconv.conv_transpose2d(x, np.ones((1, 1, 2, 2)), stride=2)   # nearest upsampling
+    array([[[[1., 1., 2., 2.],
+             [1., 1., 2., 2.],
+             [3., 3., 4., 4.],
+             [3., 3., 4., 4.]]]])
+
+    The adjoint of conv2d: ``<conv2d(a, w), b> == <a, conv_transpose2d(b, w)>``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> w = rng.standard_normal((4, 3, 3, 3))
+    >>> a = rng.standard_normal((2, 3, 9, 9))
+    >>> b = rng.standard_normal((2, 4, 4, 4))
+    >>> ta = cconv.conv_transpose2d(b, w, stride=2, padding=0)
+    >>> ta.shape
+    (2, 3, 9, 9)
+    >>> np.allclose(np.vdot(cconv.conv2d(a, w, stride=2), b), np.vdot(a, ta))
+    True
+    """
     return _conv(2, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, out, algorithm)
 
 
 def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, *, layout=None, out=None, algorithm="auto"):
-    """Transposed 3-D convolution; weight (C_in, C_out/groups, kd, kh, kw)."""
+    """Transposed 3-D convolution; weight (C_in, C_out/groups, kd, kh, kw).
+
+    The 3-D case of :func:`conv_transpose2d` (volumetric upsampling): the adjoint of
+    :func:`conv3d`.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, D, H, W)``
+        Input; ``(N, D, H, W, C_in)`` with ``layout="NDHWC"``. An unbatched
+        ``(C_in, D, H, W)`` input gives an unbatched result.
+    weight : array_like, shape ``(C_in, C_out / groups, kd, kh, kw)``
+        Filters (input channels first, as in PyTorch).
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride, dilation : int or (int, int, int), optional
+        Default 1.
+    padding : int or (int, int, int), optional
+        Cropped from each side of the full output (symmetric ints only). Default 0.
+    output_padding : int or (int, int, int), optional
+        Extra outputs added at the end of each dimension, to pick one of the input sizes a
+        strided convolution maps to the same output size; smaller than
+        ``max(stride, dilation)``. Default 0.
+    groups : int, optional
+        Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    layout : {None, "NCDHW", "NDHWC"}, optional
+        Default None (``"NCDHW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "winograd", "reference"}, optional
+        Kernel choice, see :func:`conv2d`; ``"winograd"`` needs 3x3 (in H and W), stride 1 and
+        one group. Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OD, OH, OW)``
+        ``(N, OD, OH, OW, C_out)`` with ``layout="NDHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, asymmetric or string `padding`, `output_padding` too large,
+        padding that leaves no output, an unknown option or an unusable `out`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv3d, conv_transpose2d, plan_conv_transpose3d, cconv.grad.conv_transpose3d_input
+
+    Notes
+    -----
+    As :func:`conv_transpose2d` with three dimensions; per dimension
+    ``out = s * (in - 1) - 2 * pad + d * (k - 1) + output_padding + 1``.
+    Stride-1, one-group ``kd x 3 x 3`` layers may run as Winograd under ``algorithm="auto"``
+    (see :func:`conv_transpose2d`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.ones((1, 2, 2, 3, 4), dtype=np.float32)
+    >>> cconv.conv_transpose3d(x, np.ones((2, 5, 2, 2, 2), np.float32), stride=2).shape
+    (1, 5, 4, 6, 8)
+    """
     return _conv(3, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, out, algorithm)
 
