@@ -630,7 +630,59 @@ def _run_stages(stages, x, weights, bias, out, inputs):
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, layout=None, out=None):
     """Depthwise 2-D convolution: each input channel convolved with its own m filters.
 
-    weight (C*m, 1, kh, kw); output channel c*m + j comes from input channel c."""
+    The spatial half of MobileNet's separable convolution: no sum across channels. The same as
+    ``conv2d(x, weight, groups=C)``, run by kernels made for one input channel per group.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C, H, W)``
+        Input; ``(N, H, W, C)`` with ``layout="NHWC"``. An unbatched ``(C, H, W)`` input gives
+        an unbatched result.
+    weight : array_like, shape ``(C * m, 1, kh, kw)``
+        ``m`` filters per input channel (the channel multiplier): output channel ``c*m + j``
+        comes from input channel ``c``.
+    bias : array_like, shape ``(C * m,)``, optional
+        Default None (no bias).
+    stride, padding, dilation, padding_mode, layout, out
+        As in :func:`conv2d`.
+    algorithm : {"auto", "exact", "depthwise", "grouped", "gemm", "reference"}, optional
+        See :func:`conv2d`. Depthwise layers never run Winograd, so "auto" and "exact" agree.
+        Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C * m, OH, OW)``
+        ``(N, OH, OW, C * m)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If `x` is not 4-D, `weight` is not ``(C * m, 1, kh, kw)``, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, separable_conv2d, cconv.grad.depthwise_conv2d_grads
+
+    Notes
+    -----
+    ``y[n, c*m + j, i, l] = bias[c*m + j] + sum_{p, q} weight[c*m + j, 0, p, q]
+    * x_pad[n, c, i*s_h + p*d_h, l*s_w + q*d_w]``; output sizes as in :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 6, 6))
+    >>> w = rng.standard_normal((6, 1, 3, 3))                 # m = 2 filters per channel
+    >>> y = cconv.depthwise_conv2d(x, w, padding=1)
+    >>> y.shape
+    (2, 6, 6, 6)
+    >>> np.allclose(y, cconv.conv2d(x, w, padding=1, groups=3))
+    True
+    """
     x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias, optional=True)
     stages = depthwise_stages(x.shape, weight.shape, stride, padding, dilation, layout)
     return _run_stages(stages, x, [weight], bias, out, (x, weight, bias))
@@ -640,11 +692,66 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1,
                      dilation=1, *, layout=None, out=None, fused=True):
     """Depthwise separable convolution (MobileNet, Xception): depthwise k x k, then 1x1.
 
-    depthwise_weight (C*m, 1, kh, kw), pointwise_weight (C_out, C*m, 1, 1), bias (C_out).
-    fused=True (the default; channels-first only) computes both stages band by band of output rows
-    in cache, so the (N, C*m, OH, OW) intermediate is never allocated: less memory traffic and a
-    lower peak memory. fused=False runs the two stages one after the other (same result up to
-    rounding: the 1x1 sums the channels in the same order, but with different FMA contraction)."""
+    A :func:`depthwise_conv2d` followed by a pointwise (1x1) :func:`conv2d` that mixes the
+    channels: about ``k*k`` times fewer multiplications than a full convolution.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C, H, W)``
+        Input; ``(N, H, W, C)`` with ``layout="NHWC"``; or unbatched ``(C, H, W)``.
+    depthwise_weight : array_like, shape ``(C * m, 1, kh, kw)``
+        The depthwise filters, ``m`` per input channel.
+    pointwise_weight : array_like, shape ``(C_out, C * m, 1, 1)``
+        The 1x1 filters.
+    bias : array_like, shape ``(C_out,)``, optional
+        Added after the pointwise stage. Default None.
+    stride, padding, dilation, padding_mode
+        Of the depthwise stage, as in :func:`conv2d`.
+    layout, out, algorithm
+        As in :func:`conv2d`; `algorithm` applies to the depthwise stage (never Winograd).
+    fused : bool, optional
+        True (default; channels-first only) computes both stages band by band of output rows in
+        cache, so the ``(N, C*m, OH, OW)`` intermediate is never allocated: less memory traffic
+        and a lower peak memory. False runs the two stages one after the other (the same result
+        up to rounding: the 1x1 sums the channels in the same order, with different FMA
+        contraction).
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If the weights do not have the shapes above, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    depthwise_conv2d, conv2d, cconv.grad.separable_conv2d_grads
+    cconv.analysis.cost : multiplications saved against conv2d.
+
+    Notes
+    -----
+    ``y = conv2d(depthwise_conv2d(x, depthwise_weight, None, stride, padding, dilation),
+    pointwise_weight, bias)``; output sizes as in :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 8, 8))
+    >>> dw = rng.standard_normal((3, 1, 3, 3))
+    >>> pw = rng.standard_normal((16, 3, 1, 1))
+    >>> y = cconv.separable_conv2d(x, dw, pw, padding=1)
+    >>> y.shape
+    (2, 16, 8, 8)
+    >>> np.allclose(y, cconv.conv2d(cconv.conv2d(x, dw, padding=1, groups=3), pw))
+    True
+    """
     x = as_array("x", x)
     dw, pw, bias = (as_array("depthwise_weight", depthwise_weight),
                     as_array("pointwise_weight", pointwise_weight), as_array("bias", bias, optional=True))
@@ -678,12 +785,74 @@ def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None,
                                padding=0, dilation=1, groups=1, *, layout=None, out=None, fused=True):
     """k_h x 1 convolution then 1 x k_w convolution (e.g. Sobel = [1,2,1]^T x [-1,0,1]).
 
-    stride/padding/dilation given per (h, w) apply to the vertical pass on h, the horizontal on w.
-    fused=True (the default, both layouts) runs the two passes a chunk of images at a time, the
-    chunk's intermediate (8 MiB, at least one image) still in cache when the horizontal pass reads
-    it: a batch whose (N, C_mid, OH, W) intermediate is larger never allocates it whole.
-    fused=False runs the passes one after the other over the whole batch (the same kernels on
-    other slices of the batch: the results are bitwise equal)."""
+    A separable (rank-1) k_h x k_w filter as two 1-D passes: ``k_h + k_w`` instead of
+    ``k_h * k_w`` taps (Inception's 7x1 + 1x7). :func:`cconv.decompose.spatially_separable`
+    factors a full kernel into this form.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``; or unbatched ``(C_in, H, W)``.
+    vertical_weight : array_like, shape ``(C_mid, C_in / groups, kh, 1)``
+        The vertical (first) pass.
+    horizontal_weight : array_like, shape ``(C_out, C_mid / groups, 1, kw)``
+        The horizontal (second) pass.
+    bias : array_like, shape ``(C_out,)``, optional
+        Added after the horizontal pass. Default None.
+    stride, padding, dilation : optional
+        As in :func:`conv2d`, for the whole ``kh x kw`` filter: the H parts apply to the
+        vertical pass, the W parts to the horizontal one.
+    groups : int, optional
+        Channel groups of both passes. Default 1.
+    padding_mode, layout, out, algorithm
+        As in :func:`conv2d` (these 1-D passes never run Winograd).
+    fused : bool, optional
+        True (default, both layouts) runs the two passes a chunk of images at a time, the
+        chunk's intermediate (8 MiB, at least one image) still in cache when the horizontal
+        pass reads it, so a large ``(N, C_mid, OH, W)`` intermediate is never allocated whole.
+        False runs the passes one after the other over the whole batch; the results are
+        bitwise equal.
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If the weights do not have the shapes above, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, flattened_conv2d, cconv.decompose.spatially_separable,
+    cconv.grad.spatially_separable_conv2d_grads
+
+    Notes
+    -----
+    With ``C_mid == C_in`` and ``groups == C_in`` each channel is filtered by the outer product
+    ``vertical[c] x horizontal[c]``; in general the result is
+    ``conv2d(conv2d(x, vertical_weight, ...), horizontal_weight, ...)``. Output sizes as in
+    :func:`conv2d` for the ``kh x kw`` filter.
+
+    Examples
+    --------
+    The Sobel filter, as two passes and as one 3x3 filter:
+
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.random.default_rng(0).standard_normal((1, 1, 6, 7))
+    >>> v = np.array([1.0, 2.0, 1.0]).reshape(1, 1, 3, 1)
+    >>> h = np.array([-1.0, 0.0, 1.0]).reshape(1, 1, 1, 3)
+    >>> y = cconv.spatially_separable_conv2d(x, v, h, padding=1)
+    >>> y.shape
+    (1, 1, 6, 7)
+    >>> sobel = np.outer(v.ravel(), h.ravel()).reshape(1, 1, 3, 3)
+    >>> np.allclose(y, cconv.conv2d(x, sobel, padding=1))
+    True
+    """
     x = as_array("x", x)
     v, h, bias = (as_array("vertical_weight", vertical_weight),
                   as_array("horizontal_weight", horizontal_weight), as_array("bias", bias, optional=True))
@@ -726,14 +895,70 @@ def _run_chunked(stages, x, weights, bias, out, inputs):
 def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias=None, stride=1,
                      padding=0, dilation=1, *, layout=None, out=None, fused=True):
     """Flattened convolution (arXiv 1412.5474): 1x1 across channels, then a vertical and a
-    horizontal 1-D filter per output channel. Equals conv2d with the rank-1 filters
-    W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j] (zero padding).
+    horizontal 1-D filter per output channel.
 
-    fused=True (the default) runs the 1x1 and then one depthwise pass with the kh x kw filters
-    vertical[o, i] * horizontal[o, j] (products rounded once to the dtype): channels-first band
-    by band of output rows in cache, so no (N, C_out, H, W) intermediate is allocated;
-    channels-last a chunk of images at a time, like spatially_separable_conv2d. fused=False runs
-    the three stages one after the other (same result up to rounding)."""
+    Equals :func:`conv2d` with the rank-1 filters
+    ``W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j]`` (with zero padding),
+    at ``C_in + kh + kw`` instead of ``C_in * kh * kw`` parameters per filter.
+    :func:`cconv.decompose.flatten` fits these factors to a full filter bank.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``; or unbatched ``(C_in, H, W)``.
+    channel_weight : array_like, shape ``(C_out, C_in)``
+        The 1x1 stage.
+    vertical_weight : array_like, shape ``(C_out, kh)``
+        One vertical filter per output channel.
+    horizontal_weight : array_like, shape ``(C_out, kw)``
+        One horizontal filter per output channel.
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None.
+    stride, padding, dilation, padding_mode, layout, out, algorithm
+        As in :func:`conv2d`, for the ``kh x kw`` filter (never Winograd).
+    fused : bool, optional
+        True (default) runs the 1x1 and then one depthwise pass with the ``kh x kw`` filters
+        ``vertical[o, i] * horizontal[o, j]`` (products rounded once to the dtype):
+        channels-first band by band of output rows in cache, so no ``(N, C_out, H, W)``
+        intermediate is allocated; channels-last a chunk of images at a time. False runs the
+        three stages one after the other (the same result up to rounding).
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If the three weights are not 2-D or do not share ``C_out``, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, spatially_separable_conv2d, cconv.decompose.flatten,
+    cconv.decompose.flattened_weight, cconv.grad.flattened_conv2d_grads
+
+    Notes
+    -----
+    Output sizes as in :func:`conv2d` for the ``kh x kw`` filter.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 8, 8))
+    >>> ch, v, h = (rng.standard_normal((4, 3)), rng.standard_normal((4, 3)),
+    ...             rng.standard_normal((4, 5)))
+    >>> y = cconv.flattened_conv2d(x, ch, v, h, padding=(1, 2))
+    >>> y.shape
+    (2, 4, 8, 8)
+    >>> w = np.einsum("oc,oi,oj->ocij", ch, v, h)              # the full (4, 3, 3, 5) filters
+    >>> np.allclose(y, cconv.conv2d(x, w, padding=(1, 2)))
+    True
+    """
     x = as_array("x", x)
     ch, v, h, bias = (as_array("channel_weight", channel_weight),
                       as_array("vertical_weight", vertical_weight),
@@ -785,9 +1010,57 @@ def shuffle_stage(x_shape, groups, layout=None):
 
 
 def channel_shuffle(x, groups, *, layout=None):
-    """ShuffleNet channel shuffle, same result as torch.nn.functional.channel_shuffle: channel
-    g*(C/groups) + j moves to j*groups + g. Float arrays use the C kernel; other numeric dtypes
-    are permuted exactly with NumPy."""
+    """ShuffleNet channel shuffle, same result as torch.nn.functional.channel_shuffle.
+
+    Interleaves the channels of `groups` groups, so that the next grouped convolution sees
+    channels from every group: channel ``g*(C/groups) + j`` moves to ``j*groups + g``.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C, *spatial)``
+        Input with 1 to 3 spatial dimensions; channels last with a channels-last `layout`.
+        An unbatched ``(C, *spatial)`` input gives an unbatched result.
+    groups : int
+        Number of groups; must divide ``C``.
+    layout : str, optional
+        ``"NCW"``, ``"NCHW"``, ``"NCDHW"`` (channels-first) or ``"NWC"``, ``"NHWC"``,
+        ``"NDHWC"`` (channels-last). Default None (channels-first).
+    out : ndarray, optional
+        Array of `x`'s shape and dtype to write into. Default None.
+
+    Returns
+    -------
+    ndarray
+        The shuffled array, of `x`'s shape and dtype (float arrays use the C kernel; other
+        numeric dtypes are permuted exactly with NumPy).
+
+    Raises
+    ------
+    ValueError
+        If `x` has fewer than 3 dimensions, `groups` is not a positive int dividing ``C``, or
+        `layout` does not fit ``x.ndim``.
+    TypeError
+        If `x` is not a real numeric array.
+
+    See Also
+    --------
+    shuffled_grouped_conv2d, cconv.grad.channel_shuffle_input : the inverse shuffle.
+
+    Notes
+    -----
+    ``y[:, j*groups + g] = x[:, g*(C/groups) + j]``: the channels viewed as a
+    ``(groups, C/groups)`` matrix, transposed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.arange(6.0).reshape(1, 6, 1, 1)
+    >>> cconv.channel_shuffle(x, 2).ravel()
+    array([0., 3., 1., 4., 2., 5.])
+    >>> cconv.channel_shuffle(np.arange(6).reshape(1, 1, 6), 3, layout="NWC")
+    array([[[0, 2, 4, 1, 3, 5]]])
+    """
     x = as_array("x", x)
     st = shuffle_stage(x.shape, groups, layout)
     if x.dtype not in (np.float32, np.float64):
@@ -809,11 +1082,62 @@ def shuffled_grouped_stages(x_shape, w_shape, groups, stride=1, padding=0, dilat
 
 def shuffled_grouped_conv2d(x, weight, groups, bias=None, stride=1, padding=0, dilation=1, *,
                             shuffle_groups=None, padding_mode="zeros", layout=None, out=None):
-    """ShuffleNet's grouped convolution followed by a channel shuffle, in one call:
-    channel_shuffle(conv2d(x, weight, bias, groups=groups, ...), shuffle_groups) with
-    shuffle_groups defaulting to groups. Channels-first, the output channels are written directly
-    in shuffled order (no second pass over memory) by the depthwise, grouped and GEMM algorithms;
-    channels-last and Winograd plans run the two steps one after another."""
+    """ShuffleNet's grouped convolution followed by a channel shuffle, in one call.
+
+    ``channel_shuffle(conv2d(x, weight, bias, groups=groups, ...), shuffle_groups)``.
+    Channels-first, the output channels are written directly in shuffled order (no second
+    pass over memory) by the depthwise, grouped and GEMM algorithms; channels-last and
+    Winograd plans run the two steps one after another.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``; or unbatched ``(C_in, H, W)``.
+    weight : array_like, shape ``(C_out, C_in / groups, kh, kw)``
+        Filters of the grouped convolution.
+    groups : int
+        Channel groups of the convolution.
+    bias : array_like, shape ``(C_out,)``, optional
+        Added by the convolution, before the shuffle. Default None.
+    stride, padding, dilation, padding_mode, layout, out, algorithm
+        As in :func:`conv2d`.
+    shuffle_groups : int, optional
+        Groups of the shuffle; must divide ``C_out``. Default None (`groups`).
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If `shuffle_groups` does not divide ``C_out``, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    channel_shuffle, conv2d, cconv.grad.shuffled_grouped_conv2d_grads
+
+    Notes
+    -----
+    Output sizes as in :func:`conv2d`. With ``groups=1`` a 3x3 stride-1 layer may run as
+    Winograd under ``algorithm="auto"``; see :func:`conv2d` for its error and how to forbid it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 8, 5, 5))
+    >>> w = rng.standard_normal((8, 2, 3, 3))
+    >>> y = cconv.shuffled_grouped_conv2d(x, w, 4, padding=1)
+    >>> y.shape
+    (2, 8, 5, 5)
+    >>> np.allclose(y, cconv.channel_shuffle(cconv.conv2d(x, w, padding=1, groups=4), 4))
+    True
+    """
     x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias, optional=True)
     conv, shuf = shuffled_grouped_stages(x.shape, weight.shape, groups, stride, padding, dilation,
                                          shuffle_groups, padding_mode, layout)
