@@ -1202,7 +1202,39 @@ class ConvPlan:
     """A convolution planned once for one input shape: weights packed, algorithm chosen.
 
     `plan(x)` runs it; `plan.algorithm` tells what was chosen. Thread-safe: one plan may run from
-    several threads at once."""
+    several threads at once. Made by :func:`plan_conv1d` ... :func:`plan_conv_transpose3d`
+    (not constructed directly); repeated calls skip the argument checks, the algorithm choice
+    and the weight packing. A plan keeps the instruction set it was made with.
+
+    Attributes
+    ----------
+    algorithm : str
+        The algorithm chosen (``"gemm"``, ``"winograd"``, ``"depthwise"``, ...).
+    out_shape : tuple of int
+        The shape of the result.
+    dtype : numpy.dtype
+        The compute and result dtype; inputs are cast to it.
+    geometry : object
+        The validated arguments (shapes, stride, padding, ...), internal.
+    weight_bytes, workspace_bytes : int
+        Memory held by the packed weights, and scratch memory a call uses.
+
+    See Also
+    --------
+    plan_conv2d, conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> w = np.ones((4, 1, 3, 3), dtype=np.float32)
+    >>> plan = cconv.plan_conv2d((2, 4, 8, 8), w, padding=1, groups=4)
+    >>> plan.algorithm, plan.out_shape, plan.dtype
+    ('depthwise', (2, 4, 8, 8), dtype('float32'))
+    >>> x = np.ones((2, 4, 8, 8), dtype=np.float32)
+    >>> np.array_equal(plan(x), cconv.conv2d(x, w, padding=1, groups=4))
+    True
+    """
 
     def __init__(self, geom, weight, bias, dtype, algorithm):
         self.geometry = geom
@@ -1211,21 +1243,58 @@ class ConvPlan:
 
     @property
     def algorithm(self):
+        """The algorithm this plan runs (str)."""
         return self._plan.algorithm
 
     @property
     def out_shape(self):
+        """The shape of the result (tuple of int)."""
         return self.geometry.out_shape
 
     @property
     def weight_bytes(self):
+        """Bytes of the packed (or transformed) weights the plan holds (int)."""
         return self._plan.weight_bytes
 
     @property
     def workspace_bytes(self):
+        """Bytes of scratch memory one call allocates (int)."""
         return self._plan.workspace_bytes
 
     def __call__(self, x, *, out=None):
+        """Runs the plan.
+
+        Parameters
+        ----------
+        x : array_like
+            Input of exactly the shape the plan was made for (any dtype: cast to the plan's).
+        out : ndarray, optional
+            Array of shape `out_shape` and the plan's dtype to write into. Default None.
+
+        Returns
+        -------
+        ndarray
+            The convolution, shape `out_shape` (`out` if given).
+
+        Raises
+        ------
+        ValueError
+            If `x` has another shape, or `out` has the wrong shape or dtype, is read-only or
+            overlaps `x`.
+        TypeError
+            If `x` is not a real numeric array or `out` not an ndarray.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import cconv
+        >>> plan = cconv.plan_conv1d((1, 1, 5), np.ones((1, 1, 2)))
+        >>> y = np.empty(plan.out_shape)
+        >>> plan(np.arange(5.0).reshape(1, 1, 5), out=y) is y
+        True
+        >>> y
+        array([[[1., 3., 5., 7.]]])
+        """
         x = as_array("x", x)
         if x.shape != self.geometry.x_shape:
             raise ValueError(f"x has shape {x.shape}, but this plan was made for {self.geometry.x_shape}")
@@ -1252,41 +1321,250 @@ def _plan(nd, transposed, x_shape, weight, bias, stride, padding, dilation, grou
 
 def plan_conv1d(x_shape, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                 padding_mode="zeros", layout=None, dtype=None, algorithm="auto"):
-    """A reusable plan for conv1d on inputs of shape x_shape (dtype defaults to the weight's)."""
+    """A reusable plan for conv1d on inputs of shape x_shape (dtype defaults to the weight's).
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, L)`` (or per `layout`).
+    weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm
+        As in :func:`conv1d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv1d` for the same arguments.
+
+    See Also
+    --------
+    plan_conv2d, conv1d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv1d((2, 3, 16), np.ones((4, 3, 5)), padding="same")
+    >>> plan.out_shape
+    (2, 4, 16)
+    """
     return _plan(1, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
                  0, layout, dtype, algorithm)
 
 
 def plan_conv2d(x_shape, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                 padding_mode="zeros", layout=None, dtype=None, algorithm="auto"):
-    """A reusable plan for conv2d: `p = plan_conv2d(x.shape, w); y = p(x)`."""
+    """A reusable plan for conv2d: `p = plan_conv2d(x.shape, w); y = p(x)`.
+
+    Checks the arguments, chooses the algorithm and packs the weights once; each call of the
+    plan then only computes. Worth it for many calls on small inputs, or to see which
+    algorithm ``"auto"`` picks.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, H, W)`` (or per `layout`).
+    weight : array_like, shape ``(C_out, C_in / groups, kh, kw)``
+        Filters; copied into the plan (later changes to `weight` do not affect it).
+    bias, stride, padding, dilation, groups, padding_mode, layout, algorithm
+        As in :func:`conv2d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv2d` for the same arguments.
+
+    See Also
+    --------
+    conv2d, ConvPlan, plan_conv1d, plan_conv3d, plan_conv_transpose2d
+
+    Notes
+    -----
+    The algorithm is chosen when the plan is made, so ``algorithm="exact"`` or
+    ``cconv.allow_lossy(False)`` must be in effect then to keep Winograd out (see
+    :func:`conv2d`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    >>> w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    >>> plan = cconv.plan_conv2d(x.shape, w, stride=2, algorithm="gemm")
+    >>> plan.algorithm, plan.out_shape
+    ('gemm', (1, 5, 3, 3))
+    >>> np.array_equal(plan(x), cconv.conv2d(x, w, stride=2, algorithm="gemm"))
+    True
+    """
     return _plan(2, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
                  0, layout, dtype, algorithm)
 
 
 def plan_conv3d(x_shape, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                 padding_mode="zeros", layout=None, dtype=None, algorithm="auto"):
-    """A reusable plan for conv3d."""
+    """A reusable plan for conv3d.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, D, H, W)`` (or per `layout`).
+    weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm
+        As in :func:`conv3d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv3d` for the same arguments.
+
+    See Also
+    --------
+    conv3d, plan_conv2d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv3d((1, 2, 4, 4, 4), np.ones((3, 2, 3, 3, 3)))
+    >>> plan.out_shape
+    (1, 3, 2, 2, 2)
+    """
     return _plan(3, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
                  0, layout, dtype, algorithm)
 
 
 def plan_conv_transpose1d(x_shape, weight, bias=None, stride=1, padding=0, output_padding=0,
                           groups=1, dilation=1, *, layout=None, dtype=None, algorithm="auto"):
-    """A reusable plan for conv_transpose1d."""
+    """A reusable plan for conv_transpose1d.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, L)`` (or per `layout`).
+    weight, bias, stride, padding, output_padding, groups, dilation, layout, algorithm
+        As in :func:`conv_transpose1d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv_transpose1d` for the same arguments.
+
+    See Also
+    --------
+    conv_transpose1d, plan_conv2d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv_transpose1d((1, 2, 5), np.ones((2, 3, 3)), stride=2)
+    >>> plan.out_shape
+    (1, 3, 11)
+    """
     return _plan(1, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, dtype, algorithm)
 
 
 def plan_conv_transpose2d(x_shape, weight, bias=None, stride=1, padding=0, output_padding=0,
                           groups=1, dilation=1, *, layout=None, dtype=None, algorithm="auto"):
-    """A reusable plan for conv_transpose2d."""
+    """A reusable plan for conv_transpose2d.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, H, W)`` (or per `layout`).
+    weight, bias, stride, padding, output_padding, groups, dilation, layout, algorithm
+        As in :func:`conv_transpose2d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv_transpose2d` for the same arguments.
+
+    See Also
+    --------
+    conv_transpose2d, plan_conv2d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv_transpose2d((1, 2, 4, 4), np.ones((2, 3, 4, 4)), stride=2, padding=1)
+    >>> plan.out_shape
+    (1, 3, 8, 8)
+    """
     return _plan(2, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, dtype, algorithm)
 
 
 def plan_conv_transpose3d(x_shape, weight, bias=None, stride=1, padding=0, output_padding=0,
                           groups=1, dilation=1, *, layout=None, dtype=None, algorithm="auto"):
-    """A reusable plan for conv_transpose3d."""
+    """A reusable plan for conv_transpose3d.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, D, H, W)`` (or per `layout`).
+    weight, bias, stride, padding, output_padding, groups, dilation, layout, algorithm
+        As in :func:`conv_transpose3d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv_transpose3d` for the same arguments.
+
+    See Also
+    --------
+    conv_transpose3d, plan_conv2d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv_transpose3d((1, 2, 2, 2, 2), np.ones((2, 3, 2, 2, 2)), stride=2)
+    >>> plan.out_shape
+    (1, 3, 4, 4, 4)
+    """
     return _plan(3, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, dtype, algorithm)
