@@ -434,7 +434,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     -----
     For every input channel ``c`` of group ``g`` (``G = C_out / groups``)::
 
-        y[n, g*G + o, i*s_h + p*d_h - pad_h, j*s_w + q*d_w - pad_w] += x[n, c, i, j] * weight[c, o, p, q]
+        y[n, g*G + o, i*s_h + p*d_h - pad_h, j*s_w + q*d_w - pad_w] +=
+            x[n, c, i, j] * weight[c, o, p, q]
 
     then the bias. Output size per dimension:
     ``OH = s_h * (H - 1) - 2 * pad_h + d_h * (kh - 1) + output_padding_h + 1``.

@@ -459,7 +459,48 @@ def _conv_t(nd, x, weight, bias, stride, padding, output_padding, groups, dilati
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            padding_mode="zeros", layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv1d over a dask array x (N, C_in, L) or layout="NWC"; returns a lazy dask array."""
+    """cconv.conv1d over a dask array x (N, C_in, L) or layout="NWC"; returns a lazy dask array.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm
+        As in :func:`cconv.conv1d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.conv1d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.conv1d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.conv1d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 40))
+    >>> w = np.ones((4, 3, 5))
+    >>> xd = da.from_array(x, chunks=(1, 3, 20))
+    >>> y = cconv.dask.conv1d(xd, w, padding=2)
+    >>> np.allclose(y.compute(), cconv.conv1d(x, w, padding=2))
+    True
+    """
     return _conv(1, x, weight, bias, stride, padding, dilation, groups, padding_mode, layout,
                  algorithm, threads)
 
@@ -469,42 +510,288 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     """cconv.conv2d over a dask array x (N, C_in, H, W) or layout="NHWC"; lazy result.
 
     Every padding form and padding_mode of cconv.conv2d; threads: cconv threads per task
-    ("auto": 1 in worker threads, see the module docstring)."""
+    ("auto": 1 in worker threads, see the module docstring).
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm
+        As in :func:`cconv.conv2d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.conv2d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.conv2d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 16, 16))
+    >>> w = np.ones((4, 3, 3, 3))
+    >>> xd = da.from_array(x, chunks=(1, 3, 8, 8))
+    >>> y = cconv.dask.conv2d(xd, w, padding=1)
+    >>> np.allclose(y.compute(), cconv.conv2d(x, w, padding=1))
+    True
+    """
     return _conv(2, x, weight, bias, stride, padding, dilation, groups, padding_mode, layout,
                  algorithm, threads)
 
 
 def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            padding_mode="zeros", layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv3d over a dask array x (N, C_in, D, H, W) or layout="NDHWC"; lazy result."""
+    """cconv.conv3d over a dask array x (N, C_in, D, H, W) or layout="NDHWC"; lazy result.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm
+        As in :func:`cconv.conv3d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.conv3d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.conv3d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.conv3d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((1, 2, 8, 8, 8))
+    >>> w = np.ones((3, 2, 3, 3, 3))
+    >>> xd = da.from_array(x, chunks=(1, 2, 4, 4, 4))
+    >>> y = cconv.dask.conv3d(xd, w, padding=1, padding_mode="reflect")
+    >>> np.allclose(y.compute(), cconv.conv3d(x, w, padding=1, padding_mode="reflect"))
+    True
+    """
     return _conv(3, x, weight, bias, stride, padding, dilation, groups, padding_mode, layout,
                  algorithm, threads)
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, *, layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv_transpose1d over a dask array; lazy result."""
+    """cconv.conv_transpose1d over a dask array; lazy result.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    weight, bias, stride, padding, output_padding, groups, dilation, layout, algorithm
+        As in :func:`cconv.conv_transpose1d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.conv_transpose1d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.conv_transpose1d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.conv_transpose1d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 20))
+    >>> w = np.ones((3, 4, 4))
+    >>> xd = da.from_array(x, chunks=(1, 3, 10))
+    >>> y = cconv.dask.conv_transpose1d(xd, w, stride=2)
+    >>> np.allclose(y.compute(), cconv.conv_transpose1d(x, w, stride=2))
+    True
+    """
     return _conv_t(1, x, weight, bias, stride, padding, output_padding, groups, dilation, layout,
                    algorithm, threads)
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, *, layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv_transpose2d over a dask array; lazy result."""
+    """cconv.conv_transpose2d over a dask array; lazy result.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    weight, bias, stride, padding, output_padding, groups, dilation, layout, algorithm
+        As in :func:`cconv.conv_transpose2d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.conv_transpose2d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.conv_transpose2d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.conv_transpose2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((1, 3, 8, 8))
+    >>> w = np.ones((3, 2, 4, 4))
+    >>> xd = da.from_array(x, chunks=(1, 3, 4, 4))
+    >>> y = cconv.dask.conv_transpose2d(xd, w, stride=2, padding=1)
+    >>> np.allclose(y.compute(), cconv.conv_transpose2d(x, w, stride=2, padding=1))
+    True
+    """
     return _conv_t(2, x, weight, bias, stride, padding, output_padding, groups, dilation, layout,
                    algorithm, threads)
 
 
 def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, *, layout=None, algorithm="auto", threads="auto"):
-    """cconv.conv_transpose3d over a dask array; lazy result."""
+    """cconv.conv_transpose3d over a dask array; lazy result.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    weight, bias, stride, padding, output_padding, groups, dilation, layout, algorithm
+        As in :func:`cconv.conv_transpose3d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.conv_transpose3d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.conv_transpose3d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.conv_transpose3d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((1, 2, 4, 4, 4))
+    >>> w = np.ones((2, 2, 2, 2, 2))
+    >>> xd = da.from_array(x, chunks=(1, 2, 2, 2, 2))
+    >>> y = cconv.dask.conv_transpose3d(xd, w, stride=2)
+    >>> np.allclose(y.compute(), cconv.conv_transpose3d(x, w, stride=2))
+    True
+    """
     return _conv_t(3, x, weight, bias, stride, padding, output_padding, groups, dilation, layout,
                    algorithm, threads)
 
 
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, layout=None,
                      threads="auto"):
-    """cconv.depthwise_conv2d over a dask array; lazy result."""
+    """cconv.depthwise_conv2d over a dask array; lazy result.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    weight, bias, stride, padding, dilation, layout
+        As in :func:`cconv.depthwise_conv2d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.depthwise_conv2d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.depthwise_conv2d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.depthwise_conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 16, 16))
+    >>> w = np.ones((3, 1, 3, 3))
+    >>> xd = da.from_array(x, chunks=(1, 3, 8, 8))
+    >>> y = cconv.dask.depthwise_conv2d(xd, w, padding=1)
+    >>> np.allclose(y.compute(), cconv.depthwise_conv2d(x, w, padding=1))
+    True
+    """
     return _forward("depthwise_conv2d", x, [("weight", weight)], bias,
                     dict(stride=stride, padding=padding, dilation=dilation, layout=layout),
                     dict(stride=stride, dilation=dilation, layout=layout), threads)
@@ -512,7 +799,48 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, l
 
 def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
                      dilation=1, *, layout=None, threads="auto"):
-    """cconv.separable_conv2d over a dask array (one call per block); lazy result."""
+    """cconv.separable_conv2d over a dask array (one call per block); lazy result.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    depthwise_weight, pointwise_weight, bias, stride, padding, dilation, layout
+        As in :func:`cconv.separable_conv2d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.separable_conv2d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.separable_conv2d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.separable_conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 16, 16))
+    >>> w = np.ones((3, 1, 3, 3)), np.ones((5, 3, 1, 1))
+    >>> xd = da.from_array(x, chunks=(1, 3, 8, 8))
+    >>> y = cconv.dask.separable_conv2d(xd, w[0], w[1], padding=1)
+    >>> np.allclose(y.compute(), cconv.separable_conv2d(x, w[0], w[1], padding=1))
+    True
+    """
     return _forward("separable_conv2d", x, [("depthwise_weight", depthwise_weight),
                                             ("pointwise_weight", pointwise_weight)], bias,
                     dict(stride=stride, padding=padding, dilation=dilation, layout=layout),
@@ -521,7 +849,48 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1,
 
 def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None, stride=1,
                                padding=0, dilation=1, groups=1, *, layout=None, threads="auto"):
-    """cconv.spatially_separable_conv2d over a dask array (one call per block); lazy result."""
+    """cconv.spatially_separable_conv2d over a dask array (one call per block); lazy result.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    vertical_weight, horizontal_weight, bias, stride, padding, dilation, groups, layout
+        As in :func:`cconv.spatially_separable_conv2d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.spatially_separable_conv2d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.spatially_separable_conv2d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.spatially_separable_conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 16, 16))
+    >>> w = np.ones((3, 3, 3, 1)), np.ones((4, 3, 1, 3))
+    >>> xd = da.from_array(x, chunks=(1, 3, 8, 8))
+    >>> y = cconv.dask.spatially_separable_conv2d(xd, w[0], w[1], padding=1)
+    >>> np.allclose(y.compute(), cconv.spatially_separable_conv2d(x, w[0], w[1], padding=1))
+    True
+    """
     return _forward("spatially_separable_conv2d", x, [("vertical_weight", vertical_weight),
                                                       ("horizontal_weight", horizontal_weight)],
                     bias, dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
@@ -531,7 +900,48 @@ def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None,
 
 def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias=None, stride=1,
                      padding=0, dilation=1, *, layout=None, threads="auto"):
-    """cconv.flattened_conv2d over a dask array (one call per block); lazy result."""
+    """cconv.flattened_conv2d over a dask array (one call per block); lazy result.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    channel_weight, vertical_weight, horizontal_weight, bias, stride, padding, dilation, layout
+        As in :func:`cconv.flattened_conv2d` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.flattened_conv2d`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.flattened_conv2d`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.flattened_conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 16, 16))
+    >>> w = np.ones((4, 3)), np.ones((4, 3)), np.ones((4, 3))
+    >>> xd = da.from_array(x, chunks=(1, 3, 8, 8))
+    >>> y = cconv.dask.flattened_conv2d(xd, w[0], w[1], w[2], padding=1)
+    >>> np.allclose(y.compute(), cconv.flattened_conv2d(x, w[0], w[1], w[2], padding=1))
+    True
+    """
     return _forward("flattened_conv2d", x, [("channel_weight", channel_weight),
                                             ("vertical_weight", vertical_weight),
                                             ("horizontal_weight", horizontal_weight)], bias,
@@ -546,7 +956,48 @@ def _shuffle_block(block, groups, layout, threads):
 
 def channel_shuffle(x, groups, *, layout=None, threads="auto"):
     """cconv.channel_shuffle over a dask array: channels rechunked to one chunk, every block
-    shuffled independently; dtype kept. Lazy result."""
+    shuffled independently; dtype kept. Lazy result.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        The input, chunked along any axes (anything ``dask.array.asarray`` accepts); the
+        channel axis is rechunked to one chunk.
+    groups, layout
+        As in :func:`cconv.channel_shuffle` (weights and bias may be dask arrays too).
+    threads : "auto", int or None, optional
+        cconv threads per task: "auto" (default) uses 1 when the task runs in a worker thread
+        and leaves cconv's setting alone in the main thread; None never touches it.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computed, equal to ``cconv.channel_shuffle`` of the whole array, for any
+        chunking.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`cconv.channel_shuffle`, raised when the graph is built (shapes are
+        checked eagerly).
+
+    See Also
+    --------
+    cconv.channel_shuffle
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 6, 8, 8))
+    >>> w = 2
+    >>> xd = da.from_array(x, chunks=(1, 2, 4, 4))
+    >>> y = cconv.dask.channel_shuffle(xd, w)
+    >>> np.allclose(y.compute(), cconv.channel_shuffle(x, w))
+    True
+    """
     threads = _check_threads(threads)
     x = _as_dask(x)
     (st,) = _functions.describe("channel_shuffle", x.shape, groups, layout=layout)

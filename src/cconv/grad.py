@@ -752,8 +752,8 @@ def conv_transpose1d_input(input_shape, weight, grad_output, stride=1, padding=0
                            output_padding=0, groups=1, dilation=1, *, layout=None):
     """Gradient of conv_transpose1d with respect to its input: the convolution of grad_output.
 
-    ``y = conv_transpose1d(x, weight, ...)`` is the adjoint of ``cconv.conv1d`` with the same weight, so
-    dL/dx is ``cconv.conv1d(grad_output, weight, stride=stride, padding=padding, ...)``.
+    ``y = conv_transpose1d(x, weight, ...)`` is the adjoint of ``cconv.conv1d`` with the same
+    weight, so dL/dx is ``cconv.conv1d(grad_output, weight, stride=stride, padding=padding, ...)``.
 
     Parameters
     ----------
@@ -803,8 +803,8 @@ def conv_transpose2d_input(input_shape, weight, grad_output, stride=1, padding=0
                            output_padding=0, groups=1, dilation=1, *, layout=None):
     """Gradient of conv_transpose2d with respect to its input: the convolution of grad_output.
 
-    ``y = conv_transpose2d(x, weight, ...)`` is the adjoint of ``cconv.conv2d`` with the same weight, so
-    dL/dx is ``cconv.conv2d(grad_output, weight, stride=stride, padding=padding, ...)``.
+    ``y = conv_transpose2d(x, weight, ...)`` is the adjoint of ``cconv.conv2d`` with the same
+    weight, so dL/dx is ``cconv.conv2d(grad_output, weight, stride=stride, padding=padding, ...)``.
 
     Parameters
     ----------
@@ -854,8 +854,8 @@ def conv_transpose3d_input(input_shape, weight, grad_output, stride=1, padding=0
                            output_padding=0, groups=1, dilation=1, *, layout=None):
     """Gradient of conv_transpose3d with respect to its input: the convolution of grad_output.
 
-    ``y = conv_transpose3d(x, weight, ...)`` is the adjoint of ``cconv.conv3d`` with the same weight, so
-    dL/dx is ``cconv.conv3d(grad_output, weight, stride=stride, padding=padding, ...)``.
+    ``y = conv_transpose3d(x, weight, ...)`` is the adjoint of ``cconv.conv3d`` with the same
+    weight, so dL/dx is ``cconv.conv3d(grad_output, weight, stride=stride, padding=padding, ...)``.
 
     Parameters
     ----------
@@ -1421,7 +1421,7 @@ def flattened_conv2d_grads(x, channel_weight, vertical_weight, horizontal_weight
     >>> import cconv.grad
     >>> rng = np.random.default_rng(0)
     >>> x = rng.standard_normal((1, 3, 6, 6))
-    >>> ch, v, h = rng.standard_normal((4, 3)), rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    >>> ch, v, h = (rng.standard_normal((4, 3)) for _ in range(3))
     >>> g = rng.standard_normal((1, 4, 4, 4))
     >>> gx, gc, gv, gh, gb = cconv.grad.flattened_conv2d_grads(x, ch, v, h, g)
     >>> y = cconv.flattened_conv2d(x, ch, v, h)
