@@ -185,7 +185,7 @@ def set_isa(name=None):
 
     See Also
     --------
-    use_isa : the same for a block of code in one thread or task.
+    use_isa : The same for a block of code in one thread or task.
     get_isa, available_isas
 
     Examples
@@ -274,7 +274,7 @@ def set_num_threads(n):
 
     See Also
     --------
-    use_num_threads : the same for a block of code in one thread or task.
+    use_num_threads : The same for a block of code in one thread or task.
     get_num_threads
 
     Examples

@@ -59,10 +59,12 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         Filters.
     bias : array_like, shape ``(C_out,)``, optional
         Default None (no bias).
-    stride, dilation : int or (int,), optional
-        Default 1.
+    stride : int or (int,), optional
+        Step between output positions. Default 1.
     padding : int, (int,), ((int, int),), "valid" or "same", optional
         Padding per side, or ``((before, after),)``. Default 0.
+    dilation : int or (int,), optional
+        Spacing between kernel taps. Default 1.
     groups : int, optional
         Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
     padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
@@ -181,8 +183,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     See Also
     --------
     conv1d, conv3d, conv_transpose2d, depthwise_conv2d, plan_conv2d
-    cconv.grad.conv2d_input, cconv.grad.conv2d_weight : the backward pass.
-    cconv.analysis.output_shape : the output shape without computing.
+    cconv.grad.conv2d_input, cconv.grad.conv2d_weight : The backward pass.
+    cconv.analysis.output_shape : The output shape without computing.
 
     Notes
     -----
@@ -249,10 +251,12 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         Filters.
     bias : array_like, shape ``(C_out,)``, optional
         Default None (no bias).
-    stride, dilation : int or (int, int, int), optional
-        Default 1.
+    stride : int or (int, int, int), optional
+        Step between output positions. Default 1.
     padding : int, 3 ints, 3 (before, after) pairs, "valid" or "same", optional
         As in :func:`conv2d`, with three dimensions. Default 0.
+    dilation : int or (int, int, int), optional
+        Spacing between kernel taps. Default 1.
     groups : int, optional
         Number of independent channel groups. Default 1.
     padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
@@ -324,8 +328,8 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         Filters (input channels first, as in PyTorch).
     bias : array_like, shape ``(C_out,)``, optional
         Default None (no bias).
-    stride, dilation : int or (int,), optional
-        Default 1.
+    stride : int or (int,), optional
+        Step between input positions in the output. Default 1.
     padding : int or (int,), optional
         Cropped from each side of the full output (symmetric ints only). Default 0.
     output_padding : int or (int,), optional
@@ -334,6 +338,8 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         ``max(stride, dilation)``. Default 0.
     groups : int, optional
         Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    dilation : int or (int,), optional
+        Spacing between kernel taps. Default 1.
     layout : {None, "NCW", "NWC"}, optional
         Default None (``"NCW"``).
     out : ndarray, optional
@@ -393,8 +399,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         Filters (input channels first, as in PyTorch).
     bias : array_like, shape ``(C_out,)``, optional
         Default None (no bias).
-    stride, dilation : int or (int, int), optional
-        Default 1.
+    stride : int or (int, int), optional
+        Step between input positions in the output. Default 1.
     padding : int or (int, int), optional
         Cropped from each side of the full output (symmetric ints only). Default 0.
     output_padding : int or (int, int), optional
@@ -403,6 +409,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         ``max(stride, dilation)``. Default 0.
     groups : int, optional
         Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    dilation : int or (int, int), optional
+        Spacing between kernel taps. Default 1.
     layout : {None, "NCHW", "NHWC"}, optional
         Default None (``"NCHW"``).
     out : ndarray, optional
@@ -428,7 +436,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     --------
     conv2d, conv_transpose1d, conv_transpose3d, plan_conv_transpose2d
     cconv.grad.conv_transpose2d_input, cconv.grad.conv_transpose2d_weight
-    cconv.analysis.checkerboard : uneven overlap (checkerboard artifacts).
+    cconv.analysis.checkerboard : Uneven overlap (checkerboard artifacts).
 
     Notes
     -----
@@ -488,8 +496,8 @@ def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         Filters (input channels first, as in PyTorch).
     bias : array_like, shape ``(C_out,)``, optional
         Default None (no bias).
-    stride, dilation : int or (int, int, int), optional
-        Default 1.
+    stride : int or (int, int, int), optional
+        Step between input positions in the output. Default 1.
     padding : int or (int, int, int), optional
         Cropped from each side of the full output (symmetric ints only). Default 0.
     output_padding : int or (int, int, int), optional
@@ -498,6 +506,8 @@ def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         ``max(stride, dilation)``. Default 0.
     groups : int, optional
         Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    dilation : int or (int, int, int), optional
+        Spacing between kernel taps. Default 1.
     layout : {None, "NCDHW", "NDHWC"}, optional
         Default None (``"NCDHW"``).
     out : ndarray, optional
@@ -732,7 +742,7 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1,
     See Also
     --------
     depthwise_conv2d, conv2d, cconv.grad.separable_conv2d_grads
-    cconv.analysis.cost : multiplications saved against conv2d.
+    cconv.analysis.cost : Multiplications saved against conv2d.
 
     Notes
     -----
@@ -1045,7 +1055,8 @@ def channel_shuffle(x, groups, *, layout=None):
 
     See Also
     --------
-    shuffled_grouped_conv2d, cconv.grad.channel_shuffle_input : the inverse shuffle.
+    shuffled_grouped_conv2d
+    cconv.grad.channel_shuffle_input : The inverse shuffle.
 
     Notes
     -----

@@ -79,11 +79,13 @@ def output_size(i, k, stride=1, padding=0, dilation=1):
         Input length, >= 1.
     k : int
         Kernel length, >= 1.
-    stride, dilation : int, optional
+    stride : int, optional
         >= 1. Default 1.
     padding : int, (int, int), "valid" or "same", optional
         Padding per side, a ``(before, after)`` pair, ``"valid"`` (0) or ``"same"``
         (TensorFlow's rule, output ``ceil(i / s)``, as the functions accept it). Default 0.
+    dilation : int, optional
+        >= 1. Default 1.
 
     Returns
     -------
@@ -145,7 +147,7 @@ def transposed_output_size(i, k, stride=1, padding=0, output_padding=0, dilation
         Input length, >= 1.
     k : int
         Kernel length, >= 1.
-    stride, dilation : int, optional
+    stride : int, optional
         >= 1. Default 1.
     padding : int or (int, int), optional
         Cropped per side, or a ``(before, after)`` pair (the conv_transpose functions themselves
@@ -153,6 +155,8 @@ def transposed_output_size(i, k, stride=1, padding=0, output_padding=0, dilation
     output_padding : int, optional
         ``a`` above; must be smaller than ``max(stride, dilation)``, as in the functions and
         PyTorch. Default 0.
+    dilation : int, optional
+        >= 1. Default 1.
 
     Returns
     -------
@@ -793,7 +797,7 @@ def checkerboard(kernel, stride, dilation=1):
 
     See Also
     --------
-    overlap_pattern : the counts themselves.
+    overlap_pattern : The counts themselves.
 
     Notes
     -----

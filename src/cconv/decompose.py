@@ -361,7 +361,9 @@ def flattened_weight(channel, vertical, horizontal):
     Parameters
     ----------
     channel : array_like, shape ``(C_out, C_in)`` or ``(r, C_out, C_in)``
+        The channel factor.
     vertical : array_like, shape ``(C_out, k_h)`` or ``(r, C_out, k_h)``
+        The vertical factor.
     horizontal : array_like, shape ``(C_out, k_w)`` or ``(r, C_out, k_w)``
         The factors, all 2-D (rank 1) or all 3-D (rank r).
 

@@ -1239,6 +1239,7 @@ def separable_conv2d_grads(x, depthwise_weight, pointwise_weight, grad_output, s
     x : array_like, shape ``(N, C, H, W)``
         The forward input (or per `layout`).
     depthwise_weight : array_like, shape ``(C * m, 1, kh, kw)``
+        The forward depthwise filters.
     pointwise_weight : array_like, shape ``(C_out, C * m, 1, 1)``
         The forward filters.
     grad_output : array_like
@@ -1308,6 +1309,7 @@ def spatially_separable_conv2d_grads(x, vertical_weight, horizontal_weight, grad
     x : array_like, shape ``(N, C_in, H, W)``
         The forward input (or per `layout`).
     vertical_weight : array_like, shape ``(C_mid, C_in / groups, kh, 1)``
+        The forward vertical filters.
     horizontal_weight : array_like, shape ``(C_out, C_mid / groups, 1, kw)``
         The forward filters.
     grad_output : array_like
@@ -1378,7 +1380,9 @@ def flattened_conv2d_grads(x, channel_weight, vertical_weight, horizontal_weight
     x : array_like, shape ``(N, C_in, H, W)``
         The forward input (or per `layout`).
     channel_weight : array_like, shape ``(C_out, C_in)``
+        The forward 1x1 factor.
     vertical_weight : array_like, shape ``(C_out, kh)``
+        The forward vertical factor.
     horizontal_weight : array_like, shape ``(C_out, kw)``
         The forward factors.
     grad_output : array_like
