@@ -1339,10 +1339,12 @@ def plan_conv1d(x_shape, weight, bias=None, stride=1, padding=0, dilation=1, gro
     ----------
     x_shape : tuple of int
         Shape of the inputs the plan will run on, ``(N, C_in, L)`` (or per `layout`).
-    weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm
+    weight, bias, stride, padding, dilation, groups, padding_mode, layout
         As in :func:`conv1d`.
     dtype : {None, numpy.float32, numpy.float64}, optional
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv1d`; chosen now, once. Default "auto".
 
     Returns
     -------
@@ -1384,10 +1386,12 @@ def plan_conv2d(x_shape, weight, bias=None, stride=1, padding=0, dilation=1, gro
         Shape of the inputs the plan will run on, ``(N, C_in, H, W)`` (or per `layout`).
     weight : array_like, shape ``(C_out, C_in / groups, kh, kw)``
         Filters; copied into the plan (later changes to `weight` do not affect it).
-    bias, stride, padding, dilation, groups, padding_mode, layout, algorithm
+    bias, stride, padding, dilation, groups, padding_mode, layout
         As in :func:`conv2d`.
     dtype : {None, numpy.float32, numpy.float64}, optional
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv2d`; chosen now, once. Default "auto".
 
     Returns
     -------
@@ -1434,10 +1438,12 @@ def plan_conv3d(x_shape, weight, bias=None, stride=1, padding=0, dilation=1, gro
     ----------
     x_shape : tuple of int
         Shape of the inputs the plan will run on, ``(N, C_in, D, H, W)`` (or per `layout`).
-    weight, bias, stride, padding, dilation, groups, padding_mode, layout, algorithm
+    weight, bias, stride, padding, dilation, groups, padding_mode, layout
         As in :func:`conv3d`.
     dtype : {None, numpy.float32, numpy.float64}, optional
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv3d`; chosen now, once. Default "auto".
 
     Returns
     -------
@@ -1473,10 +1479,12 @@ def plan_conv_transpose1d(x_shape, weight, bias=None, stride=1, padding=0, outpu
     ----------
     x_shape : tuple of int
         Shape of the inputs the plan will run on, ``(N, C_in, L)`` (or per `layout`).
-    weight, bias, stride, padding, output_padding, groups, dilation, layout, algorithm
+    weight, bias, stride, padding, output_padding, groups, dilation, layout
         As in :func:`conv_transpose1d`.
     dtype : {None, numpy.float32, numpy.float64}, optional
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv_transpose1d`; chosen now, once. Default "auto".
 
     Returns
     -------
@@ -1512,10 +1520,12 @@ def plan_conv_transpose2d(x_shape, weight, bias=None, stride=1, padding=0, outpu
     ----------
     x_shape : tuple of int
         Shape of the inputs the plan will run on, ``(N, C_in, H, W)`` (or per `layout`).
-    weight, bias, stride, padding, output_padding, groups, dilation, layout, algorithm
+    weight, bias, stride, padding, output_padding, groups, dilation, layout
         As in :func:`conv_transpose2d`.
     dtype : {None, numpy.float32, numpy.float64}, optional
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv_transpose2d`; chosen now, once. Default "auto".
 
     Returns
     -------
@@ -1551,10 +1561,12 @@ def plan_conv_transpose3d(x_shape, weight, bias=None, stride=1, padding=0, outpu
     ----------
     x_shape : tuple of int
         Shape of the inputs the plan will run on, ``(N, C_in, D, H, W)`` (or per `layout`).
-    weight, bias, stride, padding, output_padding, groups, dilation, layout, algorithm
+    weight, bias, stride, padding, output_padding, groups, dilation, layout
         As in :func:`conv_transpose3d`.
     dtype : {None, numpy.float32, numpy.float64}, optional
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv_transpose3d`; chosen now, once. Default "auto".
 
     Returns
     -------
