@@ -75,6 +75,22 @@ any thread count and across calls: each output element is reduced in a fixed ord
 * grad bias = a NumPy sum over batch and pixels.
 
 dtypes follow the forward rule (float32 stays float32, float64 stays float64, mixed promotes).
+
+Example (one gradient-descent step of a 3x3 layer on the loss ``L = mean(y ** 2)``)::
+
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((4, 3, 8, 8)), rng.standard_normal((5, 3, 3, 3))
+    >>> y = cconv.conv2d(x, w, padding=1)
+    >>> g = 2 * y / y.size                                  # dL/dy
+    >>> gw = cconv.grad.conv2d_weight(x, w.shape, g, padding=1)
+    >>> gx = cconv.grad.conv2d_input(x.shape, w, g, padding=1)
+    >>> gx.shape, gw.shape, cconv.grad.bias(g).shape
+    ((4, 3, 8, 8), (5, 3, 3, 3), (5,))
+    >>> bool(np.mean(cconv.conv2d(x, w - 0.1 * gw, padding=1) ** 2) < np.mean(y ** 2))
+    True
 """
 import numpy as np
 
