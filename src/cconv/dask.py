@@ -36,6 +36,20 @@ ISA: a graph's tasks use the instruction set of the cconv.use_isa block the grap
 outside any block, each process's own setting (cconv.set_isa, CCONV_ISA) when the task runs.
 
 Importing `cconv` never imports dask; importing `cconv.dask` does.
+
+Example (a small array in four chunks; the result equals the in-memory one)::
+
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 16, 16))
+    >>> w = np.ones((4, 3, 3, 3))
+    >>> y = cconv.dask.conv2d(da.from_array(x, chunks=(1, 3, 8, 8)), w, padding=1)
+    >>> y.shape, y.numblocks
+    ((2, 4, 16, 16), (2, 1, 2, 2))
+    >>> np.allclose(y.compute(), cconv.conv2d(x, w, padding=1))
+    True
 """
 import contextlib
 import threading
