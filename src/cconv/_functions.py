@@ -1106,10 +1106,12 @@ def shuffled_grouped_conv2d(x, weight, groups, bias=None, stride=1, padding=0, d
         Channel groups of the convolution.
     bias : array_like, shape ``(C_out,)``, optional
         Added by the convolution, before the shuffle. Default None.
-    stride, padding, dilation, padding_mode, layout, out, algorithm
+    stride, padding, dilation
         As in :func:`conv2d`.
     shuffle_groups : int, optional
         Groups of the shuffle; must divide ``C_out``. Default None (`groups`).
+    padding_mode, layout, out, algorithm
+        As in :func:`conv2d`.
 
     Returns
     -------
