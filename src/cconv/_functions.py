@@ -125,8 +125,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     Parameters
     ----------
     x : array_like, shape ``(N, C_in, H, W)``
-        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``. An unbatched ``(C_in, H, W)`` input
-        gives an unbatched result.
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``. An unbatched ``(C_in, H, W)``
+        (channels-last ``(H, W, C_in)``) input gives an unbatched result.
     weight : array_like, shape ``(C_out, C_in / groups, kh, kw)``
         Filters (the same order for either layout).
     bias : array_like, shape ``(C_out,)``, optional
@@ -714,7 +714,9 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, stride=1,
     stride, padding, dilation, padding_mode
         Of the depthwise stage, as in :func:`conv2d`.
     layout, out, algorithm
-        As in :func:`conv2d`; `algorithm` applies to the depthwise stage (never Winograd).
+        As in :func:`conv2d`. ``"auto"`` and ``"exact"`` (the default "auto" included) keep
+        the fused kernels; any other algorithm runs the two stages unfused, each planned with
+        it. Neither stage is ever Winograd.
     fused : bool, optional
         True (default; channels-first only) computes both stages band by band of output rows in
         cache, so the ``(N, C*m, OH, OW)`` intermediate is never allocated: less memory traffic
@@ -1025,7 +1027,9 @@ def channel_shuffle(x, groups, *, layout=None):
     ----------
     x : array_like, shape ``(N, C, *spatial)``
         Input with 1 to 3 spatial dimensions; channels last with a channels-last `layout`.
-        An unbatched ``(C, *spatial)`` input gives an unbatched result.
+        Unbatched input, ``(C, *spatial)`` or ``(*spatial, C)``, gives an unbatched result:
+        without `layout` only 2-D ``(C, L)`` is taken as unbatched (3-D and more are batched,
+        as in torch), with one the layout's dimensions tell.
     groups : int
         Number of groups; must divide ``C``.
     layout : str, optional
