@@ -813,7 +813,8 @@ def spatially_separable_conv2d(x, vertical_weight, horizontal_weight, bias=None,
     groups : int, optional
         Channel groups of both passes. Default 1.
     padding_mode, layout, out, algorithm
-        As in :func:`conv2d` (these 1-D passes never run Winograd).
+        As in :func:`conv2d`; an algorithm other than "auto" or "exact" runs the passes
+        unfused, each planned with it (these 1-D passes never run Winograd).
     fused : bool, optional
         True (default, both layouts) runs the two passes a chunk of images at a time, the
         chunk's intermediate (8 MiB, at least one image) still in cache when the horizontal
@@ -923,7 +924,8 @@ def flattened_conv2d(x, channel_weight, vertical_weight, horizontal_weight, bias
     bias : array_like, shape ``(C_out,)``, optional
         Default None.
     stride, padding, dilation, padding_mode, layout, out, algorithm
-        As in :func:`conv2d`, for the ``kh x kw`` filter (never Winograd).
+        As in :func:`conv2d`, for the ``kh x kw`` filter; an algorithm other than "auto" or
+        "exact" runs the three stages unfused, each planned with it (never Winograd).
     fused : bool, optional
         True (default) runs the 1x1 and then one depthwise pass with the ``kh x kw`` filters
         ``vertical[o, i] * horizontal[o, j]`` (products rounded once to the dtype):
