@@ -91,7 +91,70 @@ def conv1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
            algorithm: str = "auto") -> Array:
     """1-D convolution (cross-correlation) like torch.nn.functional.conv1d.
 
-    x (N, C_in, L) or layout="NWC" (N, L, C_in); weight (C_out, C_in/groups, k)."""
+    The 1-D case of :func:`conv2d`: each filter slides along the signal and the products are
+    summed, the kernel not flipped.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, L)``
+        Input; ``(N, L, C_in)`` with ``layout="NWC"``. An unbatched ``(C_in, L)`` input gives
+        an unbatched result.
+    weight : array_like, shape ``(C_out, C_in / groups, k)``
+        Filters.
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride : int or (int,), optional
+        Step between output positions. Default 1.
+    padding : int, (int,), ((int, int),), "valid" or "same", optional
+        Padding per side, or ``((before, after),)``. Default 0.
+    dilation : int or (int,), optional
+        Spacing between kernel taps. Default 1.
+    groups : int, optional
+        Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
+        See :func:`conv2d`. Default "zeros".
+    layout : {None, "NCW", "NWC"}, optional
+        Default None (``"NCW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "depthwise", "grouped", "reference"}, optional
+        See :func:`conv2d` (Winograd is 2-D and 3-D only). Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OL)``
+        ``(N, OL, C_out)`` with ``layout="NWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, a kernel larger than the padded input, an unknown option or an
+        unusable `out`, as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, conv_transpose1d, plan_conv1d, cconv.grad.conv1d_input, cconv.grad.conv1d_weight
+
+    Notes
+    -----
+    ``y[n, o, i] = bias[o] + sum_{c, p} weight[o, c, p] * x_pad[n, (o // G) * (C_in / groups) + c,
+    i*s + p*d]`` with ``G = C_out / groups``, and
+    ``OL = floor((L + pad_before + pad_after - d * (k - 1) - 1) / s) + 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.array([[[1.0, 2.0, 3.0, 4.0, 5.0]]])
+    >>> cconv.conv1d(x, np.array([[[1.0, 0.0, -1.0]]]))
+    array([[[-2., -2., -2.]]])
+    >>> cconv.conv1d(x, np.array([[[1.0, 0.0, -1.0]]]), padding=1, padding_mode="replicate")
+    array([[[-1., -2., -2., -2., -1.]]])
+    >>> cconv.conv1d(np.ones((2, 4, 100)), np.ones((6, 2, 5)), stride=2, groups=2).shape
+    (2, 6, 48)
+    """
     return _conv(1, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
                  layout, out, algorithm)
 
@@ -103,10 +166,114 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
            algorithm: str = "auto") -> Array:
     """2-D convolution (cross-correlation) like torch.nn.functional.conv2d.
 
-    x (N, C_in, H, W) or layout="NHWC"; weight (C_out, C_in/groups, kh, kw); padding: int,
-    (ph, pw), ((top, bottom), (left, right)), "valid" or "same"; padding_mode: zeros, reflect,
-    replicate, circular; algorithm: auto, gemm, depthwise (one input channel per group),
-    grouped (2-8 input channels per group: the depthwise kernels), reference."""
+    Slides each filter over the (padded) input and sums the products, without flipping the
+    kernel. Any stride, padding, dilation and groups; channels-first or -last layout.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``. An unbatched ``(C_in, H, W)``
+        (channels-last ``(H, W, C_in)``) input gives an unbatched result.
+    weight : array_like, shape ``(C_out, C_in / groups, kh, kw)``
+        Filters (the same order for either layout).
+    bias : array_like, shape ``(C_out,)``, optional
+        Added to every output position of each channel. Default None (no bias).
+    stride : int or (int, int), optional
+        Step between output positions. Default 1.
+    padding : int, (int, int), ((int, int), (int, int)), "valid" or "same", optional
+        Padding per side for both dimensions, per dimension ``(ph, pw)``, or per side
+        ``((top, bottom), (left, right))``. ``"valid"`` is 0; ``"same"`` gives
+        ``ceil(H / stride)`` outputs (TensorFlow's rule: an odd pixel of padding goes at the
+        end). Default 0.
+    dilation : int or (int, int), optional
+        Spacing between kernel taps. Default 1.
+    groups : int, optional
+        Split the channels into `groups` independent convolutions; must divide ``C_in`` and
+        ``C_out``. ``groups == C_in`` is a depthwise convolution. Default 1.
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
+        Values of the padded border: zeros; the mirror image without the edge pixel (NumPy's
+        "reflect", SciPy's "mirror"); the edge pixel repeated; the input wrapped around; the
+        mirror image including the edge pixel (NumPy's "symmetric", SciPy's "reflect").
+        Default "zeros".
+    layout : {None, "NCHW", "NHWC"}, optional
+        Memory layout of `x` and of the result. Default None (``"NCHW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into (any strides; must not overlap an
+        input). Default None (a new array).
+    algorithm : {"auto", "exact", "gemm", "winograd", "depthwise", "grouped", "reference"}, optional
+        ``"auto"`` (default) picks the fastest kernel for the layer; ``"exact"`` does the same
+        among algorithms that round like direct convolution (never Winograd). The others force
+        one kernel: ``"depthwise"`` needs one input channel per group, ``"grouped"`` at most 8,
+        ``"winograd"`` a 3x3 kernel with stride 1 and one group; ``"reference"`` is the naive
+        loop.
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        The convolution (``(N, OH, OW, C_out)`` with ``layout="NHWC"``; `out` if given). Its
+        dtype is the promotion of the inputs' dtypes: float32 stays float32, integers compute
+        in float64, float16 in float32.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree (dimensions, channels, `groups`, `bias`), the dilated kernel
+        exceeds the padded input, an option is out of range or unknown, a forced `algorithm`
+        cannot run this layer (or is Winograd while lossy algorithms are forbidden), or `out`
+        has the wrong shape or dtype, is read-only or overlaps an input.
+    TypeError
+        If an array is not real numeric, an integer argument is not an int, or `out` is not
+        an ndarray.
+
+    See Also
+    --------
+    conv1d, conv3d, conv_transpose2d, depthwise_conv2d, plan_conv2d
+    cconv.grad.conv2d_input, cconv.grad.conv2d_weight : The backward pass.
+    cconv.analysis.output_shape : The output shape without computing.
+
+    Notes
+    -----
+    With stride ``s``, dilation ``d``, ``G = C_out / groups`` filters per group and ``x_pad``
+    the input padded by `padding` and `padding_mode`::
+
+        y[n, o, i, j] = bias[o] + sum_{c, p, q} weight[o, c, p, q]
+                        * x_pad[n, (o // G) * (C_in / groups) + c, i*s_h + p*d_h, j*s_w + q*d_w]
+
+    and the output size per dimension is
+    ``OH = floor((H + pad_top + pad_bottom - d_h * (kh - 1) - 1) / s_h) + 1``.
+
+    ``algorithm="auto"`` may choose Winograd F(4x4, 3x3) for 3x3 layers with stride 1, one group
+    and at least 16 input and output channels. Its float32 error is about ten times that of
+    direct convolution (a few 1e-6 relative to ``sum |x * w|``; float64: about 1e-15). To
+    forbid it use ``algorithm="exact"``, or for every call ``cconv.set_allow_lossy(False)``
+    (process-wide) or ``with cconv.allow_lossy(False):`` (this thread or task only).
+    Results are bitwise identical for any number of threads.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> cconv.conv2d(x, np.ones((1, 1, 2, 2)))
+    array([[[[10., 14., 18.],
+             [26., 30., 34.],
+             [42., 46., 50.]]]])
+
+    Against the definition (zero padding 1, so the 8x8 size is kept):
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 8, 8))
+    >>> w = rng.standard_normal((4, 3, 3, 3))
+    >>> y = cconv.conv2d(x, w, padding=1)
+    >>> y.shape
+    (2, 4, 8, 8)
+    >>> xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    >>> win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
+    >>> np.allclose(y, np.einsum("ncijpq,ocpq->noij", win, w))
+    True
+    >>> cconv.conv2d(x, w, stride=2, padding="same", padding_mode="reflect").shape
+    (2, 4, 4, 4)
+    """
     return _conv(2, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
                  layout, out, algorithm)
 
@@ -116,7 +283,75 @@ def conv3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
            padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, padding_mode: str = "zeros",
            layout: Optional[str] = None, out: Optional[Array] = None,
            algorithm: str = "auto") -> Array:
-    """3-D convolution like torch.nn.functional.conv3d; x (N, C, D, H, W) or layout="NDHWC"."""
+    """3-D convolution (cross-correlation) like torch.nn.functional.conv3d.
+
+    The 3-D case of :func:`conv2d`, for volumes and video.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, D, H, W)``
+        Input; ``(N, D, H, W, C_in)`` with ``layout="NDHWC"``. An unbatched
+        ``(C_in, D, H, W)`` input gives an unbatched result.
+    weight : array_like, shape ``(C_out, C_in / groups, kd, kh, kw)``
+        Filters.
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride : int or (int, int, int), optional
+        Step between output positions. Default 1.
+    padding : int, 3 ints, 3 (before, after) pairs, "valid" or "same", optional
+        As in :func:`conv2d`, with three dimensions. Default 0.
+    dilation : int or (int, int, int), optional
+        Spacing between kernel taps. Default 1.
+    groups : int, optional
+        Number of independent channel groups. Default 1.
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
+        See :func:`conv2d`. Default "zeros".
+    layout : {None, "NCDHW", "NDHWC"}, optional
+        Default None (``"NCDHW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "winograd", "depthwise", "grouped", "reference"}, optional
+        See :func:`conv2d`; Winograd needs ``kh = kw = 3`` with stride 1 along H and W (any
+        depth kernel). Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OD, OH, OW)``
+        ``(N, OD, OH, OW, C_out)`` with ``layout="NDHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, a kernel larger than the padded input, an unknown option or an
+        unusable `out`, as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, conv_transpose3d, plan_conv3d, cconv.dask.conv3d
+
+    Notes
+    -----
+    The sum of :func:`conv2d` over one more dimension; per dimension
+    ``out = floor((in + pad_before + pad_after - d * (k - 1) - 1) / s) + 1``.
+    ``algorithm="auto"`` may choose Winograd for ``kd x 3 x 3`` layers with stride 1 in H and W,
+    one group and many channels, whose float32 error is about ten times that of direct
+    convolution; ``algorithm="exact"`` or ``cconv.set_allow_lossy(False)`` /
+    ``cconv.allow_lossy(False)`` forbid it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.ones((1, 2, 4, 5, 6), dtype=np.float32)
+    >>> w = np.ones((3, 2, 3, 3, 3), dtype=np.float32)
+    >>> y = cconv.conv3d(x, w, padding=1)
+    >>> y.shape, y.dtype
+    ((1, 3, 4, 5, 6), dtype('float32'))
+    >>> float(y[0, 0, 1, 1, 1]), float(y[0, 0, 0, 0, 0])   # 2*27 taps inside, 2*8 at a corner
+    (54.0, 16.0)
+    """
     return _conv(3, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
                  layout, out, algorithm)
 
@@ -126,7 +361,70 @@ def conv_transpose1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
                      stride: Size = 1, padding: Padding = 0, output_padding: Size = 0,
                      groups: int = 1, dilation: Size = 1, *, layout: Optional[str] = None,
                      out: Optional[Array] = None, algorithm: str = "auto") -> Array:
-    """Transposed 1-D convolution (the adjoint of conv1d); weight (C_in, C_out/groups, k)."""
+    """Transposed 1-D convolution (the adjoint of conv1d); weight (C_in, C_out/groups, k).
+
+    Also called fractionally strided convolution or "deconvolution": each input element
+    scatters a copy of the filter, scaled by its value, into the output; ``stride > 1``
+    upsamples. It is the gradient of :func:`conv1d` with respect to its input.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, L)``
+        Input; ``(N, L, C_in)`` with ``layout="NWC"``. An unbatched ``(C_in, L)`` input gives
+        an unbatched result.
+    weight : array_like, shape ``(C_in, C_out / groups, k)``
+        Filters (input channels first, as in PyTorch).
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride : int or (int,), optional
+        Step between input positions in the output. Default 1.
+    padding : int or (int,), optional
+        Cropped from each side of the full output (symmetric ints only). Default 0.
+    output_padding : int or (int,), optional
+        Extra outputs added at the end of each dimension, to pick one of the input sizes a
+        strided convolution maps to the same output size; smaller than
+        ``max(stride, dilation)``. Default 0.
+    groups : int, optional
+        Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    dilation : int or (int,), optional
+        Spacing between kernel taps. Default 1.
+    layout : {None, "NCW", "NWC"}, optional
+        Default None (``"NCW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "reference"}, optional
+        Kernel choice, see :func:`conv2d`. Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OL)``
+        ``(N, OL, C_out)`` with ``layout="NWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, asymmetric or string `padding`, `output_padding` too large,
+        padding that leaves no output, an unknown option or an unusable `out`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv1d, conv_transpose2d, plan_conv_transpose1d, cconv.grad.conv_transpose1d_input
+
+    Notes
+    -----
+    ``y[n, g*G + o, i*s + p*d - pad] += x[n, c, i] * weight[c, o, p]`` for every input channel
+    ``c`` of group ``g`` (``G = C_out / groups``), then the bias; the output size is
+    ``OL = s * (L - 1) - 2 * pad + d * (k - 1) + output_padding + 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> cconv.conv_transpose1d(np.array([[[1.0, 2.0]]]), np.array([[[1.0, 1.0, 1.0]]]), stride=2)
+    array([[[1., 1., 3., 2., 2.]]])
+    """
     return _conv(1, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, out, algorithm)
 
@@ -138,7 +436,97 @@ def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
                      out: Optional[Array] = None, algorithm: str = "auto") -> Array:
     """Transposed 2-D convolution like torch.nn.functional.conv_transpose2d.
 
-    Output size per dimension: s(i-1) - 2p + d(k-1) + output_padding + 1."""
+    Also called fractionally strided convolution or "deconvolution": each input pixel scatters
+    a copy of the filter, scaled by its value, into the output, so ``stride=2`` doubles the
+    size (decoders, segmentation, GAN generators). It is the adjoint of :func:`conv2d` with
+    the same weight: the gradient of conv2d with respect to its input.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``. An unbatched ``(C_in, H, W)``
+        input gives an unbatched result.
+    weight : array_like, shape ``(C_in, C_out / groups, kh, kw)``
+        Filters (input channels first, as in PyTorch).
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride : int or (int, int), optional
+        Step between input positions in the output. Default 1.
+    padding : int or (int, int), optional
+        Cropped from each side of the full output (symmetric ints only). Default 0.
+    output_padding : int or (int, int), optional
+        Extra outputs added at the end of each dimension, to pick one of the input sizes a
+        strided convolution maps to the same output size; smaller than
+        ``max(stride, dilation)``. Default 0.
+    groups : int, optional
+        Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    dilation : int or (int, int), optional
+        Spacing between kernel taps. Default 1.
+    layout : {None, "NCHW", "NHWC"}, optional
+        Default None (``"NCHW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "winograd", "reference"}, optional
+        Kernel choice, see :func:`conv2d`; ``"winograd"`` needs 3x3 (in H and W), stride 1 and
+        one group. Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, asymmetric or string `padding`, `output_padding` too large,
+        padding that leaves no output, an unknown option or an unusable `out`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, conv_transpose1d, conv_transpose3d, plan_conv_transpose2d
+    cconv.grad.conv_transpose2d_input, cconv.grad.conv_transpose2d_weight
+    cconv.analysis.checkerboard : Uneven overlap (checkerboard artifacts).
+
+    Notes
+    -----
+    For every input channel ``c`` of group ``g`` (``G = C_out / groups``)::
+
+        y[n, g*G + o, i*s_h + p*d_h - pad_h, j*s_w + q*d_w - pad_w] +=
+            x[n, c, i, j] * weight[c, o, p, q]
+
+    then the bias. Output size per dimension:
+    ``OH = s_h * (H - 1) - 2 * pad_h + d_h * (kh - 1) + output_padding_h + 1``.
+
+    With stride 1 and one group a transposed convolution is a convolution with the flipped
+    filter, so for 3x3 kernels ``algorithm="auto"`` may run it as Winograd, whose float32 error
+    is about ten times that of direct convolution; ``algorithm="exact"`` or
+    ``cconv.set_allow_lossy(False)`` / ``cconv.allow_lossy(False)`` forbid it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    >>> cconv.conv_transpose2d(x, np.ones((1, 1, 2, 2)), stride=2)   # nearest upsampling
+    array([[[[1., 1., 2., 2.],
+             [1., 1., 2., 2.],
+             [3., 3., 4., 4.],
+             [3., 3., 4., 4.]]]])
+
+    The adjoint of conv2d: ``<conv2d(a, w), b> == <a, conv_transpose2d(b, w)>``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> w = rng.standard_normal((4, 3, 3, 3))
+    >>> a = rng.standard_normal((2, 3, 9, 9))
+    >>> b = rng.standard_normal((2, 4, 4, 4))
+    >>> ta = cconv.conv_transpose2d(b, w, stride=2, padding=0)
+    >>> ta.shape
+    (2, 3, 9, 9)
+    >>> np.allclose(np.vdot(cconv.conv2d(a, w, stride=2), b), np.vdot(a, ta))
+    True
+    """
     return _conv(2, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, out, algorithm)
 
@@ -148,7 +536,72 @@ def conv_transpose3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
                      stride: Size = 1, padding: Padding = 0, output_padding: Size = 0,
                      groups: int = 1, dilation: Size = 1, *, layout: Optional[str] = None,
                      out: Optional[Array] = None, algorithm: str = "auto") -> Array:
-    """Transposed 3-D convolution; weight (C_in, C_out/groups, kd, kh, kw)."""
+    """Transposed 3-D convolution; weight (C_in, C_out/groups, kd, kh, kw).
+
+    The 3-D case of :func:`conv_transpose2d` (volumetric upsampling): the adjoint of
+    :func:`conv3d`.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, D, H, W)``
+        Input; ``(N, D, H, W, C_in)`` with ``layout="NDHWC"``. An unbatched
+        ``(C_in, D, H, W)`` input gives an unbatched result.
+    weight : array_like, shape ``(C_in, C_out / groups, kd, kh, kw)``
+        Filters (input channels first, as in PyTorch).
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None (no bias).
+    stride : int or (int, int, int), optional
+        Step between input positions in the output. Default 1.
+    padding : int or (int, int, int), optional
+        Cropped from each side of the full output (symmetric ints only). Default 0.
+    output_padding : int or (int, int, int), optional
+        Extra outputs added at the end of each dimension, to pick one of the input sizes a
+        strided convolution maps to the same output size; smaller than
+        ``max(stride, dilation)``. Default 0.
+    groups : int, optional
+        Number of independent channel groups; divides ``C_in`` and ``C_out``. Default 1.
+    dilation : int or (int, int, int), optional
+        Spacing between kernel taps. Default 1.
+    layout : {None, "NCDHW", "NDHWC"}, optional
+        Default None (``"NCDHW"``).
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. Default None.
+    algorithm : {"auto", "exact", "gemm", "winograd", "reference"}, optional
+        Kernel choice, see :func:`conv2d`; ``"winograd"`` needs 3x3 (in H and W), stride 1 and
+        one group. Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OD, OH, OW)``
+        ``(N, OD, OH, OW, C_out)`` with ``layout="NDHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, asymmetric or string `padding`, `output_padding` too large,
+        padding that leaves no output, an unknown option or an unusable `out`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv3d, conv_transpose2d, plan_conv_transpose3d, cconv.grad.conv_transpose3d_input
+
+    Notes
+    -----
+    As :func:`conv_transpose2d` with three dimensions; per dimension
+    ``out = s * (in - 1) - 2 * pad + d * (k - 1) + output_padding + 1``.
+    Stride-1, one-group ``kd x 3 x 3`` layers may run as Winograd under ``algorithm="auto"``
+    (see :func:`conv_transpose2d`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.ones((1, 2, 2, 3, 4), dtype=np.float32)
+    >>> cconv.conv_transpose3d(x, np.ones((2, 5, 2, 2, 2), np.float32), stride=2).shape
+    (1, 5, 4, 6, 8)
+    """
     return _conv(3, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, out, algorithm)
 
@@ -255,7 +708,59 @@ def depthwise_conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
                      out: Optional[Array] = None, algorithm: str = "auto") -> Array:
     """Depthwise 2-D convolution: each input channel convolved with its own m filters.
 
-    weight (C*m, 1, kh, kw); output channel c*m + j comes from input channel c."""
+    The spatial half of MobileNet's separable convolution: no sum across channels. The same as
+    ``conv2d(x, weight, groups=C)``, run by kernels made for one input channel per group.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C, H, W)``
+        Input; ``(N, H, W, C)`` with ``layout="NHWC"``. An unbatched ``(C, H, W)`` input gives
+        an unbatched result.
+    weight : array_like, shape ``(C * m, 1, kh, kw)``
+        ``m`` filters per input channel (the channel multiplier): output channel ``c*m + j``
+        comes from input channel ``c``.
+    bias : array_like, shape ``(C * m,)``, optional
+        Default None (no bias).
+    stride, padding, dilation, padding_mode, layout, out
+        As in :func:`conv2d`.
+    algorithm : {"auto", "exact", "depthwise", "grouped", "gemm", "reference"}, optional
+        See :func:`conv2d`. Depthwise layers never run Winograd, so "auto" and "exact" agree.
+        Default "auto".
+
+    Returns
+    -------
+    ndarray, shape ``(N, C * m, OH, OW)``
+        ``(N, OH, OW, C * m)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If `x` is not 4-D, `weight` is not ``(C * m, 1, kh, kw)``, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, separable_conv2d, cconv.grad.depthwise_conv2d_grads
+
+    Notes
+    -----
+    ``y[n, c*m + j, i, l] = bias[c*m + j] + sum_{p, q} weight[c*m + j, 0, p, q]
+    * x_pad[n, c, i*s_h + p*d_h, l*s_w + q*d_w]``; output sizes as in :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 6, 6))
+    >>> w = rng.standard_normal((6, 1, 3, 3))                 # m = 2 filters per channel
+    >>> y = cconv.depthwise_conv2d(x, w, padding=1)
+    >>> y.shape
+    (2, 6, 6, 6)
+    >>> np.allclose(y, cconv.conv2d(x, w, padding=1, groups=3))
+    True
+    """
     _check_algorithm(algorithm)
     x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias, optional=True)
     stages = depthwise_stages(x.shape, weight.shape, stride, padding, dilation, layout, padding_mode)
@@ -270,11 +775,68 @@ def separable_conv2d(x: ArrayLike, depthwise_weight: ArrayLike, pointwise_weight
                      algorithm: str = "auto", fused: bool = True) -> Array:
     """Depthwise separable convolution (MobileNet, Xception): depthwise k x k, then 1x1.
 
-    depthwise_weight (C*m, 1, kh, kw), pointwise_weight (C_out, C*m, 1, 1), bias (C_out).
-    fused=True (the default; channels-first only) computes both stages band by band of output rows
-    in cache, so the (N, C*m, OH, OW) intermediate is never allocated: less memory traffic and a
-    lower peak memory. fused=False runs the two stages one after the other (same result up to
-    rounding: the 1x1 sums the channels in the same order, but with different FMA contraction)."""
+    A :func:`depthwise_conv2d` followed by a pointwise (1x1) :func:`conv2d` that mixes the
+    channels: about ``k*k`` times fewer multiplications than a full convolution.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C, H, W)``
+        Input; ``(N, H, W, C)`` with ``layout="NHWC"``; or unbatched ``(C, H, W)``.
+    depthwise_weight : array_like, shape ``(C * m, 1, kh, kw)``
+        The depthwise filters, ``m`` per input channel.
+    pointwise_weight : array_like, shape ``(C_out, C * m, 1, 1)``
+        The 1x1 filters.
+    bias : array_like, shape ``(C_out,)``, optional
+        Added after the pointwise stage. Default None.
+    stride, padding, dilation, padding_mode
+        Of the depthwise stage, as in :func:`conv2d`.
+    layout, out, algorithm
+        As in :func:`conv2d`. ``"auto"`` and ``"exact"`` (the default "auto" included) keep
+        the fused kernels; any other algorithm runs the two stages unfused, each planned with
+        it. Neither stage is ever Winograd.
+    fused : bool, optional
+        True (default; channels-first only) computes both stages band by band of output rows in
+        cache, so the ``(N, C*m, OH, OW)`` intermediate is never allocated: less memory traffic
+        and a lower peak memory. False runs the two stages one after the other (the same result
+        up to rounding: the 1x1 sums the channels in the same order, with different FMA
+        contraction).
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If the weights do not have the shapes above, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    depthwise_conv2d, conv2d, cconv.grad.separable_conv2d_grads
+    cconv.analysis.cost : Multiplications saved against conv2d.
+
+    Notes
+    -----
+    ``y = conv2d(depthwise_conv2d(x, depthwise_weight, None, stride, padding, dilation),
+    pointwise_weight, bias)``; output sizes as in :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 8, 8))
+    >>> dw = rng.standard_normal((3, 1, 3, 3))
+    >>> pw = rng.standard_normal((16, 3, 1, 1))
+    >>> y = cconv.separable_conv2d(x, dw, pw, padding=1)
+    >>> y.shape
+    (2, 16, 8, 8)
+    >>> np.allclose(y, cconv.conv2d(cconv.conv2d(x, dw, padding=1, groups=3), pw))
+    True
+    """
     _check_algorithm(algorithm)
     x = as_array("x", x)
     dw, pw, bias = (as_array("depthwise_weight", depthwise_weight),
@@ -315,12 +877,75 @@ def spatially_separable_conv2d(x: ArrayLike, vertical_weight: ArrayLike,
                                algorithm: str = "auto", fused: bool = True) -> Array:
     """k_h x 1 convolution then 1 x k_w convolution (e.g. Sobel = [1,2,1]^T x [-1,0,1]).
 
-    stride/padding/dilation given per (h, w) apply to the vertical pass on h, the horizontal on w.
-    fused=True (the default, both layouts) runs the two passes a chunk of images at a time, the
-    chunk's intermediate (8 MiB, at least one image) still in cache when the horizontal pass reads
-    it: a batch whose (N, C_mid, OH, W) intermediate is larger never allocates it whole.
-    fused=False runs the passes one after the other over the whole batch (the same kernels on
-    other slices of the batch: the results are bitwise equal)."""
+    A separable (rank-1) k_h x k_w filter as two 1-D passes: ``k_h + k_w`` instead of
+    ``k_h * k_w`` taps (Inception's 7x1 + 1x7). :func:`cconv.decompose.spatially_separable`
+    factors a full kernel into this form.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``; or unbatched ``(C_in, H, W)``.
+    vertical_weight : array_like, shape ``(C_mid, C_in / groups, kh, 1)``
+        The vertical (first) pass.
+    horizontal_weight : array_like, shape ``(C_out, C_mid / groups, 1, kw)``
+        The horizontal (second) pass.
+    bias : array_like, shape ``(C_out,)``, optional
+        Added after the horizontal pass. Default None.
+    stride, padding, dilation : optional
+        As in :func:`conv2d`, for the whole ``kh x kw`` filter: the H parts apply to the
+        vertical pass, the W parts to the horizontal one.
+    groups : int, optional
+        Channel groups of both passes. Default 1.
+    padding_mode, layout, out, algorithm
+        As in :func:`conv2d`; an algorithm other than "auto" or "exact" runs the passes
+        unfused, each planned with it (these 1-D passes never run Winograd).
+    fused : bool, optional
+        True (default, both layouts) runs the two passes a chunk of images at a time, the
+        chunk's intermediate (8 MiB, at least one image) still in cache when the horizontal
+        pass reads it, so a large ``(N, C_mid, OH, W)`` intermediate is never allocated whole.
+        False runs the passes one after the other over the whole batch; the results are
+        bitwise equal.
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If the weights do not have the shapes above, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, flattened_conv2d, cconv.decompose.spatially_separable,
+    cconv.grad.spatially_separable_conv2d_grads
+
+    Notes
+    -----
+    With ``C_mid == C_in`` and ``groups == C_in`` each channel is filtered by the outer product
+    ``vertical[c] x horizontal[c]``; in general the result is
+    ``conv2d(conv2d(x, vertical_weight, ...), horizontal_weight, ...)``. Output sizes as in
+    :func:`conv2d` for the ``kh x kw`` filter.
+
+    Examples
+    --------
+    The Sobel filter, as two passes and as one 3x3 filter:
+
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.random.default_rng(0).standard_normal((1, 1, 6, 7))
+    >>> v = np.array([1.0, 2.0, 1.0]).reshape(1, 1, 3, 1)
+    >>> h = np.array([-1.0, 0.0, 1.0]).reshape(1, 1, 1, 3)
+    >>> y = cconv.spatially_separable_conv2d(x, v, h, padding=1)
+    >>> y.shape
+    (1, 1, 6, 7)
+    >>> sobel = np.outer(v.ravel(), h.ravel()).reshape(1, 1, 3, 3)
+    >>> np.allclose(y, cconv.conv2d(x, sobel, padding=1))
+    True
+    """
     _check_algorithm(algorithm)
     x = as_array("x", x)
     v, h, bias = (as_array("vertical_weight", vertical_weight),
@@ -369,15 +994,72 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
                      out: Optional[Array] = None, algorithm: str = "auto",
                      fused: bool = True) -> Array:
     """Flattened convolution (arXiv 1412.5474): 1x1 across channels, then a vertical and a
-    horizontal 1-D filter per output channel. With finite values it equals conv2d with the rank-1
-    filters W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j] (zero padding); with
-    Inf or NaN the three stages in turn define the result.
+    horizontal 1-D filter per output channel.
 
-    fused=True (the default) runs the 1x1 and then one depthwise pass with the kh x kw filters
-    vertical[o, i] * horizontal[o, j] (products rounded once to the dtype): channels-first band
-    by band of output rows in cache, so no (N, C_out, H, W) intermediate is allocated;
-    channels-last a chunk of images at a time, like spatially_separable_conv2d. fused=False runs
-    the three stages one after the other (same result up to rounding)."""
+    With finite values it equals :func:`conv2d` with the rank-1 filters
+    ``W[o, c, i, j] = channel[o, c] * vertical[o, i] * horizontal[o, j]``,
+    at ``C_in + kh + kw`` instead of ``C_in * kh * kw`` parameters per filter; with Inf or NaN
+    among the inputs, the three stages in turn define where NaN and Inf appear.
+    :func:`cconv.decompose.flatten` fits these factors to a full filter bank.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``; or unbatched ``(C_in, H, W)``.
+    channel_weight : array_like, shape ``(C_out, C_in)``
+        The 1x1 stage.
+    vertical_weight : array_like, shape ``(C_out, kh)``
+        One vertical filter per output channel.
+    horizontal_weight : array_like, shape ``(C_out, kw)``
+        One horizontal filter per output channel.
+    bias : array_like, shape ``(C_out,)``, optional
+        Default None.
+    stride, padding, dilation, padding_mode, layout, out, algorithm
+        As in :func:`conv2d`, for the ``kh x kw`` filter; an algorithm other than "auto" or
+        "exact" runs the three stages unfused, each planned with it (never Winograd).
+    fused : bool, optional
+        True (default) runs the 1x1 and then one depthwise pass with the ``kh x kw`` filters
+        ``vertical[o, i] * horizontal[o, j]`` (products rounded once to the dtype):
+        channels-first band by band of output rows in cache, so no ``(N, C_out, H, W)``
+        intermediate is allocated; channels-last a chunk of images at a time. False runs the
+        three stages one after the other (the same result up to rounding).
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If the three weights are not 2-D or do not share ``C_out``, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    conv2d, spatially_separable_conv2d, cconv.decompose.flatten,
+    cconv.decompose.flattened_weight, cconv.grad.flattened_conv2d_grads
+
+    Notes
+    -----
+    Output sizes as in :func:`conv2d` for the ``kh x kw`` filter.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 8, 8))
+    >>> ch, v, h = (rng.standard_normal((4, 3)), rng.standard_normal((4, 3)),
+    ...             rng.standard_normal((4, 5)))
+    >>> y = cconv.flattened_conv2d(x, ch, v, h, padding=(1, 2))
+    >>> y.shape
+    (2, 4, 8, 8)
+    >>> w = np.einsum("oc,oi,oj->ocij", ch, v, h)              # the full (4, 3, 3, 5) filters
+    >>> np.allclose(y, cconv.conv2d(x, w, padding=(1, 2)))
+    True
+    """
     _check_algorithm(algorithm)
     x = as_array("x", x)
     ch, v, h, bias = (as_array("channel_weight", channel_weight),
@@ -444,9 +1126,60 @@ def shuffle_stages(x_shape, groups, layout=None):
 @_public
 def channel_shuffle(x: ArrayLike, groups: int, *, layout: Optional[str] = None,
                     out: Optional[Array] = None) -> Array:
-    """ShuffleNet channel shuffle, same result as torch.nn.functional.channel_shuffle: channel
-    g*(C/groups) + j moves to j*groups + g. Float arrays use the C kernel; other numeric dtypes
-    are permuted exactly with NumPy."""
+    """ShuffleNet channel shuffle, same result as torch.nn.functional.channel_shuffle.
+
+    Interleaves the channels of `groups` groups, so that the next grouped convolution sees
+    channels from every group: channel ``g*(C/groups) + j`` moves to ``j*groups + g``.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C, *spatial)``
+        Input with 1 to 3 spatial dimensions; channels last with a channels-last `layout`.
+        Unbatched input, ``(C, *spatial)`` or ``(*spatial, C)``, gives an unbatched result:
+        without `layout` only 2-D ``(C, L)`` is taken as unbatched (3-D and more are batched,
+        as in torch), with one the layout's dimensions tell.
+    groups : int
+        Number of groups; must divide ``C``.
+    layout : str, optional
+        ``"NCW"``, ``"NCHW"``, ``"NCDHW"`` (channels-first) or ``"NWC"``, ``"NHWC"``,
+        ``"NDHWC"`` (channels-last). Default None (channels-first).
+    out : ndarray, optional
+        Array of `x`'s shape and dtype to write into. Default None.
+
+    Returns
+    -------
+    ndarray
+        The shuffled array, of `x`'s shape and dtype (float arrays use the C kernel; other
+        numeric dtypes are permuted exactly with NumPy).
+
+    Raises
+    ------
+    ValueError
+        If `x` has fewer than 3 dimensions, `groups` is not a positive int dividing ``C``, or
+        `layout` does not fit ``x.ndim``.
+    TypeError
+        If `x` is not a real numeric array.
+
+    See Also
+    --------
+    shuffled_grouped_conv2d
+    cconv.grad.channel_shuffle_input : The inverse shuffle.
+
+    Notes
+    -----
+    ``y[:, j*groups + g] = x[:, g*(C/groups) + j]``: the channels viewed as a
+    ``(groups, C/groups)`` matrix, transposed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> x = np.arange(6.0).reshape(1, 6, 1, 1)
+    >>> cconv.channel_shuffle(x, 2).ravel()
+    array([0., 3., 1., 4., 2., 5.])
+    >>> cconv.channel_shuffle(np.arange(6).reshape(1, 1, 6), 3, layout="NWC")
+    array([[[0, 2, 4, 1, 3, 5]]])
+    """
     x = as_array("x", x)
     st = shuffle_stage(x.shape, groups, layout)
     y, target = _api.output_array(out, x.shape, x.dtype, (x,))  # a shuffle keeps the dtype
@@ -477,11 +1210,64 @@ def shuffled_grouped_conv2d(x: ArrayLike, weight: ArrayLike, groups: int,
                             dilation: Size = 1, *, shuffle_groups: Optional[int] = None,
                             padding_mode: str = "zeros", layout: Optional[str] = None,
                             out: Optional[Array] = None, algorithm: str = "auto") -> Array:
-    """ShuffleNet's grouped convolution followed by a channel shuffle, in one call:
-    channel_shuffle(conv2d(x, weight, bias, groups=groups, ...), shuffle_groups) with
-    shuffle_groups defaulting to groups. Channels-first, the output channels are written directly
-    in shuffled order (no second pass over memory) by the depthwise, grouped and GEMM algorithms;
-    channels-last and Winograd plans run the two steps one after another."""
+    """ShuffleNet's grouped convolution followed by a channel shuffle, in one call.
+
+    ``channel_shuffle(conv2d(x, weight, bias, groups=groups, ...), shuffle_groups)``.
+    Channels-first, the output channels are written directly in shuffled order (no second
+    pass over memory) by the depthwise, grouped and GEMM algorithms; channels-last and
+    Winograd plans run the two steps one after another.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        Input; ``(N, H, W, C_in)`` with ``layout="NHWC"``; or unbatched ``(C_in, H, W)``.
+    weight : array_like, shape ``(C_out, C_in / groups, kh, kw)``
+        Filters of the grouped convolution.
+    groups : int
+        Channel groups of the convolution.
+    bias : array_like, shape ``(C_out,)``, optional
+        Added by the convolution, before the shuffle. Default None.
+    stride, padding, dilation
+        As in :func:`conv2d`.
+    shuffle_groups : int, optional
+        Groups of the shuffle; must divide ``C_out``. Default None (`groups`).
+    padding_mode, layout, out, algorithm
+        As in :func:`conv2d`.
+
+    Returns
+    -------
+    ndarray, shape ``(N, C_out, OH, OW)``
+        ``(N, OH, OW, C_out)`` with ``layout="NHWC"``; the dtype rule of :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If `shuffle_groups` does not divide ``C_out``, or as for :func:`conv2d`.
+    TypeError
+        A non-numeric array or a non-int integer argument.
+
+    See Also
+    --------
+    channel_shuffle, conv2d, cconv.grad.shuffled_grouped_conv2d_grads
+
+    Notes
+    -----
+    Output sizes as in :func:`conv2d`. With ``groups=1`` a 3x3 stride-1 layer may run as
+    Winograd under ``algorithm="auto"``; see :func:`conv2d` for its error and how to forbid it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 8, 5, 5))
+    >>> w = rng.standard_normal((8, 2, 3, 3))
+    >>> y = cconv.shuffled_grouped_conv2d(x, w, 4, padding=1)
+    >>> y.shape
+    (2, 8, 5, 5)
+    >>> np.allclose(y, cconv.channel_shuffle(cconv.conv2d(x, w, padding=1, groups=4), 4))
+    True
+    """
     _check_algorithm(algorithm)
     x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias, optional=True)
     conv, shuf = shuffled_grouped_stages(x.shape, weight.shape, groups, stride, padding, dilation,
@@ -522,14 +1308,39 @@ class ConvPlan:
     """A convolution planned once for one input shape: weights packed, algorithm chosen.
 
     `plan(x)` runs it; `plan.algorithm` tells what was chosen. Thread-safe: one plan may run from
-    several threads at once.
+    several threads at once. Made by :func:`plan_conv1d` ... :func:`plan_conv_transpose3d`
+    (not constructed directly); repeated calls skip the argument checks, the algorithm choice
+    and the weight packing. A plan keeps the instruction set it was made with.
 
-    The batch size is free: x may have any batch size; a size other than the planned one gets its
-    own C plan (same algorithm, made on first use from the plan's private copy of the weights,
-    the last few kept). The dtype is not: the plan computes in `plan.dtype`, and x whose dtype
-    would promote the result beyond it (float64 into a float32 plan) raises TypeError rather than
-    being rounded silently, as torch refuses a float64 input to a float32 layer. x of a dtype
-    that promotes to the plan's (float32 or float16 into a float64 plan) is converted."""
+    Attributes
+    ----------
+    algorithm : str
+        The algorithm chosen (``"gemm"``, ``"winograd"``, ``"depthwise"``, ...).
+    out_shape : tuple of int
+        The shape of the result.
+    dtype : numpy.dtype
+        The compute and result dtype; inputs are cast to it.
+    geometry : object
+        The validated arguments (shapes, stride, padding, ...), internal.
+    weight_bytes, workspace_bytes : int
+        Memory held by the packed weights, and scratch memory a call uses.
+
+    See Also
+    --------
+    plan_conv2d, conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> w = np.ones((4, 1, 3, 3), dtype=np.float32)
+    >>> plan = cconv.plan_conv2d((2, 4, 8, 8), w, padding=1, groups=4)
+    >>> plan.algorithm, plan.out_shape, plan.dtype
+    ('depthwise', (2, 4, 8, 8), dtype('float32'))
+    >>> x = np.ones((2, 4, 8, 8), dtype=np.float32)
+    >>> np.array_equal(plan(x), cconv.conv2d(x, w, padding=1, groups=4))
+    True
+    """
 
     _MAX_EXTRA_BATCH_SIZES = 4  # C plans kept for batch sizes other than the planned one
 
@@ -562,21 +1373,58 @@ class ConvPlan:
 
     @property
     def algorithm(self):
+        """The algorithm this plan runs (str)."""
         return self._plan.algorithm
 
     @property
     def out_shape(self):
+        """The shape of the result (tuple of int)."""
         return self.geometry.out_shape
 
     @property
     def weight_bytes(self):
+        """Bytes of the packed (or transformed) weights the plan holds (int)."""
         return self._plan.weight_bytes
 
     @property
     def workspace_bytes(self):
+        """Bytes of scratch memory one call allocates (int)."""
         return self._plan.workspace_bytes
 
     def __call__(self, x, *, out=None):
+        """Runs the plan.
+
+        Parameters
+        ----------
+        x : array_like
+            Input of exactly the shape the plan was made for (any dtype: cast to the plan's).
+        out : ndarray, optional
+            Array of shape `out_shape` and the plan's dtype to write into. Default None.
+
+        Returns
+        -------
+        ndarray
+            The convolution, shape `out_shape` (`out` if given).
+
+        Raises
+        ------
+        ValueError
+            If `x` has another shape, or `out` has the wrong shape or dtype, is read-only or
+            overlaps `x`.
+        TypeError
+            If `x` is not a real numeric array or `out` not an ndarray.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import cconv
+        >>> plan = cconv.plan_conv1d((1, 1, 5), np.ones((1, 1, 2)))
+        >>> y = np.empty(plan.out_shape)
+        >>> plan(np.arange(5.0).reshape(1, 1, 5), out=y) is y
+        True
+        >>> y
+        array([[[1., 3., 5., 7.]]])
+        """
         x = as_array("x", x)
         planned = self.geometry.x_shape
         if x.ndim != len(planned) or x.shape[1:] != planned[1:]:
@@ -614,7 +1462,41 @@ def plan_conv1d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
                 stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1, *,
                 padding_mode: str = "zeros", layout: Optional[str] = None, dtype: Any = None,
                 algorithm: str = "auto") -> ConvPlan:
-    """A reusable plan for conv1d on inputs of shape x_shape (dtype defaults to the weight's)."""
+    """A reusable plan for conv1d on inputs of shape x_shape (dtype defaults to the weight's).
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, L)`` (or per `layout`).
+    weight, bias, stride, padding, dilation, groups, padding_mode, layout
+        As in :func:`conv1d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv1d`; chosen now, once. Default "auto".
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv1d` for the same arguments.
+
+    See Also
+    --------
+    plan_conv2d, conv1d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv1d((2, 3, 16), np.ones((4, 3, 5)), padding="same")
+    >>> plan.out_shape
+    (2, 4, 16)
+    """
     return _plan(1, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
                  0, layout, dtype, algorithm)
 
@@ -623,7 +1505,58 @@ def plan_conv2d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
                 stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1, *,
                 padding_mode: str = "zeros", layout: Optional[str] = None, dtype: Any = None,
                 algorithm: str = "auto") -> ConvPlan:
-    """A reusable plan for conv2d: `p = plan_conv2d(x.shape, w); y = p(x)`."""
+    """A reusable plan for conv2d: `p = plan_conv2d(x.shape, w); y = p(x)`.
+
+    Checks the arguments, chooses the algorithm and packs the weights once; each call of the
+    plan then only computes. Worth it for many calls on small inputs, or to see which
+    algorithm ``"auto"`` picks.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, H, W)`` (or per `layout`).
+    weight : array_like, shape ``(C_out, C_in / groups, kh, kw)``
+        Filters; copied into the plan (later changes to `weight` do not affect it).
+    bias, stride, padding, dilation, groups, padding_mode, layout
+        As in :func:`conv2d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv2d`; chosen now, once. Default "auto".
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv2d` for the same arguments.
+
+    See Also
+    --------
+    conv2d, ConvPlan, plan_conv1d, plan_conv3d, plan_conv_transpose2d
+
+    Notes
+    -----
+    The algorithm is chosen when the plan is made, so ``algorithm="exact"`` or
+    ``cconv.allow_lossy(False)`` must be in effect then to keep Winograd out (see
+    :func:`conv2d`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    >>> w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    >>> plan = cconv.plan_conv2d(x.shape, w, stride=2, algorithm="gemm")
+    >>> plan.algorithm, plan.out_shape
+    ('gemm', (1, 5, 3, 3))
+    >>> np.array_equal(plan(x), cconv.conv2d(x, w, stride=2, algorithm="gemm"))
+    True
+    """
     return _plan(2, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
                  0, layout, dtype, algorithm)
 
@@ -632,7 +1565,41 @@ def plan_conv3d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
                 stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1, *,
                 padding_mode: str = "zeros", layout: Optional[str] = None, dtype: Any = None,
                 algorithm: str = "auto") -> ConvPlan:
-    """A reusable plan for conv3d."""
+    """A reusable plan for conv3d.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, D, H, W)`` (or per `layout`).
+    weight, bias, stride, padding, dilation, groups, padding_mode, layout
+        As in :func:`conv3d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv3d`; chosen now, once. Default "auto".
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv3d` for the same arguments.
+
+    See Also
+    --------
+    conv3d, plan_conv2d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv3d((1, 2, 4, 4, 4), np.ones((3, 2, 3, 3, 3)))
+    >>> plan.out_shape
+    (1, 3, 2, 2, 2)
+    """
     return _plan(3, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
                  0, layout, dtype, algorithm)
 
@@ -642,7 +1609,41 @@ def plan_conv_transpose1d(x_shape: Sequence[int], weight: ArrayLike,
                           output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
                           layout: Optional[str] = None, dtype: Any = None,
                           algorithm: str = "auto") -> ConvPlan:
-    """A reusable plan for conv_transpose1d."""
+    """A reusable plan for conv_transpose1d.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, L)`` (or per `layout`).
+    weight, bias, stride, padding, output_padding, groups, dilation, layout
+        As in :func:`conv_transpose1d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv_transpose1d`; chosen now, once. Default "auto".
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv_transpose1d` for the same arguments.
+
+    See Also
+    --------
+    conv_transpose1d, plan_conv2d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv_transpose1d((1, 2, 5), np.ones((2, 3, 3)), stride=2)
+    >>> plan.out_shape
+    (1, 3, 11)
+    """
     return _plan(1, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, dtype, algorithm)
 
@@ -652,7 +1653,41 @@ def plan_conv_transpose2d(x_shape: Sequence[int], weight: ArrayLike,
                           output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
                           layout: Optional[str] = None, dtype: Any = None,
                           algorithm: str = "auto") -> ConvPlan:
-    """A reusable plan for conv_transpose2d."""
+    """A reusable plan for conv_transpose2d.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, H, W)`` (or per `layout`).
+    weight, bias, stride, padding, output_padding, groups, dilation, layout
+        As in :func:`conv_transpose2d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv_transpose2d`; chosen now, once. Default "auto".
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv_transpose2d` for the same arguments.
+
+    See Also
+    --------
+    conv_transpose2d, plan_conv2d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv_transpose2d((1, 2, 4, 4), np.ones((2, 3, 4, 4)), stride=2, padding=1)
+    >>> plan.out_shape
+    (1, 3, 8, 8)
+    """
     return _plan(2, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, dtype, algorithm)
 
@@ -662,6 +1697,40 @@ def plan_conv_transpose3d(x_shape: Sequence[int], weight: ArrayLike,
                           output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
                           layout: Optional[str] = None, dtype: Any = None,
                           algorithm: str = "auto") -> ConvPlan:
-    """A reusable plan for conv_transpose3d."""
+    """A reusable plan for conv_transpose3d.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the inputs the plan will run on, ``(N, C_in, D, H, W)`` (or per `layout`).
+    weight, bias, stride, padding, output_padding, groups, dilation, layout
+        As in :func:`conv_transpose3d`.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
+    algorithm : str, optional
+        As in :func:`conv_transpose3d`; chosen now, once. Default "auto".
+
+    Returns
+    -------
+    ConvPlan
+        Call it with an input of shape `x_shape`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv_transpose3d` for the same arguments.
+
+    See Also
+    --------
+    conv_transpose3d, plan_conv2d, ConvPlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> plan = cconv.plan_conv_transpose3d((1, 2, 2, 2, 2), np.ones((2, 3, 2, 2, 2)), stride=2)
+    >>> plan.out_shape
+    (1, 3, 4, 4, 4)
+    """
     return _plan(3, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
                  output_padding, layout, dtype, algorithm)

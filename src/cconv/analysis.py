@@ -1,7 +1,7 @@
 """Convolution arithmetic and cost models: the survey article's analysis as an API.
 
 Everything here works on *shapes*, never on data, and goes through the same argument
-validation the kernels use (``cconv._api`` / ``cconv._registry.describe``), so the numbers
+validation the kernels use (``cconv._api`` / ``cconv._functions.describe``), so the numbers
 describe exactly what the functions compute:
 
 * :func:`output_size`, :func:`transposed_output_size`: one spatial dimension's size.
@@ -67,17 +67,48 @@ def output_size(i, k, stride=1, padding=0, dilation=1):
     """Output length of a convolution along one dimension.
 
     ``o = floor((i + p_before + p_after - d(k - 1) - 1) / s) + 1`` (Dumoulin & Visin), the
-    formula the kernels use (``cconv._api.output_size``). ``padding`` is the padding per side
-    (int), a ``(before, after)`` pair, ``"valid"`` (0) or ``"same"`` (TensorFlow's rule,
-    output ``ceil(i / s)``, as the functions accept it).
+    formula the kernels use (``cconv._api.output_size``).
 
+    Parameters
+    ----------
+    i : int
+        Input length, >= 1.
+    k : int
+        Kernel length, >= 1.
+    stride : int, optional
+        >= 1. Default 1.
+    padding : int, (int, int), "valid" or "same", optional
+        Padding per side, a ``(before, after)`` pair, ``"valid"`` (0) or ``"same"``
+        (TensorFlow's rule, output ``ceil(i / s)``, as the functions accept it). Default 0.
+    dilation : int, optional
+        >= 1. Default 1.
+
+    Returns
+    -------
+    int
+        The output length, >= 1.
+
+    Raises
+    ------
+    ValueError
+        If the dilated kernel does not fit in the padded input (the functions reject such calls
+        too), or an argument is out of range.
+    TypeError
+        If an argument is not an int (or `padding` not a pair or string).
+
+    See Also
+    --------
+    transposed_output_size, output_shape
+
+    Examples
+    --------
+    >>> from cconv.analysis import output_size
     >>> output_size(5, 3, stride=2, padding=1)
     3
     >>> output_size(7, 3, dilation=2)
     3
-
-    Raises ValueError when the dilated kernel does not fit in the padded input (the functions
-    reject such calls too).
+    >>> output_size(7, 3, stride=2, padding="same")
+    4
     """
     i = _int("i", i, 1)
     k = _int("k", k, 1)
@@ -104,10 +135,45 @@ def transposed_output_size(i, k, stride=1, padding=0, output_padding=0, dilation
     """Output length of a transposed convolution along one dimension.
 
     ``o' = s(i' - 1) + a + d(k - 1) + 1 - p_before - p_after``, the formula the kernels use
-    (``cconv._api.transposed_output_size``); ``a`` = ``output_padding`` must be smaller than
-    ``max(stride, dilation)``, as in the functions and PyTorch. ``padding`` is an int per side or
-    a ``(before, after)`` pair (the conv_transpose functions themselves take symmetric padding).
+    (``cconv._api.transposed_output_size``).
 
+    Parameters
+    ----------
+    i : int
+        Input length, >= 1.
+    k : int
+        Kernel length, >= 1.
+    stride : int, optional
+        >= 1. Default 1.
+    padding : int or (int, int), optional
+        Cropped per side, or a ``(before, after)`` pair (the conv_transpose functions themselves
+        take symmetric padding). Default 0.
+    output_padding : int, optional
+        ``a`` above; must be smaller than ``max(stride, dilation)``, as in the functions and
+        PyTorch. Default 0.
+    dilation : int, optional
+        >= 1. Default 1.
+
+    Returns
+    -------
+    int
+        The output length, >= 1.
+
+    Raises
+    ------
+    ValueError
+        If `output_padding` is too large, the padding leaves no output, or an argument is out of
+        range.
+    TypeError
+        If an argument is not an int (or `padding` not a pair).
+
+    See Also
+    --------
+    output_size, overlap_pattern
+
+    Examples
+    --------
+    >>> from cconv.analysis import transposed_output_size
     >>> transposed_output_size(2, 3)          # 2x2 -> 4x4
     4
     >>> transposed_output_size(2, 3, stride=2)  # the adjoint of 5 -> 2 with s=2
@@ -158,10 +224,9 @@ def _bind(fn, x_shape, args, kwargs):
 
 
 def _resolve(fn, x_shape, args, kwargs):
-    """(stages, index of the stage that adds the bias or None, whether x is unbatched), every
-    argument validated as the function validates it. The bias belongs to the last convolution,
-    which is not the last stage of shuffled_grouped_conv2d: the forward adds it before the
-    shuffle. An unbatched x runs as a batch of one, as in the function."""
+    """(stages, index of the stage that adds the bias or None), every argument validated as the
+    function validates it. The bias belongs to the last convolution, which is not the last stage
+    of shuffled_grouped_conv2d: the forward adds it before the shuffle."""
     name, x_shape, weights, rest, bias = _bind(fn, x_shape, args, kwargs)
     unbatched = _registry.get(name).batched_ndim(x_shape, rest.get("layout")) != len(x_shape)
     sts = _registry.describe(name, (1,) * unbatched + x_shape, *weights, **rest)
@@ -178,21 +243,83 @@ def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
     Composite functions run several convolutions: ``separable_conv2d`` is a depthwise then a
     1x1 stage, ``spatially_separable_conv2d`` a k_h x 1 then a 1 x k_w stage,
     ``flattened_conv2d`` a 1x1, a vertical and a horizontal (depthwise) stage;
-    ``shuffled_grouped_conv2d`` is a grouped convolution then a ``ShuffleStage``. For an
-    unbatched x, the stages of a batch of one."""
+    ``shuffled_grouped_conv2d`` is a grouped convolution then a ``ShuffleStage``.
+
+    Parameters
+    ----------
+    fn : str or callable
+        A public function's name (``"conv2d"``, ``"separable_conv2d"``, ...; see ``FUNCTIONS``)
+        or the function itself.
+    x_shape : tuple of int or array_like
+        The input's shape (or the input).
+    *weight_shapes : tuple of int or array_like
+        The function's other required arguments: the weights' shapes (or the weights;
+        ``groups`` for ``channel_shuffle`` and ``shuffled_grouped_conv2d``).
+    **conv_kwargs
+        The function's keyword (or further positional) arguments.
+
+    Returns
+    -------
+    list
+        The stages in order; each has ``x_shape`` and ``out_shape`` (convolutions also
+        ``weight_shape``, ``stride``, ``pad_before``, ``pad_after``, ``dilation``, ``groups``...).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As the function itself for the same arguments; ValueError for an unknown `fn`.
+
+    See Also
+    --------
+    output_shape, stage_costs
+
+    Examples
+    --------
+    >>> from cconv import analysis
+    >>> [s.weight_shape for s in analysis.stages("separable_conv2d", (1, 3, 7, 7),
+    ...                                          (3, 1, 3, 3), (8, 3, 1, 1))]
+    [(3, 1, 3, 3), (8, 3, 1, 1)]
+    """
     return _resolve(fn, x_shape, weight_shapes, conv_kwargs)[0]
 
 
 def output_shape(fn, x_shape, *weight_shapes, **conv_kwargs):
     """The shape ``fn(x, *weights, **conv_kwargs)`` returns, without computing anything.
 
-    ``fn`` is a function name (``"conv2d"``, ``"separable_conv2d"``, ...; see ``FUNCTIONS``) or
-    the function itself; the other arguments are the function's own (positional or keyword),
-    with arrays replaced by their shapes if you like. Invalid arguments raise the same errors as
-    the function.
+    Parameters
+    ----------
+    fn : str or callable
+        A public function's name (``"conv2d"``, ``"separable_conv2d"``, ...; see ``FUNCTIONS``)
+        or the function itself.
+    x_shape : tuple of int or array_like
+        The input's shape (or the input).
+    *weight_shapes : tuple of int or array_like
+        The function's other required arguments: the weights' shapes (or the weights;
+        ``groups`` for ``channel_shuffle`` and ``shuffled_grouped_conv2d``).
+    **conv_kwargs
+        The function's keyword (or further positional) arguments.
 
+    Returns
+    -------
+    tuple of int
+        The result's shape.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As the function itself for the same arguments; ValueError for an unknown `fn`.
+
+    See Also
+    --------
+    output_size, stages
+
+    Examples
+    --------
+    >>> from cconv.analysis import output_shape
     >>> output_shape("conv2d", (1, 3, 7, 7), (128, 3, 3, 3), padding="same")
     (1, 128, 7, 7)
+    >>> output_shape("conv_transpose2d", (1, 8, 4, 4), (8, 3, 4, 4), stride=2, padding=1)
+    (1, 3, 8, 8)
     """
     sts, _, unbatched = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
     return tuple(sts[-1].out_shape)[unbatched:]
@@ -205,7 +332,37 @@ class Cost:
     """Operation counts and minimum memory traffic of one call (see :func:`cost`).
 
     ``a + b`` is the cost of running ``a`` and then ``b``: every count adds up and
-    ``output_shape`` is ``b``'s; ``sum(costs)`` works too."""
+    ``output_shape`` is ``b``'s; ``sum(costs)`` works too. Frozen (immutable).
+
+    Parameters
+    ----------
+    multiplications, additions : int
+        Arithmetic operations (conventions in :func:`cost`).
+    parameters : int
+        Weight and bias elements.
+    output_shape : tuple of int
+        The shape of the (last stage's) result.
+    bytes_moved : int
+        Minimum memory traffic in bytes.
+
+    Attributes
+    ----------
+    flops : int
+        ``2 * multiplications``.
+    arithmetic_intensity : float
+        ``flops / bytes_moved`` (0.0 when nothing is moved).
+
+    See Also
+    --------
+    cost, stage_costs
+
+    Examples
+    --------
+    >>> from cconv.analysis import Cost
+    >>> c = Cost(10, 8, 3, (1, 2), 40) + Cost(5, 4, 1, (1, 1), 20)
+    >>> c.multiplications, c.flops, c.output_shape, c.arithmetic_intensity
+    (15, 30, (1, 1), 0.5)
+    """
     multiplications: int
     additions: int
     flops: int = field(init=False)
@@ -369,8 +526,49 @@ def _itemsize(itemsize):
 def stage_costs(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
     """The :class:`Cost` of each stage ``fn`` runs (one for the plain convolutions, two for
     separable, spatially separable and shuffled grouped (the conv, then the shuffle), three for
-    flattened); their sum is :func:`cost`. The bias, if any, belongs to the last convolution
-    stage (for shuffled_grouped_conv2d the conv: the forward adds it before shuffling)."""
+    flattened); their sum is :func:`cost`.
+
+    The bias, if any, belongs to the last convolution stage (for shuffled_grouped_conv2d the
+    conv: the forward adds it before shuffling).
+
+    Parameters
+    ----------
+    fn : str or callable
+        A public function's name (``"conv2d"``, ``"separable_conv2d"``, ...; see ``FUNCTIONS``)
+        or the function itself.
+    x_shape : tuple of int or array_like
+        The input's shape (or the input).
+    *weight_shapes : tuple of int or array_like
+        The function's other required arguments: the weights' shapes (or the weights;
+        ``groups`` for ``channel_shuffle`` and ``shuffled_grouped_conv2d``).
+    itemsize : int or dtype, optional
+        Bytes per element, or a dtype. Default 4 (float32).
+    **conv_kwargs
+        The function's keyword arguments; ``bias`` may be None/False, True, an array or its
+        shape ``(C_out,)``.
+
+    Returns
+    -------
+    list of Cost
+        One per stage.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As the function itself for the same arguments; ValueError for an unknown `fn` or a
+        `bias` of the wrong shape.
+
+    See Also
+    --------
+    cost, stages
+
+    Examples
+    --------
+    >>> from cconv import analysis
+    >>> [c.multiplications for c in analysis.stage_costs(
+    ...     "separable_conv2d", (1, 3, 7, 7), (3, 1, 3, 3), (128, 3, 1, 1))]
+    [675, 9600]
+    """
     sts, bias_at, unbatched = _resolve(fn, x_shape, weight_shapes, conv_kwargs)
     size = _itemsize(itemsize)
     costs = [_stage_cost(st, i == bias_at, size) for i, st in enumerate(sts)]
@@ -382,10 +580,40 @@ def stage_costs(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
 def cost(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
     """Operation counts and memory traffic of ``fn(x, *weights, **conv_kwargs)``.
 
-    ``fn`` is a public function's name (see ``FUNCTIONS``) or the function; the other arguments
-    are the function's own, positional or keyword, with arrays or their shapes. ``bias`` may be
-    None/False, True, an array or its shape ``(C_out,)``. ``itemsize`` is the bytes per element
-    (default 4, float32) or a dtype. Conventions, per convolution stage:
+    Parameters
+    ----------
+    fn : str or callable
+        A public function's name (``"conv2d"``, ``"separable_conv2d"``, ...; see ``FUNCTIONS``)
+        or the function itself.
+    x_shape : tuple of int or array_like
+        The input's shape (or the input).
+    *weight_shapes : tuple of int or array_like
+        The function's other required arguments: the weights' shapes (or the weights;
+        ``groups`` for ``channel_shuffle`` and ``shuffled_grouped_conv2d``).
+    itemsize : int or dtype, optional
+        Bytes per element, or a dtype. Default 4 (float32).
+    **conv_kwargs
+        The function's keyword arguments; ``bias`` may be None/False, True, an array or its
+        shape ``(C_out,)``.
+
+    Returns
+    -------
+    Cost
+        The counts summed over the stages (see :func:`stage_costs`).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As the function itself for the same arguments; ValueError for an unknown `fn` or a
+        `bias` of the wrong shape.
+
+    See Also
+    --------
+    stage_costs, Cost, output_shape
+
+    Notes
+    -----
+    Conventions, per convolution stage:
 
     * ``multiplications``: one per weight tap per output element, as the article counts:
       ``N * C_out * prod(out) * (C_in / groups) * prod(kernel)``. Taps that fall on padding
@@ -417,8 +645,14 @@ def cost(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
       shuffled order directly when it can, saving that traffic).
     * ``arithmetic_intensity = flops / bytes_moved`` (FLOPs per byte, roofline model).
 
+    Examples
+    --------
+    >>> from cconv.analysis import cost
     >>> cost("conv2d", (1, 3, 7, 7), (128, 3, 3, 3)).multiplications
     86400
+    >>> c = cost("conv2d", (1, 3, 7, 7), (128, 3, 3, 3), bias=True)
+    >>> c.parameters, c.flops
+    (3584, 172800)
     """
     return sum(stage_costs(fn, x_shape, *weight_shapes, itemsize=itemsize, **conv_kwargs))
 
@@ -449,18 +683,47 @@ def _broadcast(name, values):
 
 def receptive_field(layers):
     """Receptive field (in input pixels, per dimension) of one output of a stack of layers: the
-    span from the first to the last input pixel it depends on (with dilation the pixels inside
-    need not all be used, e.g. a single d=4 layer uses 3 of its 9; the 1, 2, 4 stack uses all 15).
+    span from the first to the last input pixel it depends on.
 
-    ``layers`` is a sequence of ``(kernel, stride, dilation)`` (stride and dilation may be left
-    out: ``(kernel,)``, ``(kernel, stride)`` or a bare ``kernel``); each entry is an int or a
-    per-dimension tuple. ``r = 1 + sum_l d_l (k_l - 1) * prod_{j < l} s_j``. Returns an int, or
-    a tuple when any entry is a tuple.
+    With dilation the pixels inside need not all be used, e.g. a single d=4 layer uses 3 of its
+    9; the 1, 2, 4 stack uses all 15.
 
+    Parameters
+    ----------
+    layers : sequence
+        One ``(kernel, stride, dilation)`` per layer, first layer first; stride and dilation may
+        be left out (``(kernel,)``, ``(kernel, stride)`` or a bare ``kernel``); each entry is an
+        int or a per-dimension tuple.
+
+    Returns
+    -------
+    int or tuple of int
+        The receptive field; a tuple when any entry is a tuple.
+
+    Raises
+    ------
+    ValueError
+        If a layer has more than 3 entries, a value is below 1, or tuples differ in length.
+    TypeError
+        If `layers` or an entry is not a sequence or int.
+
+    See Also
+    --------
+    output_size
+
+    Notes
+    -----
+    ``r = 1 + sum_l d_l (k_l - 1) * prod_(j < l) s_j``.
+
+    Examples
+    --------
+    >>> from cconv.analysis import receptive_field
     >>> [receptive_field([(3, 1, 1), (3, 1, 2), (3, 1, 4)][:n]) for n in (1, 2, 3)]
     [3, 7, 15]
     >>> receptive_field([(3, 1, 4)])   # one 3x3 layer with dilation 4 alone spans 9x9
     9
+    >>> receptive_field([((7, 1), 2), 3])     # 7x1 stride 2, then 3x3: 1 + 6 + 2*2, 1 + 2*2
+    (11, 5)
     """
     try:
         layers = list(layers)
@@ -497,12 +760,41 @@ def checkerboard(kernel, stride, dilation=1):
     distill.pub/2016/deconv-checkerboard): away from the borders, some output pixels receive
     more (input, tap) products than others.
 
+    Parameters
+    ----------
+    kernel, stride : int or tuple of int
+        Per dimension, or one value for all.
+    dilation : int or tuple of int, optional
+        Default 1.
+
+    Returns
+    -------
+    bool
+        True if any dimension is uneven.
+
+    Raises
+    ------
+    ValueError
+        If a value is below 1 or tuples differ in length.
+    TypeError
+        If an argument is not an int or a sequence of ints.
+
+    See Also
+    --------
+    overlap_pattern : The counts themselves.
+
+    Notes
+    -----
     With dilation 1 that is exactly ``kernel % stride != 0`` in some dimension (stride 2:
     kernels 3 and 5 are uneven, 2 and 4 even). With dilation ``d`` the taps sit at multiples of
     ``d``; the overlap is even iff ``kernel % stride == 0`` and ``gcd(d, stride) == 1``
-    (otherwise some residues mod stride get no product at all). ``kernel``, ``stride`` and
-    ``dilation`` are ints or per-dimension tuples; True if any dimension is uneven. See
-    :func:`overlap_pattern` for the counts themselves.
+    (otherwise some residues mod stride get no product at all).
+
+    Examples
+    --------
+    >>> from cconv.analysis import checkerboard
+    >>> checkerboard(3, 2), checkerboard(4, 2), checkerboard(4, 2, dilation=2)
+    (True, False, True)
     """
     _, (k, s, d) = _broadcast("checkerboard", [_per_dim("kernel", kernel, 1),
                                                _per_dim("stride", stride, 1),
@@ -512,17 +804,45 @@ def checkerboard(kernel, stride, dilation=1):
 
 def overlap_pattern(input_size, kernel, stride=1, padding=0, output_padding=0, dilation=1):
     """How many products land on each output pixel of a transposed convolution of an input of
-    spatial size ``input_size`` (int: 1-D; tuple of 1-3 ints: that many dimensions) with one
-    input and one output channel: an int64 array of the output's spatial shape.
+    spatial size ``input_size`` with one input and one output channel.
 
     It equals ``conv_transpose{1,2,3}d`` of an all-ones input with an all-ones kernel; every
     argument is validated as that function does. Uneven interior counts are the checkerboard
     pattern (:func:`checkerboard`); borders are always lower unless padding crops them.
 
+    Parameters
+    ----------
+    input_size : int or tuple of int
+        Spatial size: an int for 1-D, a tuple of 1 to 3 ints.
+    kernel : int or tuple of int
+        Kernel size, per dimension or one for all.
+    stride, padding, output_padding, dilation : int or tuple of int, optional
+        As for ``cconv.conv_transpose2d``. Defaults 1, 0, 0, 1.
+
+    Returns
+    -------
+    ndarray of int64
+        Of the output's spatial shape.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As ``conv_transpose{1,2,3}d`` for the same arguments; ValueError for more than 3
+        dimensions.
+
+    See Also
+    --------
+    checkerboard, transposed_output_size
+
+    Examples
+    --------
+    >>> from cconv.analysis import overlap_pattern
     >>> overlap_pattern((3, 3), 3, stride=2)[:3, :3]
     array([[1, 1, 2],
            [1, 1, 2],
            [2, 2, 4]])
+    >>> overlap_pattern(4, 4, stride=2)       # kernel 4, stride 2: even inside
+    array([1, 1, 2, 2, 2, 2, 2, 2, 1, 1])
     """
     size = _per_dim("input_size", input_size, 1)
     nd = len(size)

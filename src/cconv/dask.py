@@ -34,11 +34,22 @@ touch it.
 ISA: a graph's tasks use the instruction set of the cconv.use_isa block the graph was built in
 (dask's worker threads do not inherit the block, so it is recorded in the graph), or, built
 outside any block, each process's own setting (cconv.set_isa, CCONV_ISA) when the task runs.
-Lossy algorithms likewise: the tasks of a graph built inside a cconv.allow_lossy block run with
-that block's setting, those of a graph built outside any block with each process's own
-(cconv.set_allow_lossy) when the task runs.
 
 Importing `cconv` never imports dask; importing `cconv.dask` does.
+
+Example (a small array in four chunks; the result equals the in-memory one)::
+
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import cconv
+    >>> import cconv.dask
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 16, 16))
+    >>> w = np.ones((4, 3, 3, 3))
+    >>> y = cconv.dask.conv2d(da.from_array(x, chunks=(1, 3, 8, 8)), w, padding=1)
+    >>> y.shape, y.numblocks
+    ((2, 4, 16, 16), (2, 1, 2, 2))
+    >>> np.allclose(y.compute(), cconv.conv2d(x, w, padding=1))
+    True
 """
 import contextlib
 import threading

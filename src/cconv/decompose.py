@@ -58,34 +58,59 @@ def spatially_separable(kernel2d, *, as_weights=False):
     """Best separable approximation ``kernel2d ~= np.outer(column, row)`` (rank-1 truncated SVD,
     optimal in the Frobenius norm by Eckart-Young).
 
-    Returns ``(column, row, rel_error)``: ``column`` of length k_h, ``row`` of length k_w, and
-    ``rel_error = ||kernel2d - outer(column, row)||_F / ||kernel2d||_F`` (0 for an exactly
-    separable kernel such as Sobel, 0 for an all-zero kernel). The scale is split evenly
-    (``column`` and ``row`` have the same norm, ``sqrt(sigma_1)``) and the sign is fixed so that
-    the column's largest-magnitude entry is positive. float32 input gives float32 factors,
-    anything else float64; ``rel_error`` is a float.
+    Turns a ``k_h x k_w`` kernel into the two 1-D passes of
+    :func:`cconv.spatially_separable_conv2d` (``k_h + k_w`` taps instead of ``k_h * k_w``).
 
-    A stack ``(..., k_h, k_w)`` is decomposed kernel by kernel, giving ``(..., k_h)``,
-    ``(..., k_w)`` and ``(...)`` errors; e.g. a depthwise bank ``(C, 1, k_h, k_w)`` becomes
-    ``spatially_separable_conv2d(x, col.reshape(C, 1, -1, 1), row.reshape(C, 1, 1, -1),
-    groups=C)``.
+    Parameters
+    ----------
+    kernel2d : array_like, shape ``(..., k_h, k_w)``
+        A real kernel, or a stack of kernels decomposed one by one (e.g. a depthwise bank
+        ``(C, 1, k_h, k_w)``). Must be finite and non-empty.
+    as_weights : bool, default False
+        Return the factors in the shapes `cconv.spatially_separable_conv2d` takes instead:
+        a 2-D kernel gives ``(1, 1, k_h, 1)`` and ``(1, 1, 1, k_w)``, a depthwise bank
+        ``(C, 1, k_h, k_w)`` gives ``(C, 1, k_h, 1)`` and ``(C, 1, 1, k_w)`` (run with
+        ``groups=C``).
 
-    Use with ``spatially_separable_conv2d(x, column.reshape(1, 1, -1, 1),
-    row.reshape(1, 1, 1, -1))`` for one channel; it then equals ``conv2d`` with the kernel up
-    to ``rel_error``.
+    Returns
+    -------
+    column : ndarray, shape ``(..., k_h)``
+    row : ndarray, shape ``(..., k_w)``
+        The factors: the scale is split evenly (both have norm ``sqrt(sigma_1)``) and the sign is
+        fixed so that the column's largest-magnitude entry is positive. float32 input gives
+        float32 factors, anything else float64.
+    rel_error : float or ndarray of shape ``(...)``
+        ``||kernel2d - outer(column, row)||_F / ||kernel2d||_F``: 0 for an exactly separable
+        kernel such as Sobel, and for an all-zero kernel.
 
-    ``as_weights=True`` returns ``(vertical_weight, horizontal_weight, rel_error)`` already in
-    the shapes ``spatially_separable_conv2d`` takes, so the pair goes straight in: for a 2-D
-    kernel ``(1, 1, k_h, 1)`` and ``(1, 1, 1, k_w)`` (one input channel)::
+    Raises
+    ------
+    ValueError
+        If `kernel2d` has fewer than 2 dimensions, is empty, or holds NaN or infinity.
+    TypeError
+        If `kernel2d` is not a real numeric array.
 
-        v, h, err = decompose.spatially_separable(kernel, as_weights=True)
-        y = cconv.spatially_separable_conv2d(x, v, h, padding=...)
+    See Also
+    --------
+    flatten, cconv.spatially_separable_conv2d
 
-    and for a depthwise bank ``(C, 1, k_h, k_w)`` (the same filter on every channel:
-    ``np.broadcast_to(kernel, (C, 1, k_h, k_w))``) ``(C, 1, k_h, 1)`` and ``(C, 1, 1, k_w)``, to
-    run with ``groups=C``. Other shapes raise ValueError: a bank with several input channels per
-    output is not a chain of one k_h x 1 and one 1 x k_w convolution kernel by kernel (see
-    :func:`flatten`).
+    Notes
+    -----
+    With one channel, ``spatially_separable_conv2d(x, column.reshape(1, 1, -1, 1),
+    row.reshape(1, 1, 1, -1))`` equals ``conv2d`` with the kernel up to ``rel_error``. A
+    depthwise bank ``(C, 1, k_h, k_w)`` becomes ``spatially_separable_conv2d(x,
+    col.reshape(C, 1, -1, 1), row.reshape(C, 1, 1, -1), groups=C)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cconv import decompose
+    >>> col, row, err = decompose.spatially_separable([[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    >>> np.round(col, 12), np.round(row, 12), err < 1e-12
+    (array([1., 2., 1.]), array([1., 2., 1.]), True)
+    >>> col, row, err = decompose.spatially_separable(np.eye(3))   # not separable
+    >>> round(err, 6)
+    0.816497
     """
     k, dtype = _real_array("kernel2d", kernel2d, min_ndim=2)
     if as_weights and not (k.ndim == 2 or (k.ndim == 4 and k.shape[1] == 1)):
@@ -227,40 +252,85 @@ def flatten(weight, rank=1, *, max_iter=500, tol=1e-14):
     bank, as in "Flattened convolutional neural networks" (arXiv 1412.5474):
     ``W[o, c, i, j] ~= channel[o, c] * vertical[o, i] * horizontal[o, j]``.
 
-    Returns ``(channel, vertical, horizontal, rel_error)`` with shapes ``(C_out, C_in)``,
-    ``(C_out, k_h)``, ``(C_out, k_w)``, ready for
-    ``cconv.flattened_conv2d(x, channel, vertical, horizontal, bias, stride, padding, dilation)``
-    (which then equals ``conv2d`` with the reconstructed weight, :func:`flattened_weight`), and
-    ``rel_error = ||W - W_approx||_F / ||W||_F`` over the whole bank (a float; 0 for W = 0).
+    The factors are ready for :func:`cconv.flattened_conv2d`, which then equals ``conv2d`` with
+    the reconstructed weight (:func:`flattened_weight`).
 
-    Algorithm: per filter, alternating least squares (the higher-order power method for rank 1)
-    started from the leading singular vectors of the tensor's three unfoldings (HOSVD), run
-    until the residual stops decreasing (relative change below ``tol``) or ``max_iter``
-    sweeps. Each sweep solves one factor exactly, so the residual never increases. Exact
-    (``rel_error`` ~ 1e-16) for filters that are rank 1. For general tensors the best rank-1
-    approximation is a non-convex problem and ALS returns a stationary point: a local optimum,
-    in practice usually the global one from this start, but not guaranteed. It is never worse
-    than the SVD bound allows: each filter's error is at least ``sqrt(||W_o||^2 - sigma_1^2)``
-    for the leading singular value of any unfolding, and when one mode has size 1 (C_in = 1, a
-    1x1 or a k x 1 kernel) the problem is a matrix one and the result is the SVD optimum.
+    Parameters
+    ----------
+    weight : array_like, shape ``(C_out, C_in, k_h, k_w)``
+        The filter bank; real, finite, non-empty.
+    rank : int, optional
+        Number of rank-1 terms per filter (a CP decomposition). Default 1.
+    max_iter : int, optional
+        Maximum alternating-least-squares sweeps. Default 500.
+    tol : float, optional
+        A filter stops when a sweep lowers its squared residual by less than ``tol * ||W_o||^2``.
+        Default 1e-14.
 
-    Scale is balanced (each factor of a term has norm ``lambda^(1/3)``); the vertical and
-    horizontal factors have their largest-magnitude entry positive, the sign goes into the
-    channel factor. float32 weights give float32 factors, anything else float64.
+    Returns
+    -------
+    channel : ndarray, shape ``(C_out, C_in)``, or ``(rank, C_out, C_in)`` for ``rank > 1``
+    vertical : ndarray, shape ``(C_out, k_h)``, or ``(rank, C_out, k_h)``
+    horizontal : ndarray, shape ``(C_out, k_w)``, or ``(rank, C_out, k_w)``
+        The factors (float32 for float32 weights, else float64). Scale is balanced (each factor
+        of a term has norm ``lambda^(1/3)``); the vertical and horizontal factors have their
+        largest-magnitude entry positive, the sign goes into the channel factor; terms sorted by
+        decreasing weight per filter.
+    rel_error : float
+        ``||W - W_approx||_F / ||W||_F`` over the whole bank (0 for ``W = 0``).
 
-    ``rank=r > 1`` approximates each filter by a sum of r such terms (a CP decomposition), built
-    greedily: each rank starts from the previous one plus the rank-1 fit of its residual (a few
-    ALS sweeps per intermediate rank, full ALS for rank r). The result is never worse than that
-    greedy start, so in practice the error falls with r, but like every CP-ALS it is a local
-    optimum (and can converge slowly: planted rank-r filters are recovered to about 1e-5, not
-    to rounding). The factors are then stacked along a leading axis:
-    ``channel (r, C_out, C_in)``, ``vertical (r, C_out, k_h)``, ``horizontal (r, C_out, k_w)``,
-    terms sorted by decreasing weight per filter. The flattened convolution is linear in its
-    factors, so the approximation of ``conv2d(x, W, bias, ...)`` is r summed calls::
+    Raises
+    ------
+    ValueError
+        If `weight` is not 4-D, is empty or not finite, or `rank` or `max_iter` is not a
+        positive int.
+    TypeError
+        If `weight` is not a real numeric array.
+
+    See Also
+    --------
+    flattened_weight, spatially_separable, cconv.flattened_conv2d
+
+    Notes
+    -----
+    Per filter, alternating least squares (the higher-order power method for rank 1) started
+    from the leading singular vectors of the tensor's three unfoldings (HOSVD), run until the
+    residual stops decreasing (relative change below `tol`) or `max_iter` sweeps. Each sweep
+    solves one factor exactly, so the residual never increases. Exact (``rel_error`` ~ 1e-16)
+    for filters that are rank 1. For general tensors the best rank-1 approximation is a
+    non-convex problem and ALS returns a stationary point: a local optimum, in practice usually
+    the global one from this start, but not guaranteed. Each filter's error is at least
+    ``sqrt(||W_o||^2 - sigma_1^2)`` for the leading singular value of any unfolding; when one
+    mode has size 1 (C_in = 1, a 1x1 or a k x 1 kernel) the problem is a matrix one and the
+    result is the SVD optimum.
+
+    ``rank=r > 1`` is built greedily: each rank starts from the previous one plus the rank-1 fit
+    of its residual (a few ALS sweeps per intermediate rank, full ALS for rank r). The result is
+    never worse than that greedy start, so in practice the error falls with r, but like every
+    CP-ALS it is a local optimum (planted rank-r filters are recovered to about 1e-5, not to
+    rounding). The flattened convolution is linear in its factors, so the approximation of
+    ``conv2d(x, W, bias, ...)`` is r summed calls::
 
         y = sum(cconv.flattened_conv2d(x, channel[t], vertical[t], horizontal[t],
                                        bias if t == 0 else None, stride, padding, dilation)
                 for t in range(r))
+
+    Examples
+    --------
+    A bank of rank-1 filters is recovered to rounding:
+
+    >>> import numpy as np
+    >>> import cconv
+    >>> from cconv import decompose
+    >>> rng = np.random.default_rng(0)
+    >>> w = np.einsum("oc,oi,oj->ocij", rng.standard_normal((4, 3)),
+    ...               rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))
+    >>> ch, v, h, err = decompose.flatten(w)
+    >>> ch.shape, v.shape, h.shape, err < 1e-10
+    ((4, 3), (4, 3), (4, 3), True)
+    >>> x = rng.standard_normal((1, 3, 8, 8))
+    >>> np.allclose(cconv.flattened_conv2d(x, ch, v, h, padding=1), cconv.conv2d(x, w, padding=1))
+    True
     """
     w, dtype = _real_array("weight", weight, ndim=4)
     if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or rank < 1:
@@ -298,7 +368,42 @@ def flatten(weight, rank=1, *, max_iter=500, tol=1e-14):
 def flattened_weight(channel, vertical, horizontal):
     """The ``(C_out, C_in, k_h, k_w)`` filters a flattened factorisation stands for:
     ``W[o, c, i, j] = sum_t channel[t, o, c] * vertical[t, o, i] * horizontal[t, o, j]``
-    (without the leading ``t`` axis for rank 1, as :func:`flatten` returns them)."""
+    (without the leading ``t`` axis for rank 1, as :func:`flatten` returns them).
+
+    Parameters
+    ----------
+    channel : array_like, shape ``(C_out, C_in)`` or ``(r, C_out, C_in)``
+        The channel factor.
+    vertical : array_like, shape ``(C_out, k_h)`` or ``(r, C_out, k_h)``
+        The vertical factor.
+    horizontal : array_like, shape ``(C_out, k_w)`` or ``(r, C_out, k_w)``
+        The factors, all 2-D (rank 1) or all 3-D (rank r).
+
+    Returns
+    -------
+    ndarray, shape ``(C_out, C_in, k_h, k_w)``
+        The filters, float64.
+
+    Raises
+    ------
+    ValueError
+        If the factors' dimensions or their ``C_out`` (and ``r``) disagree.
+
+    See Also
+    --------
+    flatten, cconv.flattened_conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cconv import decompose
+    >>> w = decompose.flattened_weight([[1.0, 2.0]], [[1.0, -1.0]], [[1.0, 2.0, 3.0]])
+    >>> w.shape
+    (1, 2, 2, 3)
+    >>> w[0, 1]                     # 2 * outer([1, -1], [1, 2, 3])
+    array([[ 2.,  4.,  6.],
+           [-2., -4., -6.]])
+    """
     ch = np.asarray(channel, dtype=np.float64)
     v = np.asarray(vertical, dtype=np.float64)
     h = np.asarray(horizontal, dtype=np.float64)

@@ -75,6 +75,22 @@ any thread count and across calls: each output element is reduced in a fixed ord
 * grad bias = a NumPy sum over batch and pixels.
 
 dtypes follow the forward rule (float32 stays float32, float64 stays float64, mixed promotes).
+
+Example (one gradient-descent step of a 3x3 layer on the loss ``L = mean(y ** 2)``)::
+
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((4, 3, 8, 8)), rng.standard_normal((5, 3, 3, 3))
+    >>> y = cconv.conv2d(x, w, padding=1)
+    >>> g = 2 * y / y.size                                  # dL/dy
+    >>> gw = cconv.grad.conv2d_weight(x, w.shape, g, padding=1)
+    >>> gx = cconv.grad.conv2d_input(x.shape, w, g, padding=1)
+    >>> gx.shape, gw.shape, cconv.grad.bias(g).shape
+    ((4, 3, 8, 8), (5, 3, 3, 3), (5,))
+    >>> bool(np.mean(cconv.conv2d(x, w - 0.1 * gw, padding=1) ** 2) < np.mean(y ** 2))
+    True
 """
 import functools
 import inspect
@@ -311,7 +327,63 @@ def _conv_weight(nd, input, weight_shape, grad_output, stride, padding, dilation
 
 def conv1d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
                  padding_mode="zeros", layout=None):
-    """Gradient of conv1d with respect to its input (like torch.nn.grad.conv1d_input)."""
+    """Gradient of conv1d with respect to its input (like torch.nn.grad.conv1d_input).
+
+    Given ``grad_output`` = dL/dy for ``y = conv1d(x, weight, ...)``, returns dL/dx: the
+    transposed convolution of ``grad_output`` with ``weight``, cropped or folded back onto the
+    input for every padding form and padding mode of :func:`cconv.conv1d`.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of the forward input ``x``, ``(N, C_in, L)`` (or per `layout`).
+    input_size : tuple of int, optional
+        PyTorch's name for `input_shape` (``torch.nn.grad``); give one or the other.
+    weight : array_like, shape ``(C_out, C_in / groups, k)``
+        The forward filters.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, groups, padding_mode, layout
+        The forward call's arguments (see :func:`cconv.conv1d`); defaults 1, 0, 1, 1, "zeros",
+        None (``"NCW"``).
+
+    Returns
+    -------
+    ndarray
+        dL/dx, shape `input_shape`; dtype of ``weight`` and ``grad_output`` promoted as in the
+        forward functions.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `input_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv1d_weight, bias, cconv.conv1d, cconv.conv_transpose1d
+
+    Notes
+    -----
+    ``y`` is linear in ``x``, so ``<dL/dx, x> = <grad_output, conv1d(x, weight)>`` for any ``x``
+    (the gradient is the adjoint of the convolution applied to ``grad_output``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 3, 10)), rng.standard_normal((4, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv1d(x, w, padding=1).shape)
+    >>> gx = cconv.grad.conv1d_input(x.shape, w, g, padding=1)
+    >>> gx.shape == x.shape
+    True
+    >>> np.allclose(np.vdot(gx, x), np.vdot(g, cconv.conv1d(x, w, padding=1)))
+    True
+    """
     return _conv_input(1, input_shape, weight, grad_output, stride, padding, dilation, groups,
                        padding_mode, layout)
 
@@ -320,23 +392,189 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
                  padding_mode="zeros", layout=None):
     """Gradient of conv2d with respect to its input (like torch.nn.grad.conv2d_input).
 
-    input_shape: the forward input's shape (in `layout`); weight (C_out, C_in/groups, kh, kw);
-    grad_output: dL/dy, shaped like the forward output. Every padding form and padding_mode of
-    conv2d is accepted."""
+    Given ``grad_output`` = dL/dy for ``y = conv2d(x, weight, ...)``, returns dL/dx: the
+    transposed convolution of ``grad_output`` with ``weight``, cropped or folded back onto the
+    input for every padding form and padding mode of :func:`cconv.conv2d`.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of the forward input ``x``, ``(N, C_in, H, W)`` (or per `layout`).
+    input_size : tuple of int, optional
+        PyTorch's name for `input_shape` (``torch.nn.grad``); give one or the other.
+    weight : array_like, shape ``(C_out, C_in / groups, kh, kw)``
+        The forward filters.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, groups, padding_mode, layout
+        The forward call's arguments (see :func:`cconv.conv2d`); defaults 1, 0, 1, 1, "zeros",
+        None (``"NCHW"``).
+
+    Returns
+    -------
+    ndarray
+        dL/dx, shape `input_shape`; dtype of ``weight`` and ``grad_output`` promoted as in the
+        forward functions.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `input_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv2d_weight, bias, cconv.conv2d, cconv.conv_transpose2d
+
+    Notes
+    -----
+    ``y`` is linear in ``x``, so ``<dL/dx, x> = <grad_output, conv2d(x, weight)>`` for any ``x``
+    (the gradient is the adjoint of the convolution applied to ``grad_output``).
+    At stride 1 with one group a 3x3 layer's input gradient may run as Winograd (see
+    :func:`cconv.conv2d`); ``cconv.set_allow_lossy(False)`` forbids it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv2d(x, w, padding=1).shape)
+    >>> gx = cconv.grad.conv2d_input(x.shape, w, g, padding=1)
+    >>> gx.shape == x.shape
+    True
+    >>> np.allclose(np.vdot(gx, x), np.vdot(g, cconv.conv2d(x, w, padding=1)))
+    True
+    """
     return _conv_input(2, input_shape, weight, grad_output, stride, padding, dilation, groups,
                        padding_mode, layout)
 
 
 def conv3d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
                  padding_mode="zeros", layout=None):
-    """Gradient of conv3d with respect to its input (like torch.nn.grad.conv3d_input)."""
+    """Gradient of conv3d with respect to its input (like torch.nn.grad.conv3d_input).
+
+    Given ``grad_output`` = dL/dy for ``y = conv3d(x, weight, ...)``, returns dL/dx: the
+    transposed convolution of ``grad_output`` with ``weight``, cropped or folded back onto the
+    input for every padding form and padding mode of :func:`cconv.conv3d`.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of the forward input ``x``, ``(N, C_in, D, H, W)`` (or per `layout`).
+    input_size : tuple of int, optional
+        PyTorch's name for `input_shape` (``torch.nn.grad``); give one or the other.
+    weight : array_like, shape ``(C_out, C_in / groups, kd, kh, kw)``
+        The forward filters.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, groups, padding_mode, layout
+        The forward call's arguments (see :func:`cconv.conv3d`); defaults 1, 0, 1, 1, "zeros",
+        None (``"NCDHW"``).
+
+    Returns
+    -------
+    ndarray
+        dL/dx, shape `input_shape`; dtype of ``weight`` and ``grad_output`` promoted as in the
+        forward functions.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `input_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv3d_weight, bias, cconv.conv3d, cconv.conv_transpose3d
+
+    Notes
+    -----
+    ``y`` is linear in ``x``, so ``<dL/dx, x> = <grad_output, conv3d(x, weight)>`` for any ``x``
+    (the gradient is the adjoint of the convolution applied to ``grad_output``).
+    At stride 1 with one group a 3x3 layer's input gradient may run as Winograd (see
+    :func:`cconv.conv2d`); ``cconv.set_allow_lossy(False)`` forbids it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((1, 2, 4, 4, 4)), rng.standard_normal((3, 2, 3, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv3d(x, w, padding=1).shape)
+    >>> gx = cconv.grad.conv3d_input(x.shape, w, g, padding=1)
+    >>> gx.shape == x.shape
+    True
+    >>> np.allclose(np.vdot(gx, x), np.vdot(g, cconv.conv3d(x, w, padding=1)))
+    True
+    """
     return _conv_input(3, input_shape, weight, grad_output, stride, padding, dilation, groups,
                        padding_mode, layout)
 
 
 def conv1d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
                   padding_mode="zeros", layout=None):
-    """Gradient of conv1d with respect to its weight (like torch.nn.grad.conv1d_weight)."""
+    """Gradient of conv1d with respect to its weight (like torch.nn.grad.conv1d_weight).
+
+    Given the forward input and ``grad_output`` = dL/dy for ``y = conv1d(input, weight, ...)``,
+    returns dL/dweight, for every padding form and padding mode of :func:`cconv.conv1d`.
+    Deterministic: bitwise identical for any number of threads.
+
+    Parameters
+    ----------
+    input : array_like, shape ``(N, C_in, L)``
+        The forward input (or per `layout`).
+    weight_shape : tuple of int
+        Shape of the forward filters, ``(C_out, C_in / groups, k)``.
+    weight_size : tuple of int, optional
+        PyTorch's name for `weight_shape` (``torch.nn.grad``); give one or the other.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, groups, padding_mode, layout
+        The forward call's arguments (see :func:`cconv.conv1d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dweight, shape `weight_shape`; dtype of ``input`` and ``grad_output`` promoted.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `weight_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv1d_input, bias, cconv.conv1d
+
+    Notes
+    -----
+    ``dL/dw[o, c, p...] = sum_(n, i...) x_pad[n, c', i*s + p*d] * grad_output[n, o, i...]``
+    (``c'`` the input channel of group ``o // (C_out / groups)``), reduced in a fixed order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 3, 10)), rng.standard_normal((4, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv1d(x, w, stride=2).shape)
+    >>> gw = cconv.grad.conv1d_weight(x, w.shape, g, stride=2)
+    >>> gw.shape == w.shape
+    True
+    >>> np.allclose(np.vdot(gw, w), np.vdot(g, cconv.conv1d(x, w, stride=2)))
+    True
+    """
     return _conv_weight(1, input, weight_shape, grad_output, stride, padding, dilation, groups,
                         padding_mode, layout)
 
@@ -345,21 +583,159 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
                   padding_mode="zeros", layout=None):
     """Gradient of conv2d with respect to its weight (like torch.nn.grad.conv2d_weight).
 
-    Deterministic: bitwise identical for any number of threads."""
+    Given the forward input and ``grad_output`` = dL/dy for ``y = conv2d(input, weight, ...)``,
+    returns dL/dweight, for every padding form and padding mode of :func:`cconv.conv2d`.
+    Deterministic: bitwise identical for any number of threads.
+
+    Parameters
+    ----------
+    input : array_like, shape ``(N, C_in, H, W)``
+        The forward input (or per `layout`).
+    weight_shape : tuple of int
+        Shape of the forward filters, ``(C_out, C_in / groups, kh, kw)``.
+    weight_size : tuple of int, optional
+        PyTorch's name for `weight_shape` (``torch.nn.grad``); give one or the other.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, groups, padding_mode, layout
+        The forward call's arguments (see :func:`cconv.conv2d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dweight, shape `weight_shape`; dtype of ``input`` and ``grad_output`` promoted.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `weight_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv2d_input, bias, cconv.conv2d
+
+    Notes
+    -----
+    ``dL/dw[o, c, p...] = sum_(n, i...) x_pad[n, c', i*s + p*d] * grad_output[n, o, i...]``
+    (``c'`` the input channel of group ``o // (C_out / groups)``), reduced in a fixed order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv2d(x, w, stride=2).shape)
+    >>> gw = cconv.grad.conv2d_weight(x, w.shape, g, stride=2)
+    >>> gw.shape == w.shape
+    True
+    >>> np.allclose(np.vdot(gw, w), np.vdot(g, cconv.conv2d(x, w, stride=2)))
+    True
+    """
     return _conv_weight(2, input, weight_shape, grad_output, stride, padding, dilation, groups,
                         padding_mode, layout)
 
 
 def conv3d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
                   padding_mode="zeros", layout=None):
-    """Gradient of conv3d with respect to its weight (like torch.nn.grad.conv3d_weight)."""
+    """Gradient of conv3d with respect to its weight (like torch.nn.grad.conv3d_weight).
+
+    Given the forward input and ``grad_output`` = dL/dy for ``y = conv3d(input, weight, ...)``,
+    returns dL/dweight, for every padding form and padding mode of :func:`cconv.conv3d`.
+    Deterministic: bitwise identical for any number of threads.
+
+    Parameters
+    ----------
+    input : array_like, shape ``(N, C_in, D, H, W)``
+        The forward input (or per `layout`).
+    weight_shape : tuple of int
+        Shape of the forward filters, ``(C_out, C_in / groups, kd, kh, kw)``.
+    weight_size : tuple of int, optional
+        PyTorch's name for `weight_shape` (``torch.nn.grad``); give one or the other.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, groups, padding_mode, layout
+        The forward call's arguments (see :func:`cconv.conv3d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dweight, shape `weight_shape`; dtype of ``input`` and ``grad_output`` promoted.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `weight_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv3d_input, bias, cconv.conv3d
+
+    Notes
+    -----
+    ``dL/dw[o, c, p...] = sum_(n, i...) x_pad[n, c', i*s + p*d] * grad_output[n, o, i...]``
+    (``c'`` the input channel of group ``o // (C_out / groups)``), reduced in a fixed order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((1, 2, 4, 4, 4)), rng.standard_normal((3, 2, 3, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv3d(x, w, stride=2).shape)
+    >>> gw = cconv.grad.conv3d_weight(x, w.shape, g, stride=2)
+    >>> gw.shape == w.shape
+    True
+    >>> np.allclose(np.vdot(gw, w), np.vdot(g, cconv.conv3d(x, w, stride=2)))
+    True
+    """
     return _conv_weight(3, input, weight_shape, grad_output, stride, padding, dilation, groups,
                         padding_mode, layout)
 
 
 def bias(grad_output, *, layout=None):
     """Gradient with respect to the bias of any convolution: grad_output summed over the batch
-    and every spatial position, shape (C_out,). layout: channels-first (default) or -last."""
+    and every spatial position, shape (C_out,).
+
+    Parameters
+    ----------
+    grad_output : array_like, shape ``(N, C_out, *spatial)``
+        dL/dy of any convolution, 1 to 3 spatial dimensions; ``(N, *spatial, C_out)`` with a
+        channels-last `layout`.
+    layout : str, optional
+        The forward call's layout (``"NCHW"``, ``"NHWC"``, ...). Default None (channels-first).
+
+    Returns
+    -------
+    ndarray, shape ``(C_out,)``
+        dL/dbias.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` is not 3-D to 5-D, or `layout` does not fit it.
+    TypeError
+        If `grad_output` is not real numeric.
+
+    See Also
+    --------
+    conv2d_input, conv2d_weight
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv.grad
+    >>> cconv.grad.bias(np.ones((2, 3, 4, 5)))
+    array([40., 40., 40.])
+    """
     g = as_array("grad_output", grad_output)
     if g.ndim not in (3, 4, 5):
         raise ValueError(f"grad_output must be 3-D to 5-D (N, C, *spatial), got shape {g.shape}")
@@ -414,7 +790,53 @@ def _conv_transpose_weight(nd, input, weight_shape, grad_output, stride, padding
 
 def conv_transpose1d_input(input_shape, weight, grad_output, stride=1, padding=0,
                            output_padding=0, groups=1, dilation=1, *, layout=None):
-    """Gradient of conv_transpose1d with respect to its input: the convolution of grad_output."""
+    """Gradient of conv_transpose1d with respect to its input: the convolution of grad_output.
+
+    ``y = conv_transpose1d(x, weight, ...)`` is the adjoint of ``cconv.conv1d`` with the same
+    weight, so dL/dx is ``cconv.conv1d(grad_output, weight, stride=stride, padding=padding, ...)``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of the forward input ``x``, ``(N, C_in, L)`` (or per `layout`).
+    input_size : tuple of int, optional
+        PyTorch's name for `input_shape` (``torch.nn.grad``); give one or the other.
+    weight : array_like, shape ``(C_in, C_out / groups, k)``
+        The forward filters, as for :func:`cconv.conv_transpose1d`.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, output_padding, groups, dilation, layout
+        The forward call's arguments (see :func:`cconv.conv_transpose1d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dx, shape `input_shape`.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `input_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv_transpose1d_weight, cconv.conv_transpose1d, cconv.conv1d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 4, 5)), rng.standard_normal((4, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv_transpose1d(x, w, stride=2).shape)
+    >>> gx = cconv.grad.conv_transpose1d_input(x.shape, w, g, stride=2)
+    >>> np.allclose(np.vdot(gx, x), np.vdot(g, cconv.conv_transpose1d(x, w, stride=2)))
+    True
+    """
     return _conv_transpose_input(1, input_shape, weight, grad_output, stride, padding,
                                  output_padding, groups, dilation, layout)
 
@@ -423,35 +845,254 @@ def conv_transpose2d_input(input_shape, weight, grad_output, stride=1, padding=0
                            output_padding=0, groups=1, dilation=1, *, layout=None):
     """Gradient of conv_transpose2d with respect to its input: the convolution of grad_output.
 
-    weight (C_in, C_out/groups, kh, kw) as for conv_transpose2d."""
+    ``y = conv_transpose2d(x, weight, ...)`` is the adjoint of ``cconv.conv2d`` with the same
+    weight, so dL/dx is ``cconv.conv2d(grad_output, weight, stride=stride, padding=padding, ...)``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of the forward input ``x``, ``(N, C_in, H, W)`` (or per `layout`).
+    input_size : tuple of int, optional
+        PyTorch's name for `input_shape` (``torch.nn.grad``); give one or the other.
+    weight : array_like, shape ``(C_in, C_out / groups, kh, kw)``
+        The forward filters, as for :func:`cconv.conv_transpose2d`.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, output_padding, groups, dilation, layout
+        The forward call's arguments (see :func:`cconv.conv_transpose2d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dx, shape `input_shape`.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `input_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv_transpose2d_weight, cconv.conv_transpose2d, cconv.conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 4, 3, 3)), rng.standard_normal((4, 3, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv_transpose2d(x, w, stride=2).shape)
+    >>> gx = cconv.grad.conv_transpose2d_input(x.shape, w, g, stride=2)
+    >>> np.allclose(np.vdot(gx, x), np.vdot(g, cconv.conv_transpose2d(x, w, stride=2)))
+    True
+    """
     return _conv_transpose_input(2, input_shape, weight, grad_output, stride, padding,
                                  output_padding, groups, dilation, layout)
 
 
 def conv_transpose3d_input(input_shape, weight, grad_output, stride=1, padding=0,
                            output_padding=0, groups=1, dilation=1, *, layout=None):
-    """Gradient of conv_transpose3d with respect to its input."""
+    """Gradient of conv_transpose3d with respect to its input: the convolution of grad_output.
+
+    ``y = conv_transpose3d(x, weight, ...)`` is the adjoint of ``cconv.conv3d`` with the same
+    weight, so dL/dx is ``cconv.conv3d(grad_output, weight, stride=stride, padding=padding, ...)``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of the forward input ``x``, ``(N, C_in, D, H, W)`` (or per `layout`).
+    input_size : tuple of int, optional
+        PyTorch's name for `input_shape` (``torch.nn.grad``); give one or the other.
+    weight : array_like, shape ``(C_in, C_out / groups, kd, kh, kw)``
+        The forward filters, as for :func:`cconv.conv_transpose3d`.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, output_padding, groups, dilation, layout
+        The forward call's arguments (see :func:`cconv.conv_transpose3d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dx, shape `input_shape`.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `input_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv_transpose3d_weight, cconv.conv_transpose3d, cconv.conv3d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((1, 3, 2, 2, 2)), rng.standard_normal((3, 2, 2, 2, 2))
+    >>> g = rng.standard_normal(cconv.conv_transpose3d(x, w, stride=2).shape)
+    >>> gx = cconv.grad.conv_transpose3d_input(x.shape, w, g, stride=2)
+    >>> np.allclose(np.vdot(gx, x), np.vdot(g, cconv.conv_transpose3d(x, w, stride=2)))
+    True
+    """
     return _conv_transpose_input(3, input_shape, weight, grad_output, stride, padding,
                                  output_padding, groups, dilation, layout)
 
 
 def conv_transpose1d_weight(input, weight_shape, grad_output, stride=1, padding=0,
                             output_padding=0, groups=1, dilation=1, *, layout=None):
-    """Gradient of conv_transpose1d with respect to its weight (C_in, C_out/groups, k)."""
+    """Gradient of conv_transpose1d with respect to its weight (C_in, C_out/groups, k).
+
+    Parameters
+    ----------
+    input : array_like, shape ``(N, C_in, L)``
+        The forward input (or per `layout`).
+    weight_shape : tuple of int
+        Shape of the forward filters, ``(C_in, C_out / groups, k)``.
+    weight_size : tuple of int, optional
+        PyTorch's name for `weight_shape` (``torch.nn.grad``); give one or the other.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, output_padding, groups, dilation, layout
+        The forward call's arguments (see :func:`cconv.conv_transpose1d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dweight, shape `weight_shape`; bitwise identical for any number of threads.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `weight_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv_transpose1d_input, cconv.conv_transpose1d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 4, 5)), rng.standard_normal((4, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv_transpose1d(x, w, stride=2).shape)
+    >>> gw = cconv.grad.conv_transpose1d_weight(x, w.shape, g, stride=2)
+    >>> np.allclose(np.vdot(gw, w), np.vdot(g, cconv.conv_transpose1d(x, w, stride=2)))
+    True
+    """
     return _conv_transpose_weight(1, input, weight_shape, grad_output, stride, padding,
                                   output_padding, groups, dilation, layout)
 
 
 def conv_transpose2d_weight(input, weight_shape, grad_output, stride=1, padding=0,
                             output_padding=0, groups=1, dilation=1, *, layout=None):
-    """Gradient of conv_transpose2d with respect to its weight (C_in, C_out/groups, kh, kw)."""
+    """Gradient of conv_transpose2d with respect to its weight (C_in, C_out/groups, kh, kw).
+
+    Parameters
+    ----------
+    input : array_like, shape ``(N, C_in, H, W)``
+        The forward input (or per `layout`).
+    weight_shape : tuple of int
+        Shape of the forward filters, ``(C_in, C_out / groups, kh, kw)``.
+    weight_size : tuple of int, optional
+        PyTorch's name for `weight_shape` (``torch.nn.grad``); give one or the other.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, output_padding, groups, dilation, layout
+        The forward call's arguments (see :func:`cconv.conv_transpose2d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dweight, shape `weight_shape`; bitwise identical for any number of threads.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `weight_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv_transpose2d_input, cconv.conv_transpose2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 4, 3, 3)), rng.standard_normal((4, 3, 3, 3))
+    >>> g = rng.standard_normal(cconv.conv_transpose2d(x, w, stride=2).shape)
+    >>> gw = cconv.grad.conv_transpose2d_weight(x, w.shape, g, stride=2)
+    >>> np.allclose(np.vdot(gw, w), np.vdot(g, cconv.conv_transpose2d(x, w, stride=2)))
+    True
+    """
     return _conv_transpose_weight(2, input, weight_shape, grad_output, stride, padding,
                                   output_padding, groups, dilation, layout)
 
 
 def conv_transpose3d_weight(input, weight_shape, grad_output, stride=1, padding=0,
                             output_padding=0, groups=1, dilation=1, *, layout=None):
-    """Gradient of conv_transpose3d with respect to its weight."""
+    """Gradient of conv_transpose3d with respect to its weight (C_in, C_out/groups, kd, kh, kw).
+
+    Parameters
+    ----------
+    input : array_like, shape ``(N, C_in, D, H, W)``
+        The forward input (or per `layout`).
+    weight_shape : tuple of int
+        Shape of the forward filters, ``(C_in, C_out / groups, kd, kh, kw)``.
+    weight_size : tuple of int, optional
+        PyTorch's name for `weight_shape` (``torch.nn.grad``); give one or the other.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, output_padding, groups, dilation, layout
+        The forward call's arguments (see :func:`cconv.conv_transpose3d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dweight, shape `weight_shape`; bitwise identical for any number of threads.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `weight_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    conv_transpose3d_input, cconv.conv_transpose3d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((1, 3, 2, 2, 2)), rng.standard_normal((3, 2, 2, 2, 2))
+    >>> g = rng.standard_normal(cconv.conv_transpose3d(x, w, stride=2).shape)
+    >>> gw = cconv.grad.conv_transpose3d_weight(x, w.shape, g, stride=2)
+    >>> np.allclose(np.vdot(gw, w), np.vdot(g, cconv.conv_transpose3d(x, w, stride=2)))
+    True
+    """
     return _conv_transpose_weight(3, input, weight_shape, grad_output, stride, padding,
                                   output_padding, groups, dilation, layout)
 
@@ -480,7 +1121,50 @@ def _grads_chain(stages, x, weights, g, dtype, input_grad):
 
 def depthwise_conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, *,
                            layout=None):
-    """Gradient of depthwise_conv2d with respect to its input; weight (C*m, 1, kh, kw)."""
+    """Gradient of depthwise_conv2d with respect to its input; weight (C*m, 1, kh, kw).
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of the forward input, ``(N, C, H, W)`` (or per `layout`).
+    input_size : tuple of int, optional
+        PyTorch's name for `input_shape` (``torch.nn.grad``); give one or the other.
+    weight : array_like, shape ``(C * m, 1, kh, kw)``
+        The forward filters.
+    grad_output : array_like
+        dL/dy, of the forward output's shape ``(N, C * m, OH, OW)``.
+    stride, padding, dilation, layout
+        The forward call's arguments (see :func:`cconv.depthwise_conv2d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dx, shape `input_shape`.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `input_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    depthwise_conv2d_weight, depthwise_conv2d_grads, cconv.depthwise_conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((6, 1, 3, 3))
+    >>> g = rng.standard_normal((2, 6, 6, 6))
+    >>> gx = cconv.grad.depthwise_conv2d_input(x.shape, w, g, padding=1)
+    >>> np.allclose(gx, cconv.grad.conv2d_input(x.shape, w, g, padding=1, groups=3))
+    True
+    """
     weight, g = as_array("weight", weight), as_array("grad_output", grad_output)
     (geom,) = depthwise_stages(_shape_arg("input_shape", input_shape), weight.shape, stride,
                                padding, dilation, layout)
@@ -490,7 +1174,50 @@ def depthwise_conv2d_input(input_shape, weight, grad_output, stride=1, padding=0
 
 def depthwise_conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, *,
                             layout=None):
-    """Gradient of depthwise_conv2d with respect to its weight (C*m, 1, kh, kw)."""
+    """Gradient of depthwise_conv2d with respect to its weight (C*m, 1, kh, kw).
+
+    Parameters
+    ----------
+    input : array_like, shape ``(N, C, H, W)``
+        The forward input (or per `layout`).
+    weight_shape : tuple of int
+        ``(C * m, 1, kh, kw)``.
+    weight_size : tuple of int, optional
+        PyTorch's name for `weight_shape` (``torch.nn.grad``); give one or the other.
+    grad_output : array_like
+        dL/dy, of the forward output's shape ``(N, C * m, OH, OW)``.
+    stride, padding, dilation, layout
+        The forward call's arguments (see :func:`cconv.depthwise_conv2d`).
+
+    Returns
+    -------
+    ndarray
+        dL/dweight, shape `weight_shape`.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If `weight_shape` is not a sequence of ints or an array is not real numeric.
+
+    See Also
+    --------
+    depthwise_conv2d_input, depthwise_conv2d_grads, cconv.depthwise_conv2d
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((3, 1, 3, 3))
+    >>> g = rng.standard_normal((2, 3, 4, 4))
+    >>> gw = cconv.grad.depthwise_conv2d_weight(x, w.shape, g)
+    >>> np.allclose(np.vdot(gw, w), np.vdot(g, cconv.depthwise_conv2d(x, w)))
+    True
+    """
     x, g = as_array("input", input), as_array("grad_output", grad_output)
     (geom,) = depthwise_stages(x.shape, _shape_arg("weight_shape", weight_shape), stride, padding,
                                dilation, layout)
@@ -500,7 +1227,57 @@ def depthwise_conv2d_weight(input, weight_shape, grad_output, stride=1, padding=
 
 def depthwise_conv2d_grads(x, weight, grad_output, stride=1, padding=0, dilation=1, *,
                            layout=None, input_grad=True):
-    """All gradients of depthwise_conv2d: (grad_x, grad_weight, grad_bias)."""
+    """All gradients of depthwise_conv2d: (grad_x, grad_weight, grad_bias).
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C, H, W)``
+        The forward input (or per `layout`).
+    weight : array_like, shape ``(C * m, 1, kh, kw)``
+        The forward filters.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, layout
+        The forward call's arguments (see :func:`cconv.depthwise_conv2d`).
+    input_grad : bool, optional
+        False skips dL/dx (returned as None), e.g. for a network's first layer. Default True.
+
+    Returns
+    -------
+    grad_x : ndarray or None
+        dL/dx, shape of `x` (None if ``input_grad=False``).
+    grad_weight : ndarray
+        dL/dweight, shape of `weight`.
+    grad_bias : ndarray, shape ``(C * m,)``
+        dL/dbias.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If an array is not real numeric.
+
+    See Also
+    --------
+    depthwise_conv2d_input, depthwise_conv2d_weight, cconv.depthwise_conv2d
+
+    Notes
+    -----
+    The intermediate activations are recomputed (one forward stage each); every gradient is
+    computed in the common dtype of all the inputs. ``grad_bias`` is returned whether or not
+    the forward call used a bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv.grad
+    >>> x, w = np.ones((1, 2, 5, 5)), np.ones((2, 1, 3, 3))
+    >>> gx, gw, gb = cconv.grad.depthwise_conv2d_grads(x, w, np.ones((1, 2, 3, 3)))
+    >>> gx.shape, gw.shape, gb
+    ((1, 2, 5, 5), (2, 1, 3, 3), array([9., 9.]))
+    """
     x, w, g = as_array("x", x), as_array("weight", weight), as_array("grad_output", grad_output)
     stages = depthwise_stages(x.shape, w.shape, stride, padding, dilation, layout)
     _check_grad_output(g, stages[-1].out_shape)
@@ -511,8 +1288,63 @@ def depthwise_conv2d_grads(x, weight, grad_output, stride=1, padding=0, dilation
 
 def separable_conv2d_grads(x, depthwise_weight, pointwise_weight, grad_output, stride=1,
                            padding=0, dilation=1, *, layout=None, input_grad=True):
-    """All gradients of separable_conv2d (depthwise k x k, then 1x1):
-    (grad_x, grad_depthwise_weight, grad_pointwise_weight, grad_bias)."""
+    """All gradients of separable_conv2d (depthwise k x k, then 1x1).
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C, H, W)``
+        The forward input (or per `layout`).
+    depthwise_weight : array_like, shape ``(C * m, 1, kh, kw)``
+        The forward depthwise filters.
+    pointwise_weight : array_like, shape ``(C_out, C * m, 1, 1)``
+        The forward filters.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, layout
+        The forward call's arguments (see :func:`cconv.separable_conv2d`).
+    input_grad : bool, optional
+        False skips dL/dx (returned as None), e.g. for a network's first layer. Default True.
+
+    Returns
+    -------
+    grad_x : ndarray or None
+        dL/dx (None if ``input_grad=False``).
+    grad_depthwise_weight, grad_pointwise_weight : ndarray
+        Of the weights' shapes.
+    grad_bias : ndarray, shape ``(C_out,)``
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If an array is not real numeric.
+
+    See Also
+    --------
+    cconv.separable_conv2d, depthwise_conv2d_grads
+
+    Notes
+    -----
+    The intermediate activations are recomputed (one forward stage each); every gradient is
+    computed in the common dtype of all the inputs. ``grad_bias`` is returned whether or not
+    the forward call used a bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 6, 6))
+    >>> dw, pw = rng.standard_normal((3, 1, 3, 3)), rng.standard_normal((5, 3, 1, 1))
+    >>> g = rng.standard_normal((2, 5, 4, 4))
+    >>> gx, gdw, gpw, gb = cconv.grad.separable_conv2d_grads(x, dw, pw, g)
+    >>> y = cconv.separable_conv2d(x, dw, pw)
+    >>> np.allclose(np.vdot(gpw, pw), np.vdot(g, y)), np.allclose(np.vdot(gx, x), np.vdot(g, y))
+    (True, True)
+    """
     x, g = as_array("x", x), as_array("grad_output", grad_output)
     dw = as_array("depthwise_weight", depthwise_weight)
     pw = as_array("pointwise_weight", pointwise_weight)
@@ -526,8 +1358,63 @@ def separable_conv2d_grads(x, depthwise_weight, pointwise_weight, grad_output, s
 def spatially_separable_conv2d_grads(x, vertical_weight, horizontal_weight, grad_output, stride=1,
                                      padding=0, dilation=1, groups=1, *, layout=None,
                                      input_grad=True):
-    """All gradients of spatially_separable_conv2d (kh x 1, then 1 x kw):
-    (grad_x, grad_vertical_weight, grad_horizontal_weight, grad_bias)."""
+    """All gradients of spatially_separable_conv2d (kh x 1, then 1 x kw).
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        The forward input (or per `layout`).
+    vertical_weight : array_like, shape ``(C_mid, C_in / groups, kh, 1)``
+        The forward vertical filters.
+    horizontal_weight : array_like, shape ``(C_out, C_mid / groups, 1, kw)``
+        The forward filters.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, groups, layout
+        The forward call's arguments (see :func:`cconv.spatially_separable_conv2d`).
+    input_grad : bool, optional
+        False skips dL/dx (returned as None), e.g. for a network's first layer. Default True.
+
+    Returns
+    -------
+    grad_x : ndarray or None
+        dL/dx (None if ``input_grad=False``).
+    grad_vertical_weight, grad_horizontal_weight : ndarray
+        Of the weights' shapes.
+    grad_bias : ndarray, shape ``(C_out,)``
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If an array is not real numeric.
+
+    See Also
+    --------
+    cconv.spatially_separable_conv2d
+
+    Notes
+    -----
+    The intermediate activations are recomputed (one forward stage each); every gradient is
+    computed in the common dtype of all the inputs. ``grad_bias`` is returned whether or not
+    the forward call used a bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((1, 2, 6, 6))
+    >>> v, h = rng.standard_normal((2, 2, 3, 1)), rng.standard_normal((4, 2, 1, 3))
+    >>> g = rng.standard_normal((1, 4, 6, 6))
+    >>> gx, gv, gh, gb = cconv.grad.spatially_separable_conv2d_grads(x, v, h, g, padding=1)
+    >>> y = cconv.spatially_separable_conv2d(x, v, h, padding=1)
+    >>> np.allclose(np.vdot(gh, h), np.vdot(g, y)), gv.shape, gb.shape
+    (True, (2, 2, 3, 1), (4,))
+    """
     x, g = as_array("x", x), as_array("grad_output", grad_output)
     v = as_array("vertical_weight", vertical_weight)
     h = as_array("horizontal_weight", horizontal_weight)
@@ -542,8 +1429,65 @@ def spatially_separable_conv2d_grads(x, vertical_weight, horizontal_weight, grad
 def flattened_conv2d_grads(x, channel_weight, vertical_weight, horizontal_weight, grad_output,
                            stride=1, padding=0, dilation=1, *, layout=None, input_grad=True):
     """All gradients of flattened_conv2d (1x1 across channels, then a vertical and a horizontal
-    1-D filter per output channel): (grad_x, grad_channel_weight (C_out, C_in),
-    grad_vertical_weight (C_out, kh), grad_horizontal_weight (C_out, kw), grad_bias)."""
+    1-D filter per output channel).
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        The forward input (or per `layout`).
+    channel_weight : array_like, shape ``(C_out, C_in)``
+        The forward 1x1 factor.
+    vertical_weight : array_like, shape ``(C_out, kh)``
+        The forward vertical factor.
+    horizontal_weight : array_like, shape ``(C_out, kw)``
+        The forward factors.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    stride, padding, dilation, layout
+        The forward call's arguments (see :func:`cconv.flattened_conv2d`).
+    input_grad : bool, optional
+        False skips dL/dx (returned as None), e.g. for a network's first layer. Default True.
+
+    Returns
+    -------
+    grad_x : ndarray or None
+        dL/dx (None if ``input_grad=False``).
+    grad_channel_weight, grad_vertical_weight, grad_horizontal_weight : ndarray
+        Of the factors' shapes, ``(C_out, C_in)``, ``(C_out, kh)``, ``(C_out, kw)``.
+    grad_bias : ndarray, shape ``(C_out,)``
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If an array is not real numeric.
+
+    See Also
+    --------
+    cconv.flattened_conv2d
+
+    Notes
+    -----
+    The intermediate activations are recomputed (one forward stage each); every gradient is
+    computed in the common dtype of all the inputs. ``grad_bias`` is returned whether or not
+    the forward call used a bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((1, 3, 6, 6))
+    >>> ch, v, h = (rng.standard_normal((4, 3)) for _ in range(3))
+    >>> g = rng.standard_normal((1, 4, 4, 4))
+    >>> gx, gc, gv, gh, gb = cconv.grad.flattened_conv2d_grads(x, ch, v, h, g)
+    >>> y = cconv.flattened_conv2d(x, ch, v, h)
+    >>> np.allclose(np.vdot(gc, ch), np.vdot(g, y)), gv.shape
+    (True, (4, 3))
+    """
     x, g = as_array("x", x), as_array("grad_output", grad_output)
     ch = as_array("channel_weight", channel_weight)
     v = as_array("vertical_weight", vertical_weight)
@@ -563,7 +1507,63 @@ def shuffled_grouped_conv2d_grads(x, weight, grad_output, groups, stride=1, padd
                                   dilation=1, *, shuffle_groups=None, padding_mode="zeros",
                                   layout=None, input_grad=True):
     """All gradients of shuffled_grouped_conv2d (grouped conv2d, then a channel shuffle):
-    (grad_x, grad_weight, grad_bias). groups may be given by keyword, as the benchmarks do."""
+    (grad_x, grad_weight, grad_bias).
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, H, W)``
+        The forward input (or per `layout`).
+    weight : array_like, shape ``(C_out, C_in / groups, kh, kw)``
+        The forward filters.
+    grad_output : array_like
+        dL/dy, of the forward output's shape.
+    groups : int
+        The convolution's channel groups (may be given by keyword).
+    stride, padding, dilation, shuffle_groups, padding_mode, layout
+        The forward call's arguments (see :func:`cconv.shuffled_grouped_conv2d`).
+    input_grad : bool, optional
+        False skips dL/dx (returned as None), e.g. for a network's first layer. Default True.
+
+    Returns
+    -------
+    grad_x : ndarray or None
+        dL/dx (None if ``input_grad=False``).
+    grad_weight : ndarray
+        Of the weight's shape.
+    grad_bias : ndarray, shape ``(C_out,)``
+        Of the bias the convolution adds before the shuffle.
+
+    Raises
+    ------
+    ValueError
+        If `grad_output` does not have the forward output's shape, or the arguments are invalid
+        for the forward call.
+    TypeError
+        If an array is not real numeric.
+
+    See Also
+    --------
+    cconv.shuffled_grouped_conv2d, channel_shuffle_input
+
+    Notes
+    -----
+    The intermediate activations are recomputed (one forward stage each); every gradient is
+    computed in the common dtype of all the inputs. ``grad_bias`` is returned whether or not
+    the forward call used a bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((1, 4, 5, 5)), rng.standard_normal((4, 2, 3, 3))
+    >>> g = rng.standard_normal((1, 4, 3, 3))
+    >>> gx, gw, gb = cconv.grad.shuffled_grouped_conv2d_grads(x, w, g, 2)
+    >>> y = cconv.shuffled_grouped_conv2d(x, w, 2)
+    >>> np.allclose(np.vdot(gw, w), np.vdot(g, y)), np.allclose(np.vdot(gx, x), np.vdot(g, y))
+    (True, True)
+    """
     x, w, g = as_array("x", x), as_array("weight", weight), as_array("grad_output", grad_output)
     conv, shuf = shuffled_grouped_stages(x.shape, w.shape, groups, stride, padding, dilation,
                                          shuffle_groups, padding_mode, layout)
@@ -578,7 +1578,42 @@ def shuffled_grouped_conv2d_grads(x, weight, grad_output, groups, stride=1, padd
 
 def channel_shuffle_input(grad_output, groups, *, layout=None):
     """Gradient of channel_shuffle(x, groups): the inverse permutation, which is the shuffle
-    with C/groups groups."""
+    with C/groups groups.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape ``(N, C, *spatial)``
+        dL/dy of ``channel_shuffle(x, groups)`` (channels last with a channels-last `layout`).
+    groups : int
+        The forward call's groups; divides ``C``.
+    layout : str, optional
+        The forward call's layout. Default None (channels-first).
+
+    Returns
+    -------
+    ndarray
+        dL/dx, of `grad_output`'s shape and dtype.
+
+    Raises
+    ------
+    ValueError
+        If `groups` does not divide ``C`` or `grad_output` has fewer than 3 dimensions.
+    TypeError
+        If `grad_output` is not real numeric.
+
+    See Also
+    --------
+    cconv.channel_shuffle
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cconv
+    >>> import cconv.grad
+    >>> x = np.arange(6.0).reshape(1, 6, 1)
+    >>> np.array_equal(cconv.grad.channel_shuffle_input(cconv.channel_shuffle(x, 2), 2), x)
+    True
+    """
     g = as_array("grad_output", grad_output)
     st = shuffle_stage(g.shape, groups, layout)
     c = g.shape[-1] if st.channels_last else g.shape[1]
