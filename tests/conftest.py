@@ -7,6 +7,10 @@
   or ``pytest --hypothesis-profile=NAME``.
 * ``slow`` marker: tests that take minutes or ~10 GB of RAM are skipped unless
   ``pytest --run-slow`` or ``CCONV_RUN_SLOW=1`` is given.
+* ``CCONV_TEST_NO_TORCH=1`` hides PyTorch for the session (``import torch``
+  raises ImportError), to run the suite as on a machine without it: every
+  gradient is then checked against the float64 oracle in ``reference.py``
+  alone, and only the tests that compare with PyTorch itself skip, saying so.
 * ``isa`` fixture: parametrised over every instruction-set path the machine
   supports (``cconv.available_isas()``); tests run their calls inside
   ``helpers.use_isa(isa)``.
@@ -20,6 +24,9 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
+
+if os.environ.get("CCONV_TEST_NO_TORCH") == "1":
+    sys.modules["torch"] = None  # makes every later `import torch` raise ImportError
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
