@@ -6,7 +6,14 @@
   and ``thorough`` (many examples).  Pick one with ``CCONV_HYPOTHESIS_PROFILE``
   or ``pytest --hypothesis-profile=NAME``.
 * ``slow`` marker: tests that take minutes or ~10 GB of RAM are skipped unless
-  ``pytest --run-slow`` or ``CCONV_RUN_SLOW=1`` is given.
+  ``pytest --run-slow`` or ``CCONV_RUN_SLOW=1`` is given (CI does not run them).
+* ``long`` marker: tests that CI runs but an everyday run need not, as they take
+  minutes (the C fuzz corpus replayed through an ASan build): skipped unless
+  ``pytest --run-long`` or ``CCONV_RUN_LONG=1`` (set by ``.ci/run``) is given.
+* ``CCONV_TEST_NO_TORCH=1`` hides PyTorch for the session (``import torch``
+  raises ImportError), to run the suite as on a machine without it: every
+  gradient is then checked against the float64 oracle in ``reference.py``
+  alone, and only the tests that compare with PyTorch itself skip, saying so.
 * ``isa`` fixture: parametrised over every instruction-set path the machine
   supports (``cconv.available_isas()``); tests run their calls inside
   ``helpers.use_isa(isa)``.
@@ -20,6 +27,9 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
+
+if os.environ.get("CCONV_TEST_NO_TORCH") == "1":
+    sys.modules["torch"] = None  # makes every later `import torch` raise ImportError
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
@@ -64,12 +74,16 @@ def isa(request):
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", default=False,
                      help="also run tests marked slow (minutes, ~10 GB of RAM); or set CCONV_RUN_SLOW=1")
+    parser.addoption("--run-long", action="store_true", default=False,
+                     help="also run tests marked long (minutes; CI runs them); or set CCONV_RUN_LONG=1")
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--run-slow") or os.environ.get("CCONV_RUN_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow test: run with pytest --run-slow or CCONV_RUN_SLOW=1")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+    for marker in ("slow", "long"):
+        if config.getoption(f"--run-{marker}") or os.environ.get(f"CCONV_RUN_{marker.upper()}") == "1":
+            continue
+        skip = pytest.mark.skip(
+            reason=f"{marker} test: run with pytest --run-{marker} or CCONV_RUN_{marker.upper()}=1")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)

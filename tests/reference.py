@@ -20,6 +20,9 @@ Transposed convolution is defined by scattering (the adjoint of the above)::
 after which ``padding`` is cropped from both ends of ``y_full`` and
 ``output_padding`` extra positions are kept at the end.
 
+Gradients (``*_grad``, ``*_grads``) are the adjoints of these definitions
+written out directly, the oracle of ``cconv.grad`` without any autograd library.
+
 The padding normaliser implements the forms the public API accepts:
 an int, a per-dimension tuple, per-side pairs ``((before, after), ...)``,
 ``"valid"`` and ``"same"`` (TensorFlow rule: output = ceil(input / stride),
@@ -59,6 +62,19 @@ __all__ = [
     "from_channels_first",
     "magnitude",
     "assert_conv_close",
+    "conv_nd_input_grad",
+    "conv_nd_weight_grad",
+    "conv_transpose_nd_input_grad",
+    "conv_transpose_nd_weight_grad",
+    "bias_grad",
+    "conv_grads",
+    "conv_transpose_grads",
+    "depthwise_conv2d_grads",
+    "separable_conv2d_grads",
+    "spatially_separable_conv2d_grads",
+    "flattened_conv2d_grads",
+    "channel_shuffle_grad",
+    "shuffled_grouped_conv2d_grads",
 ]
 
 # layout string -> number of spatial dims, and whether channels are last
@@ -452,3 +468,210 @@ def assert_conv_close(actual, expected, scale, dtype, terms=1, msg=""):
             f"{msg} mismatch: max err {err[i]:.3e} > bound {bound[i]:.3e} "
             f"(tol {tol:.2e}, dtype {dt}, {int(np.sum(err > bound))}/{err.size} elements)"
         )
+
+
+# ------------------------------------------------------------ gradients
+# The adjoints of the forward definitions above, written out directly (gather becomes scatter and
+# vice versa) so that gradients have a float64 oracle without any autograd library.  Every
+# function takes channels-first arrays; the ``*_grads`` wrappers take the public argument forms.
+def _pad_sources(size, before, after, mode):
+    """For each position of an axis padded by ``np.pad``, the unpadded index it copies (-1: zero)."""
+    idx = np.arange(size)
+    if mode == "zeros":
+        return np.pad(idx, (before, after), constant_values=-1)
+    return np.pad(idx, (before, after), mode=_NP_PAD_MODE[mode])
+
+
+def _unpad(gp, sizes, before, after, mode):
+    """Adjoint of the padding: every padded position's gradient is added to the element it copies."""
+    g = gp
+    for axis, (size, b, a) in enumerate(zip(sizes, before, after), start=2):
+        src = _pad_sources(size, b, a, mode)
+        keep = src >= 0
+        out = np.zeros(g.shape[:axis] + (size,) + g.shape[axis + 1 :])
+        np.add.at(np.moveaxis(out, axis, 0), src[keep], np.moveaxis(g, axis, 0)[keep])
+        g = out
+    return g
+
+
+def _conv_taps(kernel, dilation, out_sizes, stride):
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        yield tap, tuple(slice(t * d, t * d + (o - 1) * s + 1, s)
+                         for t, d, o, s in zip(tap, dilation, out_sizes, stride))
+
+
+def conv_nd_input_grad(x_shape, w, gy, stride=1, pad_before=0, pad_after=None, dilation=1,
+                       groups=1, padding_mode="zeros"):
+    """dL/dx of L = <conv_nd(x, w, ...), gy>: scatter gy through every tap, then fold the padding."""
+    w, gy = _f64(w), _f64(gy)
+    nd = len(x_shape) - 2
+    stride, dilation = normalize_tuple(stride, nd), normalize_tuple(dilation, nd)
+    before = normalize_tuple(pad_before, nd)
+    after = before if pad_after is None else normalize_tuple(pad_after, nd)
+    cig, cog = w.shape[1], w.shape[0] // groups
+    gxp = np.zeros((x_shape[0], x_shape[1], *(i + b + a for i, b, a in zip(x_shape[2:], before, after))))
+    for tap, sl in _conv_taps(w.shape[2:], dilation, gy.shape[2:], stride):
+        for g in range(groups):
+            wg = w[(slice(g * cog, (g + 1) * cog), slice(None)) + tap]  # (cog, cig)
+            contrib = np.tensordot(gy[:, g * cog : (g + 1) * cog], wg, axes=([1], [0]))
+            gxp[(slice(None), slice(g * cig, (g + 1) * cig)) + sl] += np.moveaxis(contrib, -1, 1)
+    return _unpad(gxp, x_shape[2:], before, after, padding_mode)
+
+
+def conv_nd_weight_grad(x, w_shape, gy, stride=1, pad_before=0, pad_after=None, dilation=1,
+                        groups=1, padding_mode="zeros"):
+    """dL/dw of L = <conv_nd(x, w, ...), gy>: each tap correlates the padded x with gy."""
+    x, gy = _f64(x), _f64(gy)
+    nd = x.ndim - 2
+    stride, dilation = normalize_tuple(stride, nd), normalize_tuple(dilation, nd)
+    before = normalize_tuple(pad_before, nd)
+    after = before if pad_after is None else normalize_tuple(pad_after, nd)
+    xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(before, after)), mode=_NP_PAD_MODE[padding_mode])
+    cig, cog = w_shape[1], w_shape[0] // groups
+    gw = np.zeros(w_shape)
+    axes = [0] + list(range(2, nd + 2))
+    for tap, sl in _conv_taps(w_shape[2:], dilation, gy.shape[2:], stride):
+        patch = xp[(slice(None), slice(None)) + sl]
+        for g in range(groups):
+            gw[(slice(g * cog, (g + 1) * cog), slice(None)) + tap] = np.tensordot(
+                gy[:, g * cog : (g + 1) * cog], patch[:, g * cig : (g + 1) * cig], axes=(axes, axes))
+    return gw
+
+
+def _convt_full(x_shape, w_shape, stride, padding, output_padding, groups, dilation, padding_after,
+                gy):
+    """gy placed into the uncropped output of :func:`conv_transpose_nd` (zeros where cropped)."""
+    nd = len(x_shape) - 2
+    stride, dilation = normalize_tuple(stride, nd), normalize_tuple(dilation, nd)
+    padding = normalize_tuple(padding, nd)
+    padding_after = padding if padding_after is None else normalize_tuple(padding_after, nd)
+    output_padding = normalize_tuple(output_padding, nd)
+    full = [(i - 1) * s + d * (k - 1) + 1 + a for i, s, d, k, a in
+            zip(x_shape[2:], stride, dilation, w_shape[2:], output_padding)]
+    gyf = np.zeros((x_shape[0], w_shape[1] * groups, *full))
+    gyf[(slice(None), slice(None)) + tuple(slice(b, f - a) for b, a, f in
+                                           zip(padding, padding_after, full))] = _f64(gy)
+    return gyf, list(_conv_taps(w_shape[2:], dilation, x_shape[2:], stride))
+
+
+def conv_transpose_nd_input_grad(x_shape, w, gy, stride=1, padding=0, output_padding=0, groups=1,
+                                 dilation=1, padding_after=None):
+    """dL/dx of L = <conv_transpose_nd(x, w, ...), gy>: gather gy at every tap."""
+    w = _f64(w)
+    gyf, taps = _convt_full(x_shape, w.shape, stride, padding, output_padding, groups, dilation,
+                            padding_after, gy)
+    cig, cog = w.shape[0] // groups, w.shape[1]
+    gx = np.zeros(x_shape)
+    for tap, sl in taps:
+        for g in range(groups):
+            wg = w[(slice(g * cig, (g + 1) * cig), slice(None)) + tap]  # (cig, cog)
+            part = gyf[(slice(None), slice(g * cog, (g + 1) * cog)) + sl]  # (N, cog, *I)
+            gx[:, g * cig : (g + 1) * cig] += np.moveaxis(np.tensordot(part, wg, axes=([1], [1])), -1, 1)
+    return gx
+
+
+def conv_transpose_nd_weight_grad(x, w_shape, gy, stride=1, padding=0, output_padding=0, groups=1,
+                                  dilation=1, padding_after=None):
+    """dL/dw of L = <conv_transpose_nd(x, w, ...), gy>."""
+    x = _f64(x)
+    gyf, taps = _convt_full(x.shape, w_shape, stride, padding, output_padding, groups, dilation,
+                            padding_after, gy)
+    cig, cog = w_shape[0] // groups, w_shape[1]
+    axes = [0] + list(range(2, x.ndim))
+    gw = np.zeros(w_shape)
+    for tap, sl in taps:
+        part = gyf[(slice(None), slice(None)) + sl]
+        for g in range(groups):
+            gw[(slice(g * cig, (g + 1) * cig), slice(None)) + tap] = np.tensordot(
+                x[:, g * cig : (g + 1) * cig], part[:, g * cog : (g + 1) * cog], axes=(axes, axes))
+    return gw
+
+
+def bias_grad(gy, layout=None):
+    """dL/db: grad_output summed over everything but the channel axis."""
+    gy = to_channels_first(_f64(gy), layout)
+    return gy.sum(axis=(0, *range(2, gy.ndim)))
+
+
+def conv_grads(x, w, gy, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+               layout=None):
+    """(dL/dx, dL/dw, dL/db) of conv{1,2,3}d with the public argument forms; dL/dx in ``layout``."""
+    xc, gc = to_channels_first(x, layout), to_channels_first(gy, layout)
+    nd = xc.ndim - 2
+    stride, dilation = normalize_tuple(stride, nd), normalize_tuple(dilation, nd)
+    before, after = normalize_padding(padding, nd, xc.shape[2:], np.shape(w)[2:], stride, dilation)
+    args = (gc, stride, before, after, dilation, groups, padding_mode)
+    gx = conv_nd_input_grad(xc.shape, w, *args)
+    return (from_channels_first(gx, layout), conv_nd_weight_grad(xc, np.shape(w), *args),
+            bias_grad(gc))
+
+
+def conv_transpose_grads(x, w, gy, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                         layout=None):
+    """(dL/dx, dL/dw, dL/db) of conv_transpose{1,2,3}d with the public argument forms."""
+    xc, gc = to_channels_first(x, layout), to_channels_first(gy, layout)
+    before, after = normalize_padding(padding, xc.ndim - 2)
+    args = (gc, stride, before, output_padding, groups, dilation, after)
+    gx = conv_transpose_nd_input_grad(xc.shape, w, *args)
+    return (from_channels_first(gx, layout), conv_transpose_nd_weight_grad(xc, np.shape(w), *args),
+            bias_grad(gc))
+
+
+def depthwise_conv2d_grads(x, w, gy, stride=1, padding=0, dilation=1, layout=None):
+    c = to_channels_first(x, layout).shape[1]
+    return conv_grads(x, w, gy, stride, padding, dilation, groups=c, layout=layout)
+
+
+def separable_conv2d_grads(x, dw, pw, gy, stride=1, padding=0, dilation=1, layout=None):
+    """(dL/dx, dL/d(depthwise weight), dL/d(pointwise weight), dL/db)."""
+    xc, gc = to_channels_first(x, layout), to_channels_first(gy, layout)
+    mid = depthwise_conv2d(xc, dw, None, stride, padding, dilation)
+    gmid, gpw, gb = conv_grads(mid, pw, gc)
+    gx, gdw, _ = depthwise_conv2d_grads(xc, dw, gmid, stride, padding, dilation)
+    return from_channels_first(gx, layout), gdw, gpw, gb
+
+
+def spatially_separable_conv2d_grads(x, vw, hw, gy, stride=1, padding=0, dilation=1, groups=1,
+                                     layout=None):
+    """(dL/dx, dL/d(vertical weight), dL/d(horizontal weight), dL/db)."""
+    xc, gc = to_channels_first(x, layout), to_channels_first(gy, layout)
+    kh, kw = np.shape(vw)[2], np.shape(hw)[3]
+    sh, sw = normalize_tuple(stride, 2, "stride")
+    dh, dw = normalize_tuple(dilation, 2, "dilation")
+    before, after = normalize_padding(padding, 2, xc.shape[2:], (kh, kw), (sh, sw), (dh, dw))
+    first = ((sh, 1), (before[0], 0), (after[0], 0), (dh, 1), groups)
+    second = ((1, sw), (0, before[1]), (0, after[1]), (1, dw), groups)
+    mid = conv_nd(xc, vw, None, *first)
+    gmid = conv_nd_input_grad(mid.shape, hw, gc, *second)
+    ghw = conv_nd_weight_grad(mid, np.shape(hw), gc, *second)
+    gx = conv_nd_input_grad(xc.shape, vw, gmid, *first)
+    gvw = conv_nd_weight_grad(xc, np.shape(vw), gmid, *first)
+    return from_channels_first(gx, layout), gvw, ghw, bias_grad(gc)
+
+
+def flattened_conv2d_grads(x, channel_w, vertical_w, horizontal_w, gy, stride=1, padding=0,
+                           dilation=1, layout=None):
+    """(dL/dx, dL/d(channel), dL/d(vertical), dL/d(horizontal), dL/db), by the chain rule through
+    the rank-1 weight of :func:`flattened_weight`."""
+    ch, v, h = _f64(channel_w), _f64(vertical_w), _f64(horizontal_w)
+    gx, gw, gb = conv_grads(x, flattened_weight(ch, v, h), gy, stride, padding, dilation,
+                            layout=layout)
+    return (gx, np.einsum("ocij,oi,oj->oc", gw, v, h), np.einsum("ocij,oc,oj->oi", gw, ch, h),
+            np.einsum("ocij,oc,oi->oj", gw, ch, v), gb)
+
+
+def channel_shuffle_grad(gy, groups, layout=None):
+    """dL/dx of L = <channel_shuffle(x, groups), gy>: output channel j is input channel perm[j]."""
+    gc = to_channels_first(_f64(gy), layout)
+    c = gc.shape[1]
+    perm = channel_shuffle(np.arange(c).reshape(1, c), groups)[0]
+    gx = np.zeros_like(gc)
+    gx[:, perm] = gc
+    return from_channels_first(gx, layout)
+
+
+def shuffled_grouped_conv2d_grads(x, w, gy, groups, stride=1, padding=0, dilation=1,
+                                  shuffle_groups=None, padding_mode="zeros", layout=None):
+    """(dL/dx, dL/dw, dL/db) of a grouped conv2d (bias included) followed by a channel shuffle."""
+    g = channel_shuffle_grad(gy, groups if shuffle_groups is None else shuffle_groups, layout)
+    return conv_grads(x, w, g, stride, padding, dilation, groups, padding_mode, layout)

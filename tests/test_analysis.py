@@ -90,7 +90,7 @@ def test_size_errors(call, exc):
 def test_depthwise_separable_article_numbers():
     x, full = (1, 3, 7, 7), (128, 3, 3, 3)
     standard = A.cost("conv2d", x, full)
-    assert standard.multiplications == 86_400 == 5 * 5 * 128 * 3 * 3 * 3
+    assert standard.multiplications == 86_400  # 5 * 5 outputs * 128 filters * 3 * 3 * 3 taps
     dw, pw = A.stage_costs("separable_conv2d", x, (3, 1, 3, 3), (128, 3, 1, 1))
     assert (dw.multiplications, pw.multiplications) == (675, 9_600)
     sep = A.cost("separable_conv2d", x, (3, 1, 3, 3), (128, 3, 1, 1))
@@ -738,8 +738,7 @@ def test_tutorial_output_is_current():
     import os
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = os.path.join(root, "examples", "tutorial_article.py")
-    if not os.path.exists(script) or not os.path.exists(os.path.join(root, "docs", "tutorial.md")):
-        pytest.skip("the tutorial is not in this checkout")
+    assert os.path.exists(script) and os.path.exists(os.path.join(root, "docs", "tutorial.md"))
     spec = importlib.util.spec_from_file_location("tutorial_article", script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -1,7 +1,6 @@
-"""The worked numbers of the survey article (shared/VARIANTS.md), reproduced
-with cconv's public functions, plus the identities behind the variants."""
-
-import math
+"""The worked numbers of the survey article, reproduced with cconv's public
+functions, plus the identities behind the variants.  The article's operation
+and parameter counts are checked against cconv.analysis in test_analysis.py."""
 
 import numpy as np
 import pytest
@@ -135,19 +134,17 @@ def test_dilated_receptive_field():
         return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
 
     y = x
-    for d, rf in [(1, 3), (2, 7), (4, 15)]:
+    for d, rf in [(1, 3), (2, 7), (4, 15)]:  # each layer widens the field by 2d: 1 + 2 * (1 + 2 + 4)
         y = cconv.conv2d(y, w, padding="same", dilation=d)
         assert extent(y) == (rf, rf)
     assert extent(cconv.conv2d(x, w, padding="same", dilation=4)) == (9, 9)
-    assert 1 + 2 * (1 + 2 + 4) == 15
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sobel_is_spatially_separable(dtype, isa):
     v = np.array([1.0, 2.0, 1.0])
     h = np.array([-1.0, 0.0, 1.0])
-    sobel = np.outer(v, h)
-    np.testing.assert_array_equal(sobel, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    sobel = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])  # np.outer(v, h): 6 numbers, not 9
     x = np.random.default_rng(0).integers(-5, 6, (2, 1, 8, 9)).astype(dtype)
     with use_isa(isa):
         full = cconv.conv2d(x, sobel[None, None].astype(dtype))
@@ -158,7 +155,6 @@ def test_sobel_is_spatially_separable(dtype, isa):
     # integer data: every path is exact
     np.testing.assert_array_equal(sep, full)
     np.testing.assert_array_equal(flat, full)
-    assert v.size + h.size == 6 < sobel.size == 9
 
 
 def test_spatially_separable_multiplication_count():
@@ -169,17 +165,13 @@ def test_spatially_separable_multiplication_count():
     horizontal = cconv.conv2d(vertical, np.ones((1, 1, 1, m)))
     assert vertical.shape[2:] == (n - m + 1, n) and horizontal.shape[2:] == (n - m + 1,) * 2
     assert horizontal.size * m * m == 81
-    assert vertical.size * m + horizontal.size * m == 45 + 27 == 72
-    for n, m in [(5, 3), (100, 3), (1000, 7)]:
-        std = (n - m + 1) ** 2 * m**2
-        sep = n * (n - m + 1) * m + (n - m + 1) ** 2 * m
-        assert sep < std
-    assert abs(sep / std - 2 / m) < 0.01
+    assert (vertical.size * m, horizontal.size * m) == (45, 27)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_depthwise_separable_example(dtype, isa):
-    """7x7x3 input, 128 filters 3x3x3, valid: 86,400 mults standard vs 675 + 9,600."""
+    """7x7x3 input, 128 filters 3x3x3, valid: the depthwise-then-pointwise pair equals the
+    standard convolution with the product weight (86,400 mults vs 675 + 9,600)."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 3, 7, 7)).astype(dtype)
     dw = rng.standard_normal((3, 1, 3, 3)).astype(dtype)
@@ -195,12 +187,6 @@ def test_depthwise_separable_example(dtype, isa):
     scale = R.magnitude(R.separable_conv2d, x, dw, pw)
     for got in (y, y_std, y_two):
         R.assert_conv_close(got, R.separable_conv2d(x, dw, pw), scale, dtype, 27)
-    standard = 128 * 3 * 3 * 3 * 5 * 5
-    depthwise = 3 * 3 * 3 * 5 * 5
-    pointwise = 128 * 3 * 5 * 5
-    assert (standard, depthwise, pointwise) == (86400, 675, 9600)
-    assert round(100 * (depthwise + pointwise) / standard, 1) == 11.9
-    assert math.isclose((depthwise + pointwise) / standard, 1 / 128 + 1 / 9)
 
 
 @pytest.mark.parametrize("m", [1, 2])
@@ -217,8 +203,7 @@ def test_depthwise_equals_grouped_conv(m, isa):
 def test_grouped_conv_is_independent_convs_and_halves_parameters(isa):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 8, 6, 6))
-    w = rng.standard_normal((12, 4, 3, 3))  # 2 groups: (3*3*8/2*12/2)*2 parameters
-    assert w.size == 2 * (3 * 3 * 4 * 6) == (3 * 3 * 8 * 12) // 2
+    w = rng.standard_normal((12, 4, 3, 3))  # 2 groups: (3*3*8/2*12/2)*2 parameters, half of 3*3*8*12
     with use_isa(isa):
         y = cconv.conv2d(x, w, groups=2)
         y0 = cconv.conv2d(x[:, :4], w[:6])

@@ -124,10 +124,9 @@ def test_every_public_function_is_benchmarked():
 
 
 def test_every_gradient_is_available():
-    """Reports (as a skip) the public functions whose gradient cconv.grad does not offer yet
-    under the names the benchmarks call (<fn>_input/_weight, <fn>_grads, channel_shuffle_input)."""
-    if not HAS_GRAD:
-        pytest.skip("no cconv.grad in this build")
+    """cconv.grad offers every public function's gradient under the names the benchmarks call
+    (<fn>_input/_weight, <fn>_grads, channel_shuffle_input); a missing one fails."""
+    assert HAS_GRAD, "no cconv.grad"
     missing = []
     for case in bc.TINY:
         if case.is_grad:
@@ -136,8 +135,7 @@ def test_every_gradient_is_available():
                 bc.cconv_callable(cconv, case, x, w, dy)
             except NotImplementedError as e:
                 missing.append(str(e))
-    if missing:
-        pytest.skip("; ".join(missing))
+    assert not missing, "; ".join(missing)
 
 
 def test_suite_matches_benchmarks_md():
@@ -161,19 +159,13 @@ def test_output_shapes_match_cconv():
             x, w, _ = bc.make_inputs(case, np.float32)
             assert bc.cconv_callable(cconv, case, x, w)().shape == bc.out_shape(case), case.key
     analysis = bc.submodule(cconv, "analysis")
-    if analysis is None:
-        return
-    unknown = set()
+    assert analysis is not None, "no cconv.analysis"
     for case in bc.all_cases():   # every table, without computing anything
-        if case.base_fn in unknown or not _analysis_knows(analysis, case.base_fn):
-            unknown.add(case.base_fn)
-            continue
+        assert _analysis_knows(analysis, case.base_fn), f"cconv.analysis does not know {case.base_fn}"
         kw = case.kwargs
         args = (kw.pop("groups"),) if case.base_fn == "channel_shuffle" else case.weights
         assert tuple(analysis.output_shape(case.base_fn, case.x, *args, **kw)) == \
             bc.out_shape(case), case.key
-    if unknown:
-        pytest.skip(f"cconv.analysis does not know {sorted(unknown)} (checked the others)")
 
 
 def _analysis_knows(analysis, fn):
@@ -181,20 +173,15 @@ def _analysis_knows(analysis, fn):
     return known is None or fn in known
 
 
-@pytest.mark.skipif(bc.submodule(cconv, "analysis") is None, reason="no cconv.analysis")
 def test_flops_agree_with_cconv_analysis():
     """Two independent counts: the tables' own and cconv.analysis.cost."""
     analysis = bc.submodule(cconv, "analysis")
-    unknown = set()
+    assert analysis is not None, "no cconv.analysis"
     for case in bc.all_cases():
         if case.is_grad:
             continue
-        if not _analysis_knows(analysis, case.fn):
-            unknown.add(case.fn)
-            continue
+        assert _analysis_knows(analysis, case.fn), f"cconv.analysis does not know {case.fn}"
         assert bc.analysis_flops(case, analysis) == bc.flops(case), case.key
-    if unknown:
-        pytest.skip(f"cconv.analysis.cost does not know {sorted(unknown)} (checked the others)")
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -202,11 +189,7 @@ def test_numpy_baseline_matches_cconv(channels_last):
     """The im2col baseline (the bench's NumPy column and asv's peakmem_reference) is right."""
     for case in bc.TINY:
         x, w, dy = bc.make_inputs(case, np.float64, channels_last, seed=1)
-        try:
-            got = bc.cconv_callable(cconv, case, x, w, dy, channels_last)()
-        except NotImplementedError:
-            assert case.is_grad
-            continue
+        got = bc.cconv_callable(cconv, case, x, w, dy, channels_last)()
         ref = bc.numpy_callable(case, x, w, dy, channels_last)()
         if not isinstance(got, tuple):
             got, ref = (got,), (ref,)
@@ -303,8 +286,8 @@ def test_asv_benchmarks_run_once(asv_modules):
                         assert value > 0 or "shuffle" in key, (cls.__name__, name, key)
                     ran += 1
     assert ran > 40
-    for why in skipped:   # only gradients (not in this build's cconv.grad) or torch may be missing
-        assert "grad" in why or "torch" in why, why
+    for why in skipped:   # only torch may be missing: every gradient and function exists
+        assert "torch" in why, why
 
 
 def test_asv_setup_skips_impossible_thread_counts(asv_modules):

@@ -53,6 +53,7 @@ def _sources():
     return out
 
 
+@pytest.mark.long  # an ASan + UBSan build of the C core, then 275 inputs: minutes
 def test_c_corpus_replays_clean():
     if shutil.which("gcc") is None:
         pytest.skip("no gcc: the C fuzz corpus replays through a gcc-built binary")

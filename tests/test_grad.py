@@ -1,14 +1,18 @@
 """cconv.grad: gradients of every convolution variant.
 
-* against PyTorch autograd (float64) on random cases: dims 1/2/3, stride, every padding form
-  ("valid", "same", ints, per-side pairs), padding modes (zeros/reflect/replicate/circular via
-  F.pad), dilation, groups, float32/float64 (also mixed), layouts, memory arrangements, batch 0;
-  transposed convolutions (output_padding); depthwise, separable, spatially separable, flattened,
-  channel shuffle, shuffled grouped;
+* against the float64 gradient oracle of reference.py (the adjoints of its forward definitions),
+  and also against PyTorch autograd (float64) when torch is installed, on random cases: dims
+  1/2/3, stride, every padding form ("valid", "same", ints, per-side pairs), padding modes
+  (zeros/reflect/replicate/circular), dilation, groups, float32/float64 (also mixed), layouts,
+  memory arrangements, batch 0; transposed convolutions (output_padding); depthwise, separable,
+  spatially separable, flattened, channel shuffle, shuffled grouped;
 * central finite differences in float64 on tiny cases;
 * the adjoint identities <conv(x, w), g> = <x, grad_input(g)> = <w, grad_weight(x, g)> to float64
   precision;
 * bitwise identical results with 1 and 2 threads and across repeated calls.
+
+Only the check of the signatures against torch.nn.grad needs torch; everything else runs without
+it (CCONV_TEST_NO_TORCH=1 shows that, see conftest.py).
 """
 import itertools
 import math
@@ -23,10 +27,13 @@ from helpers import (arrange, conv2d_variant_cases, conv_cases, conv_transpose_c
                      rand, use_isa)
 
 cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
 from cconv import grad as G  # noqa: E402
 
+try:
+    import torch
+    F = torch.nn.functional
+except ImportError:
+    torch = None
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +50,14 @@ TORCH_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate
               "circular": "circular"}
 
 
-# ------------------------------------------------------------------ references (torch, float64)
+# ------------------------------------------------------------------ oracles (float64)
+
+def _oracles(reference, autograd):
+    """(name, gradients) of the float64 reference, and of torch autograd when torch is installed."""
+    yield "reference", reference()
+    if torch is not None:
+        yield "torch", autograd()
+
 
 def _t(a, grad=False):
     return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
@@ -83,7 +97,7 @@ def _dt(*arrays):
     return np.result_type(*arrays)
 
 
-# ------------------------------------------------------------------ plain convolutions vs torch
+# ------------------------------------------------------------------ plain convolutions
 
 def _conv_case_arrays(case, rng):
     nd = case.nd
@@ -101,7 +115,7 @@ def _conv_case_arrays(case, rng):
 
 
 @given(case=conv_cases())
-def test_conv_grads_match_torch(case, isa):
+def test_conv_grads_match_oracles(case, isa):
     rng = np.random.default_rng(case.seed)
     nd = case.nd
     x, w, g, stride, dilation, before, after = _conv_case_arrays(case, rng)
@@ -120,18 +134,21 @@ def test_conv_grads_match_torch(case, isa):
         assert not gw.any() and not gb.any()
         return
     x_cf, g_cf = R.to_channels_first(x, case.layout), R.to_channels_first(g, case.layout)
-    args = (nd, stride, before, after, dilation, case.groups, case.padding_mode)
-    ex, ew = torch_conv_grads(nd, x_cf, w, g_cf, *args[1:])
-    sx, sw = torch_conv_grads(nd, np.abs(x_cf), np.abs(w), np.abs(g_cf), *args[1:])
+    geo = (case.stride, case.padding, case.dilation, case.groups, case.padding_mode)
+    sx, sw, sb = R.conv_grads(np.abs(x_cf), np.abs(w), np.abs(g_cf), *geo)
     ksz = math.prod(case.kernel)
-    close(R.to_channels_first(gx, case.layout), ex, sx, gx.dtype,
-          case.c_out // case.groups * ksz * 4, msg=f"grad_input {case!r}")
-    close(gw, ew, sw, gw.dtype, case.n * math.prod(g_cf.shape[2:]), msg=f"grad_weight {case!r}")
-    close(gb, g_cf.astype(np.float64).sum(axis=(0, *range(2, nd + 2))),
-          np.abs(g_cf.astype(np.float64)).sum(axis=(0, *range(2, nd + 2))), gb.dtype,
-          case.n * math.prod(g_cf.shape[2:]), msg=f"bias {case!r}")
+    terms = case.n * math.prod(g_cf.shape[2:])
+    for name, (ex, ew, *eb) in _oracles(
+            lambda: R.conv_grads(x_cf, w, g_cf, *geo),
+            lambda: torch_conv_grads(nd, x_cf, w, g_cf, stride, before, after, dilation,
+                                     case.groups, case.padding_mode)):
+        close(R.to_channels_first(gx, case.layout), ex, sx, gx.dtype,
+              case.c_out // case.groups * ksz * 4, msg=f"grad_input vs {name} {case!r}")
+        close(gw, ew, sw, gw.dtype, terms, msg=f"grad_weight vs {name} {case!r}")
+    close(gb, R.bias_grad(g_cf), sb, gb.dtype, terms, msg=f"bias {case!r}")
 
 
+@pytest.mark.skipif(torch is None, reason="PyTorch not installed: no torch.nn.grad to compare with")
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_signatures_match_torch_nn_grad(nd):
     rng = np.random.default_rng(nd)
@@ -147,10 +164,10 @@ def test_signatures_match_torch_nn_grad(nd):
                                tw.numpy(), rtol=1e-12, atol=1e-12)
 
 
-# ------------------------------------------------------------------ transposed vs torch
+# ------------------------------------------------------------------ transposed
 
 @given(case=conv_transpose_cases())
-def test_conv_transpose_grads_match_torch(case):
+def test_conv_transpose_grads_match_oracles(case):
     rng = np.random.default_rng(case.seed)
     nd = case.nd
     op = case.extra["output_padding"]
@@ -174,14 +191,16 @@ def test_conv_transpose_grads_match_torch(case):
         return
     x_cf = R.to_channels_first(x, case.layout)
     args = (stride, padding, opt, case.groups, dilation)
-    ex, ew = torch_conv_transpose_grads(nd, x_cf, w, g_cf, *args)
-    sx, sw = torch_conv_transpose_grads(nd, np.abs(x_cf), np.abs(w), np.abs(g_cf), *args)
-    close(R.to_channels_first(gx, case.layout), ex, sx, gx.dtype,
-          case.c_out * math.prod(case.kernel), msg=repr(case))
-    close(gw, ew, sw, gw.dtype, case.n * math.prod(out), msg=repr(case))
+    sx, sw, _ = R.conv_transpose_grads(np.abs(x_cf), np.abs(w), np.abs(g_cf), *args)
+    for name, (ex, ew, *_) in _oracles(
+            lambda: R.conv_transpose_grads(x_cf, w, g_cf, *args),
+            lambda: torch_conv_transpose_grads(nd, x_cf, w, g_cf, *args)):
+        close(R.to_channels_first(gx, case.layout), ex, sx, gx.dtype,
+              case.c_out * math.prod(case.kernel), msg=f"grad_input vs {name} {case!r}")
+        close(gw, ew, sw, gw.dtype, case.n * math.prod(out), msg=f"grad_weight vs {name} {case!r}")
 
 
-# ------------------------------------------------------------------ composite variants vs torch
+# ------------------------------------------------------------------ composite variants
 
 def _variant_setup(case, rng):
     x = rand(rng, case.x_shape(), case.x_dtype)
@@ -192,46 +211,58 @@ def _variant_setup(case, rng):
     return x, stride, dilation, before, after
 
 
-def _g_for(y_cf, case, rng):
-    g_cf = rand(rng, tuple(y_cf.shape), case.x_dtype)
+def _g_for(y_shape, case, rng):
+    g_cf = rand(rng, tuple(y_shape), case.x_dtype)
     return g_cf, np.ascontiguousarray(R.from_channels_first(g_cf, case.layout))
 
 
-def _check_variant(case, tensors, got, y, g_cf, grad_input):
-    """tensors: torch leaves (x first), got: cconv grads in the same order."""
-    y.backward(_t(g_cf))
-    for i, (t, a) in enumerate(zip(tensors, got)):
-        if i == 0:
-            if not grad_input:
-                assert a is None
-                continue
-            a = R.to_channels_first(a, case.layout)
-        e = t.grad.numpy()
-        assert a.shape == e.shape, (i, a.shape, e.shape)
-        scale = np.abs(e).max() + 1e-300
-        tol = 1e-11 if a.dtype == np.float64 else 2e-4
-        np.testing.assert_allclose(a, e, rtol=0, atol=tol * scale * 10, err_msg=f"{i} {case!r}")
+def _check_variant(case, got, arrays, g_cf, reference, torch_forward, grad_input):
+    """got: cconv's gradients (x first, in case.layout; the bias last); arrays: the forward's
+    arguments, x channels-first; reference(arrays, g_cf): the oracle's gradients in the same order;
+    torch_forward(*tensors): the same forward in torch, whose leaves' gradients are compared too
+    when torch is installed."""
+    def autograd():
+        leaves = [_t(a, True) for a in arrays]
+        torch_forward(*leaves).backward(_t(g_cf))
+        return [t.grad.numpy() for t in leaves]
+
+    for name, expected in _oracles(lambda: reference(arrays, g_cf), autograd):
+        assert len(expected) >= len(arrays)
+        for i, (a, e) in enumerate(zip(got, expected)):
+            if i == 0:
+                if not grad_input:
+                    assert a is None
+                    continue
+                a = R.to_channels_first(a, case.layout)
+            assert a.shape == e.shape, (name, i, a.shape, e.shape)
+            scale = np.abs(e).max(initial=0) + 1e-300
+            tol = 1e-11 if a.dtype == np.float64 else 2e-4
+            np.testing.assert_allclose(a, e, rtol=0, atol=tol * scale * 10,
+                                       err_msg=f"{i} vs {name} {case!r}")
 
 
 @given(case=conv2d_variant_cases(), kind=st.sampled_from(["depthwise", "separable"]),
        grad_input=st.booleans())
-def test_depthwise_and_separable_grads_match_torch(case, kind, grad_input):
+def test_depthwise_and_separable_grads_match_oracles(case, kind, grad_input):
     rng = np.random.default_rng(case.seed)
     x, stride, dilation, before, after = _variant_setup(case, rng)
     c, m = case.c_in, case.extra["multiplier"]
     dw = rand(rng, (c * m, 1, *case.kernel), case.w_dtype)
     pw = rand(rng, (case.c_out, c * m, 1, 1), case.w_dtype)
-    tx, tdw, tpw = _t(R.to_channels_first(x, case.layout), True), _t(dw, True), _t(pw, True)
-    y = F.conv2d(_torch_pad(tx, before, after, "zeros"), tdw, None, stride, 0, dilation, c)
     kw = dict(stride=case.stride, padding=case.padding, dilation=case.dilation, layout=case.layout)
-    if kind == "separable":
-        y = F.conv2d(y, tpw)
-    g_cf, g = _g_for(y, case, rng)
-    if case.n == 0:
-        return
+    geo = dict(stride=case.stride, padding=case.padding, dilation=case.dilation)
+    x_cf = R.to_channels_first(x, case.layout)
+
+    def torch_forward(tx, tdw, tpw=None):
+        y = F.conv2d(_torch_pad(tx, before, after, "zeros"), tdw, None, stride, 0, dilation, c)
+        return y if tpw is None else F.conv2d(y, tpw)
+
     if kind == "depthwise":
+        g_cf, g = _g_for(R.depthwise_conv2d(x_cf, dw, None, **geo).shape, case, rng)
         gx, gdw, gb = G.depthwise_conv2d_grads(x, dw, g, input_grad=grad_input, **kw)
-        _check_variant(case, [tx, tdw], [gx, gdw], y, g_cf, grad_input)
+        _check_variant(case, [gx, gdw, gb], [x_cf, dw], g_cf,
+                       lambda a, g_: R.depthwise_conv2d_grads(*a, g_, **geo), torch_forward,
+                       grad_input)
         # the single-purpose functions agree with the tuple (bitwise where the tuple's common
         # dtype is theirs: depthwise_conv2d_weight computes in result_type(x, g))
         gw1 = G.depthwise_conv2d_weight(x, dw.shape, g, **kw)
@@ -242,36 +273,39 @@ def test_depthwise_and_separable_grads_match_torch(case, kind, grad_input):
             if gx1.dtype == gx.dtype:
                 assert np.array_equal(gx1, gx)
     else:
+        g_cf, g = _g_for(R.separable_conv2d(x_cf, dw, pw, None, **geo).shape, case, rng)
         gx, gdw, gpw, gb = G.separable_conv2d_grads(x, dw, pw, g, input_grad=grad_input, **kw)
-        _check_variant(case, [tx, tdw, tpw], [gx, gdw, gpw], y, g_cf, grad_input)
-    np.testing.assert_allclose(gb, g_cf.astype(np.float64).sum(axis=(0, 2, 3)),
-                               rtol=1e-4, atol=1e-4 * (np.abs(g_cf).sum(axis=(0, 2, 3)).max()))
+        _check_variant(case, [gx, gdw, gpw, gb], [x_cf, dw, pw], g_cf,
+                       lambda a, g_: R.separable_conv2d_grads(*a, g_, **geo), torch_forward,
+                       grad_input)
 
 
 @given(case=conv2d_variant_cases(max_groups=3))
-def test_spatially_separable_grads_match_torch(case):
+def test_spatially_separable_grads_match_oracles(case):
     rng = np.random.default_rng(case.seed)
     x, stride, dilation, before, after = _variant_setup(case, rng)
     grp, c_mid = case.groups, case.extra["c_mid"]
     kh, kw_ = case.kernel
     vw = rand(rng, (c_mid, case.c_in // grp, kh, 1), case.w_dtype)
     hw = rand(rng, (case.c_out, c_mid // grp, 1, kw_), case.w_dtype)
-    tx, tv, th = _t(R.to_channels_first(x, case.layout), True), _t(vw, True), _t(hw, True)
-    h = F.conv2d(_torch_pad(tx, (before[0], 0), (after[0], 0), "zeros"), tv, None,
-                 (stride[0], 1), 0, (dilation[0], 1), grp)
-    y = F.conv2d(_torch_pad(h, (0, before[1]), (0, after[1]), "zeros"), th, None,
-                 (1, stride[1]), 0, (1, dilation[1]), grp)
-    g_cf, g = _g_for(y, case, rng)
-    if case.n == 0:
-        return
-    gx, gv, gh, gb = G.spatially_separable_conv2d_grads(
-        x, vw, hw, g, stride=case.stride, padding=case.padding, dilation=case.dilation,
-        groups=grp, layout=case.layout)
-    _check_variant(case, [tx, tv, th], [gx, gv, gh], y, g_cf, True)
+    geo = dict(stride=case.stride, padding=case.padding, dilation=case.dilation, groups=grp)
+    x_cf = R.to_channels_first(x, case.layout)
+
+    def torch_forward(tx, tv, th):
+        h = F.conv2d(_torch_pad(tx, (before[0], 0), (after[0], 0), "zeros"), tv, None,
+                     (stride[0], 1), 0, (dilation[0], 1), grp)
+        return F.conv2d(_torch_pad(h, (0, before[1]), (0, after[1]), "zeros"), th, None,
+                        (1, stride[1]), 0, (1, dilation[1]), grp)
+
+    g_cf, g = _g_for(R.spatially_separable_conv2d(x_cf, vw, hw, None, **geo).shape, case, rng)
+    got = G.spatially_separable_conv2d_grads(x, vw, hw, g, layout=case.layout, **geo)
+    _check_variant(case, got, [x_cf, vw, hw], g_cf,
+                   lambda a, g_: R.spatially_separable_conv2d_grads(*a, g_, **geo), torch_forward,
+                   True)
 
 
 @given(case=conv2d_variant_cases())
-def test_flattened_grads_match_torch(case):
+def test_flattened_grads_match_oracles(case):
     rng = np.random.default_rng(case.seed)
     x, stride, dilation, before, after = _variant_setup(case, rng)
     kh, kw_ = case.kernel
@@ -279,21 +313,21 @@ def test_flattened_grads_match_torch(case):
     ch = rand(rng, (co, case.c_in), case.w_dtype)
     v = rand(rng, (co, kh), case.w_dtype)
     h = rand(rng, (co, kw_), case.w_dtype)
-    tx, tc, tv, th = (_t(R.to_channels_first(x, case.layout), True), _t(ch, True), _t(v, True),
-                      _t(h, True))
-    y = F.conv2d(tx, tc[:, :, None, None])
-    y = F.conv2d(_torch_pad(y, (before[0], 0), (after[0], 0), "zeros"), tv[:, None, :, None],
-                 None, (stride[0], 1), 0, (dilation[0], 1), co)
-    y = F.conv2d(_torch_pad(y, (0, before[1]), (0, after[1]), "zeros"), th[:, None, None, :],
-                 None, (1, stride[1]), 0, (1, dilation[1]), co)
-    g_cf, g = _g_for(y, case, rng)
-    if case.n == 0:
-        return
-    gx, gc, gv, gh, gb = G.flattened_conv2d_grads(
-        x, ch, v, h, g, stride=case.stride, padding=case.padding, dilation=case.dilation,
-        layout=case.layout)
-    assert gc.shape == ch.shape and gv.shape == v.shape and gh.shape == h.shape
-    _check_variant(case, [tx, tc, tv, th], [gx, gc, gv, gh], y, g_cf, True)
+    geo = dict(stride=case.stride, padding=case.padding, dilation=case.dilation)
+    x_cf = R.to_channels_first(x, case.layout)
+
+    def torch_forward(tx, tc, tv, th):
+        y = F.conv2d(tx, tc[:, :, None, None])
+        y = F.conv2d(_torch_pad(y, (before[0], 0), (after[0], 0), "zeros"), tv[:, None, :, None],
+                     None, (stride[0], 1), 0, (dilation[0], 1), co)
+        return F.conv2d(_torch_pad(y, (0, before[1]), (0, after[1]), "zeros"),
+                        th[:, None, None, :], None, (1, stride[1]), 0, (1, dilation[1]), co)
+
+    g_cf, g = _g_for(R.flattened_conv2d(x_cf, ch, v, h, None, **geo).shape, case, rng)
+    got = G.flattened_conv2d_grads(x, ch, v, h, g, layout=case.layout, **geo)
+    assert got[1].shape == ch.shape and got[2].shape == v.shape and got[3].shape == h.shape
+    _check_variant(case, got, [x_cf, ch, v, h], g_cf,
+                   lambda a, g_: R.flattened_conv2d_grads(*a, g_, **geo), torch_forward, True)
 
 
 def _divisors(n):
@@ -301,19 +335,22 @@ def _divisors(n):
 
 
 @given(case=conv_cases(nd=2), data=st.data())
-def test_shuffled_grouped_grads_match_torch(case, data):
+def test_shuffled_grouped_grads_match_oracles(case, data):
     """Grouped conv2d (every padding mode) with a bias, then a channel shuffle with its own
     shuffle_groups; the bias is added before the shuffle, so its gradient is un-shuffled too."""
     rng = np.random.default_rng(case.seed)
     x, w, g, stride, dilation, before, after = _conv_case_arrays(case, rng)
     sg = data.draw(st.sampled_from(_divisors(case.c_out)), label="shuffle_groups")
     grad_input = data.draw(st.booleans(), label="input_grad")
-    tx, tw = _t(R.to_channels_first(x, case.layout), True), _t(w, True)
-    tb = _t(np.zeros(case.c_out), True)
-    y = F.conv2d(_torch_pad(tx, before, after, case.padding_mode), tw, tb, stride, 0, dilation,
-                 case.groups)
-    n, c, oh, ow = y.shape
-    y = y.reshape(n, sg, c // sg, oh, ow).transpose(1, 2).reshape(n, c, oh, ow)
+    geo = dict(stride=case.stride, padding=case.padding, dilation=case.dilation,
+               shuffle_groups=sg, padding_mode=case.padding_mode)
+
+    def torch_forward(tx, tw, tb):
+        y = F.conv2d(_torch_pad(tx, before, after, case.padding_mode), tw, tb, stride, 0,
+                     dilation, case.groups)
+        n, c, oh, ow = y.shape
+        return y.reshape(n, sg, c // sg, oh, ow).transpose(1, 2).reshape(n, c, oh, ow)
+
     gx, gw, gb = G.shuffled_grouped_conv2d_grads(
         arrange(x, case.x_arr), arrange(w, case.w_arr), arrange(g, case.x_arr), case.groups,
         case.stride, case.padding, case.dilation, shuffle_groups=sg,
@@ -327,8 +364,10 @@ def test_shuffled_grouped_grads_match_torch(case, data):
     if case.n == 0:
         assert not gw.any() and not gb.any()
         return
-    _check_variant(case, [tx, tw, tb], [gx, gw, gb], y, R.to_channels_first(g, case.layout),
-                   grad_input)
+    _check_variant(case, [gx, gw, gb], [R.to_channels_first(x, case.layout), w, np.zeros(case.c_out)],
+                   R.to_channels_first(g, case.layout),
+                   lambda a, g_: R.shuffled_grouped_conv2d_grads(a[0], a[1], g_, case.groups, **geo),
+                   torch_forward, grad_input)
 
 
 @pytest.mark.parametrize("layout", [None, "NCHW", "NHWC", "NCDHW", "NDHWC"])
@@ -339,15 +378,19 @@ def test_channel_shuffle_grad_is_the_inverse_permutation(layout, groups):
     last = layout is not None and layout.endswith("C")
     shape_cf = (2, 12, *(3,) * nd)
     x = rng.standard_normal(shape_cf)
-    tx = _t(x, True)
-    y = tx.view(2, groups, 12 // groups, *(3,) * nd).transpose(1, 2).reshape(shape_cf)
     g = rng.standard_normal(shape_cf)
-    y.backward(_t(g))
+
+    def autograd():
+        tx = _t(x, True)
+        tx.view(2, groups, 12 // groups, *(3,) * nd).transpose(1, 2).reshape(shape_cf).backward(_t(g))
+        return tx.grad.numpy()
+
     gl = np.ascontiguousarray(np.moveaxis(g, 1, -1)) if last else g
     got = G.channel_shuffle_input(gl.astype(np.float32), groups, layout=layout)
     got = np.moveaxis(got, -1, 1) if last else got
     assert got.dtype == np.float32
-    np.testing.assert_array_equal(got, tx.grad.numpy().astype(np.float32))
+    for name, expected in _oracles(lambda: R.channel_shuffle_grad(g, groups), autograd):
+        np.testing.assert_array_equal(got, expected.astype(np.float32), err_msg=name)
     xl = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if last else x
     np.testing.assert_array_equal(
         G.channel_shuffle_input(cconv.channel_shuffle(xl, groups, layout=layout), groups,
@@ -570,29 +613,20 @@ def test_bitwise_identical_for_1_and_2_threads_and_repeated_calls(dtype):
 
 # ------------------------------------------------------------------ the C weight-gradient kernel
 
-def _torch_weight_grad(nd, x_cf, w_shape, g_cf, kw):
-    """dL/dw by torch autograd (float64), channels-first arrays; kw as for cconv (int padding)."""
-    kw = dict(kw)
-    mode = kw.pop("padding_mode", "zeros")
-    pad = kw.pop("padding", 0)
-    tx = _t(x_cf)
-    if mode != "zeros" and pad:
-        tx = F.pad(tx, (pad,) * (2 * nd), mode=TORCH_MODE[mode])
-        pad = 0
-    tw = torch.zeros(w_shape, dtype=torch.float64, requires_grad=True)
-    getattr(F, f"conv{nd}d")(tx, tw, None, padding=pad, **kw).backward(_t(g_cf))
-    return tw.grad.numpy()
+def _reference_weight_grad(x_cf, w_shape, g_cf, kw):
+    """dL/dw by the float64 oracle, channels-first arrays; kw as for cconv."""
+    return R.conv_grads(x_cf, np.zeros(w_shape), g_cf, **kw)[1]
 
 
 def _weight_grad_case(nd, x_shape, w_shape, kw, layout, dtype, seed=0):
-    """(x, g in `layout`, torch's dL/dw, its scale: the same with |x| and |g|, products per
+    """(x, g in `layout`, the oracle's dL/dw, its scale: the same with |x| and |g|, products per
     element)."""
     rng = np.random.default_rng(seed)
     x_cf = rng.standard_normal(x_shape)
     y = getattr(cconv, f"conv{nd}d")(x_cf, np.zeros(w_shape), **kw)
     g_cf = rng.standard_normal(y.shape)
-    expected = _torch_weight_grad(nd, x_cf, w_shape, g_cf, kw)
-    scale = _torch_weight_grad(nd, np.abs(x_cf), w_shape, np.abs(g_cf), kw)
+    expected = _reference_weight_grad(x_cf, w_shape, g_cf, kw)
+    scale = _reference_weight_grad(np.abs(x_cf), w_shape, np.abs(g_cf), kw)
     x = np.ascontiguousarray(R.from_channels_first(x_cf, layout), dtype)
     g = np.ascontiguousarray(R.from_channels_first(g_cf, layout), dtype)
     return x, g, expected, scale, g_cf[:, 0].size

@@ -1,7 +1,9 @@
 """The oracle itself, checked against PyTorch (torch.nn.functional) and by hand.
 
 These tests need no cconv: they make sure ``reference.py`` states the same
-semantics as PyTorch before it is used to judge the C kernels.
+semantics as PyTorch before it is used to judge the C kernels.  The gradient
+oracle is checked twice: against its own forward definitions by the adjoint
+identity (no PyTorch needed), and against PyTorch's autograd when installed.
 """
 
 import numpy as np
@@ -12,8 +14,12 @@ from hypothesis import strategies as st
 import reference as R
 from helpers import conv_cases, conv_transpose_cases, conv2d_variant_cases
 
-torch = pytest.importorskip("torch", reason="PyTorch not installed; oracle cross-check skipped")
-F = torch.nn.functional
+try:
+    import torch
+    F = torch.nn.functional
+except ImportError:
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch not installed; oracle cross-check skipped")
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same.:UserWarning")
 
 TORCH_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
@@ -39,6 +45,7 @@ def _arrays(case, rng, wshape):
     return x, w, b
 
 
+@needs_torch
 @given(conv_cases())
 def test_conv_nd_matches_torch(case):
     rng = np.random.default_rng(case.seed)
@@ -55,6 +62,7 @@ def test_conv_nd_matches_torch(case):
     np.testing.assert_allclose(y, yt, rtol=1e-12, atol=1e-12)
 
 
+@needs_torch
 @given(conv_cases(modes=("zeros",)))
 def test_same_and_explicit_padding_match_torch_forms(case):
     """Torch accepts int / per-dim / "valid" / "same" (stride 1) directly."""
@@ -81,6 +89,7 @@ def test_same_and_explicit_padding_match_torch_forms(case):
     np.testing.assert_allclose(y, yt, rtol=1e-12, atol=1e-12)
 
 
+@needs_torch
 @given(conv_transpose_cases())
 def test_conv_transpose_matches_torch(case):
     rng = np.random.default_rng(case.seed)
@@ -109,6 +118,7 @@ def test_conv_transpose_matches_torch(case):
         assert y.shape[2 + ax] == R.conv_transpose_output_size(case.in_sizes[ax], case.kernel[ax], s, p, a, d)
 
 
+@needs_torch
 @given(conv2d_variant_cases(max_groups=3))
 def test_variants_match_torch_compositions(case):
     rng = np.random.default_rng(case.seed)
@@ -152,6 +162,7 @@ def test_variants_match_torch_compositions(case):
     np.testing.assert_allclose(y, yt, rtol=1e-12, atol=1e-12)
 
 
+@needs_torch
 @given(
     st.integers(1, 3),
     st.integers(1, 4),
@@ -215,3 +226,136 @@ def test_assert_conv_close_detects_errors():
         R.assert_conv_close(np.array([1.0, 2.0, 0.0, np.inf]), e, s, np.float64)
     with pytest.raises(AssertionError):
         R.assert_conv_close(np.array([1.0, 2.0, np.nan, -np.inf]), e, s, np.float64)
+
+
+# ------------------------------------------------------------ the gradient oracle
+def _conv_grad_setup(case, rng):
+    x, w, b = _arrays(case, rng, (case.c_out, case.c_in // case.groups, *case.kernel))
+    nd = case.nd
+    stride, dil = R.normalize_tuple(case.stride, nd), R.normalize_tuple(case.dilation, nd)
+    before, after = R.normalize_padding(case.padding, nd, case.in_sizes, case.kernel, stride, dil)
+    geom = (stride, before, after, dil, case.groups, case.padding_mode)
+    y = R.conv_nd(x, w, None, *geom)
+    return x, w, rng.standard_normal(y.shape), y, geom
+
+
+def _assert_adjoint(lhs, rhs, scale):
+    assert abs(lhs - rhs) <= 1e-12 * scale + 1e-300, (lhs, rhs, scale)
+
+
+@given(conv_cases())
+def test_conv_grads_are_the_adjoint(case):
+    """<conv(x, w), g> = <x, dL/dx> = <w, dL/dw> and sum(g) per channel is dL/db."""
+    rng = np.random.default_rng(case.seed)
+    x, w, g, y, geom = _conv_grad_setup(case, rng)
+    gx, gw, gb = R.conv_grads(x, w, g, case.stride, case.padding, case.dilation, case.groups,
+                              case.padding_mode)
+    assert gx.shape == x.shape and gw.shape == w.shape and gb.shape == (case.c_out,)
+    np.testing.assert_array_equal(gx, R.conv_nd_input_grad(x.shape, w, g, *geom))
+    scale = float(np.vdot(R.conv_nd(np.abs(x), np.abs(w), None, *geom), np.abs(g)))
+    lhs = float(np.vdot(y, g))
+    _assert_adjoint(lhs, float(np.vdot(x, gx)), scale)
+    _assert_adjoint(lhs, float(np.vdot(w, gw)), scale)
+    ones = np.ones(case.c_out)
+    np.testing.assert_allclose(np.vdot(R.conv_nd(x, w, ones, *geom) - y, g), gb.sum(), rtol=1e-12,
+                               atol=1e-12 * np.abs(g).sum())
+
+
+@given(conv_transpose_cases())
+def test_conv_transpose_grads_are_the_adjoint(case):
+    rng = np.random.default_rng(case.seed)
+    op = case.extra["output_padding"]
+    x = rng.standard_normal((case.n, case.c_in, *case.in_sizes))
+    w = rng.standard_normal((case.c_in, case.c_out // case.groups, *case.kernel))
+    geom = (case.stride, case.padding, op, case.groups, case.dilation)
+    fn = [R.conv_transpose1d, R.conv_transpose2d, R.conv_transpose3d][case.nd - 1]
+    y = fn(x, w, None, *geom)
+    g = rng.standard_normal(y.shape)
+    gx, gw, gb = R.conv_transpose_grads(x, w, g, *geom)
+    assert gx.shape == x.shape and gw.shape == w.shape and gb.shape == (case.c_out,)
+    scale = float(np.vdot(fn(np.abs(x), np.abs(w), None, *geom), np.abs(g)))
+    _assert_adjoint(float(np.vdot(y, g)), float(np.vdot(x, gx)), scale)
+    _assert_adjoint(float(np.vdot(y, g)), float(np.vdot(w, gw)), scale)
+
+
+@given(conv2d_variant_cases(max_groups=3), st.integers(1, 4))
+def test_variant_grads_are_the_adjoint(case, shuffle):
+    """Every variant is linear in x and in each weight separately: <f, g> = <a, dL/da> for each."""
+    rng = np.random.default_rng(case.seed)
+    c, m, grp, co = case.c_in, case.extra["multiplier"], case.groups, case.c_out
+    kh, kw = case.kernel
+    x = rng.standard_normal((case.n, c, *case.in_sizes))
+    geo = dict(stride=case.stride, padding=case.padding, dilation=case.dilation)
+    dw, pw = rng.standard_normal((c * m, 1, kh, kw)), rng.standard_normal((co, c * m, 1, 1))
+    vw = rng.standard_normal((case.extra["c_mid"], c // grp, kh, 1))
+    hw = rng.standard_normal((co, case.extra["c_mid"] // grp, 1, kw))
+    ch, v, h = rng.standard_normal((co, c)), rng.standard_normal((co, kh)), rng.standard_normal((co, kw))
+    wg = rng.standard_normal((co, c // grp, kh, kw))
+    divisors = [d for d in range(1, co + 1) if co % d == 0]
+    sg = divisors[shuffle % len(divisors)]
+    variants = [
+        (lambda a, ws, b=None: R.depthwise_conv2d(a, ws[0], b, **geo),
+         lambda a, ws, g: R.depthwise_conv2d_grads(a, ws[0], g, **geo), [dw]),
+        (lambda a, ws, b=None: R.separable_conv2d(a, *ws, b, **geo),
+         lambda a, ws, g: R.separable_conv2d_grads(a, *ws, g, **geo), [dw, pw]),
+        (lambda a, ws, b=None: R.spatially_separable_conv2d(a, *ws, b, **geo, groups=grp),
+         lambda a, ws, g: R.spatially_separable_conv2d_grads(a, *ws, g, **geo, groups=grp), [vw, hw]),
+        (lambda a, ws, b=None: R.flattened_conv2d(a, *ws, b, **geo),
+         lambda a, ws, g: R.flattened_conv2d_grads(a, *ws, g, **geo), [ch, v, h]),
+        (lambda a, ws, b=None: R.channel_shuffle(R.conv2d(a, ws[0], b, **geo, groups=grp), sg),
+         lambda a, ws, g: R.shuffled_grouped_conv2d_grads(a, ws[0], g, grp, **geo, shuffle_groups=sg),
+         [wg]),
+    ]
+    for fwd, bwd, ws in variants:
+        y = fwd(x, ws)
+        g, bias = rng.standard_normal(y.shape), rng.standard_normal(y.shape[1])
+        *grads, gb = bwd(x, ws, g)
+        lhs = float(np.vdot(y, g))
+        scale = float(np.vdot(fwd(np.abs(x), [np.abs(a) for a in ws]), np.abs(g)))
+        assert len(grads) == len(ws) + 1
+        for a, ga in zip([x] + ws, grads):
+            assert ga.shape == a.shape
+            _assert_adjoint(lhs, float(np.vdot(a, ga)), scale)
+        # affine in the bias: <f(b) - f(0), g> = <b, dL/db>
+        _assert_adjoint(float(np.vdot(fwd(x, ws, bias) - y, g)), float(np.vdot(bias, gb)),
+                        float(np.vdot(np.abs(bias), np.abs(gb))) + 1e-300)
+
+
+def _torch_grads(fwd, arrays, g):
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    fwd(*ts).backward(torch.from_numpy(g))
+    return [t.grad.numpy() for t in ts]
+
+
+@needs_torch
+@given(conv_cases())
+def test_conv_grads_match_torch_autograd(case):
+    rng = np.random.default_rng(case.seed)
+    x, w, g, y, (stride, before, after, dil, groups, mode) = _conv_grad_setup(case, rng)
+    b = np.zeros(case.c_out)
+    flat = [p for bb, aa in zip(reversed(before), reversed(after)) for p in (bb, aa)]
+    tfn = [F.conv1d, F.conv2d, F.conv3d][case.nd - 1]
+
+    def fwd(tx, tw, tb):
+        return tfn(F.pad(tx, flat, mode=TORCH_PAD[mode]) if any(flat) else tx, tw, tb, stride, 0, dil,
+                   groups)
+
+    expected = _torch_grads(fwd, [x, w, b], g)
+    got = R.conv_grads(x, w, g, case.stride, case.padding, case.dilation, groups, mode)
+    for a, e in zip(got, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10 * (np.abs(e).max(initial=0) + 1))
+
+
+@needs_torch
+@given(conv_transpose_cases())
+def test_conv_transpose_grads_match_torch_autograd(case):
+    rng = np.random.default_rng(case.seed)
+    x = rng.standard_normal((case.n, case.c_in, *case.in_sizes))
+    w = rng.standard_normal((case.c_in, case.c_out // case.groups, *case.kernel))
+    geom = (case.stride, case.padding, case.extra["output_padding"], case.groups, case.dilation)
+    tfn = [F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d][case.nd - 1]
+    g = rng.standard_normal(tfn(torch.from_numpy(x), torch.from_numpy(w), None, *geom).shape)
+    expected = _torch_grads(lambda tx, tw: tfn(tx, tw, None, *geom), [x, w], g)
+    got = R.conv_transpose_grads(x, w, g, *geom)
+    for a, e in zip(got, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10 * (np.abs(e).max(initial=0) + 1))
