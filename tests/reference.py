@@ -513,8 +513,8 @@ def conv_nd_input_grad(x_shape, w, gy, stride=1, pad_before=0, pad_after=None, d
     for tap, sl in _conv_taps(w.shape[2:], dilation, gy.shape[2:], stride):
         for g in range(groups):
             wg = w[(slice(g * cog, (g + 1) * cog), slice(None)) + tap]  # (cog, cig)
-            contrib = np.tensordot(gy[:, g * cog : (g + 1) * cog], wg, axes=([1], [0]))
-            gxp[(slice(None), slice(g * cig, (g + 1) * cig)) + sl] += np.moveaxis(contrib, -1, 1)
+            gxp[(slice(None), slice(g * cig, (g + 1) * cig)) + sl] += np.einsum(
+                "no...,oc->nc...", gy[:, g * cog : (g + 1) * cog], wg)
     return _unpad(gxp, x_shape[2:], before, after, padding_mode)
 
 
@@ -529,12 +529,12 @@ def conv_nd_weight_grad(x, w_shape, gy, stride=1, pad_before=0, pad_after=None, 
     xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(before, after)), mode=_NP_PAD_MODE[padding_mode])
     cig, cog = w_shape[1], w_shape[0] // groups
     gw = np.zeros(w_shape)
-    axes = [0] + list(range(2, nd + 2))
+    sp = "xyz"[:nd]  # the spatial axes, summed (einsum, not BLAS: see conv_nd)
     for tap, sl in _conv_taps(w_shape[2:], dilation, gy.shape[2:], stride):
         patch = xp[(slice(None), slice(None)) + sl]
         for g in range(groups):
-            gw[(slice(g * cog, (g + 1) * cog), slice(None)) + tap] = np.tensordot(
-                gy[:, g * cog : (g + 1) * cog], patch[:, g * cig : (g + 1) * cig], axes=(axes, axes))
+            gw[(slice(g * cog, (g + 1) * cog), slice(None)) + tap] = np.einsum(
+                f"no{sp},nc{sp}->oc", gy[:, g * cog : (g + 1) * cog], patch[:, g * cig : (g + 1) * cig])
     return gw
 
 
@@ -566,7 +566,7 @@ def conv_transpose_nd_input_grad(x_shape, w, gy, stride=1, padding=0, output_pad
         for g in range(groups):
             wg = w[(slice(g * cig, (g + 1) * cig), slice(None)) + tap]  # (cig, cog)
             part = gyf[(slice(None), slice(g * cog, (g + 1) * cog)) + sl]  # (N, cog, *I)
-            gx[:, g * cig : (g + 1) * cig] += np.moveaxis(np.tensordot(part, wg, axes=([1], [1])), -1, 1)
+            gx[:, g * cig : (g + 1) * cig] += np.einsum("no...,co->nc...", part, wg)
     return gx
 
 
@@ -577,13 +577,13 @@ def conv_transpose_nd_weight_grad(x, w_shape, gy, stride=1, padding=0, output_pa
     gyf, taps = _convt_full(x.shape, w_shape, stride, padding, output_padding, groups, dilation,
                             padding_after, gy)
     cig, cog = w_shape[0] // groups, w_shape[1]
-    axes = [0] + list(range(2, x.ndim))
     gw = np.zeros(w_shape)
+    sp = "xyz"[:x.ndim - 2]  # the spatial axes, summed (einsum, not BLAS: see conv_nd)
     for tap, sl in taps:
         part = gyf[(slice(None), slice(None)) + sl]
         for g in range(groups):
-            gw[(slice(g * cig, (g + 1) * cig), slice(None)) + tap] = np.tensordot(
-                x[:, g * cig : (g + 1) * cig], part[:, g * cog : (g + 1) * cog], axes=(axes, axes))
+            gw[(slice(g * cig, (g + 1) * cig), slice(None)) + tap] = np.einsum(
+                f"nc{sp},no{sp}->co", x[:, g * cig : (g + 1) * cig], part[:, g * cog : (g + 1) * cog])
     return gw
 
 
