@@ -240,3 +240,28 @@ def test_depthwise_huge_padding_is_refused_not_a_crash(algorithm):
     with pytest.raises(ValueError, match="overflow"):
         cconv.plan_conv2d((1, 2, 1, 1), np.ones((2, 1, 1, 1)), padding=((0, 0), (2**61, 2**61)),
                           stride=(1, 2**62), groups=2, algorithm=algorithm)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN on purpose
+@pytest.mark.parametrize("layout", [None, "NHWC"])
+def test_depthwise_input_grad_nonfinite_weight(layout):
+    """The input gradient of a one-channel-per-group convolution correlates a zero-inserted,
+    zero-padded grad_output with the flipped filter: an Inf filter met those zeros and made every
+    input position NaN, where the gradient has Inf only where the Inf tap reaches."""
+    import numpy as np
+
+    import reference as R
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 2, 5, 5))
+    w = rng.standard_normal((2, 1, 2, 2))
+    w[0, 0, 1, 1] = np.inf
+    kw = dict(stride=2, padding=2, dilation=2, groups=2)
+    g = rng.standard_normal(cconv.conv2d(x, np.zeros_like(w), **kw).shape)
+    if layout:
+        x, g = x.transpose(0, 2, 3, 1), g.transpose(0, 2, 3, 1)
+    r = R.conv_grads(x, w, g, layout=layout, **kw)[0]
+    assert np.isfinite(r).any() and not np.isfinite(r).all()
+    for dtype in (np.float32, np.float64):
+        y = cconv.grad.conv2d_input(x.shape, w.astype(dtype), g.astype(dtype), layout=layout, **kw)
+        assert _same_nonfinite(y, r), dtype

@@ -286,7 +286,10 @@ def _input_grad(geom, w, g, dtype):
     if geom.batch == 0:
         return np.zeros(geom.x_shape, dtype)
     regions = _regions(geom)
-    if geom.in_channels == geom.groups:
+    # The depthwise route correlates a zero-inserted, zero-padded grad_output: with an Inf/NaN
+    # filter, 0 * Inf puts NaN where the gradient has no term. The transposed route sums only
+    # the definition's terms for such filters (its plan takes the reference algorithm).
+    if geom.in_channels == geom.groups and np.isfinite(np.sum(w)):
         gp = _input_grad_depthwise(geom, w, g, dtype, regions)
     else:
         gp = _input_grad_transposed(geom, w, g, dtype, regions)

@@ -15,7 +15,8 @@ Oracle (check_input): a call either returns the right answer or raises ValueErro
 MemoryError. "Right": for the forward functions, the float64 reference of tests/reference.py
 within tests/reference.py's assert_conv_close bounds (float32 1e-5 sqrt(K), float64 1e-10, times
 conv(|x|, |w|) + |b|; NaN/Inf exactly where the reference has them); for the gradients, the
-adjoint identities <conv(x, w), g> = <x, grad_input(g)> = <w, grad_weight(x, g)> (float64
+float64 gradients of tests/reference.py element by element (Inf/NaN exactly where they are) and
+the adjoint identities <conv(x, w), g> = <x, grad_input(g)> = <w, grad_weight(x, g)> (float64
 reference, same relative tolerances) and the output shape; for the composite gradients, shapes and
 dtype. Anything else -- another exception type, a wrong answer, a crash or sanitizer report -- is a
 finding.
@@ -522,24 +523,26 @@ def _grad_case(c):
             return
         if _work(n, cin, cout, *ks) * math.prod(max(1, int(v)) for v in sp) > WORK_CAP:
             return
-        # <conv(x, w), g> = <x, grad_input(g)> = <w, grad_weight(x, g)>, in float64
+        if r.shape != tuple(x_shape if which == "input" else w_shape):
+            raise Finding(f"grad {which} shape {r.shape}, expected {x_shape if which == 'input' else w_shape}")
+        # element by element against the float64 gradient of tests/reference.py (Inf/NaN exactly
+        # where it has them), and the adjoint identity <conv(x, w), g> = <x, grad_input(g)> =
+        # <w, grad_weight(x, g)> in float64, which ties the gradient to the forward definition
         ref_kw = _ref_kwargs(kw)
-        ref = getattr(R, prefix)
-        yx = ref(_f64(x), _f64(w), **ref_kw)
-        lhs = float(np.sum(yx * _f64(gout)))
-        scale = float(np.sum(R.magnitude(ref, x, w, **ref_kw) * np.abs(_f64(gout))))
-        if which == "input":
-            if r.shape != tuple(x_shape):
-                raise Finding(f"grad input shape {r.shape}, expected {x_shape}")
-            rhs = float(np.sum(_f64(x) * _f64(r)))
-        else:
-            if r.shape != tuple(w_shape):
-                raise Finding(f"grad weight shape {r.shape}, expected {w_shape}")
-            rhs = float(np.sum(_f64(w) * _f64(r)))
+        grads = R.conv_transpose_grads if transposed else R.conv_grads
+        i = 0 if which == "input" else 1
+        dt = np.float64 if r.dtype == np.float64 else np.float32
+        terms = _work(n, cin, cout, *ks, *sp)
+        expected = grads(_f64(x), _f64(w), _f64(gout), **ref_kw)[i]
+        scale = grads(np.abs(_f64(x)), np.abs(_f64(w)), np.abs(_f64(gout)), **ref_kw)[i]
+        _close(r, expected, scale, dt, terms, f"{prefix} grad {which}")
         if not all(np.isfinite(a).all() for a in arrays):
             return
-        dt = np.float64 if r.dtype == np.float64 else np.float32
-        _dot_close(lhs, rhs, scale, dt, _work(n, cin, cout, *ks, *sp), f"{prefix} {which} adjoint")
+        ref = getattr(R, prefix)
+        lhs = float(np.sum(ref(_f64(x), _f64(w), **ref_kw) * _f64(gout)))
+        scale = float(np.sum(R.magnitude(ref, x, w, **ref_kw) * np.abs(_f64(gout))))
+        rhs = float(np.sum((_f64(x) if which == "input" else _f64(w)) * _f64(r)))
+        _dot_close(lhs, rhs, scale, dt, terms, f"{prefix} {which} adjoint")
 
     return call, check
 
