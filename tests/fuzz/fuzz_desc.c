@@ -238,9 +238,9 @@ static void decode_desc(src_t *s, cconv_conv_desc *d, int *dims)
     d->channels_last = (flags >> 4) & 1;
     const unsigned mode = u8(s);
     /* mostly a valid mode; sometimes an out-of-range enum value */
-    d->padding_mode = (cconv_padding_mode)(mode < 240 ? (int)(mode % 4) : (int)mode - 244);
+    d->padding_mode = (cconv_padding_mode)(mode < 240 ? (int)(mode % 5) : (int)mode - 245);
     const unsigned algo = u8(s);
-    d->algorithm = (cconv_algorithm)(algo < 240 ? (int)(algo % 6) : (int)algo - 242);
+    d->algorithm = (cconv_algorithm)(algo < 240 ? (int)(algo % 7) : (int)algo - 243);
     d->batch = pick(s, 0, 3);
     d->groups = pick(s, 1, 4);
     d->in_channels = wmul(d->groups, pick(s, 1, 5));
