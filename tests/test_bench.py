@@ -288,10 +288,15 @@ def test_asv_check():
 
 @pytest.mark.skipif(shutil.which("asv") is None or not os.environ.get("CCONV_ASV_SMOKE"),
                     reason="set CCONV_ASV_SMOKE=1 to run asv's Smoke subset for real (~40 s)")
-def test_asv_smoke_quick_run(tmp_path):
+def test_asv_smoke_quick_run(tmp_path, monkeypatch):
     """What CI runs so the suite never rots: every kind of benchmark, through asv itself, once.
-    HOME points at a temporary directory so `asv machine` writes its file there."""
-    env = dict(os.environ, HOME=str(tmp_path))
+    HOME points at a temporary directory so `asv machine` writes its file there, and the
+    machine's limits too: measured here by this build, read by the build asv runs (which may
+    predate the FMA loop), as they are in use."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    machine.limits(cconv.get_isa(), "float32", 1)
+    env = dict(os.environ)
     existing = f"existing:{sys.executable}"
     r = subprocess.run(["asv", "machine", "--yes"], cwd=ASV_DIR, env=env, capture_output=True,
                        text=True, timeout=60)
