@@ -28,6 +28,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -291,9 +292,9 @@ NOTES = """\
 - % of peak: of the FMA peak measured on this machine for the ISA, dtype and threads of the run
   (cconv's register-only multiply-add loop; the header names it). Cases whose arithmetic
   intensity lies below the roofline's ridge (peak / triad bandwidth, both measured) are
-  bandwidth-bound and marked "copy": the time of a plain copy of the same
-  number of bytes (the best of np.copyto on 1 and N threads and torch's parallel copy_, measured
-  in the same run) over cconv's time. Data that fits in cache copies faster than DRAM allows.
+  bandwidth-bound and marked "copy": the time of a plain copy of the same number of bytes (the
+  best of np.copyto on 1 and N threads and torch's parallel copy_, measured in the same run)
+  over cconv's time. Data that fits in cache copies faster than DRAM allows.
   Winograd (algorithm "winograd") does 4x fewer multiplications than the direct count used
   here, so its GFLOP/s and % of peak are "effective" and may pass 100%.
 - NumPy ms: im2col through sliding_window_view + tensordot/einsum (what a NumPy user writes);
@@ -422,8 +423,10 @@ def parse_args(argv=None):
 def machine_limits(args, isa, dtype, threads):
     """machine.limits for this run, saying on stderr when it measures (a few seconds)."""
     cached = machine.load_cache()
-    overridden = (args.peak or machine.env_number(machine.ENV_PEAK),
-                  args.bandwidth or machine.env_number(machine.ENV_BANDWIDTH))
+    with warnings.catch_warnings():   # machine.limits warns about bad values, once
+        warnings.simplefilter("ignore")
+        overridden = (args.peak or machine.env_number(machine.ENV_PEAK),
+                      args.bandwidth or machine.env_number(machine.ENV_BANDWIDTH))
     keys = (machine.peak_key(isa, dtype, threads), machine.bandwidth_key("triad", threads))
     what = [w for w, o, k in zip((f"the FMA peak ({isa})", "the memory bandwidth"), overridden, keys)
             if not o and (args.remeasure or k not in cached)]
