@@ -1,7 +1,9 @@
 """The benchmark tooling keeps working: `python -m cconv.bench`, the shared case tables and their
-NumPy baseline, and the asv suite in asv_bench/ (imported and run once, directly, not via asv).
+NumPy baseline, the machine's measured limits, and the asv suite in asv_bench/ (imported and run
+once, directly, not via asv).
 
-Fast by design (a few seconds): tiny cases only, one call per asv benchmark on its smallest case.
+Fast by design (a few seconds): tiny cases only, one call per asv benchmark on its smallest case,
+short measurements of the machine into a temporary cache.
 """
 import importlib
 import inspect
@@ -10,12 +12,14 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 
 import cconv
-from cconv import _bench_cases as bc
+from cconv.bench import cases as bc
+from cconv.bench import machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASV_DIR = os.path.join(ROOT, "asv_bench")
@@ -29,7 +33,13 @@ def _has(module):
     return True
 
 
-HAS_GRAD = bc.submodule(cconv, "grad") is not None
+@pytest.fixture(autouse=True)
+def _machine_cache(tmp_path_factory, monkeypatch):
+    """The machine's limits go to a cache shared by this module's tests (measured once), never to
+    the user's; overrides from the environment are cleared."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv(machine.ENV_PEAK, raising=False)
+    monkeypatch.delenv(machine.ENV_BANDWIDTH, raising=False)
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +68,10 @@ def test_bench_script_quick_writes_markdown(tmp_path):
            "--quick", "--threads", "1", "--markdown", str(md)]
     if _has("matplotlib"):
         cmd += ["--png", str(png)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    # run from elsewhere: the cconv imported here must be found whatever PYTHONPATH says
+    src = os.path.dirname(os.path.dirname(os.path.abspath(cconv.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=env)
     assert r.returncode == 0, r.stderr
     text = md.read_text()
     assert "| case | cconv ms |" in text
@@ -85,9 +98,6 @@ def test_bench_main_every_tiny_case_without_torch(tmp_path, capsys):
         rows = [line for line in md.read_text().splitlines() if line.startswith("| tiny")]
         assert len(rows) == len(bc.TINY)
         for line in rows:
-            if "skipped" in line:   # a gradient this build of cconv.grad does not have yet
-                assert "grad" in line, line
-                continue
             err = line.split("|")[-3].strip()
             assert err.endswith("(numpy)"), line
             assert float(err.split()[0]) < 1e-12, line
@@ -123,23 +133,8 @@ def test_every_public_function_is_benchmarked():
         assert fn in grads, f"gradient of {fn} missing from the benchmark tables"
 
 
-def test_every_gradient_is_available():
-    """cconv.grad offers every public function's gradient under the names the benchmarks call
-    (<fn>_input/_weight, <fn>_grads, channel_shuffle_input); a missing one fails."""
-    assert HAS_GRAD, "no cconv.grad"
-    missing = []
-    for case in bc.TINY:
-        if case.is_grad:
-            x, w, dy = bc.make_inputs(case, np.float64)
-            try:
-                bc.cconv_callable(cconv, case, x, w, dy)
-            except NotImplementedError as e:
-                missing.append(str(e))
-    assert not missing, "; ".join(missing)
-
-
 def test_suite_matches_benchmarks_md():
-    """The suite's FLOP counts reproduce the GFLOP/s column of BENCHMARKS.md from its torch ms."""
+    """The suite's FLOP counts reproduce the GFLOP/s column of docs/benchmarks.md from its torch ms."""
     expect = {"dense3x3": (14.9, 125), "dense3x3_s2": (4.1, 223), "stem7x7": (2.3, 208),
               "pointwise": (6.8, 121), "depthwise": (2.3, 29), "depthwise_s2": (1.1, 15),
               "grouped_g32": (4.5, 51), "pointwise_g3": (1.4, 176), "dilated_d2": (21.3, 227),
@@ -158,30 +153,18 @@ def test_output_shapes_match_cconv():
         if not case.is_grad:
             x, w, _ = bc.make_inputs(case, np.float32)
             assert bc.cconv_callable(cconv, case, x, w)().shape == bc.out_shape(case), case.key
-    analysis = bc.submodule(cconv, "analysis")
-    assert analysis is not None, "no cconv.analysis"
     for case in bc.all_cases():   # every table, without computing anything
-        assert _analysis_knows(analysis, case.base_fn), f"cconv.analysis does not know {case.base_fn}"
         kw = case.kwargs
         args = (kw.pop("groups"),) if case.base_fn == "channel_shuffle" else case.weights
-        assert tuple(analysis.output_shape(case.base_fn, case.x, *args, **kw)) == \
+        assert tuple(cconv.analysis.output_shape(case.base_fn, case.x, *args, **kw)) == \
             bc.out_shape(case), case.key
-
-
-def _analysis_knows(analysis, fn):
-    known = getattr(analysis, "FUNCTIONS", None)
-    return known is None or fn in known
 
 
 def test_flops_agree_with_cconv_analysis():
     """Two independent counts: the tables' own and cconv.analysis.cost."""
-    analysis = bc.submodule(cconv, "analysis")
-    assert analysis is not None, "no cconv.analysis"
     for case in bc.all_cases():
-        if case.is_grad:
-            continue
-        assert _analysis_knows(analysis, case.fn), f"cconv.analysis does not know {case.fn}"
-        assert bc.analysis_flops(case, analysis) == bc.flops(case), case.key
+        if not case.is_grad:
+            assert bc.analysis_flops(case, cconv.analysis) == bc.flops(case), case.key
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -213,10 +196,7 @@ def test_torch_side_matches_cconv(channels_last):
 def _check_torch_side(torch, channels_last):
     for case in bc.TINY:
         x, w, dy = bc.make_inputs(case, np.float64, channels_last, seed=2)
-        try:
-            got = bc.cconv_callable(cconv, case, x, w, dy, channels_last)()
-        except NotImplementedError:
-            continue
+        got = bc.cconv_callable(cconv, case, x, w, dy, channels_last)()
         run, to_numpy = bc.torch_callable(torch, case, x, w, dy, channels_last)
         ref = to_numpy(run())
         if not isinstance(got, tuple):
@@ -286,7 +266,7 @@ def test_asv_benchmarks_run_once(asv_modules):
                         assert value > 0 or "shuffle" in key, (cls.__name__, name, key)
                     ran += 1
     assert ran > 40
-    for why in skipped:   # only torch may be missing: every gradient and function exists
+    for why in skipped:   # only torch may be missing
         assert "torch" in why, why
 
 
@@ -308,10 +288,15 @@ def test_asv_check():
 
 @pytest.mark.skipif(shutil.which("asv") is None or not os.environ.get("CCONV_ASV_SMOKE"),
                     reason="set CCONV_ASV_SMOKE=1 to run asv's Smoke subset for real (~40 s)")
-def test_asv_smoke_quick_run(tmp_path):
+def test_asv_smoke_quick_run(tmp_path, monkeypatch):
     """What CI runs so the suite never rots: every kind of benchmark, through asv itself, once.
-    HOME points at a temporary directory so `asv machine` writes its file there."""
-    env = dict(os.environ, HOME=str(tmp_path))
+    HOME points at a temporary directory so `asv machine` writes its file there, and the
+    machine's limits too: measured here by this build, read by the build asv runs (which may
+    predate the FMA loop), as they are in use."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    machine.limits(cconv.get_isa(), "float32", 1)
+    env = dict(os.environ)
     existing = f"existing:{sys.executable}"
     r = subprocess.run(["asv", "machine", "--yes"], cwd=ASV_DIR, env=env, capture_output=True,
                        text=True, timeout=60)
@@ -324,22 +309,87 @@ def test_asv_smoke_quick_run(tmp_path):
     assert r.stdout.count(" ok") >= 7, r.stdout
 
 
+# --------------------------------------------------------------------------- the machine's limits
+
+def test_machine_limits_measured_plausible_and_cached(monkeypatch):
+    """Measured once into the cache (both dtypes and both bandwidths at once), then read back
+    without measuring; --remeasure measures again."""
+    isa = cconv.get_isa()
+    machine.clear_cache()
+    calls = []
+    measure_peak, measure_bandwidth = machine.measure_peak, machine.measure_bandwidth
+    monkeypatch.setattr(machine, "measure_peak", lambda *a: calls.append("peak") or measure_peak(*a))
+    monkeypatch.setattr(machine, "measure_bandwidth",
+                        lambda t: calls.append("bw") or measure_bandwidth(t, nbytes=32 << 20))
+    lim = machine.limits(isa, "float32", 1)
+    assert calls == ["peak", "peak", "bw"]
+    assert os.path.isfile(machine.cache_path())
+    # one core of a 2010s-2020s x86 or ARM CPU: a few GFLOP/s (SSE2) to a few hundred (AVX-512)
+    assert 1 < lim.peak_gflops < 1000, lim
+    assert 0.5 < lim.bandwidth_gbs < 1000 and 0.5 < lim.copy_gbs < 1000, lim
+    assert (lim.isa, lim.dtype, lim.threads) == (isa, "float32", 1)
+    lim64 = machine.limits(isa, np.float64, 1)   # from the cache
+    assert calls == ["peak", "peak", "bw"]
+    # the same FMAs on half as many lanes: about half the GFLOP/s (clock drift allowed)
+    assert 0.3 < lim64.peak_gflops / lim.peak_gflops < 0.7, (lim, lim64)
+    assert "measured" in lim.label() and isa in lim.label() and "triad" in lim.label()
+    assert machine.limits(isa, "float32", 1) == lim
+    machine.limits(isa, "float32", 1, remeasure=True)
+    assert calls == ["peak", "peak", "bw"] * 2
+
+
+def test_machine_peak_scales_with_threads_and_isas():
+    """The FMA loop of every ISA, float32: wider vectors are not much slower (Zen 4 splits
+    512-bit FMAs in two; other work on the machine adds noise); a team of two reports two."""
+    gflops = {isa: machine.measure_peak(isa, "float32", 1, seconds=0.02)[0]
+              for isa in cconv.available_isas()}
+    for wide, narrow in zip(cconv.available_isas(), cconv.available_isas()[1:]):
+        assert gflops[wide] > 0.6 * gflops[narrow], gflops
+    flops, seconds, team = cconv._core.fma_peak(cconv.get_isa(), "float64", 1000, 2)
+    assert team == (2 if cconv._core.has_openmp() else 1) and flops > 0 and seconds > 0
+    with pytest.raises(ValueError, match="isa 'sse9'"):
+        cconv._core.fma_peak("sse9", "float32", 1000, 1)
+
+
+def test_machine_overrides_beat_measurements(monkeypatch):
+    monkeypatch.setattr(machine, "measure_peak", None)        # measuring would fail
+    monkeypatch.setattr(machine, "measure_bandwidth", None)
+    monkeypatch.setenv(machine.ENV_PEAK, "50")
+    monkeypatch.setenv(machine.ENV_BANDWIDTH, " 10.5 ")
+    lim = machine.limits("avx2", np.float64, 2)
+    assert (lim.peak_gflops, lim.bandwidth_gbs) == (50.0, 10.5)   # per core x 2 threads / 2
+    assert machine.ENV_PEAK in lim.label() and machine.ENV_BANDWIDTH in lim.label()
+    lim = machine.limits("avx2", "float32", 2, peak_per_core=10, bandwidth=3)  # arguments first
+    assert (lim.peak_gflops, lim.bandwidth_gbs) == (20.0, 3.0)
+    assert "--peak" in lim.label()
+
+
 @pytest.mark.parametrize("value", ["fast", "-3", "nan", "inf", "0"])
-def test_bad_peak_and_bandwidth_in_environment_warn_and_use_the_defaults(monkeypatch, value):
-    monkeypatch.setenv("CCONV_PEAK_GFLOPS", value)
-    monkeypatch.setenv("CCONV_BANDWIDTH_GBS", value)
+def test_bad_peak_and_bandwidth_in_environment_warn_and_measure(monkeypatch, value):
+    monkeypatch.setenv(machine.ENV_PEAK, value)
+    monkeypatch.setenv(machine.ENV_BANDWIDTH, value)
+    monkeypatch.setattr(machine, "measure_peak", lambda isa, dtype, threads: (7.0, threads))
+    monkeypatch.setattr(machine, "measure_bandwidth", lambda threads: {"copy": 2.0, "triad": 3.0})
+    machine.clear_cache()
     with pytest.warns(RuntimeWarning) as record:
-        assert bc.peak_gflops(np.float32, 2) == 2 * bc.PEAK_FP32_GFLOPS_PER_CORE
-        assert bc.bandwidth_gbs(2) == bc.BANDWIDTH_GBS[2]
+        lim = machine.limits("generic", "float32", 1)
+    assert (lim.peak_gflops, lim.bandwidth_gbs, lim.copy_gbs) == (7.0, 3.0, 2.0)
     assert [str(w.message) for w in record] == [
-        f"CCONV_PEAK_GFLOPS={value!r} is not a positive number; using "
-        f"{bc.PEAK_FP32_GFLOPS_PER_CORE}",
-        f"CCONV_BANDWIDTH_GBS={value!r} is not a positive number; using the built-in values"]
+        f"{machine.ENV_PEAK}={value!r} is not a positive number; measuring instead",
+        f"{machine.ENV_BANDWIDTH}={value!r} is not a positive number; measuring instead"]
+    machine.clear_cache()
 
 
-def test_peak_and_bandwidth_from_environment(monkeypatch):
-    monkeypatch.setenv("CCONV_PEAK_GFLOPS", "50")
-    monkeypatch.setenv("CCONV_BANDWIDTH_GBS", " 10.5 ")
-    assert bc.peak_gflops(np.float64, 2) == 50.0
-    assert bc.bandwidth_gbs(1) == 10.5
-    assert bc.peak_gflops(np.float64, 2, per_core=10) == 10.0  # an argument beats the environment
+def test_machine_cache_unreadable_or_from_elsewhere_is_remeasured(monkeypatch):
+    monkeypatch.setattr(machine, "measure_peak", lambda isa, dtype, threads: (7.0, threads))
+    monkeypatch.setattr(machine, "measure_bandwidth", lambda threads: {"copy": 2.0, "triad": 3.0})
+    path = machine.cache_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for text in ("{not json", '{"version": 0, "measured": {}}'):
+        with open(path, "w") as f:
+            f.write(text)
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            assert machine.limits("generic", "float32", 3).peak_gflops == 7.0
+        assert machine.load_cache()[machine.peak_key("generic", "float64", 3)]["gflops"] == 7.0
+    machine.clear_cache()

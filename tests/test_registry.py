@@ -61,6 +61,16 @@ def test_public_functions_are_the_records():
     assert analysis.FUNCTIONS == _registry.NAMES
 
 
+def test_benchmark_tables_follow_records():
+    """The benchmark tables keep their own lists (asv loads them against older builds, which
+    have no registry): they must name exactly the registry's functions and plans."""
+    from cconv.bench import cases
+
+    assert tuple(cases.PUBLIC_FUNCTIONS) == _registry.NAMES
+    planned = tuple(op.name for op in _registry.OPERATIONS.values() if op.plan_name)
+    assert tuple(cases.PLANNED_FUNCTIONS) == planned
+
+
 def test_dask_follows_records():
     cd = pytest.importorskip("cconv.dask")
     assert cd.__all__ == [op.name for op in OPS if op.dask]

@@ -27,9 +27,7 @@ class Algorithms:
     timeout = 300
 
     def setup(self, shape, algorithm, layout, threads):
-        cconv = common.import_cconv()
-        if algorithm not in getattr(cconv._api, "ALGORITHMS", ()):
-            raise NotImplementedError(f"this build has no algorithm {algorithm!r}")
+        import cconv
         common.set_threads(cconv, threads)
         xs, co, dil = SHAPES[shape]
         rng = np.random.default_rng(0)

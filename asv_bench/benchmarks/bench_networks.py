@@ -1,6 +1,6 @@
 """Named layers of real networks (frozen shapes, batch 1 unless the network runs batched):
 ResNet-50, MobileNetV2, ShuffleNet, DeepLabv3, DCGAN, C3D / 3-D U-Net, a 1-D audio/text stack
-and factorised (spatially separable, flattened) filters. See src/cconv/_bench_cases.py."""
+and factorised (spatially separable, flattened) filters. See src/cconv/bench/cases.py."""
 from . import common
 
 _NAMES = {

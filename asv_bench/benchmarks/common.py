@@ -1,16 +1,16 @@
 """Shared pieces of cconv's asv suite: the frozen shape tables and one parametrised base class.
 
-The tables (the suite of BENCHMARKS.md and named layers of ResNet-50, MobileNetV2, ShuffleNet,
-DeepLab, DCGAN, C3D/3-D U-Net, a 1-D audio/text stack, factorised filters) live in
-src/cconv/_bench_cases.py, which `python -m cconv.bench` uses too. They are loaded here *by path
-from this working tree*, not from the installed cconv: asv benchmarks old commits with today's
-benchmark files, and those builds may predate the module (or hold another version of it).
-Keys are frozen: add a case rather than change one, or its history stops being comparable.
+The tables (the suite of docs/benchmarks.md and named layers of ResNet-50, MobileNetV2,
+ShuffleNet, DeepLab, DCGAN, C3D/3-D U-Net, a 1-D audio/text stack, factorised filters) live in
+src/cconv/bench/cases.py, which `python -m cconv.bench` uses too, and the machine's measured
+limits behind "% of peak" in src/cconv/bench/machine.py. Both are loaded here *by path from this
+working tree*, not from the installed cconv: asv runs today's benchmark files against the build
+of each commit it benchmarks. Keys are frozen: add a case rather than change one, or its history
+stops being comparable.
 
 Every benchmark class is parametrised by (case, dtype, layout, threads). `setup` raises
-NotImplementedError, which asv reports as a skip, when this build lacks the function (e.g.
-cconv.grad before it existed, layout= before channels-last), when the machine has fewer cores
-than asked, or when torch is missing for track_torch_ratio.
+NotImplementedError, which asv reports as a skip, when the machine has fewer cores than asked or
+when torch is missing for track_torch_ratio.
 """
 import importlib.util
 import os
@@ -21,12 +21,13 @@ import time
 import numpy as np
 
 
-def _load_cases():
-    name = "cconv_bench_cases"
+def _load(module):
+    """src/cconv/bench/<module>.py of this working tree, as module cconv_bench_<module>."""
+    name = f"cconv_bench_{module}"
     if name in sys.modules:
         return sys.modules[name]
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.normpath(os.path.join(here, "..", "..", "src", "cconv", "_bench_cases.py"))
+    path = os.path.normpath(os.path.join(here, "..", "..", "src", "cconv", "bench", f"{module}.py"))
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod   # dataclasses look their module up while the class is created
@@ -34,31 +35,19 @@ def _load_cases():
     return mod
 
 
-cases = _load_cases()
+cases = _load("cases")
+machine = _load("machine")
 
 DTYPES = ["float32", "float64"]
 LAYOUTS = ["NCHW", "NHWC"]
 THREADS = [1, 2]
 
 
-def import_cconv():
-    try:
-        import cconv
-    except ImportError as e:  # a broken build: every benchmark skips instead of erroring
-        raise NotImplementedError(f"cconv does not import: {e}") from None
-    return cconv
-
-
 def set_threads(cconv, threads):
     cores = os.cpu_count() or 1
     if threads > cores:
         raise NotImplementedError(f"{threads} threads asked, this machine has {cores} cores")
-    setter = getattr(cconv, "set_num_threads", None)
-    if setter is None:
-        if threads != 1:
-            raise NotImplementedError("this build has no cconv.set_num_threads")
-        return
-    setter(threads)
+    cconv.set_num_threads(threads)
     try:   # the NumPy baseline (peakmem_reference) gets the same number of BLAS threads
         from threadpoolctl import threadpool_limits
         threadpool_limits(limits=threads, user_api="blas")
@@ -78,10 +67,6 @@ def median_seconds(fn, min_time=0.1, min_runs=3, max_runs=50):
     return statistics.median(times)
 
 
-# The functions with a plan_ form (cconv.plan_conv2d, ...).
-PLANNED = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
-
-
 def by_key(table):
     return {c.key: c for c in table}
 
@@ -93,8 +78,9 @@ class _ConvCases:
     peakmem_cconv:         peak resident memory of the process around that call
     peakmem_reference:     the same for the NumPy im2col baseline (what a NumPy user writes)
     track_gflops:          GFLOP/s of cconv (2 x multiply-adds over the median time)
-    track_percent_of_peak: % of the FMA peak (117 GFLOP/s per core FP32, FP64 half) or, for
-                           bandwidth-bound cases, of the memory bandwidth (see BENCHMARKS.md;
+    track_percent_of_peak: % of this machine's FMA peak for the ISA, dtype and threads (cconv's
+                           FMA loop) or, for bandwidth-bound cases, of its triad bandwidth; both
+                           measured once and cached per machine (machine.py;
                            CCONV_PEAK_GFLOPS / CCONV_BANDWIDTH_GBS override)
     """
     table = []
@@ -110,7 +96,7 @@ class _ConvCases:
     torch_samples = 5        # interleaved samples per side for track_torch_ratio
 
     def setup(self, key, dtype, layout, threads):
-        cconv = import_cconv()
+        import cconv
         self.case = case = by_key(self.table)[key]
         set_threads(cconv, threads)
         self.dtype = np.dtype(dtype)
@@ -119,10 +105,7 @@ class _ConvCases:
         self.x, self.weights, self.dy = cases.make_inputs(case, self.dtype, self.channels_last)
         self.fn = cases.cconv_callable(cconv, case, self.x, self.weights, self.dy,
                                        self.channels_last)
-        try:
-            self.fn()   # warm-up; an older build without this option or function skips
-        except (TypeError, AttributeError) as e:
-            raise NotImplementedError(f"this build cannot run {case.fn} {layout}: {e}") from None
+        self.fn()   # warm-up
         self.cconv = cconv
 
     def time_cconv(self, *params):
@@ -144,13 +127,13 @@ class _ConvCases:
 
     def track_percent_of_peak(self, *params):
         gflops, t = self._gflops()
-        peak = cases.peak_gflops(self.dtype, self.threads)
-        bandwidth = cases.bandwidth_gbs(self.threads)
+        limits = machine.limits(self.cconv.get_isa(), self.dtype, self.threads)
+        peak, bandwidth = limits.peak_gflops, limits.bandwidth_gbs
         nbytes = cases.bytes_moved(self.case, self.dtype.itemsize)
         if cases.flops(self.case) / nbytes * bandwidth < peak:   # below the roofline ridge
             return 100.0 * nbytes / t / 1e9 / bandwidth
         return 100.0 * gflops / peak
-    track_percent_of_peak.unit = "%"
+    track_percent_of_peak.unit = "% of measured peak"
 
 
 class _PlannedCases(_ConvCases):
@@ -160,8 +143,6 @@ class _PlannedCases(_ConvCases):
         _ConvCases.setup(self, *params)
         self.planned = cases.cconv_planned(self.cconv, self.case, self.x, self.weights,
                                            self.channels_last)
-        if self.planned is None:
-            raise NotImplementedError(f"this build has no plan_{self.case.fn}")
         self.planned()
 
     def time_planned(self, *params):
@@ -201,7 +182,7 @@ def benchmark_classes(prefix, table, dtypes=DTYPES, layouts=LAYOUTS, threads=THR
     """Three asv classes for one table: <prefix> (time, peak memory, GFLOP/s, % of peak),
     <prefix>Planned (plan reuse, only cases with a plan_ form) and <prefix>Torch (the ratio)."""
     params = [[c.key for c in table], list(dtypes), list(layouts), list(threads)]
-    planned = [c for c in table if c.fn in PLANNED]
+    planned = [c for c in table if c.fn in cases.PLANNED_FUNCTIONS]
     out = {prefix: type(prefix, (_ConvCases,), dict(table=table, params=params))}
     if planned:
         out[prefix + "Planned"] = type(prefix + "Planned", (_PlannedCases,), dict(

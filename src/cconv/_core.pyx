@@ -469,3 +469,25 @@ def get_num_threads():
 
 def has_openmp():
     return bool(cconv_has_openmp())
+
+
+cdef extern from "internal.h" nogil:
+    double cconv_fma_peak(const char *isa, cconv_dtype dtype, int64_t iters, int threads,
+                          double *seconds, int *team)
+
+
+def fma_peak(isa, dtype, int64_t iters, int threads):
+    """(FLOP/s, seconds, threads) of `iters` rounds of the ISA's register-only multiply-add loop
+    on each thread of an OpenMP team (FLOP/s: the sum of each thread's own rate; seconds: the
+    call's wall time): the machine's FMA peak, the yardstick of cconv.bench."""
+    cdef bytes name = isa.encode()
+    cdef const char *c_name = name
+    cdef cconv_dtype dt = CCONV_FLOAT64 if np.dtype(dtype) == np.float64 else CCONV_FLOAT32
+    cdef double rate, seconds = 0
+    cdef int team = 0
+    with nogil:
+        rate = cconv_fma_peak(c_name, dt, iters, threads, &seconds, &team)
+    if rate < 0:
+        raise ValueError(f"isa {isa!r} is not available on this CPU or build, or iters={iters} / "
+                         f"threads={threads} is not positive")
+    return rate, seconds, team

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <time.h>
 #include "internal.h"
 
 static int isa_supported(const cconv_isa_table *t)
@@ -151,6 +152,44 @@ int cconv_has_openmp(void)
 #else
     return 0;
 #endif
+}
+
+static volatile double fma_sink; /* the loops' results are used: the loops stay */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double cconv_fma_peak(const char *name, cconv_dtype dtype, int64_t iters, int threads, double *seconds,
+                      int *team)
+{
+    const cconv_isa_table *t = name ? find_isa(name) : NULL;
+    if (!t || !isa_supported(t) || iters < 1 || threads < 1) return -1;
+    const cconv_fma_loop_fn loop = t->fma_loop[dtype == CCONV_FLOAT64];
+    double rate = 0, checksum = 0;
+    int size = 1;
+    const double t0 = now_seconds();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) reduction(+ : rate, checksum)
+#endif
+    {
+        double flops = 0;
+        const double start = now_seconds();
+        checksum += loop(iters, &flops);
+        const double elapsed = now_seconds() - start;
+        rate += flops / (elapsed > 1e-9 ? elapsed : 1e-9);
+#ifdef _OPENMP
+#pragma omp master
+        size = omp_get_num_threads();
+#endif
+    }
+    fma_sink = checksum;
+    *seconds = now_seconds() - t0;
+    *team = size;
+    return rate;
 }
 
 double cconv_l3_bytes(void)

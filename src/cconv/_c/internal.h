@@ -98,6 +98,10 @@ typedef struct {
     int mr, nr;
     cconv_gw_tile_fn fn;
 } cconv_gw_tile_kernel;
+
+/* The FMA peak's yardstick (kernels/dtype.inc): iters rounds of independent vector multiply-adds
+ * on registers only; adds the FLOPs done to *flops and returns a checksum. */
+typedef double (*cconv_fma_loop_fn)(int64_t iters, double *flops);
 /* Weight gradient of one (output channel, input channel) pair (depthwise, narrow groups):
  * acc[t][l] += sum_{r < nrows, c < ncols, c = l mod VL} g[r*grs + c] * x[taps[t] + r*xrs + c] for
  * t < ntaps, l < VL (the narrow tile's nr): per-lane sums, added up by the caller once at the end.
@@ -131,6 +135,7 @@ typedef struct {
     cconv_gw_tile_kernel gw_narrow[2]; /* [dtype]: NR = 1 vector */
     cconv_gw_dw_fn gw_dw[2];
     cconv_gw_dw_cl_fn gw_dw_cl[2];
+    cconv_fma_loop_fn fma_loop[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;
@@ -142,6 +147,12 @@ extern const cconv_isa_table cconv_isa_avx512;
 
 const cconv_isa_table *cconv_active_isa(void);
 int cconv_threads(void);
+/* FLOP/s of `iters` rounds of the named ISA's fma_loop on each thread of a team of `threads`: the
+ * sum over the threads of each one's FLOPs over its own time (on a busy machine threads that do
+ * not run at the same moment still count at their own speed). *seconds: the call's wall time,
+ * *team: the team's size. -1 when the ISA is unavailable or an argument is out of range. */
+double cconv_fma_peak(const char *isa, cconv_dtype dtype, int64_t iters, int threads, double *seconds,
+                      int *team);
 /* The last-level (L3) cache size in bytes as the OS reports it; 0 when unknown. */
 double cconv_l3_bytes(void);
 /* Makes cconv_threads() return 1 on this thread while on; returns the previous state. */

@@ -1,10 +1,10 @@
 """`python -m cconv.bench`: cconv against PyTorch and NumPy, case by case, in one process.
 
-For every case (the suite of BENCHMARKS.md, the batch-1 rows, every other public function and,
+For every case (the suite of docs/benchmarks.md, the batch-1 rows, every other public function and,
 when cconv.grad exists, the gradients) it runs cconv and torch.nn.functional on the same arrays
 with the same thread count, interleaved (cconv, torch, cconv, torch, ...), after a warm-up, and
 reports medians: the ratio torch/cconv (> 1: cconv is faster), GFLOP/s, GB/s of minimum traffic,
-% of the machine's peak (or of its memory bandwidth for bandwidth-bound cases), the time of the
+% of this machine's FMA peak (or of a plain copy for bandwidth-bound cases), the time of the
 NumPy im2col baseline (sliding_window_view + tensordot/einsum: what a NumPy user writes) and of
 SciPy where it has a direct equivalent, and the largest error relative to torch.
 
@@ -13,6 +13,11 @@ SciPy where it has a direct equivalent, and the largest error relative to torch.
     python -m cconv.bench --variants suite,depthwise --dtype float64 --layout NHWC
     python -m cconv.bench --variants tiny --quick   # a few seconds: one small case per function
     python -m cconv.bench --list                    # the cases and the names --variants matches
+    python -m cconv.bench --machine --remeasure     # measure this machine's peak and bandwidth
+
+The peak (cconv's FMA loop for the ISA and dtype in use, at the thread count in use) and the
+memory bandwidth (STREAM-like triad) are measured on first use, in a few seconds, and cached per
+machine (see cconv.bench.machine); --remeasure measures them again.
 
 torch, matplotlib, scipy and threadpoolctl are optional (pip install "cconv[bench]"): without
 torch the table has cconv and NumPy columns only, without matplotlib no PNG is written.
@@ -23,13 +28,13 @@ import os
 import platform
 import sys
 import time
+import warnings
 
 import numpy as np
 
 import cconv
-from . import _bench_cases as bc
-
-_analysis = bc.submodule(cconv, "analysis")  # the cost model (issue 7); own counts without it
+from . import cases as bc
+from . import machine
 
 
 # --------------------------------------------------------------------------- optional imports
@@ -92,7 +97,7 @@ def copy_seconds(nbytes, threads, repeat, target, torch=None):
     """Time of the best plain copy moving `nbytes` (half read, half written) on this machine,
     now: np.copyto on one thread, np.copyto split across `threads` Python threads (NumPy
     releases the GIL while copying) and torch's OpenMP-parallel Tensor.copy_ when torch is
-    there. The yardstick for bandwidth-bound cases (BENCHMARKS.md: >= 80% of a plain copy's
+    there. The yardstick for bandwidth-bound cases (docs/benchmarks.md: >= 80% of a plain copy's
     bandwidth on the same data, measured in the same run)."""
     n = max(1, int(nbytes) // 8)               # float32 elements read, as many written
     src = np.ones(n, np.float32)
@@ -146,7 +151,6 @@ class Row:
         self.err_vs = ""
         self.algorithm = "-"
         self.copy = None          # a plain copy of the same bytes (bandwidth-bound cases)
-        self.skipped = None
         self.failed = None
 
 
@@ -155,19 +159,15 @@ def below_ridge(flops, nbytes, peak, bandwidth):
     return nbytes > 0 and flops / nbytes * bandwidth < peak
 
 
-def run_case(case, args, torch, peak, bandwidth):
+def run_case(case, args, torch, limits):
     row = Row(case)
     channels_last = bc.is_channels_last(args.layout)
     dtype = np.dtype(args.dtype)
-    counted = bc.analysis_flops(case, _analysis)
+    counted = bc.analysis_flops(case, cconv.analysis)
     row.flops = counted if counted is not None else float(bc.flops(case))
     row.bytes = float(bc.bytes_moved(case, dtype.itemsize))
     x, weights, dy = bc.make_inputs(case, dtype, channels_last, seed=args.seed)
-    try:
-        run_c = bc.cconv_callable(cconv, case, x, weights, dy, channels_last)
-    except NotImplementedError as e:
-        row.skipped = str(e)
-        return row
+    run_c = bc.cconv_callable(cconv, case, x, weights, dy, channels_last)
     row.algorithm = _plan_algorithm(case, x, weights, channels_last)
     fns = [run_c]
     run_t = None
@@ -181,7 +181,7 @@ def run_case(case, args, torch, peak, bandwidth):
         row.failed = f"{type(e).__name__}: {e}"
         return row
     row.cconv = times[0]
-    if below_ridge(row.flops, row.bytes, peak, bandwidth):
+    if below_ridge(row.flops, row.bytes, limits.peak_gflops, limits.bandwidth_gbs):
         row.copy = copy_seconds(row.bytes, args.threads, args.repeat, args.target, torch)
     if run_t is not None:
         row.torch = times[1]
@@ -205,12 +205,9 @@ def run_case(case, args, torch, peak, bandwidth):
 
 
 def _plan_algorithm(case, x, weights, channels_last):
-    """The algorithm cconv's planner picks (single-convolution functions), else "-"."""
-    try:
-        plan = bc.make_plan(cconv, case, x, weights, channels_last)
-        return "-" if plan is None else str(plan.algorithm)
-    except Exception:
-        return "-"
+    """The algorithm cconv's planner picks (functions with a plan_ form), else "-"."""
+    plan = bc.make_plan(cconv, case, x, weights, channels_last)
+    return "-" if plan is None else str(plan.algorithm)
 
 
 # --------------------------------------------------------------------------- report
@@ -219,7 +216,7 @@ def _ms(t):
     return "-" if t is None else (f"{t * 1e3:.3f}" if t < 0.01 else f"{t * 1e3:.2f}" if t < 1 else f"{t * 1e3:.1f}")
 
 
-def _pct_of_limit(row, peak, bandwidth):
+def _pct_of_limit(row, peak):
     """% of the FMA peak or, for cases below the roofline's ridge (there even a perfect kernel
     cannot reach the FMA peak), "% copy": a plain copy's time for the same bytes over cconv's."""
     if row.cconv is None:
@@ -229,14 +226,14 @@ def _pct_of_limit(row, peak, bandwidth):
     return f"{100 * row.flops / row.cconv / 1e9 / peak:.0f}%"
 
 
-def table(rows, peak, bandwidth):
+def table(rows, limits):
     has_torch = any(r.torch is not None for r in rows)
     has_numpy = any(r.numpy is not None for r in rows)
     has_scipy = any(r.scipy is not None for r in rows)
     head = ["case", "cconv ms"]
     if has_torch:
         head += ["torch ms", "torch/cconv"]
-    head += ["GFLOP/s", "GB/s", "% of peak"]
+    head += ["GFLOP/s", "GB/s", f"% of peak ({limits.isa} {limits.peak_gflops:.0f} GFLOP/s)"]
     if has_numpy:
         head += ["NumPy ms"]
     if has_scipy:
@@ -244,9 +241,8 @@ def table(rows, peak, bandwidth):
     head += ["max rel err", "algorithm"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        if r.skipped or r.failed:
-            why = f"skipped: {r.skipped}" if r.skipped else f"FAILED: {r.failed}"
-            cells = [r.case.name, why] + [""] * (len(head) - 2)
+        if r.failed:
+            cells = [r.case.name, f"FAILED: {r.failed}"] + [""] * (len(head) - 2)
             lines.append("| " + " | ".join(cells) + " |")
             continue
         cells = [r.case.name, _ms(r.cconv)]
@@ -255,7 +251,7 @@ def table(rows, peak, bandwidth):
             cells += [_ms(r.torch), ratio]
         gflops = r.flops / r.cconv / 1e9
         cells += [f"{gflops:.1f}" if r.flops else "-", f"{r.bytes / r.cconv / 1e9:.1f}",
-                  _pct_of_limit(r, peak, bandwidth)]
+                  _pct_of_limit(r, limits.peak_gflops)]
         if has_numpy:
             cells.append(_ms(r.numpy))
         if has_scipy:
@@ -267,22 +263,11 @@ def table(rows, peak, bandwidth):
 
 
 def machine_description():
-    model, flags = platform.processor() or platform.machine(), ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags") and not flags:
-                    flags = line
-    except OSError:
-        pass
-    isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else ""
-    cores = os.cpu_count()
-    return f"{cores}-core {model}" + (f", {isa}" if isa else "") + f", {platform.system()}"
+    isas = "/".join(cconv.available_isas())
+    return f"{os.cpu_count()}-core {machine.cpu_model()} ({isas}), {platform.system()}"
 
 
-def header(args, torch, peak, bandwidth, cost_source):
+def header(args, torch, limits):
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     try:   # other work on the machine shows up in every number: say how busy it was
         load = f", load average {os.getloadavg()[0]:.1f} at start"
@@ -293,8 +278,8 @@ def header(args, torch, peak, bandwidth, cost_source):
         + (f", PyTorch {torch.__version__}" if torch is not None else ", PyTorch not installed"),
         f"{now}, {machine_description()}{load}",
         f"{args.dtype}, {args.layout}, {args.threads} thread(s); medians of {args.repeat} "
-        f"interleaved samples; peak {peak:.0f} GFLOP/s, bandwidth {bandwidth:.0f} GB/s; FLOPs from "
-        f"{cost_source}",
+        f"interleaved samples; FLOPs from cconv.analysis.cost (gradients: 2 x the forward's)",
+        limits.label(),
     ]
     return lines
 
@@ -304,10 +289,12 @@ NOTES = """\
   same thread count, interleaved. Absolute times drift on shared machines, ratios hold better.
 - GFLOP/s counts 2 x multiply-adds of the convolution(s) (gradients: input + weight). GB/s is the
   minimum traffic (inputs read once, output written once) over cconv's time.
-- % of peak: of the FMA peak for these threads. Cases whose arithmetic intensity lies below the
-  roofline's ridge are bandwidth-bound and marked "copy": the time of a plain copy of the same
-  number of bytes (the best of np.copyto on 1 and N threads and torch's parallel copy_, measured
-  in the same run) over cconv's time. Data that fits in cache copies faster than DRAM allows.
+- % of peak: of the FMA peak measured on this machine for the ISA, dtype and threads of the run
+  (cconv's register-only multiply-add loop; the header names it). Cases whose arithmetic
+  intensity lies below the roofline's ridge (peak / triad bandwidth, both measured) are
+  bandwidth-bound and marked "copy": the time of a plain copy of the same number of bytes (the
+  best of np.copyto on 1 and N threads and torch's parallel copy_, measured in the same run)
+  over cconv's time. Data that fits in cache copies faster than DRAM allows.
   Winograd (algorithm "winograd") does 4x fewer multiplications than the direct count used
   here, so its GFLOP/s and % of peak are "effective" and may pass 100%.
 - NumPy ms: im2col through sliding_window_view + tensordot/einsum (what a NumPy user writes);
@@ -316,7 +303,7 @@ NOTES = """\
 - algorithm: what cconv's plan chose (single-convolution cases)."""
 
 
-def plot(rows, path, peak, bandwidth, title):
+def plot(rows, path, limits, title):
     plt = _import_pyplot()
     if plt is None:
         return False
@@ -357,9 +344,10 @@ def plot(rows, path, peak, bandwidth, title):
     if pts:
         ai = np.array([r.flops / r.bytes for r in pts])
         lo, hi = max(ai.min() / 2, 0.05), ai.max() * 2
+        peak, bandwidth = limits.peak_gflops, limits.bandwidth_gbs
         xs = np.geomspace(lo, max(hi, 2 * peak / bandwidth), 200)
         ax2.plot(xs, np.minimum(peak, xs * bandwidth), "k-", lw=1.5,
-                 label=f"roofline: {peak:.0f} GFLOP/s, {bandwidth:.0f} GB/s")
+                 label=f"roofline: {limits.isa} FMA peak {peak:.0f} GFLOP/s, triad {bandwidth:.0f} GB/s")
         ax2.scatter(ai, [r.flops / r.cconv / 1e9 for r in pts], c="tab:blue", label="cconv", zorder=3)
         tp = [r for r in pts if r.torch]
         if tp:
@@ -406,10 +394,16 @@ def parse_args(argv=None):
     p.add_argument("--numpy-max-mb", type=float, default=1024,
                    help="skip the NumPy baseline when its im2col matrix exceeds this (MiB)")
     p.add_argument("--peak", type=float, default=None,
-                   help="FP32 FMA peak per core in GFLOP/s (default %.0f; FP64 is half)"
-                        % bc.PEAK_FP32_GFLOPS_PER_CORE)
+                   help="float32 FMA peak per core in GFLOP/s (float64: half) instead of the "
+                        f"measured one (also {machine.ENV_PEAK})")
     p.add_argument("--bandwidth", type=float, default=None,
-                   help="memory bandwidth in GB/s for these threads (default: 27 one core, 45 two)")
+                   help="memory bandwidth in GB/s instead of the measured triad (also "
+                        f"{machine.ENV_BANDWIDTH})")
+    p.add_argument("--remeasure", action="store_true",
+                   help="measure the machine's peak and bandwidth again (else: cached per machine)")
+    p.add_argument("--machine", action="store_true",
+                   help="print the machine's limits (every ISA, float32 and float64, 1 and "
+                        "--threads threads) and exit")
     p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
     p.add_argument("--png", metavar="FILE", help="write the charts (needs matplotlib)")
     p.add_argument("--seed", type=int, default=0)
@@ -426,6 +420,36 @@ def parse_args(argv=None):
     return args
 
 
+def machine_limits(args, isa, dtype, threads):
+    """machine.limits for this run, saying on stderr when it measures (a few seconds)."""
+    cached = machine.load_cache()
+    with warnings.catch_warnings():   # machine.limits warns about bad values, once
+        warnings.simplefilter("ignore")
+        overridden = (args.peak or machine.env_number(machine.ENV_PEAK),
+                      args.bandwidth or machine.env_number(machine.ENV_BANDWIDTH))
+    keys = (machine.peak_key(isa, dtype, threads), machine.bandwidth_key("triad", threads))
+    what = [w for w, o, k in zip((f"the FMA peak ({isa})", "the memory bandwidth"), overridden, keys)
+            if not o and (args.remeasure or k not in cached)]
+    if what:
+        print(f"measuring {' and '.join(what)} of this machine on {threads} thread(s) (cached in "
+              f"{machine.cache_path()})", file=sys.stderr, flush=True)
+    return machine.limits(isa, dtype, threads, peak_per_core=args.peak, bandwidth=args.bandwidth,
+                          remeasure=args.remeasure)
+
+
+def print_machine(args):
+    threads = sorted({1, args.threads or cconv.get_num_threads()})
+    if args.remeasure:   # then each limit below is measured once
+        machine.clear_cache()
+        args.remeasure = False
+    print(f"{machine_description()}; cache {machine.cache_path()}")
+    for isa in cconv.available_isas():
+        for n in threads:
+            for dtype in ("float32", "float64"):
+                print(machine_limits(args, isa, dtype, n).label(), flush=True)
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
     tokens = args.variants.split(",") if args.variants else None
@@ -437,8 +461,8 @@ def main(argv=None):
     if not cases:
         print(f"no case matches --variants {args.variants!r} (see --list)", file=sys.stderr)
         return 2
-    if tokens is None and bc.submodule(cconv, "grad") is None:
-        cases = [c for c in cases if not c.is_grad]
+    if args.machine:
+        return print_machine(args)
 
     torch = None
     if not args.no_torch:
@@ -452,13 +476,9 @@ def main(argv=None):
     cconv.set_num_threads(args.threads)
     if torch is not None:
         torch.set_num_threads(args.threads)
-    limits = _blas_limits(args.threads)
-    peak = bc.peak_gflops(args.dtype, args.threads, args.peak)
-    bandwidth = bc.bandwidth_gbs(args.threads, args.bandwidth)
-    cost_source = ("cconv.analysis.cost (own count where it has none)" if _analysis is not None
-                   else "the shapes (2 x multiply-adds)")
-
-    head = header(args, torch, peak, bandwidth, cost_source)
+    blas = _blas_limits(args.threads)
+    limits = machine_limits(args, cconv.get_isa(), args.dtype, args.threads)
+    head = header(args, torch, limits)
     for line in head:
         print(line, file=sys.stderr)
     rows = []
@@ -467,11 +487,9 @@ def main(argv=None):
         for i, case in enumerate(cases, 1):
             print(f"[{i}/{len(cases)}] {case.name} ...", end="", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
-            row = run_case(case, args, torch, peak, bandwidth)
+            row = run_case(case, args, torch, limits)
             rows.append(row)
-            if row.skipped:
-                msg = f" skipped ({row.skipped})"
-            elif row.failed:
+            if row.failed:
                 msg = f" FAILED ({row.failed})"
             else:
                 msg = f" cconv {_ms(row.cconv)} ms"
@@ -481,8 +499,8 @@ def main(argv=None):
                     msg += f", numpy {_ms(row.numpy)} ms"
             print(f"{msg}  [{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
     finally:   # main() may run inside a bigger program: leave its thread settings as found
-        if limits is not None:
-            limits.restore_original_limits()
+        if blas is not None:
+            blas.restore_original_limits()
         cconv.set_num_threads(old_threads[0])
         if torch is not None:
             torch.set_num_threads(old_threads[1])
@@ -492,7 +510,7 @@ def main(argv=None):
     except (AttributeError, OSError):
         pass
 
-    text = table(rows, peak, bandwidth)
+    text = table(rows, limits)
     print(text)
     status = 1 if any(r.failed for r in rows) else 0
     if args.markdown:
@@ -502,14 +520,10 @@ def main(argv=None):
             f.write(text + "\n\n" + NOTES + "\n")
         print(f"wrote {args.markdown}", file=sys.stderr)
     if args.png:
-        if plot(rows, args.png, peak, bandwidth, "\n".join(head[:3])):
+        if plot(rows, args.png, limits, "\n".join(head[:4])):
             print(f"wrote {args.png}", file=sys.stderr)
         else:
             print("matplotlib is not installed (pip install matplotlib, or pip install "
                   "'cconv[bench]'): no PNG written", file=sys.stderr)
             status = status or 2
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Frozen benchmark cases shared by `python -m cconv.bench` and the asv suite (asv_bench/).
 
-This module is deliberately self-contained: it imports only NumPy, never cconv, so asv can load
-it from the working tree by path while it benchmarks an older (or newer) build of cconv. Change
+This module imports only NumPy, never cconv (the cconv module is passed in where a case runs),
+so that asv can load it from the working tree by path while it benchmarks another build. Change
 a shape and every earlier asv result for it becomes incomparable: add new keys instead of
 editing old ones.
 
@@ -10,7 +10,7 @@ when a run asks for NHWC/NWC/NDHWC.
 
 What it holds:
   * `Case`: one call of one public function (or one gradient pair) on fixed shapes;
-  * the tables: SUITE and BATCH1 (the suite of BENCHMARKS.md), FUNCTIONS (every other public
+  * the tables: SUITE and BATCH1 (the suite of docs/benchmarks.md), FUNCTIONS (every other public
     function), GRAD (gradients, used when cconv.grad exists), TINY (one small case per function,
     for smoke tests) and NETWORKS (named layers of real networks, for asv);
   * the arithmetic: stages, FLOPs, minimum bytes moved, output shapes;
@@ -18,60 +18,16 @@ What it holds:
     sliding_window_view + tensordot/einsum, i.e. what a NumPy user writes without cconv (also
     the `peakmem_reference` of asv);
   * the same case in PyTorch (torch passed in as an argument, never imported here) and the
-    interleaved timer both the script and asv's track_torch_ratio use;
-  * the machine's limits (BENCHMARKS.md) used for "% of peak".
+    interleaved timer both the script and asv's track_torch_ratio use.
+The machine's limits behind "% of peak" are measured by machine.py next to this file.
 """
 from dataclasses import dataclass
 import math
-import os
 import statistics
 import time
-import warnings
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
-# --------------------------------------------------------------------------- machine limits
-# Measured on the reference machine (2-core AMD EPYC Zen 4, AVX-512), see BENCHMARKS.md.
-# Override with --peak/--bandwidth (bench script) or CCONV_PEAK_GFLOPS / CCONV_BANDWIDTH_GBS.
-PEAK_FP32_GFLOPS_PER_CORE = 117.0     # 32 FLOP/cycle x ~3.66 GHz
-BANDWIDTH_GBS = {1: 27.0, 2: 45.0}    # triad, one core / two cores (middle of the measured range)
-
-
-def _env_number(name, default):
-    """The positive number environment variable `name` holds; default when unset or empty, and,
-    with a warning naming the value, when it holds anything else."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and number > 0):
-        warnings.warn(f"{name}={value!r} is not a positive number; using "
-                      f"{'the built-in values' if default is None else default}",
-                      RuntimeWarning, stacklevel=3)
-        return default
-    return number
-
-
-def peak_gflops(dtype, threads, per_core=None):
-    """FMA peak for `threads` cores (float64: half of float32)."""
-    if per_core is None:
-        per_core = _env_number("CCONV_PEAK_GFLOPS", PEAK_FP32_GFLOPS_PER_CORE)
-    half = np.dtype(dtype) == np.float64
-    return per_core * max(int(threads), 1) / (2.0 if half else 1.0)
-
-
-def bandwidth_gbs(threads, override=None):
-    if override is None:
-        override = _env_number("CCONV_BANDWIDTH_GBS", None)
-    if override is not None:
-        return float(override)
-    threads = max(int(threads), 1)
-    return BANDWIDTH_GBS.get(threads, BANDWIDTH_GBS[max(BANDWIDTH_GBS)])
-
 
 # --------------------------------------------------------------------------- cases
 
@@ -122,7 +78,7 @@ def _table(group, rows):
     return cases
 
 
-# The suite of BENCHMARKS.md, row by row (float32 NCHW 2 threads there; any dtype/layout here).
+# The suite of docs/benchmarks.md, row by row (float32 NCHW 2 threads there; any dtype/layout here).
 SUITE = _table("suite", [
     ("dense3x3", "dense 3x3, N8, 64->64, 56x56, pad 1", "conv2d",
      (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
@@ -184,8 +140,8 @@ FUNCTIONS = _table("functions", [
      "shuffled_grouped_conv2d", (8, 240, 28, 28), (240, 80, 1, 1), dict(groups=3)),
 ])
 
-# Gradients (cconv.grad, issue 5): input + weight gradients together, the suite's shapes and
-# one case per other public function.
+# Gradients (cconv.grad): input + weight gradients together, the suite's shapes and one case per
+# other public function.
 GRAD = _table("grad", [
     ("grad_dense3x3", "grad: dense 3x3, N8, 64->64, 56x56", "grad.conv2d",
      (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
@@ -382,7 +338,7 @@ NETWORKS = {
     ]),
 }
 
-# Gradient layers for asv (used only when cconv.grad exists).
+# Gradient layers for asv.
 NETWORK_GRADS = _table("grad_layers", [
     ("resnet50_layer1_3x3", "ResNet-50 layer1 3x3 64->64 56, N8", "grad.conv2d", (8, 64, 56, 56),
      (64, 64, 3, 3), dict(padding=1)),
@@ -570,18 +526,15 @@ def bytes_moved(case, itemsize):
     return (x + w + y) * itemsize
 
 
-def analysis_flops(case, analysis=None):
-    """FLOPs from cconv.analysis.cost (issue 7) when that module exists, else None. Only the
-    FLOPs are taken: its bytes_moved counts unfused stages (intermediates written and read),
-    while `bytes_moved` here is the fused minimum."""
-    if analysis is None or case.is_grad:
+def analysis_flops(case, analysis):
+    """FLOPs of a forward case from cconv.analysis.cost (None for a gradient: it has no model
+    for those). Only the FLOPs are taken: its bytes_moved counts unfused stages (intermediates
+    written and read), while `bytes_moved` here is the fused minimum."""
+    if case.is_grad:
         return None
     kw = case.kwargs
     args = (kw.pop("groups"),) if case.fn == "channel_shuffle" else case.weights
-    try:
-        return float(analysis.cost(case.fn, case.x, *args, **kw).flops)
-    except Exception:
-        return None
+    return float(analysis.cost(case.fn, case.x, *args, **kw).flops)
 
 
 # --------------------------------------------------------------------------- inputs and layouts
@@ -636,47 +589,31 @@ def call_kwargs(case, channels_last):
     return kw
 
 
-def submodule(cconv, name):
-    """cconv.<name> (e.g. grad, analysis) or None when this build has no such module."""
-    import importlib
-    try:
-        return importlib.import_module(f"{cconv.__name__}.{name}")
-    except ImportError:
-        return None
-
-
 SINGLE_CONVOLUTIONS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                        "conv_transpose3d", "depthwise_conv2d")
+# The functions with a plan_ form (cconv.plan_conv2d, ...).
+PLANNED_FUNCTIONS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                     "conv_transpose3d")
 
 
 def _cconv_grad_callable(cconv, case, x, weights, dy, kw):
-    grad = submodule(cconv, "grad")
+    grad = cconv.grad
     base = case.base_fn
     if base in SINGLE_CONVOLUTIONS:
-        names = (base + "_input", base + "_weight")
-    elif base == "channel_shuffle":
-        names = ("channel_shuffle_input",)
-    else:
-        names = (base + "_grads",)
-    fns = [getattr(grad, n, None) for n in names]
-    if grad is None or None in fns:
-        raise NotImplementedError(f"cconv.grad.{'/'.join(names)} not available in this build")
-    if base in SINGLE_CONVOLUTIONS:
-        fi, fw = fns
+        fi, fw = getattr(grad, base + "_input"), getattr(grad, base + "_weight")
         w = weights[0]
         return lambda: (fi(x.shape, w, dy, **kw), fw(x, w.shape, dy, **kw))
     if base == "channel_shuffle":
         groups = kw.pop("groups")
-        fs = fns[0]
+        fs = grad.channel_shuffle_input
         return lambda: (fs(dy, groups, **kw),)
-    fg = fns[0]
+    fg = getattr(grad, base + "_grads")
     n = 1 + len(weights)   # (grad_x, grad of each weight[, grad_bias]): keep the comparable part
     return lambda: tuple(fg(x, *weights, dy, **kw)[:n])
 
 
 def cconv_callable(cconv, case, x, weights, dy=None, channels_last=False):
-    """A zero-argument callable running the case with cconv (NotImplementedError when this build
-    of cconv lacks the function, e.g. cconv.grad before issue 5)."""
+    """A zero-argument callable running the case with cconv."""
     kw = call_kwargs(case, channels_last)
     if case.is_grad:
         return _cconv_grad_callable(cconv, case, x, weights, dy, kw)
@@ -684,17 +621,15 @@ def cconv_callable(cconv, case, x, weights, dy=None, channels_last=False):
         fn = cconv.channel_shuffle
         groups = kw.pop("groups")
         return lambda: fn(x, groups, **kw)
-    fn = getattr(cconv, case.fn, None)
-    if fn is None:
-        raise NotImplementedError(f"cconv.{case.fn} not available in this build")
+    fn = getattr(cconv, case.fn)
     return lambda: fn(x, *weights, **kw)
 
 
 def make_plan(cconv, case, x, weights, channels_last=False):
     """cconv.plan_<fn>(...) for this case, or None when the function has no plan_ form."""
-    maker = getattr(cconv, "plan_" + case.fn, None)
-    if maker is None or case.is_grad or len(weights) != 1:
+    if case.fn not in PLANNED_FUNCTIONS:
         return None
+    maker = getattr(cconv, "plan_" + case.fn)
     return maker(x.shape, weights[0], dtype=x.dtype, **call_kwargs(case, channels_last))
 
 
@@ -897,7 +832,7 @@ def torch_callable(torch, case, x, weights, dy=None, channels_last=False):
 
     sts = stages(case)
     if case.is_grad and case.base_fn in SINGLE_CONVOLUTIONS:
-        # the reference issue 5 names: aten.convolution_backward (input and weight gradients)
+        # aten.convolution_backward: the input and weight gradients torch's autograd runs
         st = sts[0]
         wt = torch.from_numpy(weights[0])
         dyt = _torch_tensor(torch, dy, channels_last)
