@@ -1645,8 +1645,8 @@ def _accept_torch_names(fn):
             kwargs[ours] = kwargs.pop(theirs)
         return fn(*args, **kwargs)
 
-    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), inspect.Parameter(
-        theirs, inspect.Parameter.KEYWORD_ONLY, default=None)])
+    setattr(wrapper, "__signature__", sig.replace(parameters=[*sig.parameters.values(), inspect.Parameter(
+        theirs, inspect.Parameter.KEYWORD_ONLY, default=None)]))
     return wrapper
 
 

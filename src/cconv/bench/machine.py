@@ -26,6 +26,7 @@ import platform
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 import numpy as np
 
@@ -253,7 +254,7 @@ class Limits:
     peak_source: str       # "measured <when>", "CCONV_PEAK_GFLOPS", "--peak"
     bandwidth_gbs: float   # the triad's
     bandwidth_source: str
-    copy_gbs: float = None  # measured copy, when measured
+    copy_gbs: Optional[float] = None  # measured copy, when measured
 
     def label(self):
         """One line naming both limits, what they are and where they came from."""
