@@ -78,28 +78,34 @@ if os.environ.get("CCONV_ALLOC_GUARD", "").strip() not in ("", "0"):
 
 
 def openmp_flags(compiler):
-    """-fopenmp if this compiler builds and links an OpenMP program, else [] (serial build);
-    CCONV_OPENMP (auto, 1 or 0) may require it or turn it off."""
+    """-fopenmp if this compiler builds and links OpenMP code, else [] (serial build); CCONV_OPENMP
+    (auto, 1 or 0) may require it or turn it off. The probe is compiled and linked as the extension
+    is, with the compiler's and linker's full commands, so CFLAGS, CPPFLAGS, LDFLAGS and macOS's
+    -arch flags count (e.g. where to find a separately installed libomp)."""
     mode = os.environ.get("CCONV_OPENMP", "auto").strip().lower() or "auto"
     if mode not in ("auto", "1", "0"):
         sys.exit(f"CCONV_OPENMP must be auto, 1 or 0, got {mode!r}")
     if mode == "0":
         return []
-    src = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n"
-    cc = compiler.compiler_so[0] if hasattr(compiler, "compiler_so") else "cc"
+    cc = list(getattr(compiler, "compiler_so", ["cc"]))
+    ld = list(getattr(compiler, "linker_so", cc + ["-shared"]))
+    why = ""
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "t.c")
-        with open(path, "w") as f:
-            f.write(src)
-        try:
-            r = subprocess.run([cc, "-fopenmp", path, "-o", os.path.join(tmp, "t")],
-                               capture_output=True, text=True)
-            ok, why = r.returncode == 0, r.stderr.strip()
-        except OSError as e:
-            ok, why = False, str(e)
-    if not ok and mode == "1":
-        sys.exit(f"CCONV_OPENMP=1 but {cc} cannot build an OpenMP program:\n{why}")
-    return ["-fopenmp"] if ok else []
+        src, obj, lib = (os.path.join(tmp, n) for n in ("probe.c", "probe.o", "probe.so"))
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint probe(void) { return omp_get_max_threads(); }\n")
+        for cmd in (cc + ["-fopenmp", "-c", src, "-o", obj], ld + ["-fopenmp", obj, "-o", lib]):
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True)
+            except OSError as e:
+                why = f"{cmd[0]}: {e}"
+                break
+            if r.returncode != 0:
+                why = r.stderr.strip() or f"{cmd[0]} exited with status {r.returncode}"
+                break
+    if why and mode == "1":
+        sys.exit(f"CCONV_OPENMP=1 but {cc[0]} cannot build OpenMP code:\n{why}")
+    return [] if why else ["-fopenmp"]
 
 
 class BuildExt(build_ext):
