@@ -1,14 +1,17 @@
 """Build of cconv's extension: one Cython module (cconv._core) plus the C core.
 
 Portable by construction: no -march=native. The ISA kernels (src/cconv/_c/kernels/isa_*.c) are
-compiled each with its own target flags and chosen at run time from the CPU's features. OpenMP is
-used when the compiler supports it; otherwise the build is single-threaded.
+compiled each with its own target flags and chosen at run time from the CPU's features; the x86
+ones only when the target is x86-64. OpenMP: CCONV_OPENMP=auto (default: used when the compiler
+builds and links an OpenMP program, else the build is single-threaded), 1 (required: the build
+fails without it; release wheels for Linux) or 0 (serial). docs/packaging.md has the details.
 """
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,13 +22,39 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CDIR = os.path.join("src", "cconv", "_c")
-X86 = platform.machine().lower() in ("x86_64", "amd64")
 
-# Per-ISA kernel files and the flags only they are compiled with.
-ISA_KERNELS = {os.path.join(CDIR, "kernels", "isa_generic.c"): []}
-if X86:
-    ISA_KERNELS[os.path.join(CDIR, "kernels", "isa_avx2.c")] = ["-mavx2", "-mfma"]
-    ISA_KERNELS[os.path.join(CDIR, "kernels", "isa_avx512.c")] = ["-mavx512f", "-mavx2", "-mfma"]
+
+def target_machine():
+    """The CPU the extension is compiled for. Usually the host's, but a cross-compile names its
+    target: on macOS ARCHFLAGS ("-arch arm64", which cibuildwheel sets), elsewhere
+    _PYTHON_HOST_PLATFORM, which sysconfig.get_platform() reports."""
+    words = os.environ.get("ARCHFLAGS", "").split()
+    archs = {b for a, b in zip(words, words[1:]) if a == "-arch"}
+    plat = sysconfig.get_platform()
+    if not archs and plat.endswith("universal2"):
+        archs = {"arm64", "x86_64"}
+    if len(archs) > 1:
+        # One compile for several targets cannot give the x86 kernel files their -mavx flags.
+        sys.exit(f"cconv builds for one architecture at a time, not {' + '.join(sorted(archs))}: "
+                 f"set ARCHFLAGS='-arch {platform.machine()}' (or another single -arch)")
+    return (archs.pop() if archs else plat.rsplit("-", 1)[-1]).lower()
+
+
+# Per-ISA kernel files and the flags only they are compiled with. All but the generic one are for
+# x86-64 targets only: internal.h's CCONV_X86 names them in the dispatch table there alone.
+GENERIC_KERNEL = os.path.join(CDIR, "kernels", "isa_generic.c")
+ISA_KERNELS = {
+    GENERIC_KERNEL: [],
+    os.path.join(CDIR, "kernels", "isa_avx2.c"): ["-mavx2", "-mfma"],
+    os.path.join(CDIR, "kernels", "isa_avx512.c"): ["-mavx512f", "-mavx2", "-mfma"],
+}
+
+
+def target_kernels():
+    """The ISA kernel files (with their flags) that this build's target compiles."""
+    if target_machine() in ("x86_64", "amd64"):
+        return ISA_KERNELS
+    return {GENERIC_KERNEL: ISA_KERNELS[GENERIC_KERNEL]}
 
 COMMON_FLAGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
                 "-Wno-unused-function"]
@@ -49,21 +78,34 @@ if os.environ.get("CCONV_ALLOC_GUARD", "").strip() not in ("", "0"):
 
 
 def openmp_flags(compiler):
-    """-fopenmp if this compiler builds and links an OpenMP program, else [] (serial build)."""
-    if os.environ.get("CCONV_NO_OPENMP"):
+    """-fopenmp if this compiler builds and links OpenMP code, else [] (serial build); CCONV_OPENMP
+    (auto, 1 or 0) may require it or turn it off. The probe is compiled and linked as the extension
+    is, with the compiler's and linker's full commands, so CFLAGS, CPPFLAGS, LDFLAGS and macOS's
+    -arch flags count (e.g. where to find a separately installed libomp)."""
+    mode = os.environ.get("CCONV_OPENMP", "auto").strip().lower() or "auto"
+    if mode not in ("auto", "1", "0"):
+        sys.exit(f"CCONV_OPENMP must be auto, 1 or 0, got {mode!r}")
+    if mode == "0":
         return []
-    src = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n"
-    cc = compiler.compiler_so[0] if hasattr(compiler, "compiler_so") else "cc"
+    cc = list(getattr(compiler, "compiler_so", ["cc"]))
+    ld = list(getattr(compiler, "linker_so", cc + ["-shared"]))
+    why = ""
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "t.c")
-        with open(path, "w") as f:
-            f.write(src)
-        try:
-            r = subprocess.run([cc, "-fopenmp", path, "-o", os.path.join(tmp, "t")],
-                               capture_output=True)
-        except OSError:
-            return []
-        return ["-fopenmp"] if r.returncode == 0 else []
+        src, obj, lib = (os.path.join(tmp, n) for n in ("probe.c", "probe.o", "probe.so"))
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint probe(void) { return omp_get_max_threads(); }\n")
+        for cmd in (cc + ["-fopenmp", "-c", src, "-o", obj], ld + ["-fopenmp", obj, "-o", lib]):
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True)
+            except OSError as e:
+                why = f"{cmd[0]}: {e}"
+                break
+            if r.returncode != 0:
+                why = r.stderr.strip() or f"{cmd[0]} exited with status {r.returncode}"
+                break
+    if why and mode == "1":
+        sys.exit(f"CCONV_OPENMP=1 but {cc[0]} cannot build OpenMP code:\n{why}")
+    return [] if why else ["-fopenmp"]
 
 
 class BuildExt(build_ext):
@@ -77,8 +119,9 @@ class BuildExt(build_ext):
             os.makedirs(dst, exist_ok=True)
             shutil.copy(os.path.join(HERE, "include", "cconv.h"), dst)
         omp = openmp_flags(self.compiler)
+        kernels = target_kernels()
         print(f"cconv: OpenMP {'on' if omp else 'off'}; ISA kernels: "
-              + ", ".join(os.path.basename(k) for k in ISA_KERNELS))
+              + ", ".join(os.path.basename(k) for k in kernels))
         for ext in self.extensions:
             ext.extra_compile_args = COMMON_FLAGS + omp
             ext.extra_link_args = LINK_FLAGS + omp
@@ -91,7 +134,7 @@ class BuildExt(build_ext):
 
             # The ISA kernel files are the long compiles: one process each, side by side.
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                ext.extra_objects = [o for objs in pool.map(compile_isa, ISA_KERNELS.items())
+                ext.extra_objects = [o for objs in pool.map(compile_isa, kernels.items())
                                      for o in objs]
         super().build_extensions()
 
