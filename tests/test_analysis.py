@@ -56,16 +56,16 @@ def test_output_size_padding_forms():
 
 
 def test_output_size_is_the_kernels_arithmetic():
-    # the kernels' own arithmetic (cconv._api), checked against the independent oracle
+    # the kernels' own arithmetic (cconv._geometry), checked against the independent oracle
     for i, k, s, p, d in itertools.product(range(1, 8), range(1, 4), range(1, 4), range(3), range(1, 3)):
         if i + 2 * p - d * (k - 1) - 1 < 0:
             with pytest.raises(ValueError):
                 A.output_size(i, k, s, p, d)
             continue
         o = A.output_size(i, k, s, p, d)
-        assert o == cconv._api.output_size(i, k, s, p, d) == R.conv_output_size(i, k, s, p, d)
+        assert o == cconv._geometry.output_size(i, k, s, p, d) == R.conv_output_size(i, k, s, p, d)
         for a in range(max(s, d)):
-            t = cconv._api.transposed_output_size(o, k, s, p, a, d)
+            t = cconv._geometry.transposed_output_size(o, k, s, p, a, d)
             if t >= 1:
                 assert A.transposed_output_size(o, k, s, p, a, d) == t
 

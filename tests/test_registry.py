@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cconv
-from cconv import _api, _registry, analysis
+from cconv import _geometry, _registry, analysis
 
 OPS = list(_registry.OPERATIONS.values())
 C = 4  # input channels of every sample call
@@ -109,7 +109,7 @@ def test_public_names_only():
 
 # ------------------------------------------------------------------ shared keywords
 
-MODES = [m for m in _api.PADDING_MODES]
+MODES = [m for m in _geometry.PADDING_MODES]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -249,10 +249,10 @@ def test_unbatched_is_batch_of_one(op, last):
     x = x[0]
     nd = op.nd or x.ndim - 1
     if last:
-        kwargs["layout"] = _api.LAYOUTS[nd][1]
+        kwargs["layout"] = _geometry.LAYOUTS[nd][1]
         x = np.moveaxis(x, 0, -1)
     elif op.nd is None:  # channel_shuffle: a 3-D x is batched 1-D unless layout says otherwise
-        kwargs["layout"] = _api.LAYOUTS[nd][0]
+        kwargs["layout"] = _geometry.LAYOUTS[nd][0]
     fn = op.function
     want = fn(x[None], *args, **kwargs)[0]
     got = fn(x, *args, **kwargs)

@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import as_strided
 
 cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
 import cconv.grad  # noqa: E402
-from cconv import _api, _core  # noqa: E402
+from cconv import _geometry, _core  # noqa: E402
 
 GiB = 1 << 30
 
@@ -67,7 +67,7 @@ def fake(shape, dtype=np.float32):
 
 # ---------------------------------------------------------------- fast: the C descriptor checks
 
-BASE = _api.conv_geometry(2, (1, 1, 4, 4), (1, 1, 1, 1)).desc()
+BASE = _geometry.conv_geometry(2, (1, 1, 4, 4), (1, 1, 1, 1)).desc()
 BIG = 2**62
 
 

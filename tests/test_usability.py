@@ -51,7 +51,7 @@ def test_shape_arguments_given_an_array_name_it_without_printing_it():
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_channels_last_array_without_layout_suggests_it(nd):
-    first, last = cconv._api.LAYOUTS[nd]
+    first, last = cconv._geometry.LAYOUTS[nd]
     conv = getattr(cconv, f"conv{nd}d")
     x_last = _rand(2, *(5,) * nd, 3)
     w = _rand(4, 3, *(3,) * nd)

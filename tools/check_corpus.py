@@ -33,7 +33,7 @@ import numpy as np
 
 import cconv
 import cconv.grad as G
-from cconv._api import LAYOUTS
+from cconv._geometry import LAYOUTS
 
 FORMAT = 1
 

@@ -55,7 +55,7 @@ import numbers
 import os
 import warnings
 
-from . import _api, _core, _registry
+from . import _geometry, _core, _registry
 from ._functions import (
     ConvPlan, channel_shuffle, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
     conv_transpose3d, depthwise_conv2d, flattened_conv2d, plan_conv1d, plan_conv2d, plan_conv3d,
@@ -389,7 +389,7 @@ def set_allow_lossy(flag):
     False
     >>> cconv.set_allow_lossy(True)
     """
-    _api.set_allow_lossy(flag)
+    _geometry.set_allow_lossy(flag)
 
 
 def get_allow_lossy():
@@ -413,7 +413,7 @@ def get_allow_lossy():
     ...     cconv.get_allow_lossy()
     False
     """
-    return _api.get_allow_lossy()
+    return _geometry.get_allow_lossy()
 
 
 @contextlib.contextmanager
@@ -453,11 +453,11 @@ def allow_lossy(flag):
     >>> np.array_equal(y, cconv.conv2d(x, w, padding=1, algorithm="gemm"))
     True
     """
-    token = _api.lossy_override.set(_api.check_lossy_flag(flag))
+    token = _geometry.lossy_override.set(_geometry.check_lossy_flag(flag))
     try:
         yield
     finally:
-        _api.lossy_override.reset(token)
+        _geometry.lossy_override.reset(token)
 
 
 def _warn_about_environment():

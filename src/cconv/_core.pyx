@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Cython bridge: NumPy arrays -> the C API, kernels run without the GIL.
 
-Python callers go through cconv._api (which validates and normalises everything); this module only
+Python callers go through cconv._geometry (which validates and normalises everything); this module only
 checks what protects memory (dtypes, contiguity, element counts) before handing pointers to C.
 """
 import contextvars
@@ -136,7 +136,7 @@ cdef void *data_of(cnp.ndarray a, cconv_dtype dt, int64_t count, name) except NU
 
 cdef class Descriptor:
     """One convolution's C descriptor (cconv_conv_desc: sizes padded to 3 spatial dimensions, the
-    padding mode and algorithm), typed once: cconv._api.Geometry.desc makes one per geometry and
+    padding mode and algorithm), typed once: cconv._geometry.Geometry.desc makes one per geometry and
     algorithm, and each call copies its struct, sets the dtype of that call's arrays and validates
     it in C. Immutable; replace() gives a changed copy."""
     cdef cconv_conv_desc d

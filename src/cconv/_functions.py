@@ -1,4 +1,4 @@
-"""The public convolution functions. Each one: arrays -> Geometry (cconv._api) -> plan -> run."""
+"""The public convolution functions. Each one: arrays -> Geometry (cconv._geometry) -> plan -> run."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,9 +9,9 @@ from typing import Any, Callable, Optional, Sequence, TypeVar, Union, cast
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _api, _registry
+from . import _geometry, _registry
 from ._core import Plan as _CPlan, channel_shuffle_into as _shuffle_into, flattened_into as _flattened_into
-from ._api import check_bias, contiguous, conv_geometry, result_dtype
+from ._geometry import check_bias, contiguous, conv_geometry, result_dtype
 
 # Annotations of the public signatures (kept simple: the functions check their arguments).
 Size = Union[int, Sequence[int]]
@@ -19,7 +19,7 @@ Padding = Union[int, str, Sequence[Any]]
 Array = NDArray[Any]
 _F = TypeVar("_F", bound=Callable[..., Any])
 # Typed, so that the annotated parameters it converts are arrays in the bodies below.
-as_array = cast(Callable[..., Array], _api.as_array)
+as_array = cast(Callable[..., Array], _geometry.as_array)
 
 # Algorithms with which the planner chooses per stage: these keep the fused kernels of composite
 # functions. Any other algorithm= runs a composite function's stages unfused, each stage planned
@@ -50,8 +50,8 @@ def _public(fn: _F) -> _F:
 
 
 def _check_algorithm(algorithm):
-    if algorithm not in _api.ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {_api.ALGORITHMS}, got {algorithm!r}")
+    if algorithm not in _geometry.ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {_geometry.ALGORITHMS}, got {algorithm!r}")
 
 
 def _execute(plan, x, y, target, dtype):
@@ -66,7 +66,7 @@ def _execute(plan, x, y, target, dtype):
 def run_convolution(geom, x, weight, bias, dtype, out=None, inputs=(), algorithm="auto"):
     """Runs one convolution (a Geometry); x, weight, bias are arrays (any strides), cast to dtype
     here. The internal entry point for cconv.grad."""
-    y, target = _api.output_array(out, geom.out_shape, dtype, inputs)
+    y, target = _geometry.output_array(out, geom.out_shape, dtype, inputs)
     # The plan is built even for an empty batch, so its checks (algorithm=) still run.
     plan = _CPlan(geom.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
     return _execute(plan, x, y, target, dtype)
@@ -609,7 +609,7 @@ def conv_transpose3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
 # ------------------------------------------------------------------ composite variants
 
 def _channels(x_shape, layout):
-    last = _api.channels_last(layout, 2)
+    last = _geometry.channels_last(layout, 2)
     if len(x_shape) != 4:
         raise ValueError(f"x must be 4-D ({'NHWC' if last else 'NCHW'}), got shape {tuple(x_shape)}")
     return x_shape[-1] if last else x_shape[1]
@@ -641,16 +641,16 @@ def separable_stages(x_shape, dw_shape, pw_shape, stride=1, padding=0, dilation=
 def _split_hw(stride, padding, dilation, in_size, kernel):
     """Resolves 2-D stride/padding/dilation once, so the two 1-D passes of a factorised filter
     pad exactly as the full k_h x k_w filter would."""
-    stride = _api.int_tuple("stride", stride, 2, 1)
-    dilation = _api.int_tuple("dilation", dilation, 2, 1)
-    pb, pa = _api.normalize_padding(padding, 2, in_size, kernel, stride, dilation)
+    stride = _geometry.int_tuple("stride", stride, 2, 1)
+    dilation = _geometry.int_tuple("dilation", dilation, 2, 1)
+    pb, pa = _geometry.normalize_padding(padding, 2, in_size, kernel, stride, dilation)
     vert = dict(stride=(stride[0], 1), padding=((pb[0], pa[0]), (0, 0)), dilation=(dilation[0], 1))
     horz = dict(stride=(1, stride[1]), padding=((0, 0), (pb[1], pa[1])), dilation=(1, dilation[1]))
     return vert, horz
 
 
 def _spatial(x_shape, layout):
-    return tuple(x_shape[1:3]) if _api.channels_last(layout, 2) else tuple(x_shape[2:])
+    return tuple(x_shape[1:3]) if _geometry.channels_last(layout, 2) else tuple(x_shape[2:])
 
 
 def spatially_separable_stages(x_shape, v_shape, h_shape, stride=1, padding=0, dilation=1,
@@ -848,7 +848,7 @@ def separable_conv2d(x: ArrayLike, depthwise_weight: ArrayLike, pointwise_weight
     # Fused: the same two stages (describe() lists them), run band by band in cache.
     dtype = result_dtype(x, dw, pw, bias)
     check_bias(bias, stages[1].out_channels)
-    y, target = _api.output_array(out, stages[1].out_shape, dtype, (x, dw, pw, bias))
+    y, target = _geometry.output_array(out, stages[1].out_shape, dtype, (x, dw, pw, bias))
     if y.size == 0:
         return y
     plan = _CPlan(stages[0].desc("depthwise"), contiguous(dw, dtype), None)
@@ -963,7 +963,7 @@ def _run_chunked(stages, x, weights, bias, out, inputs, algorithm):
     slices of the output, through one reused chunk-sized intermediate (see _CHUNK_BYTES)."""
     dtype = result_dtype(*inputs)
     check_bias(bias, stages[1].out_channels)
-    y, target = _api.output_array(out, stages[1].out_shape, dtype, inputs)
+    y, target = _geometry.output_array(out, stages[1].out_shape, dtype, inputs)
     n = x.shape[0]
     mid_image = int(np.prod(stages[0].out_shape[1:])) * dtype.itemsize
     if y.size == 0 or mid_image == 0:
@@ -1089,7 +1089,7 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
         return _run_chunked([stages[0], dw], x, [ch.reshape(cout, -1, 1, 1), k[:, None]], bias, out,
                             inputs, algorithm)
     check_bias(bias, cout)
-    y, target = _api.output_array(out, horz.out_shape, dtype, inputs)
+    y, target = _geometry.output_array(out, horz.out_shape, dtype, inputs)
     if y.size == 0:
         return y
     _flattened_into(dw.desc(algorithm), np.ascontiguousarray(k).reshape(cout, 1, *k.shape[1:]),
@@ -1108,15 +1108,15 @@ def shuffle_stage(x_shape, groups, layout=None):
     last = False
     if layout is not None:
         nd = len(x_shape) - 2
-        if nd not in _api.LAYOUTS:
+        if nd not in _geometry.LAYOUTS:
             raise ValueError(f"layout {layout!r} needs a 3-D to 5-D x, got shape {x_shape}")
-        last = _api.channels_last(layout, nd)
-    if not _api._is_int(groups) or groups < 1:
+        last = _geometry.channels_last(layout, nd)
+    if not _geometry._is_int(groups) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     c = x_shape[-1] if last else x_shape[1]
     if c % groups:
         raise ValueError(f"groups={groups} must divide the {c} channels of x (shape {x_shape})")
-    return _api.ShuffleStage(x_shape, int(groups), last)
+    return _geometry.ShuffleStage(x_shape, int(groups), last)
 
 
 def shuffle_stages(x_shape, groups, layout=None):
@@ -1182,7 +1182,7 @@ def channel_shuffle(x: ArrayLike, groups: int, *, layout: Optional[str] = None,
     """
     x = as_array("x", x)
     st = shuffle_stage(x.shape, groups, layout)
-    y, target = _api.output_array(out, x.shape, x.dtype, (x,))  # a shuffle keeps the dtype
+    y, target = _geometry.output_array(out, x.shape, x.dtype, (x,))  # a shuffle keeps the dtype
     if x.dtype not in (np.float32, np.float64):
         axis = x.ndim - 1 if st.channels_last else 1
         c = x.shape[axis]
@@ -1275,7 +1275,7 @@ def shuffled_grouped_conv2d(x: ArrayLike, weight: ArrayLike, groups: int,
     dtype = result_dtype(x, weight, bias)
     check_bias(bias, conv.out_channels)
     plan = _CPlan(conv.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
-    y, target = _api.output_array(out, conv.out_shape, dtype, (x, weight, bias))
+    y, target = _geometry.output_array(out, conv.out_shape, dtype, (x, weight, bias))
     if y.size == 0:
         return y
     xc = np.ascontiguousarray(x, dtype=dtype)
@@ -1348,7 +1348,7 @@ class ConvPlan:
         self.geometry = geom
         self.dtype = dtype
         w, b = contiguous(weight, dtype), contiguous(bias, dtype)
-        self._lossy = _api.get_allow_lossy()  # plans keep the setting they were made with
+        self._lossy = _geometry.get_allow_lossy()  # plans keep the setting they were made with
         self._plan = _CPlan(geom.desc(algorithm), w, b)
         # Private copies (the caller may change its arrays), for the plans of other batch sizes.
         self._weight = w.copy() if np.may_share_memory(w, weight) else w
@@ -1437,7 +1437,7 @@ class ConvPlan:
                             f"plan with dtype=np.{wider} (a plan never rounds its input to a "
                             f"narrower dtype)")
         g, plan = self._plan_for(x.shape[0])
-        y, target = _api.output_array(out, g.out_shape, self.dtype, (x,))
+        y, target = _geometry.output_array(out, g.out_shape, self.dtype, (x,))
         return _execute(plan, x, y, target, self.dtype)
 
     def __repr__(self):

@@ -19,7 +19,7 @@ import functools
 import inspect
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from ._api import LAYOUTS, _is_int, channels_last
+from ._geometry import LAYOUTS, _is_int, channels_last
 
 #: Default value of every optional parameter of the public functions, by name: a parameter means
 #: the same thing, with the same default, wherever it appears.

@@ -1,7 +1,7 @@
 """Convolution arithmetic and cost models: the survey article's analysis as an API.
 
 Everything here works on *shapes*, never on data, and goes through the same argument
-validation the kernels use (``cconv._api`` / ``cconv._functions.describe``), so the numbers
+validation the kernels use (``cconv._geometry`` / ``cconv._functions.describe``), so the numbers
 describe exactly what the functions compute:
 
 * :func:`output_size`, :func:`transposed_output_size`: one spatial dimension's size.
@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-from . import _api, _registry
+from . import _geometry, _registry
 
 __all__ = [
     "output_size", "transposed_output_size", "output_shape", "stages", "cost", "stage_costs",
@@ -41,7 +41,7 @@ FUNCTIONS = _registry.NAMES
 # --------------------------------------------------------------------------- validation helpers
 
 def _int(name, v, minimum):
-    if not _api._is_int(v):
+    if not _geometry._is_int(v):
         raise TypeError(f"{name} must be an int, got {v!r}")
     v = int(v)
     if v < minimum:
@@ -51,7 +51,7 @@ def _int(name, v, minimum):
 
 def _pad_pair(padding):
     """int (per side) or (before, after) -> (before, after), both >= 0."""
-    if _api._is_int(padding):
+    if _geometry._is_int(padding):
         p = _int("padding", padding, 0)
         return p, p
     try:
@@ -67,7 +67,7 @@ def output_size(i, k, stride=1, padding=0, dilation=1):
     """Output length of a convolution along one dimension.
 
     ``o = floor((i + p_before + p_after - d(k - 1) - 1) / s) + 1`` (Dumoulin & Visin), the
-    formula the kernels use (``cconv._api.output_size``).
+    formula the kernels use (``cconv._geometry.output_size``).
 
     Parameters
     ----------
@@ -119,12 +119,12 @@ def output_size(i, k, stride=1, padding=0, dilation=1):
         if mode == "valid":
             padding = (0, 0)
         elif mode == "same":
-            padding = _api.same_padding(i, k, stride, dilation)
+            padding = _geometry.same_padding(i, k, stride, dilation)
         else:
             raise ValueError(f"padding must be an int, a (before, after) pair, 'valid' or 'same', "
                              f"got {padding!r}")
     pb, pa = _pad_pair(padding)
-    o = _api.output_size(i, k, stride, (pb, pa), dilation)
+    o = _geometry.output_size(i, k, stride, (pb, pa), dilation)
     if o < 1:
         raise ValueError(f"kernel {k} with dilation {dilation} (span {dilation * (k - 1) + 1}) is "
                          f"larger than the padded input {i + pb + pa}")
@@ -135,7 +135,7 @@ def transposed_output_size(i, k, stride=1, padding=0, output_padding=0, dilation
     """Output length of a transposed convolution along one dimension.
 
     ``o' = s(i' - 1) + a + d(k - 1) + 1 - p_before - p_after``, the formula the kernels use
-    (``cconv._api.transposed_output_size``).
+    (``cconv._geometry.transposed_output_size``).
 
     Parameters
     ----------
@@ -188,7 +188,7 @@ def transposed_output_size(i, k, stride=1, padding=0, output_padding=0, dilation
         raise ValueError(f"output_padding {output_padding} must be smaller than stride {stride} "
                          f"or dilation {dilation}")
     pb, pa = _pad_pair(padding)
-    o = _api.transposed_output_size(i, k, stride, (pb, pa), output_padding, dilation)
+    o = _geometry.transposed_output_size(i, k, stride, (pb, pa), output_padding, dilation)
     if o < 1:
         raise ValueError(f"padding {padding!r} leaves no output (size {o}) for input {i}, "
                          f"kernel {k}, stride {stride}, dilation {dilation}")
@@ -230,14 +230,14 @@ def _resolve(fn, x_shape, args, kwargs):
     name, x_shape, weights, rest, bias = _bind(fn, x_shape, args, kwargs)
     unbatched = _registry.get(name).batched_ndim(x_shape, rest.get("layout")) != len(x_shape)
     sts = _registry.describe(name, (1,) * unbatched + x_shape, *weights, **rest)
-    convs = [i for i, st in enumerate(sts) if not isinstance(st, _api.ShuffleStage)]
+    convs = [i for i, st in enumerate(sts) if not isinstance(st, _geometry.ShuffleStage)]
     if not convs or not _bias_present(bias, sts[convs[-1]].out_channels):
         return sts, None, unbatched
     return sts, convs[-1], unbatched
 
 
 def stages(fn, x_shape, *weight_shapes, **conv_kwargs):
-    """The validated stages (``cconv._api.Geometry`` or ``ShuffleStage``) that ``fn`` runs for
+    """The validated stages (``cconv._geometry.Geometry`` or ``ShuffleStage``) that ``fn`` runs for
     these argument shapes: the same arguments as the function, arrays or their shapes.
 
     Composite functions run several convolutions: ``separable_conv2d`` is a depthwise then a
@@ -478,7 +478,7 @@ def _transposed_additions(g):
 
 
 def _stage_cost(st, bias, itemsize):
-    if isinstance(st, _api.ShuffleStage):
+    if isinstance(st, _geometry.ShuffleStage):
         n = _prod(st.shape)
         return Cost(0, 0, 0, st.shape, 2 * n * itemsize)
     outputs = _prod(st.out_shape)
@@ -510,7 +510,7 @@ def _bias_present(bias, out_channels):
             items = tuple(bias)
         except TypeError:
             raise TypeError(f"bias must be None, a bool, an array or its shape, got {bias!r}") from None
-        shape = items if all(_api._is_int(v) for v in items) else np.shape(items)
+        shape = items if all(_geometry._is_int(v) for v in items) else np.shape(items)
     if tuple(shape) != (out_channels,):
         raise ValueError(f"bias must have shape ({out_channels},) to match the output channels, "
                          f"got shape {tuple(shape)}")
@@ -518,7 +518,7 @@ def _bias_present(bias, out_channels):
 
 
 def _itemsize(itemsize):
-    if _api._is_int(itemsize):
+    if _geometry._is_int(itemsize):
         return _int("itemsize", itemsize, 1)
     return np.dtype(itemsize).itemsize
 
@@ -661,7 +661,7 @@ def cost(fn, x_shape, *weight_shapes, itemsize=4, **conv_kwargs):
 
 def _per_dim(name, v, minimum):
     """int -> (v,), sequence -> tuple; each >= minimum."""
-    if _api._is_int(v):
+    if _geometry._is_int(v):
         return (_int(name, v, minimum),)
     try:
         items = tuple(v)
@@ -731,7 +731,7 @@ def receptive_field(layers):
         raise TypeError(f"layers must be a sequence of (kernel, stride, dilation), got {layers!r}") from None
     parsed, any_tuple = [], False
     for n, layer in enumerate(layers):
-        if _api._is_int(layer):
+        if _geometry._is_int(layer):
             layer = (layer,)
         try:
             layer = tuple(layer)
@@ -739,7 +739,7 @@ def receptive_field(layers):
             raise TypeError(f"layer {n} must be (kernel, stride, dilation), got {layer!r}") from None
         if not 1 <= len(layer) <= 3:
             raise ValueError(f"layer {n} must be (kernel, stride, dilation), got {layer!r}")
-        any_tuple |= any(not _api._is_int(v) for v in layer)
+        any_tuple |= any(not _geometry._is_int(v) for v in layer)
         k, s, d = layer + (1,) * (3 - len(layer))
         parsed += [_per_dim(f"layer {n} kernel", k, 1), _per_dim(f"layer {n} stride", s, 1),
                    _per_dim(f"layer {n} dilation", d, 1)]
@@ -846,10 +846,10 @@ def overlap_pattern(input_size, kernel, stride=1, padding=0, output_padding=0, d
     """
     size = _per_dim("input_size", input_size, 1)
     nd = len(size)
-    if nd not in _api.LAYOUTS:
+    if nd not in _geometry.LAYOUTS:
         raise ValueError(f"input_size must have 1 to 3 dimensions, got {input_size!r}")
-    k = _api.int_tuple("kernel", kernel, nd, 1)
-    g = _api.conv_geometry(nd, (1, 1, *size), (1, 1, *k), stride, padding, dilation,
+    k = _geometry.int_tuple("kernel", kernel, nd, 1)
+    g = _geometry.conv_geometry(nd, (1, 1, *size), (1, 1, *k), stride, padding, dilation,
                            transposed=True, output_padding=output_padding,
                            x_name="input", w_name="kernel")
     out = np.ones((), dtype=np.int64)

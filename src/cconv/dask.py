@@ -60,7 +60,7 @@ import dask.array as da
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _api, _core, _functions, _registry
+from . import _geometry, _core, _functions, _registry
 
 
 # ------------------------------------------------------------------ settings inside tasks
@@ -72,21 +72,21 @@ def _task_settings(isa, threads, lossy=None):
     if threads == "auto":
         threads = None if threading.current_thread() is threading.main_thread() else 1
     isa_token = _core.isa_override.set(isa)
-    lossy_token = _api.lossy_override.set(lossy)
+    lossy_token = _geometry.lossy_override.set(lossy)
     threads_token = None if threads is None else _core.threads_override.set(threads)
     try:
         yield
     finally:
         if threads_token is not None:
             _core.threads_override.reset(threads_token)
-        _api.lossy_override.reset(lossy_token)
+        _geometry.lossy_override.reset(lossy_token)
         _core.isa_override.reset(isa_token)
 
 
 def _check_threads(threads):
     if threads is None or threads == "auto":
         return threads
-    if not _api._is_int(threads) or threads < 1:
+    if not _geometry._is_int(threads) or threads < 1:
         raise ValueError(f"threads must be 'auto', None or a positive int, got {threads!r}")
     return int(threads)
 
@@ -120,7 +120,7 @@ class _Operand:
             self.key = (a.name,) + (0,) * a.ndim
         else:
             # a copy: the graph is lazy, and a caller may reuse its weight buffer meanwhile
-            a = np.array(_api.as_array(name, a))
+            a = np.array(_geometry.as_array(name, a))
             self.collection = None
             self.key = f"cconv-{name}-{tokenize(a)}"
             self.graph = {self.key: a}
@@ -420,7 +420,7 @@ def _axis_params(stages, nd):
         else:
             span, s, pb, pa, mode = 1, 1, 0, 0, "zeros"
         n_in, n_out = stages[0].in_size[a], stages[-1].out_size[a]
-        if _api.output_size(n_in, span, s, (pb, pa)) != n_out:  # pragma: no cover
+        if _geometry.output_size(n_in, span, s, (pb, pa)) != n_out:  # pragma: no cover
             raise AssertionError("cconv.dask: inconsistent stage sizes")
         params.append((span, s, pb, n_out, mode))
     return params
@@ -448,8 +448,8 @@ def _forward(op, x, args, threads):
     if op.transposed:
         call_kwargs.update(padding=0, output_padding=0)
     stages = _registry.describe(op.name, x.shape, *[w.shape for w in weights], **describe_kwargs)
-    _api.check_bias(None if bias is None else bias.proxy(), stages[-1].out_channels)
-    out_dtype = _api.result_dtype(x, *[w.proxy() for w in weights],
+    _geometry.check_bias(None if bias is None else bias.proxy(), stages[-1].out_channels)
+    out_dtype = _geometry.result_dtype(x, *[w.proxy() for w in weights],
                                   None if bias is None else bias.proxy())
     first = stages[0]
     if first.transposed:
@@ -459,12 +459,12 @@ def _forward(op, x, args, threads):
     else:
         params = _axis_params(stages, first.nd)
     if "algorithm" in call_kwargs:  # a disallowed algorithm fails here, not in every task
-        _api.effective_algorithm(call_kwargs["algorithm"])
+        _geometry.effective_algorithm(call_kwargs["algorithm"])
     token = (op.name, sorted(describe_kwargs.items(), key=lambda kv: kv[0]),
              sorted(call_kwargs.items(), key=lambda kv: kv[0]))
     return _build(op.name, op.function, x, weights, bias, first.channels_last,
                   params, call_kwargs, stages[-1].out_channels, out_dtype, first.transposed,
-                  _core.isa_override.get(), _api.lossy_override.get(), threads, repr(token))
+                  _core.isa_override.get(), _geometry.lossy_override.get(), threads, repr(token))
 
 
 def _shuffle_block(block, groups, layout, threads):

@@ -97,8 +97,8 @@ import inspect
 
 import numpy as np
 
-from . import _api
-from ._api import as_array, conv_geometry, result_dtype
+from . import _geometry
+from ._geometry import as_array, conv_geometry, result_dtype
 from ._core import weight_grad_into as _weight_grad_into
 from ._functions import (
     channel_shuffle as _channel_shuffle, depthwise_stages, flattened_stages,
@@ -124,7 +124,7 @@ def __dir__():
 # ------------------------------------------------------------------ small helpers
 
 def _layout_name(nd, last):
-    return _api.LAYOUTS[nd][1 if last else 0]
+    return _geometry.LAYOUTS[nd][1 if last else 0]
 
 
 def _to_cf(a, last):
@@ -157,7 +157,7 @@ def _check_grad_output(g, shape, name="grad_output"):
 
 
 def _shape_arg(name, shape):
-    return _api.shape_tuple(name, shape)
+    return _geometry.shape_tuple(name, shape)
 
 
 def _fold(a, axis, size, before, after, mode):
@@ -302,8 +302,8 @@ def _input_grad(geom, w, g, dtype):
 
 def _weight_grad(geom, x, g, dtype):
     """dL/dw for the forward convolution `geom` (not transposed); x and g in geom's layout."""
-    out = _api.output_array(None, geom.weight_shape, dtype, ())[0]
-    return _weight_grad_into(geom.desc(), _api.contiguous(x, dtype), _api.contiguous(g, dtype), out)
+    out = _geometry.output_array(None, geom.weight_shape, dtype, ())[0]
+    return _weight_grad_into(geom.desc(), _geometry.contiguous(x, dtype), _geometry.contiguous(g, dtype), out)
 
 
 # ------------------------------------------------------------------ public: plain convolutions
@@ -742,7 +742,7 @@ def bias(grad_output, *, layout=None):
     g = as_array("grad_output", grad_output)
     if g.ndim not in (3, 4, 5):
         raise ValueError(f"grad_output must be 3-D to 5-D (N, C, *spatial), got shape {g.shape}")
-    last = _api.channels_last(layout, g.ndim - 2)
+    last = _geometry.channels_last(layout, g.ndim - 2)
     axes = tuple(a for a in range(g.ndim) if a != (g.ndim - 1 if last else 1))
     dtype = result_dtype(g)
     return np.asarray(g.sum(axis=axes, dtype=dtype), dtype)

@@ -271,7 +271,7 @@ def _conv_case(c, nd, transposed, plan=False):
     if not plan:
         # a guess at the output shape, so out= is often right (the oracle does not rely on it)
         try:
-            g_ = cconv._api.conv_geometry(nd, np.shape(x), np.shape(w), stride, padding, dilation, groups,
+            g_ = cconv._geometry.conv_geometry(nd, np.shape(x), np.shape(w), stride, padding, dilation, groups,
                                           padding_mode=mode if not transposed else "zeros", layout=layout,
                                           transposed=transposed, output_padding=outpad)
             out = c.out(g_.out_shape, y_dtype or np.float64, (x, w, bias))
