@@ -245,13 +245,13 @@ static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int6
             T *dst = wp + (g * p->nblk + cb) * p->kmax * ps->ntaps * NR + k0 * ps->ntaps * bnr;    \
             if (ident) {                                                                           \
                 /* Forward, every tap in order: row j of this unit's source is one contiguous     \
-                 * run of kn*ksz values, (k, t) in order; 4 rows x 4 values at a time through a    \
-                 * register transpose (the element loop below, one value per row, made packing    \
-                 * ~40% of a one-shot batch-1 call of 256 -> 256 channels at 14x14). */            \
+                 * run of kn*ksz values, (k, t) in order; 4 rows x 4 values at a time through a   \
+                 * register transpose (the element loop below, one value per row, made packing a  \
+                 * large part of a one-shot batch-1 call; docs/perf-notes.md). */                 \
                 const int64_t L = kn * ksz, rs = cig * ksz;                                        \
                 int64_t j0 = 0;                                                                    \
                 /* 16 rows at a time: each (k, t) then gets 16 contiguous values at once (a 64-byte \
-                 * line for float), not 4 at four different times (measured 4x the stores' cost) */\
+                 * line for float), not 4 at four different times (dearer stores, docs/perf-notes.md) */ \
                 for (; j0 + 16 <= ncol; j0 += 16) {                                                \
                     const T *src = w + ((g * cog + cb * NR + j0) * cig + k0) * ksz;                \
                     int64_t e = 0, kk = 0, t = 0;                                                  \
@@ -396,7 +396,7 @@ static void gemm_band_geometry(const cconv_plan *p, const pass_t *ps, gemm_band 
     int64_t cap = (Q1 + bands_wanted - 1) / bands_wanted;
     /* But bands of >= GEMM_MIN_BAND_PIX outputs where channel blocks can be split instead: a job
      * streams its blocks' weights through the cache once per band, and one-row bands of a 14x14
-     * image (batch 1) used each weight for 14 outputs only (L3-bound, ~15% slower). */
+     * image (batch 1) used each weight for 14 outputs only (L3-bound, slower: docs/perf-notes.md). */
     if (p->nblocks > 1 && cap * b->WS < GEMM_MIN_BAND_PIX) {
         cap = min64(Q1, (GEMM_MIN_BAND_PIX + b->WS - 1) / b->WS);
         cap = (Q1 + (Q1 + cap - 1) / cap - 1) / ((Q1 + cap - 1) / cap); /* even bands */
@@ -463,9 +463,9 @@ static void set_gemm_tile(cconv_plan *p, cconv_tile_kernel t)
 }
 
 /* Register-tile slots (pixels x channels, computed or wasted) a plan runs, over its speed:
- * every job runs ceil(npix / MR) tiles per channel block. Relative speeds measured in the
- * driver on Zen 4 (2026-12-03): the 3-vector wide tile ~5% faster than the 2-vector mid one,
- * the narrow one ~13% slower. */
+ * every job runs ceil(npix / MR) tiles per channel block. Relative speeds, from measurements in
+ * the driver (docs/perf-notes.md): the 2-vector mid tile 0.95 of the 3-vector wide one, the
+ * narrow one 0.87. */
 static double gemm_tile_cost(const cconv_plan *p)
 {
     const cconv_isa_table *isa = p->isa;
@@ -493,7 +493,7 @@ static double gemm_tile_cost(const cconv_plan *p)
 
 /* Where the wide tile is wider than the mid one, keep whichever wastes less: jobs of 14x14-pixel
  * rows, say, fill 14-pixel mid tiles exactly but leave 2 of 16 slots empty in 8-pixel wide
- * ones (measured 9% slower). */
+ * ones (measured slower, docs/perf-notes.md). */
 static void choose_gemm_tile(cconv_plan *p)
 {
     const int dt = p->d.dtype == CCONV_FLOAT64;
@@ -528,20 +528,16 @@ typedef struct {
 
 #define WINO_BYTES (512 * 1024)
 /* Below this many tiles fitting a job's buffers, streaming U (4x the direct weights) past them
- * costs more than the multiplications saved (measured on Zen 3: float64 256->256 channels, 3
- * tiles per job, runs 0.88x the GEMM path; float32 at 7 tiles, 1.3x) -- unless the jobs need not
- * split the output channels (nch == 1: enough images and bands), so each tile is transformed once
- * and its V serves every cout block: on Zen 4, float64 256->256 28x28 N8 (3.6 fit) ran 1.73x,
- * 512->512 14x14 N8 1.61x, 3-D 128->128 3x3x3 2.4x, while the batch-1 14x14 ones that split the
- * channels ran 0.86-0.99x (docs/winograd.md). Those jobs save less a tile (U streams from L3:
- * 0.7 ns a filter per tile at 512->512 14x14, against ~1.7 at 256->256 28x28), so the filter
- * transform needs twice WINO_MIN_CALL_TILES in the call to pay off (512->512 14x14 N8 has 128:
- * one-shot 0.65x the GEMM path). */
+ * costs more than the multiplications saved -- unless the jobs need not split the output
+ * channels (nch == 1: enough images and bands), so each tile is transformed once and its V
+ * serves every cout block. Jobs that split the channels save less a tile (U streams from L3), so
+ * the filter transform needs twice WINO_MIN_CALL_TILES in the call to pay off
+ * (docs/perf-notes.md, docs/winograd.md). */
 #define WINO_MIN_TILES 6
 #define WINO_MIN_CALL_TILES 128
 /* Outputs over the tiles' 16 each: a phase's few rows (large dilation on a small image: d6 on
- * 33x33 gives 6 per phase, 2 tiles of 4) waste most of the last tile; at 0.44-0.47 used
- * (d6 33x33, d8 65x65, d12 32x32, 128-256 channels) Winograd ran 0.8-1.1x the GEMM path. */
+ * 33x33 gives 6 per phase, 2 tiles of 4) waste most of the last tile; under half used, Winograd
+ * did not clearly beat the GEMM path (docs/perf-notes.md). */
 #define WINO_MIN_USE 0.5
 
 static void wino_geometry(const cconv_plan *p, wino_geom *g)
@@ -638,9 +634,9 @@ static cconv_algorithm choose_algorithm(const cconv_conv_desc *d, const cconv_is
         wino_geom g;
         wino_geometry(&probe, &g);
         /* (Images of a few tiles, 14x14 outputs, still gain: U then streams from L3 per tile row.)
-         * The filter transform (70-130 ns a filter, mostly writing U) must pay for itself within
-         * one call too: it saves ~2 ns a filter per tile, so ask for WINO_MIN_CALL_TILES tiles in
-         * the call. The scan of the filters for Inf/NaN comes last: it reads them all. */
+         * The filter transform (mostly writing U) must pay for itself within one call too: it
+         * costs what dozens of tiles save (docs/perf-notes.md), so ask for WINO_MIN_CALL_TILES
+         * tiles in the call. The scan of the filters for Inf/NaN comes last: it reads them all. */
         const double tile_outputs = 16.0 * (double)(g.th * g.tw * g.dh * g.dw);
         const int64_t call_tiles = d->batch * d->out_size[0] * g.th * g.tw * g.dh * g.dw;
         const int few_fit = g.fit < WINO_MIN_TILES;
@@ -702,8 +698,8 @@ static cconv_status plan_winograd(cconv_plan *p, const void *weight)
     enum { KB = 16 };
     const size_t xs = (size_t)(p->nblk * K * NR); /* U's stride between the 36 xi */
     /* Units (cout block, KB channels) write disjoint parts of U, so they run on all threads
-     * (a one-shot call pays for the transform: ~100 ns a filter, 0.13 ms of a 0.75 ms batch-1
-     * 64->64 56x56 call) when there are enough filters to share. */
+     * (a one-shot call pays for the transform, a sizeable part of a batch-1 call:
+     * docs/perf-notes.md) when there are enough filters to share. */
     const int64_t nkb = (K + KB - 1) / KB, units = p->nblk * nkb;
     const int nt = Co * K >= 4096 ? cconv_threads() : 1;
     int failed = 0;
@@ -1067,7 +1063,8 @@ cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
 
 /* The weight gradient's tile for cog output channels a group: the narrow one when it holds them,
  * else whichever of the wide and mid ones computes fewer padded columns for its speed (6x4 ran
- * ~7% faster than 14x2 on Zen 4, so C_out 64 takes one 64-wide block, 32 one 32-wide one). */
+ * faster than 14x2, docs/perf-notes.md: the mid tile's columns count 7% more, so C_out 64 takes
+ * one 64-wide block, 32 one 32-wide one). */
 static const cconv_gw_tile_kernel *gw_tile(const cconv_isa_table *isa, int dt, int64_t cog)
 {
     const cconv_gw_tile_kernel *w = &isa->gw_wide[dt], *m = &isa->gw_mid[dt];
@@ -1089,9 +1086,8 @@ static double gw_slots(const cconv_isa_table *isa, int dt, int64_t rows, int64_t
  * x[p][ci] is symmetric in x and grad_output: with them exchanged, the output channels become the
  * tile's rows and C_in its columns. Taken where that pads clearly less (C_out 24 on 14x2 tiles uses
  * 24 of 32 columns; as rows, 24 of 24): also the band transposes the smaller of the two tensors.
- * 2 threads, Zen 4, 2026-12-04, ms direct -> exchanged: N8 56x56 144->24 2.86 -> 2.22, 128->24
- * 2.55 -> 1.45, 28x28 240->40 1.42 -> 1.09; not taken (slots within 8%): 256->64 56x56 (7.0 vs 8.0
- * exchanged), 576->96 14x14 (1.38 vs 1.49), 96->16 112x112 (6.15 vs 5.83). */
+ * Not taken where the slots are within 8%: there the exchange did not win consistently
+ * (docs/perf-notes.md). */
 static int gw_swap_roles(const cconv_conv_desc *d, const cconv_isa_table *isa)
 {
     if (!d->channels_last || d->groups != 1) return 0;
@@ -1269,7 +1265,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
      * Jobs run on all threads (each serial inside) when there are >= 4 a thread, bands made
      * smaller for it only while the halo the 1x1 recomputes stays <= 1/4 of a band; else one
      * whole image at a time, each step on all threads (batch 1: small steps in a band of rows
-     * measured 2-3x slower; the image's intermediate, C x H x W, then stays in L2 or L3). */
+     * were slower, docs/perf-notes.md; the image's intermediate, C x H x W, then stays in L2 or L3). */
     int64_t OB = 1;
     while (OB < OH && (OB * sh + span) * (Ci + C) * W * es <= FLAT_BAND_BYTES) OB++;
     const int64_t want = 4 * (int64_t)cconv_threads(), halo = span > sh ? span - sh : 0;
@@ -1278,7 +1274,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     int outer = N * ((OH + ob - 1) / ob) >= want;
     OB = outer ? ob : OH;
     /* Whole images per job when they are about as small as a band and there are >= 2 a thread:
-     * the 1x1 then recomputes no halo rows (2 of 16 rows cost 128->128 channels 28x28 ~15%). */
+     * the 1x1 then recomputes no halo rows (docs/perf-notes.md). */
     if (N >= 2 * (int64_t)cconv_threads() && H * (Ci + C) * W * es <= 2 * FLAT_BAND_BYTES) {
         OB = OH;
         outer = 1;

@@ -33,8 +33,8 @@ cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t
         }
     } else {
         /* Each pixel's channel vector is transposed as a (groups, cpg) matrix: 4 groups x 4
-         * channels at a time through registers (2 x 4 for 2 groups; an element loop ran at a
-         * quarter to half of torch's speed), the groups and channels past multiples of 4
+         * channels at a time through registers (2 x 4 for 2 groups; an element loop was well
+         * behind torch, docs/perf-notes.md), the groups and channels past multiples of 4
          * element by element. */
         const int64_t g4 = groups / 4 * 4, j4 = cpg / 4 * 4;
 #define SHUFFLE_CL(T, SFX)                                                                         \

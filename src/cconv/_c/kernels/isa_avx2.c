@@ -1,6 +1,6 @@
 /* AVX2 + FMA kernels (compiled with -mavx2 -mfma only for this file). 16 ymm registers:
- * wide tile 6x2 vectors = 12 accumulators (also the mid tile), narrow 12x1. On Zen 4
- * (2026-12-03, L1-resident) 6x2 ran at 113-115 GFLOP/s a core, 4x3 at 109, 5x2 at 92-95. */
+ * wide tile 6x2 vectors = 12 accumulators (also the mid tile), narrow 12x1: 6x2 was the fastest
+ * of the shapes measured on L1-resident data (docs/perf-notes.md). */
 #define VBYTES 32
 #define WIDE_MR 6
 #define WIDE_NV 2
