@@ -612,8 +612,19 @@ static void run_channel_shuffle(src_t *s)
         }
         return;
     }
+    int64_t nc, elems;
+    if (__builtin_mul_overflow(N, C, &nc) || __builtin_mul_overflow(nc, S, &elems)) {
+        /* (N * C past int64 with S == 0: the library refuses the sizes, or it has nothing to do) */
+        const cconv_status st = cconv_channel_shuffle((cconv_dtype)dt_raw, cl, N, C, S, g, dummy, dummy);
+        if (st != CCONV_ERR_OVERFLOW && !(st == CCONV_OK && S == 0)) abort();
+        return;
+    }
+    if (elems == 0) {
+        if (cconv_channel_shuffle((cconv_dtype)dt_raw, cl, N, C, S, g, dummy, dummy) != CCONV_OK) abort();
+        return;
+    }
     buf_t x;
-    if (!buf_new(&x, N * C * S, f64, 0)) return;
+    if (!buf_new(&x, elems, f64, 0)) return;
     void *y = malloc((size_t)(x.n ? x.n : 1) * (f64 ? 8 : 4));
     if (!y) abort();
     cconv_set_num_threads(1 + (int)(u8(s) & 1));
