@@ -19,8 +19,9 @@ KERNELS=$(python3 - <<'EOF'
 import ast, platform, re
 src = open("setup.py").read()
 x86 = platform.machine().lower() in ("x86_64", "amd64")
+print("src/cconv/_c/kernels/isa_generic.c|")  # every target; no flags of its own
 for m in re.finditer(r'"(isa_\w+\.c)"\)\]?\s*[:=]\s*(\[[^\]]*\])', src):
-    if x86 or m.group(1) == "isa_generic.c":
+    if x86 and m.group(1) != "isa_generic.c":
         print(f"src/cconv/_c/kernels/{m.group(1)}|{','.join(ast.literal_eval(m.group(2)))}")
 EOF
 )

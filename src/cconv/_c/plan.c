@@ -820,12 +820,12 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
     /* A transposed convolution's phases (and its forward Winograd form) read zero padding where
      * the scatter definition has no term at all: harmless for finite filters (0 * w = 0), but an
      * Inf or NaN filter would put NaN at outputs it never reaches (output_padding, borders). Such
-     * filters run the reference algorithm, which sums exactly the definition's terms. */
+     * filters run the reference algorithm, which sums exactly the definition's terms: decided
+     * here for an explicit Winograd (which reads every filter anyway), after packing for GEMM
+     * (wfinite, below; auto never picks Winograd for non-finite filters). */
     cconv_conv_desc f;
     cconv_algorithm req = d->algorithm;
-    if (d->transposed &&
-        (req == CCONV_ALGO_AUTO || req == CCONV_ALGO_EXACT || req == CCONV_ALGO_GEMM ||
-         (req == CCONV_ALGO_WINOGRAD && transposed_as_winograd(d, &f))) &&
+    if (req == CCONV_ALGO_WINOGRAD && transposed_as_winograd(d, &f) &&
         !all_finite(weight, (int64_t)(filter_bytes / es), d->dtype))
         req = CCONV_ALGO_REFERENCE;
     /* (auto's choice reads the filters only to check them for Inf/NaN: any order will do) */
@@ -994,6 +994,12 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
         if (!cconv_mul(ws, cconv_threads(), &ws) || !cconv_add(ws, Co * (int64_t)es, &ws)) goto overflow;
         p->workspace_bytes = ws;
         (void)padded_elems;
+    }
+    if (d->transposed && p->algo == CCONV_ALGO_GEMM && !p->wfinite) { /* (see above) */
+        cconv_conv_desc r = *desc;
+        r.algorithm = CCONV_ALGO_REFERENCE;
+        cconv_plan_destroy(p);
+        return create_plan(&r, weight, bias, one_group_blocks, out);
     }
     *out = p;
     return CCONV_OK;
