@@ -1069,12 +1069,24 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
                               padding_mode)
     cout = ch.shape[0]
     inputs = (x, ch, v, h, bias)
-    # The fused pass multiplies vertical * horizontal before it meets the data; with an Inf or NaN
-    # about, that moves NaNs (Inf * 0 in the product, not in the stages), so such calls run the
-    # stages. A sum is finite iff every element is, bar overflow (which just takes the stages too).
-    if not fused or algorithm not in _CHOOSING or not all(np.isfinite(np.sum(a)) for a in (x, ch, v, h) if a.size):
-        weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
+    weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
+    if not fused or algorithm not in _CHOOSING:
         return _run_stages(stages, x, weights, bias, out, inputs, algorithm)
+    y = _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_mode, layout)
+    # The fused pass multiplies vertical * horizontal before it meets the data: with an Inf or NaN
+    # about, that can move NaNs (Inf * 0 inside the product, not in the stages), so such results
+    # are redone by the stages. A finite fused result implies finite filters and finite values
+    # read, where both agree; its sum is finite iff every element is, bar overflow (which just
+    # redoes the call too). Checked on the output, which exists, not on x (maybe a huge view).
+    if y.size and not np.isfinite(np.sum(y)):
+        return _run_stages(stages, x, weights, bias, y, inputs, algorithm)
+    return y
+
+
+def _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_mode, layout):
+    """flattened_conv2d's fused paths: the 1x1, then one depthwise pass with the kh x kw filters
+    vertical[o, i] * horizontal[o, j]."""
+    cout = ch.shape[0]
     dtype = result_dtype(*inputs)
     vert, horz = stages[1], stages[2]
     dw = conv_geometry(2, stages[0].out_shape, (cout, 1, v.shape[1], h.shape[1]),
