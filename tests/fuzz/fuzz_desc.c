@@ -289,10 +289,11 @@ static int64_t w_elems(const cconv_conv_desc *d)
                           : d->out_channels * (d->in_channels / d->groups)) * prod3(d->kernel);
 }
 
-/* An algorithm named explicitly may decline; auto, GEMM and the reference take every valid one. */
+/* An algorithm named explicitly may decline; auto, GEMM and the reference take every valid one
+ * (or find that its buffers cannot be allocated, or their sizes not even computed in int64). */
 static void expect_created(const cconv_conv_desc *d, cconv_status st)
 {
-    if (st == CCONV_OK || st == CCONV_ERR_NOMEM) return;
+    if (st == CCONV_OK || st == CCONV_ERR_NOMEM || st == CCONV_ERR_OVERFLOW) return;
     if (st == CCONV_ERR_UNSUPPORTED && d->algorithm != CCONV_ALGO_AUTO && d->algorithm != CCONV_ALGO_GEMM &&
         d->algorithm != CCONV_ALGO_REFERENCE)
         return;

@@ -871,6 +871,10 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
         const int64_t Hp = p->padded[1], Wp = p->padded[2];
         const int dt = d->dtype == CCONV_FLOAT64;
         const int64_t C = (p->algo != CCONV_ALGO_GEMM && !d->channels_last) ? 1 : Ci;
+        int64_t span; /* every tap offset below is less than this: checked before they are made */
+        if (!cconv_mul(p->padded[0], Hp, &padded_elems) || !cconv_mul(padded_elems, Wp, &padded_elems) ||
+            !cconv_mul(padded_elems, C, &span))
+            goto phases_overflow;
         if (p->algo == CCONV_ALGO_GEMM) {
             p->wmerge = 1;
             if (!d->transposed && G == 1 && Ci < 32 && d->dilation[2] == 1 && d->kernel[2] > 1)
@@ -906,8 +910,6 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
                                 ps->tap_k[t] = (f[0]->k[a] * d->kernel[1] + f[1]->k[b]) * d->kernel[2] + f[2]->k[c];
                             }
                 }
-        if (!cconv_mul(p->padded[0], Hp, &padded_elems) || !cconv_mul(padded_elems, Wp, &padded_elems))
-            goto phases_overflow;
     }
     free_phases(ph, nph);
     if (p->algo == CCONV_ALGO_GEMM) choose_gemm_tile(p);
