@@ -3,6 +3,7 @@ random chunkings (chunks smaller than the halo included), every padding form, bo
 graph holds each weight once; threads inside tasks; a distributed LocalCluster run; and a volume
 larger than the workers' memory limit."""
 import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -499,9 +500,21 @@ def test_threads_auto_restores_unpinned_setting():
 MEMORY_LIMIT = 200 * 2**20
 
 
+# Cluster results are awaited at most this long: a worker killed for its memory limit makes the
+# scheduler retry forever instead of failing.
+CLUSTER_TIMEOUT = 300
+
+
+def _result(client, *collections):
+    return [f.result(timeout=CLUSTER_TIMEOUT) for f in client.compute(list(collections))]
+
+
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
+    if "asan" in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("under AddressSanitizer (tools/sanitize.sh) a worker's shadow memory counts "
+                    "against the 200 MiB worker memory limit these tests are about")
     try:
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                            memory_limit=MEMORY_LIMIT, dashboard_address=None,
@@ -526,16 +539,16 @@ def test_local_cluster_matches_in_memory(client):
             # tiny chunks make thousands of tasks: once is enough here (test_matches_in_memory
             # covers them on the local schedulers)
             y = _call(cd, name, chunked(x, rng, tiny=i == 0), ws, None, kwargs)
-            np.testing.assert_allclose(y.compute(), ref, **tol(np.float64))
+            np.testing.assert_allclose(_result(client, y)[0], ref, **tol(np.float64))
         # the weight travels as one graph node, scattered weights work too
         x = arr(rng, (2, 3, 20, 20), np.float32)
         w = arr(rng, (4, 3, 3, 3), np.float32)
         [fw] = client.scatter([w], broadcast=True)
         wd = da.from_delayed(fw, w.shape, w.dtype)
         y = cd.conv2d(chunked(x, rng), wd, padding="same", padding_mode="reflect")
-        np.testing.assert_allclose(y.compute(), cconv.conv2d(x, w, padding="same",
+        np.testing.assert_allclose(_result(client, y)[0], cconv.conv2d(x, w, padding="same",
                                                             padding_mode="reflect"), **tol(np.float32))
-        threads = client.submit(_threads_in_task, pure=False).result()
+        threads = client.submit(_threads_in_task, pure=False).result(timeout=CLUSTER_TIMEOUT)
         assert threads == 1
 
 
@@ -560,7 +573,7 @@ def test_volume_larger_than_worker_memory(client):
     # a window across chunk borders on every axis, and its input with the halo
     window = (slice(None), slice(None), slice(45, 60), slice(120, 136), slice(250, 262))
     region = x[:, :, 44:61, 119:137, 249:263]
-    mean, ymax, part, xpart = dask.compute(y.mean(), y.max(), y[window], region, scheduler=client)
+    mean, ymax, part, xpart = _result(client, y.mean(), y.max(), y[window], region)
     assert abs(float(mean) - 0.5) < 1e-3 and 0.5 < float(ymax) < 1.0
     np.testing.assert_allclose(part, cconv.conv3d(xpart, w), rtol=1e-5, atol=1e-6)
     # no worker died or was restarted, and none went over its limit
