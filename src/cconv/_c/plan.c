@@ -822,7 +822,7 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
      * Inf or NaN filter would put NaN at outputs it never reaches (output_padding, borders). Such
      * filters run the reference algorithm, which sums exactly the definition's terms: decided
      * here for an explicit Winograd (which reads every filter anyway), after packing for GEMM
-     * (wfinite, below; auto never picks Winograd for non-finite filters). */
+     * (below; auto never picks Winograd for non-finite filters). */
     cconv_conv_desc f;
     cconv_algorithm req = d->algorithm;
     if (req == CCONV_ALGO_WINOGRAD && transposed_as_winograd(d, &f) &&
@@ -997,7 +997,9 @@ static cconv_status create_plan(const cconv_conv_desc *desc, const void *weight,
         p->workspace_bytes = ws;
         (void)padded_elems;
     }
-    if (d->transposed && p->algo == CCONV_ALGO_GEMM && !p->wfinite) { /* (see above) */
+    /* (see above; the filters as given, after packing has read them all: not wfinite, which also
+     * sees the packed buffer's padding) */
+    if (d->transposed && p->algo == CCONV_ALGO_GEMM && !all_finite(weight, (int64_t)(filter_bytes / es), d->dtype)) {
         cconv_conv_desc r = *desc;
         r.algorithm = CCONV_ALGO_REFERENCE;
         cconv_plan_destroy(p);
