@@ -1072,7 +1072,7 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
     weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
     if not fused or algorithm not in _CHOOSING:
         return _run_stages(stages, x, weights, bias, out, inputs, algorithm)
-    y = _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_mode, layout)
+    y = _flattened_fused(stages, x, weights[0], v, h, bias, out, inputs, algorithm, padding_mode, layout)
     # The fused pass multiplies vertical * horizontal before it meets the data: with an Inf or NaN
     # about, that can move NaNs (Inf * 0 inside the product, not in the stages), so such results
     # are redone by the stages. A finite fused result implies finite filters and finite values
@@ -1084,8 +1084,8 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
 
 
 def _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_mode, layout):
-    """flattened_conv2d's fused paths: the 1x1, then one depthwise pass with the kh x kw filters
-    vertical[o, i] * horizontal[o, j]."""
+    """flattened_conv2d's fused paths: the 1x1 (ch, already (C_out, C_in, 1, 1)), then one
+    depthwise pass with the kh x kw filters vertical[o, i] * horizontal[o, j]."""
     cout = ch.shape[0]
     dtype = result_dtype(*inputs)
     vert, horz = stages[1], stages[2]
@@ -1098,7 +1098,7 @@ def _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_
     # The 1x1, then the one depthwise pass, a chunk of images at a time: channels-last, and for
     # the padding modes other than zeros, which the banded kernel below does not implement.
     if stages[0].channels_last or padding_mode != "zeros":
-        return _run_chunked([stages[0], dw], x, [ch.reshape(cout, -1, 1, 1), k[:, None]], bias, out,
+        return _run_chunked([stages[0], dw], x, [ch, k[:, None]], bias, out,
                             inputs, algorithm)
     check_bias(bias, cout)
     y, target = _geometry.output_array(out, horz.out_shape, dtype, inputs)
