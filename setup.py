@@ -1,6 +1,6 @@
 """Build of cconv's extension: one Cython module (cconv._core) plus the C core.
 
-Portable by construction: no -march=native. The ISA kernels (src/cconv/_c/kernels/isa_*.c) are
+Portable by construction: no -march=native. The ISA kernels (tools/cbuild.py lists every C file) are
 compiled each with its own target flags and chosen at run time from the CPU's features; the x86
 ones only when the target is x86-64. OpenMP: CCONV_OPENMP=auto (default: used when the compiler
 builds and links an OpenMP program, else the build is single-threaded), 1 (required: the build
@@ -21,7 +21,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CDIR = os.path.join("src", "cconv", "_c")
+sys.path.insert(0, os.path.join(HERE, "tools"))
+import cbuild  # noqa: E402  (the C core's file list, flags and templates)
 
 
 def target_machine():
@@ -40,21 +41,9 @@ def target_machine():
     return (archs.pop() if archs else plat.rsplit("-", 1)[-1]).lower()
 
 
-# Per-ISA kernel files and the flags only they are compiled with. All but the generic one are for
-# x86-64 targets only: internal.h's CCONV_X86 names them in the dispatch table there alone.
-GENERIC_KERNEL = os.path.join(CDIR, "kernels", "isa_generic.c")
-ISA_KERNELS = {
-    GENERIC_KERNEL: [],
-    os.path.join(CDIR, "kernels", "isa_avx2.c"): ["-mavx2", "-mfma"],
-    os.path.join(CDIR, "kernels", "isa_avx512.c"): ["-mavx512f", "-mavx2", "-mfma"],
-}
-
-
-def target_kernels():
-    """The ISA kernel files (with their flags) that this build's target compiles."""
-    if target_machine() in ("x86_64", "amd64"):
-        return ISA_KERNELS
-    return {GENERIC_KERNEL: ISA_KERNELS[GENERIC_KERNEL]}
+def target_isas():
+    """The ISAs whose kernels this build's target compiles (tools/cbuild.py has the list)."""
+    return cbuild.target_isas(target_machine() in ("x86_64", "amd64"))
 
 COMMON_FLAGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
                 "-Wno-unused-function"]
@@ -119,38 +108,31 @@ class BuildExt(build_ext):
             os.makedirs(dst, exist_ok=True)
             shutil.copy(os.path.join(HERE, "include", "cconv.h"), dst)
         omp = openmp_flags(self.compiler)
-        kernels = target_kernels()
-        print(f"cconv: OpenMP {'on' if omp else 'off'}; ISA kernels: "
-              + ", ".join(os.path.basename(k) for k in kernels))
+        isas = target_isas()
+        print(f"cconv: OpenMP {'on' if omp else 'off'}; ISA kernels: {', '.join(isas)}")
+        files = cbuild.sources(os.path.join(self.build_temp, "gen"), isas)
         for ext in self.extensions:
             ext.extra_compile_args = COMMON_FLAGS + omp
             ext.extra_link_args = LINK_FLAGS + omp
 
-            def compile_isa(item, ext=ext):
+            def compile_c(item, ext=ext):
                 src, flags = item
                 return self.compiler.compile(
                     [src], output_dir=self.build_temp, include_dirs=ext.include_dirs,
                     extra_postargs=COMMON_FLAGS + omp + flags)
 
-            # The ISA kernel files are the long compiles: one process each, side by side.
+            # The C files compile one process each, side by side (the ISA kernels are long).
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                ext.extra_objects = [o for objs in pool.map(compile_isa, kernels.items())
-                                     for o in objs]
+                ext.extra_objects = [o for objs in pool.map(compile_c, files) for o in objs]
         super().build_extensions()
 
 
-C_SOURCES = [os.path.join(CDIR, f) for f in ("alloc.c", "cpu.c", "plan.c", "reference.c", "shuffle.c")]
-
 ext = Extension(
     "cconv._core",
-    sources=[os.path.join("src", "cconv", "_core.pyx")] + C_SOURCES,
-    include_dirs=["include", CDIR, np.get_include()],
+    sources=[os.path.join("src", "cconv", "_core.pyx")],
+    include_dirs=cbuild.INCLUDE_DIRS + [np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    depends=[os.path.join(CDIR, f) for f in ("internal.h", "padmap.h", "execute.inc", "depthwise.inc",
-                                                "winograd.inc", "gradw.inc")]
-    + [os.path.join(CDIR, "kernels", f) for f in ("kernels.inc", "dtype.inc", "tile.inc", "depthwise.inc",
-                                                           "winograd.inc", "gradw.inc", "gwtile.inc")]
-    + list(ISA_KERNELS) + ["include/cconv.h"],
+    depends=cbuild.inputs(),
 )
 
 setup(
