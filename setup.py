@@ -60,7 +60,7 @@ if SANITIZE:
                      "-fno-sanitize-recover=all"] + COMMON_FLAGS[1:])
     LINK_FLAGS = [f"-fsanitize={SANITIZE}"]
 
-# CCONV_ALLOC_GUARD=1 builds the C core's allocator (src/cconv/_c/alloc.c) in its guard mode: every
+# CCONV_ALLOC_GUARD=1 builds the C core's allocator (src/cconv/_c/core/alloc.c) in its guard mode: every
 # block poisoned with NaN and ending at a PROT_NONE page, for tests (docs/checks.md).
 if os.environ.get("CCONV_ALLOC_GUARD", "").strip() not in ("", "0"):
     COMMON_FLAGS = COMMON_FLAGS + ["-DCCONV_ALLOC_GUARD"]

@@ -16,6 +16,7 @@
 #ifndef CCONV_H
 #define CCONV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -83,10 +84,13 @@ cconv_status cconv_plan_create(const cconv_conv_desc *d, const void *weight, con
 /* Runs the plan; safe to call from several threads at once on one plan. */
 cconv_status cconv_plan_execute(const cconv_plan *plan, const void *x, void *y);
 void cconv_plan_destroy(cconv_plan *plan);
-/* The plan's descriptor (out_size filled) and the algorithm it chose. A stride-1 transposed
- * convolution planned on Winograd reports its forward equivalent (flipped filter, padding
- * d(k-1) - p): same channels, input and output sizes. A forward stride longer than the padded
- * input (one output along that dimension) is reported as the smallest stride giving that output. */
+/* Whether d->algorithm can run d: CCONV_OK when it can (auto and exact always can), the
+ * descriptor's own error when it is invalid, or CCONV_ERR_UNSUPPORTED with the reason written to
+ * why (at most n bytes, NUL-terminated) -- the error cconv_plan_create then returns. */
+cconv_status cconv_plan_unsupported(const cconv_conv_desc *d, char *why, size_t n);
+/* The plan's descriptor (out_size filled) and the algorithm it chose. A forward stride longer than
+ * the padded input (one output along that dimension) is reported as the smallest stride giving
+ * that output. */
 const cconv_conv_desc *cconv_plan_desc(const cconv_plan *plan);
 cconv_algorithm cconv_plan_algorithm(const cconv_plan *plan);
 /* Bytes of packed weights the plan holds, and scratch bytes one execute allocates. */

@@ -632,7 +632,7 @@ def _weight_grad_case(nd, x_shape, w_shape, kw, layout, dtype, seed=0):
     return x, g, expected, scale, g_cf[:, 0].size
 
 
-# Shapes that reach the blocking of cconv_conv_weight_grad (src/cconv/_c/gradw.inc): output
+# Shapes that reach the blocking of cconv_conv_weight_grad (src/cconv/_c/grad/weight_grad.c): output
 # channels just past one and two register tiles, (channel, tap) rows not a multiple of the tile's,
 # channel blocks (a group's partial too big for L2) with grad_output packed once for all of them,
 # x read in place (unpadded channels-first, row stride > 1), the pair kernel (depthwise, narrow
@@ -666,7 +666,7 @@ WEIGHT_GRAD_CASES = [
     (2, (2, 20, 6, 7), (65, 20, 3, 3), dict(padding=1), None),
     (2, (2, 8, 5, 6), (130, 8, 1, 1), {}, "NHWC"),
     (2, (2, 6, 5, 6), (97, 6, 2, 2), dict(stride=2), None),
-    # channels-last 1x1 with few output channels: x and grad_output exchange roles (plan.c
+    # channels-last 1x1 with few output channels: x and grad_output exchange roles (grad/weight_grad.c
     # gw_swap_roles), then the result is transposed
     (2, (2, 128, 5, 7), (24, 128, 1, 1), {}, "NHWC"),
     (1, (2, 100, 30), (20, 100, 1), {}, "NWC"),

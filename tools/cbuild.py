@@ -34,13 +34,33 @@ X86_ONLY = ("avx2", "avx512")
 
 # The ISA-independent core: plain C files, and templates expanded once per element type.
 CORE_SOURCES = [
-    "alloc.c",
-    "cpu.c",
-    "plan.c",
-    "reference.c",
-    "shuffle.c",
+    "core/alloc.c",
+    "core/cpu.c",
+    "core/desc.c",
+    "core/padding.c",
+    "core/plan.c",
+    "conv/channel_shuffle.c",
+    "conv/depthwise.c",
+    "conv/flattened.c",
+    "conv/gemm.c",
+    "conv/passes.c",
+    "conv/pointwise_cf.c",
+    "conv/reference.c",
+    "conv/separable.c",
+    "conv/winograd.c",
+    "conv/winograd_transposed.c",
+    "grad/weight_grad.c",
 ]
-CORE_TEMPLATES = []
+CORE_TEMPLATES = [
+    "conv/band_fill.c.in",
+    "conv/depthwise_run.c.in",
+    "conv/gemm_pack.c.in",
+    "conv/gemm_run.c.in",
+    "conv/pointwise_cf_run.c.in",
+    "conv/reference_run.c.in",
+    "conv/winograd_run.c.in",
+    "grad/weight_grad_run.c.in",
+]
 
 # Per ISA: plain C files compiled with that ISA's flags (`${ISA}` in the name), and templates
 # expanded per ISA and element type.

@@ -1,6 +1,6 @@
 """The same 3x3 stride-1 convolutions (2-D, dilated, 3-D) through each algorithm that can run them
 ("gemm": the direct register-tiled engine, "winograd": F(4x4, 3x3)), planned once: what "auto"
-gains by choosing, and whether its choice rule (plan.c, choose_algorithm) still holds on this
+gains by choosing, and whether its choice rule (the implementation list, src/cconv/_c/core/plan.c) still holds on this
 machine."""
 import numpy as np
 

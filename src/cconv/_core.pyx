@@ -210,40 +210,11 @@ cdef int fill_desc(Descriptor desc, cconv_dtype dt, cconv_conv_desc *d) except -
 
 
 cdef str unsupported_reason(const cconv_conv_desc *d):
-    """Why plan.c's can_depthwise / can_grouped / can_winograd (or, for a transposed convolution,
-    transposed_as_winograd) refuse d: each requirement d misses."""
-    cdef int64_t cig = d.in_channels // d.groups
-    kind = "a transposed convolution" if d.transposed else "this convolution"
-    if d.algorithm == CCONV_ALGO_DEPTHWISE:
-        if d.transposed:
-            return "it runs forward convolutions only, not transposed ones (use 'gemm' or 'auto')"
-        return (f"it needs one input channel per group (groups == in_channels), but {kind} has "
-                f"{cig} input channels per group (in_channels={d.in_channels}, groups={d.groups})")
-    if d.algorithm == CCONV_ALGO_GROUPED:
-        if d.transposed:
-            return "it runs forward convolutions only, not transposed ones (use 'gemm' or 'auto')"
-        return (f"it needs 1 to 8 input channels per group, but {kind} has {cig} "
-                f"(in_channels={d.in_channels}, groups={d.groups})")
-    if d.algorithm == CCONV_ALGO_WINOGRAD:
-        missing = []
-        if d.kernel[1] != 3 or d.kernel[2] != 3:
-            missing.append(f"a 3x3 kernel in the last two spatial dimensions (2-D or 3-D), got "
-                           f"{d.kernel[1]}x{d.kernel[2]}")
-        if d.groups != 1:
-            missing.append(f"groups=1, got groups={d.groups}")
-        if d.transposed:
-            if d.stride[0] != 1 or d.stride[1] != 1 or d.stride[2] != 1:
-                missing.append(f"stride 1 in every dimension for a transposed convolution, got "
-                               f"{(d.stride[0], d.stride[1], d.stride[2])}")
-            if not missing:
-                missing.append("padding <= dilation * (kernel - 1) for a transposed convolution")
-        elif d.stride[1] != 1 or d.stride[2] != 1:
-            missing.append(f"stride 1 in the last two spatial dimensions, got "
-                           f"{(d.stride[1], d.stride[2])}")
-        if not missing:  # pragma: no cover - kept in step with can_winograd in plan.c
-            missing.append("a shape it supports")
-        return "Winograd F(4x4, 3x3) needs " + "; ".join(missing) + " (use 'gemm' or 'auto')"
-    return "unsupported by this algorithm"
+    """Why d.algorithm cannot run d, as the C core's implementation list says."""
+    cdef char why[512]
+    why[0] = 0
+    cconv_plan_unsupported(d, why, sizeof(why))
+    return why.decode()
 
 
 cdef int64_t weight_count(const cconv_conv_desc *d):

@@ -65,6 +65,7 @@ cdef extern from "cconv.h" nogil:
                                         const void *bias, int64_t Ci, const void *cw,
                                         const void *x, void *y)
     void cconv_plan_destroy(cconv_plan *plan)
+    cconv_status cconv_plan_unsupported(const cconv_conv_desc *d, char *why, size_t n)
     const cconv_conv_desc *cconv_plan_desc(const cconv_plan *plan)
     cconv_algorithm cconv_plan_algorithm(const cconv_plan *plan)
     int64_t cconv_plan_weight_bytes(const cconv_plan *plan)

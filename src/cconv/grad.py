@@ -59,7 +59,7 @@ any thread count and across calls: each output element is reduced in a fixed ord
   (a 3x3 layer's grad input); otherwise the transposed GEMM. Depthwise convolutions
   (C_in/groups == 1) use the depthwise forward kernel with the flipped filter on grad_output
   (zero-inserted when strided) instead, since the transposed GEMM wastes most of its tile there.
-* grad weight = one C call (``cconv_conv_weight_grad``, src/cconv/_c/gradw.inc):
+* grad weight = one C call (``cconv_conv_weight_grad``, src/cconv/_c/grad/weight_grad.c):
   ``dw[co, ci, k] = sum_{n, o} x_pad[n, ci, o*s + k*d] * g[n, co, o]`` is a GEMM whose reduction
   over batch and pixels is huge. It is cut into units (image, output plane, band of rows and
   columns) grouped into chunks, both fixed by the shape alone; each chunk's partial is accumulated

@@ -24,7 +24,7 @@
 
 #include "cconv.h"
 #include "internal.h"
-#include "padmap.h"
+#include "core/padmap.h"
 
 #define WORK_CAP 1000000.0
 #define BYTES_CAP (4.0 * 1024 * 1024)

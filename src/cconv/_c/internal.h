@@ -201,13 +201,10 @@ static inline void cconv_interleave2_##SFX(const T *a, const T *b, T *dst)      
 TRANSPOSE4_DEFINE(float, f32)
 TRANSPOSE4_DEFINE(double, f64)
 
-/* The C core's one heap allocator (alloc.c): 64-byte aligned; NULL when out of memory;
+/* The C core's one heap allocator (core/alloc.c): 64-byte aligned; NULL when out of memory;
  * cconv_free(NULL) does nothing. */
 void *cconv_alloc(size_t bytes);
 void *cconv_alloc_zeroed(size_t bytes);
 void cconv_free(void *p);
-
-cconv_status cconv_reference_conv(const cconv_conv_desc *d, const void *x, const void *w,
-                                  const void *b, void *y);
 
 #endif

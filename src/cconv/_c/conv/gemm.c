@@ -1,0 +1,283 @@
+/* The GEMM family's plan: blocking, tile choice and packing (conv/gemm.h); the driver is
+ * conv/gemm_run.c.in, the packing conv/gemm_pack.c.in. */
+#include <string.h>
+#include "conv/gemm.h"
+
+/* The narrowest of the narrow, mid and wide tiles that holds ncol output channels (the wide
+ * one when none does). */
+static cconv_tile_kernel narrowest_tile(const cconv_isa_table *isa, int dt, int64_t ncol)
+{
+    if (ncol <= isa->narrow[dt].nr) return isa->narrow[dt];
+    if (ncol <= isa->mid[dt].nr) return isa->mid[dt];
+    return isa->wide[dt];
+}
+
+void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, const pass_t *ps, gemm_band *b)
+{
+    const int64_t Ci = d->in_channels, Hp = s->pad.size[1], Wp = s->pad.size[2];
+    const int64_t es = (int64_t)cconv_dtype_size(d->dtype);
+    /* The input extent the taps read: of every pass, so that stride phases share one band
+     * geometry (gemm_passes_share_bands) at the cost of a row or column more per band. */
+    int64_t span[3] = {1, 1, 1};
+    for (int i = 0; i < s->npasses; i++)
+        for (int t = 0; t < s->passes[i].ntaps; t++) {
+            const int64_t lin = s->passes[i].taps[t] / Ci;
+            span[0] = max64(span[0], lin / (Wp * Hp) + 1);
+            span[1] = max64(span[1], (lin / Wp) % Hp + 1);
+            span[2] = max64(span[2], lin % Wp + s->wmerge);
+        }
+    const int64_t Q1 = ps->q[1], Q2 = ps->q[2], MR = s->tile.mr;
+    const int64_t pix_bytes = span[0] * Ci * es; /* one buffer column of one row */
+    /* Columns: the whole row unless a single row of it overflows the budget. */
+    b->WS = Q2;
+    if (span[1] * ((Q2 - 1) * ps->is[2] + span[2]) * pix_bytes > GEMM_BAND_BYTES) {
+        const int64_t cols = GEMM_BAND_BYTES / (span[1] * pix_bytes);
+        b->WS = max64(MR, ((cols - span[2]) / ps->is[2] + 1) / MR * MR);
+        b->WS = min64(b->WS, Q2);
+    }
+    b->WB = (b->WS - 1) * ps->is[2] + span[2];
+    /* Rows: as many as fit the budget, but enough jobs; and tall enough that the halo rows
+     * (span - stride, copied by two bands) cost at most about half a copy more. */
+    const int64_t row_bytes = b->WB * pix_bytes, planes = max64(1, d->batch * ps->q[0]); /* batch may be 0 */
+    const int64_t bands_wanted = (CCONV_MIN_JOBS + planes - 1) / planes;
+    int64_t cap = (Q1 + bands_wanted - 1) / bands_wanted;
+    /* But bands of >= GEMM_MIN_BAND_PIX outputs where channel blocks can be split instead: a job
+     * streams its blocks' weights through the cache once per band, and one-row bands of a 14x14
+     * image (batch 1) used each weight for 14 outputs only (L3-bound, slower: docs/perf-notes.md). */
+    if (s->nblocks > 1 && cap * b->WS < GEMM_MIN_BAND_PIX) {
+        cap = min64(Q1, (GEMM_MIN_BAND_PIX + b->WS - 1) / b->WS);
+        cap = (Q1 + (Q1 + cap - 1) / cap - 1) / ((Q1 + cap - 1) / cap); /* even bands */
+    }
+    const int64_t fit = (GEMM_BAND_BYTES / row_bytes - span[1]) / ps->is[1] + 1;
+    const int64_t tall = 2 * (span[1] - ps->is[1]);
+    int64_t B = max64(min64(fit, cap), min64(tall, cap));
+    b->B = max64(1, min64(B, Q1));
+    b->R = (b->B - 1) * ps->is[1] + span[1];
+    b->DS = span[0];
+    b->nbh = (Q1 + b->B - 1) / b->B;
+    b->nbw = (Q2 + b->WS - 1) / b->WS;
+    /* Split the channel blocks too when there are few bands (batch 1, small images). */
+    b->blocks = s->nblocks;
+    const int64_t want = (CCONV_MIN_JOBS + planes * b->nbh * b->nbw - 1) / (planes * b->nbh * b->nbw);
+    const int64_t nr = min64(b->blocks, max64(1, want));
+    b->rs = (b->blocks + nr - 1) / nr;
+    b->nr = (b->blocks + b->rs - 1) / b->rs;
+    b->direct = 0;
+    if (d->channels_last) {
+        b->direct = 1;
+        for (int a = 0; a < 3; a++)
+            if (s->pad.lo[a] != 0 || s->pad.size[a] != d->in_size[a]) b->direct = 0;
+    }
+    b->shared = !b->direct && b->nr > 1;
+    if (b->direct || b->shared) { b->DS = s->pad.size[0]; b->R = Hp; b->WB = Wp; }
+}
+
+int cconv_gemm_passes_share_bands(const cconv_conv_desc *d, const gemm_state *s)
+{
+    if (s->npasses < 2 || s->npasses > GEMM_FUSE_MAX_PASSES) return 0;
+    gemm_band b0, bi;
+    memset(&b0, 0, sizeof b0);
+    cconv_gemm_band_geometry(d, s, &s->passes[0], &b0);
+    for (int i = 1; i < s->npasses; i++) {
+        memset(&bi, 0, sizeof bi);
+        cconv_gemm_band_geometry(d, s, &s->passes[i], &bi);
+        if (memcmp(&b0, &bi, sizeof b0)) return 0;
+        for (int a = 0; a < 3; a++)
+            if (s->passes[i].q[a] != s->passes[0].q[a] || s->passes[i].is[a] != s->passes[0].is[a]) return 0;
+    }
+    return 1;
+}
+
+/* The GEMM's channel blocking for main tile t: blocks of t.nr output channels per group (or gpb
+ * small groups per block), each group's last block on the narrowest tile that holds it. */
+static void set_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, gemm_state *s, cconv_tile_kernel t)
+{
+    const int dt = d->dtype == CCONV_FLOAT64;
+    const int64_t G = d->groups, cog = s->cog;
+    s->tile = t;
+    s->nblk = (cog + t.nr - 1) / t.nr;
+    s->gpb = G > 1 && cog < t.nr && !s->one_group_blocks ? min64(t.nr / cog, G) : 1;
+    s->kmax = s->gpb * s->cig * s->wmerge;
+    s->has_tail = 0;
+    if (s->gpb == 1 && cog % t.nr != 0) {
+        s->tail = narrowest_tile(isa, dt, cog % t.nr);
+        s->has_tail = s->tail.nr < t.nr;
+    }
+    s->nblocks = s->gpb > 1 ? (G + s->gpb - 1) / s->gpb : G * s->nblk;
+}
+
+/* Register-tile slots (pixels x channels, computed or wasted) a plan runs, over its speed:
+ * every job runs ceil(npix / MR) tiles per channel block. Relative speeds, from measurements in
+ * the driver (docs/perf-notes.md): the 2-vector mid tile 0.95 of the 3-vector wide one, the
+ * narrow one 0.87. */
+static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *isa, const gemm_state *s)
+{
+    const int dt = d->dtype == CCONV_FLOAT64;
+    double cost = 0;
+    for (int i = 0; i < s->npasses; i++) {
+        gemm_band b;
+        cconv_gemm_band_geometry(d, s, &s->passes[i], &b);
+        const int64_t Q1 = s->passes[i].q[1], Q2 = s->passes[i].q[2];
+        for (int last = 0; last < 2; last++) {
+            const cconv_tile_kernel *t = last && s->has_tail ? &s->tail : &s->tile;
+            const int64_t nblocks = last ? (s->has_tail ? 1 : 0) : s->nblk - (s->has_tail ? 1 : 0);
+            const double speed = t->nr == isa->narrow[dt].nr ? 0.87 : t->nr == isa->mid[dt].nr ? 0.95 : 1.0;
+            double slots = 0; /* per image plane and block: pixel slots of every job */
+            for (int64_t h0 = 0; h0 < Q1; h0 += b.B)
+                for (int64_t w0 = 0; w0 < Q2; w0 += b.WS) {
+                    const int64_t npix = min64(b.B, Q1 - h0) * min64(b.WS, Q2 - w0);
+                    slots += (double)((npix + t->mr - 1) / t->mr * t->mr);
+                }
+            cost += slots * (double)(nblocks * d->groups * t->nr) / speed;
+        }
+    }
+    return cost;
+}
+
+/* Where the wide tile is wider than the mid one, keep whichever wastes less: jobs of 14x14-pixel
+ * rows, say, fill 14-pixel mid tiles exactly but leave 2 of 16 slots empty in 8-pixel wide
+ * ones (measured slower, docs/perf-notes.md). */
+static void choose_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, gemm_state *s)
+{
+    const int dt = d->dtype == CCONV_FLOAT64;
+    if (s->gpb > 1 || s->tile.nr != isa->wide[dt].nr || isa->mid[dt].nr == isa->wide[dt].nr) return;
+    const double wide = gemm_tile_cost(d, isa, s);
+    const cconv_tile_kernel w = s->tile;
+    set_gemm_tile(d, isa, s, isa->mid[dt]);
+    if (gemm_tile_cost(d, isa, s) >= wide) set_gemm_tile(d, isa, s, w);
+}
+
+static void gemm_destroy(void *state)
+{
+    gemm_state *s = state;
+    if (!s) return;
+    cconv_passes_free(s->passes, s->npasses);
+    cconv_free(s->weight_copy);
+    cconv_free(s);
+}
+
+/* Channel blocks keep one block's weights (taps x kc x NR) within ~256 KiB of L2. */
+static void choose_kc(gemm_state *s, size_t es)
+{
+    const int64_t NR = s->tile.nr;
+    int64_t per_k = (int64_t)s->passes[0].ntaps * NR * (int64_t)es;
+    for (int i = 1; i < s->npasses; i++)
+        if ((int64_t)s->passes[i].ntaps * NR * (int64_t)es > per_k) per_k = (int64_t)s->passes[i].ntaps * NR * (int64_t)es;
+    const int64_t K = s->kmax;
+    s->kc = per_k > 0 ? (256 * 1024) / per_k : K;
+    if (s->kc < 1) s->kc = 1;
+    if (s->kc >= K) s->kc = K;
+    else s->kc = (K + (K + s->kc - 1) / s->kc - 1) / ((K + s->kc - 1) / s->kc); /* even blocks */
+}
+
+/* Per-thread band buffers, plus the shared padded copy when a pass reads one. */
+static cconv_status gemm_workspace(const cconv_conv_desc *d, const gemm_state *s, int64_t *bytes)
+{
+    const int64_t Ci = d->in_channels, es = (int64_t)cconv_dtype_size(d->dtype);
+    int64_t ws = 0, copy_bytes;
+    int shared = 0;
+    for (int i = 0; i < s->npasses; i++) {
+        gemm_band b;
+        cconv_gemm_band_geometry(d, s, &s->passes[i], &b);
+        if (b.shared) shared = 1;
+        else if (!b.direct) ws = max64(ws, b.DS * b.R * b.WB * Ci);
+    }
+    *bytes = ws * cconv_threads() * es;
+    if (!shared) return CCONV_OK;
+    const int64_t padded_elems = s->pad.size[0] * s->pad.size[1] * s->pad.size[2]; /* checked by the passes */
+    if (!cconv_mul(d->batch, padded_elems, &copy_bytes) || !cconv_mul(copy_bytes, Ci * es, &copy_bytes))
+        return CCONV_ERR_OVERFLOW;
+    *bytes += copy_bytes;
+    return CCONV_OK;
+}
+
+static cconv_status gemm_make(cconv_plan *p, const void *weight, int one_group_blocks)
+{
+    const cconv_conv_desc *d = &p->d;
+    const cconv_isa_table *isa = p->isa;
+    const size_t es = cconv_dtype_size(d->dtype);
+    const int dt = d->dtype == CCONV_FLOAT64;
+    const int64_t G = d->groups, Ci = d->in_channels;
+    gemm_state *s = cconv_alloc_zeroed(sizeof *s);
+    if (!s) return CCONV_ERR_NOMEM;
+    p->state = s;
+    s->cig = Ci / G;
+    s->cog = d->out_channels / G;
+    s->one_group_blocks = one_group_blocks;
+    s->wmerge = 1;
+    if (!d->transposed && G == 1 && Ci < 32 && d->dilation[2] == 1 && d->kernel[2] > 1) s->wmerge = d->kernel[2];
+    set_gemm_tile(d, isa, s, narrowest_tile(isa, dt, s->cog));
+    cconv_status st = cconv_passes_make(d, Ci, s->wmerge, &s->pad, &s->passes, &s->npasses);
+    if (st != CCONV_OK) return st;
+    choose_gemm_tile(d, isa, s);
+    choose_kc(s, es);
+    /* (for the one-group-per-block plan that calls with Inf or NaN input run) */
+    const size_t filter_bytes = (size_t)cconv_filter_count(d) * es;
+    if (s->gpb > 1) {
+        s->weight_copy = cconv_alloc(filter_bytes);
+        if (!s->weight_copy) return CCONV_ERR_NOMEM;
+        memcpy(s->weight_copy, weight, filter_bytes);
+    }
+    s->wfinite = 1; /* until a pack finds otherwise */
+    for (int i = 0; i < s->npasses; i++) {
+        pass_t *ps = &s->passes[i];
+        const size_t n = (size_t)(s->nblocks * ps->ntaps * s->kmax * s->tile.nr);
+        ps->wpack = cconv_alloc(n * es);
+        if (!ps->wpack) return CCONV_ERR_NOMEM;
+        p->weight_bytes += (int64_t)(n * es);
+        if (!(dt ? cconv_gemm_pack_f64 : cconv_gemm_pack_f32)(d, s, ps, weight)) s->wfinite = 0;
+    }
+    if ((st = gemm_workspace(d, s, &p->workspace_bytes)) != CCONV_OK) return st;
+    /* A transposed convolution's phases read zero padding where the scatter definition has no
+     * term at all: harmless for finite filters (0 * w = 0), but an Inf or NaN filter would put NaN
+     * at outputs it never reaches (output_padding, borders). Such filters run the reference
+     * algorithm, which sums exactly the definition's terms. Checked on the filters as given, after
+     * packing has read them all (not wfinite, which also sees the packed buffer's padding). */
+    if (d->transposed && !cconv_all_finite(weight, cconv_filter_count(d), d->dtype)) return CCONV_USE_REFERENCE;
+    return CCONV_OK;
+}
+
+static cconv_status gemm_create(cconv_plan *p, const void *weight) { return gemm_make(p, weight, 0); }
+static cconv_status gemm_create_one_group(cconv_plan *p, const void *weight) { return gemm_make(p, weight, 1); }
+
+static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e);
+
+static int gemm_cannot(const cconv_conv_desc *d, char *why, size_t n)
+{
+    (void)d, (void)why, (void)n;
+    return 0;
+}
+
+/* The plan a call whose input holds Inf or NaN runs instead of a gpb > 1 one (gemm_state). */
+static const cconv_impl gemm_one_group = {
+    .name = "gemm_one_group", .algorithm = CCONV_ALGO_GEMM, .cannot = gemm_cannot,
+    .create = gemm_create_one_group, .execute = gemm_execute, .destroy = gemm_destroy,
+    .shuffles = 1,
+};
+
+static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e)
+{
+    const cconv_conv_desc *d = &p->d;
+    const gemm_state *s = p->state;
+    const int64_t *I = d->in_size;
+    if (s->gpb > 1 && !cconv_all_finite(e->x, d->batch * d->in_channels * I[0] * I[1] * I[2], d->dtype)) {
+        cconv_plan *f;
+        cconv_status st = cconv_plan_make(d, &gemm_one_group, s->weight_copy, p->bias, &f);
+        if (st != CCONV_OK) return st;
+        st = f->impl->execute(f, e);
+        cconv_plan_destroy(f);
+        return st;
+    }
+    int64_t *map[3];
+    if (!cconv_pad_maps(d, &s->pad, map)) return CCONV_ERR_NOMEM;
+    const cconv_status st = d->dtype == CCONV_FLOAT64
+        ? cconv_gemm_run_f64(p, s, e->x, e->y, map, e->shuffle_groups)
+        : cconv_gemm_run_f32(p, s, e->x, e->y, map, e->shuffle_groups);
+    cconv_free(map[0]);
+    return st;
+}
+
+const cconv_impl cconv_impl_gemm = {
+    .name = "gemm", .algorithm = CCONV_ALGO_GEMM, .cannot = gemm_cannot, .create = gemm_create,
+    .execute = gemm_execute, .destroy = gemm_destroy, .shuffles = 1,
+};

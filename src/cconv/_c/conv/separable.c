@@ -1,0 +1,41 @@
+/* Fused separable convolution: a depthwise plan, then a 1x1 convolution over its output, band by
+ * band so that the intermediate tensor never goes to memory (conv/depthwise_run.c.in). */
+#include <string.h>
+#include "conv/depthwise.h"
+
+cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, const void *bias,
+                                          int64_t Co2, const void *x, void *y)
+{
+    if (!p || !pw || !x || !y || Co2 < 1) return CCONV_ERR_INVALID;
+    const cconv_conv_desc *d = &p->d;
+    if (p->impl != &cconv_impl_depthwise || d->channels_last || !cconv_one_plane(d)) return CCONV_ERR_UNSUPPORTED;
+    const dw_state *s = p->state;
+    const int64_t Cm = d->out_channels, nblk = Co2 / CCONV_PW_MR + (Co2 % CCONV_PW_MR != 0);
+    const size_t es = cconv_dtype_size(d->dtype);
+    int64_t t; /* the packed pointwise weights and y must be addressable */
+    if (!cconv_mul(nblk * CCONV_PW_MR, Cm, &t) || !cconv_mul(t, (int64_t)es, &t) ||
+        !cconv_mul(d->batch, Co2, &t) || !cconv_mul(t, d->out_size[1] * d->out_size[2], &t) ||
+        !cconv_mul(t, (int64_t)es, &t))
+        return CCONV_ERR_OVERFLOW;
+    if (d->batch == 0) return CCONV_OK;
+    char *pack = cconv_alloc((size_t)(nblk * Cm * CCONV_PW_MR) * es);
+    int64_t *map[3];
+    if (!pack || !cconv_pad_maps(d, &s->pad, map)) { cconv_free(pack); return CCONV_ERR_NOMEM; }
+    /* [block][k][6], zeros past Co2, so the kernel broadcasts from one contiguous run per k. */
+    for (int64_t b = 0; b < nblk; b++)
+        for (int64_t k = 0; k < Cm; k++)
+            for (int64_t i = 0; i < CCONV_PW_MR; i++) {
+                const int64_t co = b * CCONV_PW_MR + i;
+                char *dst = pack + (size_t)((b * Cm + k) * CCONV_PW_MR + i) * es;
+                if (co < Co2) memcpy(dst, (const char *)pw + (size_t)(co * Cm + k) * es, es);
+                else memset(dst, 0, es);
+            }
+    const int serial = cconv_set_serial(cconv_small_work(d));
+    const cconv_status st = d->dtype == CCONV_FLOAT64
+        ? cconv_dw_run_separable_f64(p, s, (const double *)pack, Co2, bias, x, y, map)
+        : cconv_dw_run_separable_f32(p, s, (const float *)pack, Co2, bias, x, y, map);
+    cconv_set_serial(serial);
+    cconv_free(pack);
+    cconv_free(map[0]);
+    return st;
+}

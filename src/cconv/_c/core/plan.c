@@ -1,0 +1,181 @@
+/* Plans: the implementation list, and the public plan API on top of it.
+ *
+ * A plan is made in three steps: the descriptor is validated once (cconv_conv_output_size) and put
+ * in the form every implementation takes (strides clamped); the list below picks the
+ * implementation; that implementation packs the filters into its own state. */
+#include <stdio.h>
+#include <string.h>
+#include "core/plan.h"
+
+/* The implementation list, in auto's order: auto (and exact, which skips the lossy ones) takes
+ * the first implementation that can run the descriptor and whose cost rule (prefer) accepts it;
+ * algorithm= takes the first of that algorithm that can run it. The order is the policy:
+ * - a transposed 3x3 stride-1 convolution runs as its forward Winograd equivalent when Winograd
+ *   would run that one (cconv.grad's input gradients of 3x3 layers);
+ * - depthwise (C_out/groups <= 4) and grouped (2-8 input channels per group, few outputs) take
+ *   their shapes before Winograd and the GEMM, whose tiles would be mostly zero there;
+ * - Winograd for 3x3 stride 1 with enough channels and tiles to pay for its transforms;
+ * - the GEMM family, which runs everything: its pointwise channels-first form first;
+ * - the reference algorithm only when asked for (or when the filters call for it: see
+ *   CCONV_USE_REFERENCE). */
+static const cconv_impl *const IMPLS[] = {
+    &cconv_impl_winograd_transposed,
+    &cconv_impl_depthwise,
+    &cconv_impl_grouped,
+    &cconv_impl_winograd,
+    &cconv_impl_pointwise_cf,
+    &cconv_impl_gemm,
+    &cconv_impl_reference,
+};
+enum { NIMPLS = sizeof IMPLS / sizeof IMPLS[0] };
+
+/* The implementation for the prepared descriptor d, or NULL with why (n bytes) when the algorithm
+ * it asks for cannot run it. */
+static const cconv_impl *choose(const cconv_conv_desc *d, const cconv_isa_table *isa, const void *weight,
+                                char *why, size_t n)
+{
+    const int any = d->algorithm == CCONV_ALGO_AUTO || d->algorithm == CCONV_ALGO_EXACT;
+    int refused = 0;
+    char scratch[8];
+    for (int i = 0; i < NIMPLS; i++) {
+        const cconv_impl *impl = IMPLS[i];
+        if (any) {
+            if ((impl->lossy && d->algorithm == CCONV_ALGO_EXACT) || impl->algorithm == CCONV_ALGO_REFERENCE ||
+                impl->cannot(d, scratch, sizeof scratch))
+                continue;
+            if (!impl->prefer || impl->prefer(d, isa, weight)) return impl;
+            continue;
+        }
+        if (impl->algorithm != d->algorithm) continue;
+        /* the first refusal's reason: the implementation the algorithm's name stands for first */
+        if (!impl->cannot(d, refused ? scratch : why, refused ? sizeof scratch : n)) return impl;
+        refused = 1;
+    }
+    if (!refused) snprintf(why, n, "no implementation of this algorithm runs it");
+    return NULL;
+}
+
+void cconv_plan_destroy(cconv_plan *p)
+{
+    if (!p) return;
+    if (p->impl && p->impl->destroy) p->impl->destroy(p->state);
+    cconv_free(p->bias);
+    cconv_free(p);
+}
+
+cconv_status cconv_plan_make(const cconv_conv_desc *d, const cconv_impl *impl, const void *weight,
+                             const void *bias, cconv_plan **out)
+{
+    *out = NULL;
+    const cconv_isa_table *isa = cconv_active_isa();
+    char why[8];
+    if (!impl) impl = choose(d, isa, weight, why, sizeof why);
+    if (!impl) return CCONV_ERR_UNSUPPORTED;
+    cconv_plan *p = cconv_alloc_zeroed(sizeof *p);
+    if (!p) return CCONV_ERR_NOMEM;
+    p->d = *d;
+    p->impl = impl;
+    p->isa = isa;
+    const size_t bb = (size_t)d->out_channels * cconv_dtype_size(d->dtype);
+    if (bias && !(p->bias = cconv_alloc(bb))) {
+        cconv_plan_destroy(p);
+        return CCONV_ERR_NOMEM;
+    }
+    if (bias) memcpy(p->bias, bias, bb);
+    const cconv_status st = impl->create(p, weight);
+    if (st == CCONV_OK) {
+        *out = p;
+        return CCONV_OK;
+    }
+    cconv_plan_destroy(p);
+    if (st == CCONV_USE_REFERENCE) return cconv_plan_make(d, &cconv_impl_reference, weight, bias, out);
+    return st;
+}
+
+/* The descriptor as plans take it: validated, strides clamped. */
+static cconv_status prepare(const cconv_conv_desc *desc, cconv_conv_desc *d)
+{
+    *d = *desc;
+    const cconv_status st = cconv_conv_output_size(d);
+    if (st == CCONV_OK) cconv_desc_clamp_strides(d);
+    return st;
+}
+
+cconv_status cconv_plan_create(const cconv_conv_desc *desc, const void *weight, const void *bias,
+                               cconv_plan **out)
+{
+    if (!out || !desc || !weight) return CCONV_ERR_INVALID;
+    *out = NULL;
+    cconv_conv_desc d;
+    const cconv_status st = prepare(desc, &d);
+    if (st != CCONV_OK) return st;
+    return cconv_plan_make(&d, NULL, weight, bias, out);
+}
+
+cconv_status cconv_plan_unsupported(const cconv_conv_desc *desc, char *why, size_t n)
+{
+    if (!desc || !why || n == 0) return CCONV_ERR_INVALID;
+    cconv_conv_desc d;
+    const cconv_status st = prepare(desc, &d);
+    if (st != CCONV_OK) return st;
+    if (d.algorithm == CCONV_ALGO_AUTO || d.algorithm == CCONV_ALGO_EXACT) return CCONV_OK;
+    /* (an explicit algorithm's choice never reads the filters) */
+    return choose(&d, cconv_active_isa(), NULL, why, n) ? CCONV_OK : CCONV_ERR_UNSUPPORTED;
+}
+
+const cconv_conv_desc *cconv_plan_desc(const cconv_plan *p) { return &p->d; }
+cconv_algorithm cconv_plan_algorithm(const cconv_plan *p) { return p->impl->algorithm; }
+int64_t cconv_plan_weight_bytes(const cconv_plan *p) { return p->weight_bytes; }
+int64_t cconv_plan_workspace_bytes(const cconv_plan *p) { return p->workspace_bytes; }
+
+/* Below about a million multiply-adds a call runs on the calling thread: starting (and, on a
+ * busy machine, waiting for) an OpenMP team costs more than the work. Thread count never
+ * changes the result, so this is only a speed decision. */
+int cconv_small_work(const cconv_conv_desc *d)
+{
+    const int64_t *sz = d->transposed ? d->in_size : d->out_size;
+    const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
+    const double per = d->transposed ? (double)cog * d->in_channels : (double)cig * d->out_channels;
+    const double macs = (double)d->batch * per * (double)(sz[0] * sz[1] * sz[2]) *
+                        (double)(d->kernel[0] * d->kernel[1] * d->kernel[2]);
+    return macs < (double)(1 << 20);
+}
+
+cconv_status cconv_plan_run(const cconv_plan *p, const cconv_exec *e)
+{
+    if (p->d.batch == 0) return CCONV_OK;
+    const int serial = cconv_set_serial(cconv_small_work(&p->d));
+    const cconv_status st = p->impl->execute(p, e);
+    cconv_set_serial(serial);
+    return st;
+}
+
+cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
+{
+    if (!p || !x || !y) return CCONV_ERR_INVALID;
+    const cconv_exec e = {.x = x, .y = y, .shuffle_groups = 1};
+    return cconv_plan_run(p, &e);
+}
+
+/* A channels-first depthwise, grouped or GEMM plan whose output channels are written directly in
+ * channel_shuffle(y, shuffle_groups) order: ShuffleNet's grouped conv + shuffle in one pass. */
+cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_groups, const void *x,
+                                         void *y)
+{
+    if (!p || !x || !y || shuffle_groups < 1) return CCONV_ERR_INVALID;
+    if (p->d.out_channels % shuffle_groups) return CCONV_ERR_INVALID;
+    if (!p->impl->shuffles || p->d.channels_last) return CCONV_ERR_UNSUPPORTED;
+    const cconv_exec e = {.x = x, .y = y, .shuffle_groups = shuffle_groups};
+    return cconv_plan_run(p, &e);
+}
+
+cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
+                        const void *bias, void *y)
+{
+    cconv_plan *p;
+    cconv_status st = cconv_plan_create(d, weight, bias, &p);
+    if (st != CCONV_OK) return st;
+    st = cconv_plan_execute(p, x, y);
+    cconv_plan_destroy(p);
+    return st;
+}
