@@ -10,15 +10,17 @@
  * - Values: the reference sums in long double; a kernel result passes when it is within
  *   (n + 2) * u * sum|terms| of it (n terms, u the dtype's unit roundoff): the bound of any
  *   summation order, with or without FMA, plus the final rounding. Inputs are +-[0.5, 1], so every
- *   product is at least 1/4 and a missing, extra or misplaced term exceeds the bound at the sizes
- *   used here. Copies (stream_copy, transpose, dw_expand) must be exact.
+ *   product is at least 1/4 and a missing or repeated term exceeds the bound at the sizes used
+ *   here (at most a few hundred terms). Copies (stream_copy, transpose, dw_expand) must be exact.
  * - Writes: outputs sit between PAD sentinel elements (a NaN with a payload no kernel computes),
  *   and every element a kernel must not write, inside or around the output, must keep it.
- * - Reads: every buffer is mapped against a PROT_NONE page, after its end or (every other case)
- *   before its start, sized exactly as the contract says plus the slack it documents; a read or
- *   write past that faults, and the fault is caught (sigsetjmp) and reported as a failure.
- * - Slack a kernel may read but must ignore ("reads up to one vector past each run") holds NaN:
- *   if it leaked into a result the result would be NaN.
+ * - Reads: every buffer is sized exactly as the contract says plus the slack it documents and
+ *   mapped against a PROT_NONE page, after its end in one pass over the cases and before its
+ *   start in a second; an access past either end faults, and the fault is caught (sigsetjmp) and
+ *   reported as a failure.
+ * - Input elements a kernel must not use hold NaN: the slack it may read but must ignore ("reads
+ *   up to one vector past each run") and the gaps between the runs it reads, so that using one
+ *   makes the result NaN.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -99,7 +101,7 @@ static struct { void *base; size_t len; } maps[MAX_BUFS];
 static int nmaps;
 static void *heap[MAX_BUFS];
 static int nheap;
-static int guard_front; /* this case's buffers start right after a guard page (else end before one) */
+static int guard_front; /* buffers start right after a guard page (else end right before one) */
 
 static void release_all(void)
 {
@@ -279,13 +281,14 @@ static void check_out(ctx *c, const out_t *o)
 
 static sigjmp_buf fault_jmp;
 static volatile sig_atomic_t in_call, fault_sig;
+static struct sigaction old_segv, old_bus; /* the handlers before ours (Python's faulthandler) */
 
 static void on_fault(int sig)
 {
     fault_sig = sig;
     if (in_call) siglongjmp(fault_jmp, 1);
-    signal(sig, SIG_DFL);
-    raise(sig);
+    /* a fault in the tester itself: put the previous handler back; the access faults again */
+    sigaction(sig, sig == SIGBUS ? &old_bus : &old_segv, NULL);
 }
 
 /* Runs one kernel call; a fault (a guard page touched) is a failure and ends the case's checks. */
@@ -313,7 +316,6 @@ static void begin(ctx *c, const char *fmt, ...)
     va_end(ap);
     c->case_failed = c->case_msgs = c->faulted = 0;
     c->ncases++;
-    guard_front = (int)(c->ncases & 1);
 }
 
 /* The distinct values of v[0 .. n) that are >= lo, in order (sizes around vector boundaries). */
@@ -326,6 +328,19 @@ static int sizes(int64_t *v, int n, int64_t lo)
         if (!dup) v[k++] = v[i];
     }
     return k;
+}
+
+/* nx elements, NaN except the runs a kernel reads, [off[t] + o*step, + n) for t < nrun, o < nrow
+ * (random there): a result computed from anything else comes out NaN. */
+static void *runs_input(ctx *c, ptrdiff_t nx, const ptrdiff_t *off, int nrun, int64_t nrow, ptrdiff_t step,
+                        int64_t n)
+{
+    char *x = in_nan(c, nx);
+    if (x)
+        for (int t = 0; t < nrun; t++)
+            for (int64_t o = 0; o < nrow; o++)
+                for (int64_t j = 0; j < n; j++) st(c, x, off[t] + o * step + j, rnd_val());
+    return x;
 }
 
 /* ------------------------------------------------------------------ GEMM register tiles */
@@ -360,8 +375,12 @@ static void gemm_case(ctx *c, const cconv_tile_kernel *k, const char *name, int6
         pix[i] = repeat && i >= MR / 2 && i > 0 ? pix[i - 1] : (i ? pix[i - 1] : 0) + 1 + rnd_int(2 * kc + 7);
         if (pix[i] > maxpix) maxpix = pix[i];
     }
-    const ptrdiff_t xn = maxpix + maxtap + kc;
-    void *x = in_rand(c, xn), *w = in_rand(c, ntaps * kc * NR);
+    ptrdiff_t *off = scratch(c, MR * ntaps * sizeof *off);
+    if (!off) return;
+    for (int i = 0; i < MR; i++)
+        for (int t = 0; t < ntaps; t++) off[i * ntaps + t] = pix[i] + taps[t];
+    /* NaN between the runs the tile reads */
+    void *x = runs_input(c, maxpix + maxtap + kc, off, MR * ntaps, 1, 0, kc), *w = in_rand(c, ntaps * kc * NR);
     out_t acc;
     if (!x || !w || !out_init(c, &acc, "acc", MR * NR, NR)) return;
     for (int i = 0; i < MR * NR; i++) st(c, acc.p, i, accumulate ? rnd_val() : NAN); /* NaN: must be ignored */
@@ -452,18 +471,6 @@ static void test_gemm_store(ctx *c)
 }
 
 /* ------------------------------------------------------------------ depthwise, channels-first */
-
-/* x: nx elements, NaN except the runs tap t of output row o reads, [off[t] + o*in_step, + n). */
-static void *runs_input(ctx *c, ptrdiff_t nx, const ptrdiff_t *off, int ntaps, int64_t nrow, ptrdiff_t step,
-                        int64_t n)
-{
-    char *x = in_nan(c, nx);
-    if (x)
-        for (int t = 0; t < ntaps; t++)
-            for (int64_t o = 0; o < nrow; o++)
-                for (int64_t j = 0; j < n; j++) st(c, x, off[t] + o * step + j, rnd_val());
-    return x;
-}
 
 /* kw 0: taps at random offsets; else a kw x kw filter (ntaps = kw*kw) over rows in_step apart. */
 static void dw_cf_case(ctx *c, cconv_dw_cf_fn fn, int ntaps, int kw, int64_t n, int64_t nout, int contiguous,
@@ -921,7 +928,8 @@ static void gw_case(ctx *c, const cconv_gw_tile_kernel *k, const char *name, int
         if (i == MR - 1 && MR > 2) rows[i] = rows[1]; /* an edge tile's repeated row */
         if (rows[i] > maxrow) maxrow = rows[i];
     }
-    void *x = in_rand(c, maxrow + (nrows - 1) * xrs + ncols), *g = in_rand(c, nrows * ncols * NR);
+    void *x = runs_input(c, maxrow + (nrows - 1) * xrs + ncols, rows, MR, nrows, xrs, ncols),
+         *g = in_rand(c, nrows * ncols * NR);
     out_t acc;
     if (!x || !g || !out_init(c, &acc, "acc", MR * NR, NR)) return;
     for (int i = 0; i < MR * NR; i++) st(c, acc.p, i, accumulate ? rnd_val() : NAN);
@@ -1137,13 +1145,15 @@ int cconv_ukernel_test(const char *isa, const char *family, long *checks, char *
         append(&c, "unknown kernel family %s\n", family ? family : "(null)");
         return -2;
     }
-    struct sigaction sa, old_segv, old_bus;
+    struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_fault;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, &old_segv);
     sigaction(SIGBUS, &sa, &old_bus);
-    for (c.dt = 0; c.dt < 2; c.dt++) {
+    for (int pass = 0; pass < 4; pass++) {
+        c.dt = pass & 1;
+        guard_front = pass >> 1; /* the same cases again, guarded in front */
         c.es = c.dt ? 8 : 4;
         c.u = c.dt ? 0x1p-53 : 0x1p-24;
         c.vl = c.t->narrow[c.dt].nr;
