@@ -60,7 +60,11 @@ def tester(tmp_path_factory):
     # The tester references the tables (cconv_isa_avx512, ...) of the extension Python already
     # loaded; promote that to global symbol scope so they resolve to the same objects.
     ctypes.CDLL(_core.__file__, mode=os.RTLD_GLOBAL | os.RTLD_NOLOAD)
-    t = ctypes.CDLL(str(lib))
+    try:
+        t = ctypes.CDLL(str(lib))
+    except OSError as e:
+        pytest.fail(f"the tester does not link against {_core.__file__} (are the cconv_isa_* tables "
+                    f"still exported?): {e}")
     t.cconv_ukernel_test.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_long),
                                      ctypes.c_char_p, ctypes.c_size_t]
     t.cconv_ukernel_test.restype = ctypes.c_int

@@ -1125,7 +1125,8 @@ const char *cconv_ukernel_family(int i) { return i >= 0 && i < N_FAMILIES ? fami
 
 /* Runs one family (by name) of the named ISA's kernels, both dtypes. Returns the number of failed
  * checks (-1: unknown or unavailable ISA, -2: unknown family); *checks: the checks made (0: nothing
- * to test, the report says why); report: the first failures, one a line, and a summary. */
+ * to test, the report says why); report: the first failures, one a line, and a summary. Not
+ * reentrant (one call at a time: the buffers and the fault handler are process-wide). */
 int cconv_ukernel_test(const char *isa, const char *family, long *checks, char *report, size_t report_len)
 {
     ctx c = {0};
