@@ -42,10 +42,22 @@ CORE_SOURCES = [
 ]
 CORE_TEMPLATES = []
 
-# Per ISA: plain C files compiled with that ISA's flags (`${ISA}` in the name), and templates
-# expanded per ISA and element type.
-ISA_SOURCES = ["kernels/isa_${ISA}.c"]
-ISA_TEMPLATES = []
+# Per ISA, compiled with that ISA's flags: C files (`${ISA}` in the name) or templates expanded
+# once per ISA (the table of its microkernels, config/), and the microkernel templates, expanded
+# per ISA and element type and, where roles are given, per tile role (`${ROLE}`: config/<isa>.h
+# gives each role's shape).
+ISA_SOURCES = ["config/table.c.in"]
+_ROLES = ["wide", "mid", "narrow"]
+ISA_TEMPLATES = [
+    ("ukernels/gemm_tile.c.in", _ROLES),
+    ("ukernels/gw_tile.c.in", _ROLES),
+    ("ukernels/dw.c.in", None),
+    ("ukernels/pw_band.c.in", None),
+    ("ukernels/wino.c.in", None),
+    ("ukernels/gw_dw.c.in", None),
+    ("ukernels/copy.c.in", None),
+    ("ukernels/fma_loop.c.in", None),
+]
 
 # Header directories of the core (for every file, generated ones included).
 INCLUDE_DIRS = ["include", CDIR]
@@ -100,7 +112,11 @@ def sources(gen_dir, isas):
         out += [(expand(t, dt, gen_dir), []) for dt in DTYPES]
     for isa in isas:
         flags = ISA_FLAGS[isa]
-        out += [(os.path.join(ROOT, CDIR, substitute(f, {"ISA": isa})), flags) for f in ISA_SOURCES]
+        for f in ISA_SOURCES:
+            if f.endswith(".c.in"):
+                out.append((expand(f, {"ISA": isa}, gen_dir), flags))
+            else:
+                out.append((os.path.join(ROOT, CDIR, substitute(f, {"ISA": isa})), flags))
         for t, roles in ISA_TEMPLATES:
             for dt in DTYPES:
                 for role in roles or [None]:
