@@ -2,7 +2,7 @@
 templates are expanded. setup.py imports it; the scripts that compile the core themselves (leak
 check, fuzzing, portability, microkernel tests) ask it for the same list:
 
-    python tools/cbuild.py sources GEN_DIR [--isa NAME ...]
+    python tools/cbuild.py sources GEN_DIR [--isa NAME ...] [--only core|isa]
 
 expands the templates into GEN_DIR and prints one line per file to compile: `path<TAB>flags`.
 
@@ -141,11 +141,17 @@ def main(argv=None):
     s.add_argument("gen_dir")
     s.add_argument("--isa", action="append", choices=list(ISA_FLAGS),
                    help="only these ISAs (repeatable; default: every one this machine's target has)")
+    s.add_argument("--only", choices=["core", "isa"],
+                   help="only the ISA-independent files, or only the ISAs' (scripts that build "
+                        "the kernels differently or reuse their objects)")
     args = ap.parse_args(argv)
     import platform
     isas = args.isa or target_isas(platform.machine().lower() in ("x86_64", "amd64"))
-    for path, flags in sources(os.path.abspath(args.gen_dir), isas):
-        print(f"{path}\t{' '.join(flags)}")
+    gen_dir = os.path.abspath(args.gen_dir)
+    core = sources(gen_dir, [])
+    for path, flags in (core if args.only == "core" else sources(gen_dir, isas)):
+        if args.only != "isa" or (path, flags) not in core:
+            print(f"{path}\t{' '.join(flags)}")
 
 
 if __name__ == "__main__":
