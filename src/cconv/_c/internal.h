@@ -1,4 +1,5 @@
-/* Private declarations shared by the C core: the per-ISA kernel table and helpers. */
+/* Private declarations shared by the C core: helpers, and (ukernels/ukernels.h) the per-ISA
+ * microkernel table. */
 #ifndef CCONV_INTERNAL_H
 #define CCONV_INTERNAL_H
 
