@@ -45,12 +45,13 @@ def test_python_corpus_replays_clean():
 
 
 def _sources():
-    out = [os.path.join(ROOT, "include", "cconv.h"), os.path.join(FUZZ, "fuzz_desc.c"),
-           os.path.join(FUZZ, "replay_main.c"), os.path.join(FUZZ, "build.sh")]
-    for d in ("src/cconv/_c", "src/cconv/_c/kernels"):
-        full = os.path.join(ROOT, d)
-        out += [os.path.join(full, f) for f in os.listdir(full) if os.path.isfile(os.path.join(full, f))]
-    return out
+    """Every file the replay binary is built from: the C core's (tools/cbuild.py) and the harness's."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import cbuild
+    finally:
+        sys.path.pop(0)
+    return cbuild.inputs() + [os.path.join(FUZZ, f) for f in ("fuzz_desc.c", "replay_main.c", "build.sh")]
 
 
 @pytest.mark.long  # an ASan + UBSan build of the C core, then 275 inputs: minutes

@@ -2,7 +2,7 @@
 templates are expanded. setup.py imports it; the scripts that compile the core themselves (leak
 check, fuzzing, portability, microkernel tests) ask it for the same list:
 
-    python tools/cbuild.py sources GEN_DIR [--isa NAME ...]
+    python tools/cbuild.py sources GEN_DIR [--isa NAME ...] [--only core|isa]
 
 expands the templates into GEN_DIR and prints one line per file to compile: `path<TAB>flags`.
 
@@ -62,10 +62,22 @@ CORE_TEMPLATES = [
     "grad/weight_grad_run.c.in",
 ]
 
-# Per ISA: plain C files compiled with that ISA's flags (`${ISA}` in the name), and templates
-# expanded per ISA and element type.
-ISA_SOURCES = ["kernels/isa_${ISA}.c"]
-ISA_TEMPLATES = []
+# Per ISA, compiled with that ISA's flags: C files (`${ISA}` in the name) or templates expanded
+# once per ISA (the table of its microkernels, config/), and the microkernel templates, expanded
+# per ISA and element type and, where roles are given, per tile role (`${ROLE}`: config/<isa>.h
+# gives each role's shape).
+ISA_SOURCES = ["config/table.c.in"]
+_ROLES = ["wide", "mid", "narrow"]
+ISA_TEMPLATES = [
+    ("ukernels/gemm_tile.c.in", _ROLES),
+    ("ukernels/gw_tile.c.in", _ROLES),
+    ("ukernels/dw.c.in", None),
+    ("ukernels/pw_band.c.in", None),
+    ("ukernels/wino.c.in", None),
+    ("ukernels/gw_dw.c.in", None),
+    ("ukernels/copy.c.in", None),
+    ("ukernels/fma_loop.c.in", None),
+]
 
 # Header directories of the core (for every file, generated ones included).
 INCLUDE_DIRS = ["include", CDIR]
@@ -120,7 +132,11 @@ def sources(gen_dir, isas):
         out += [(expand(t, dt, gen_dir), []) for dt in DTYPES]
     for isa in isas:
         flags = ISA_FLAGS[isa]
-        out += [(os.path.join(ROOT, CDIR, substitute(f, {"ISA": isa})), flags) for f in ISA_SOURCES]
+        for f in ISA_SOURCES:
+            if f.endswith(".c.in"):
+                out.append((expand(f, {"ISA": isa}, gen_dir), flags))
+            else:
+                out.append((os.path.join(ROOT, CDIR, substitute(f, {"ISA": isa})), flags))
         for t, roles in ISA_TEMPLATES:
             for dt in DTYPES:
                 for role in roles or [None]:
@@ -145,11 +161,17 @@ def main(argv=None):
     s.add_argument("gen_dir")
     s.add_argument("--isa", action="append", choices=list(ISA_FLAGS),
                    help="only these ISAs (repeatable; default: every one this machine's target has)")
+    s.add_argument("--only", choices=["core", "isa"],
+                   help="only the ISA-independent files, or only the ISAs' (scripts that build "
+                        "the kernels differently or reuse their objects)")
     args = ap.parse_args(argv)
     import platform
     isas = args.isa or target_isas(platform.machine().lower() in ("x86_64", "amd64"))
-    for path, flags in sources(os.path.abspath(args.gen_dir), isas):
-        print(f"{path}\t{' '.join(flags)}")
+    gen_dir = os.path.abspath(args.gen_dir)
+    core = sources(gen_dir, [])
+    for path, flags in (core if args.only == "core" else sources(gen_dir, isas)):
+        if args.only != "isa" or (path, flags) not in core:
+            print(f"{path}\t{' '.join(flags)}")
 
 
 if __name__ == "__main__":

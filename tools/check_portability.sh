@@ -26,44 +26,31 @@ CFLAGS="$CFLAGS -I$ROOT/include -I$SRC"
 STRICT=${CCONV_PORTABILITY_STRICT:-0}
 status=0
 
-# Target flags of each ISA kernel file: setup.py's ISA_KERNELS (keep the two in step).
-isa_flags() {
-    case $1 in
-    isa_avx2) echo "-mavx2 -mfma" ;;
-    isa_avx512) echo "-mavx512f -mavx2 -mfma" ;;
-    *) echo "" ;;
-    esac
-}
-
-# build NAME CC "ISA FILES" EXTRA_FLAGS [FROM]: compiles every .c of src/cconv/_c, the ISA kernel
-# files named and tools/portability_main.c (side by side), and links them into NAME/prog. With
-# FROM (an earlier check's name) the kernel objects are that check's: the kernel files use no
-# OpenMP, so a serial build needs only the core files compiled again.
+# build NAME CC "ISAS" EXTRA_FLAGS [FROM]: compiles every C file of the core as setup.py does
+# (tools/cbuild.py lists them with their target flags; ISAS: the ISA kernels to include) and
+# tools/portability_main.c, as many side by side as there are cores, and links them into
+# NAME/prog. With FROM (an earlier check's name) the kernel objects are that check's: the kernels
+# use no OpenMP, so a serial build needs only the other files compiled again.
 build() {
     name=$1 cc=$2 isas=$3 extra="$(opt "$2") $4" from=${5:-}
     dir=$TMP/$name
-    mkdir -p "$dir"
-    pids=
-    for f in "$SRC"/*.c "$ROOT/tools/portability_main.c"; do
-        $cc $CFLAGS $extra -c "$f" -o "$dir/$(basename "$f" .c).o" >"$dir/$(basename "$f").log" 2>&1 &
-        pids="$pids $!"
-    done
-    for k in $isas; do
-        if [ -n "$from" ]; then
-            cp "$TMP/$from/$k.o" "$dir/" || return 1
-            continue
+    mkdir -p "$dir/isa"
+    # "OBJDIR<TAB>SOURCE<TAB>FLAGS" lines: the kernels' objects go to isa/, for a later FROM
+    {
+        python3 "$ROOT/tools/cbuild.py" sources "$dir/gen" --only core | sed "s|^|$dir	|"
+        printf '%s\t%s\n' "$dir" "$ROOT/tools/portability_main.c"
+        if [ -z "$from" ]; then
+            # shellcheck disable=SC2046 # the options are words
+            python3 "$ROOT/tools/cbuild.py" sources "$dir/gen" --only isa $(printf -- '--isa %s ' $isas) |
+                sed "s|^|$dir/isa	|"
         fi
-        # shellcheck disable=SC2046 # the flags are words
-        $cc $CFLAGS $extra $(isa_flags "$k") -c "$SRC/kernels/$k.c" -o "$dir/$k.o" >"$dir/$k.c.log" 2>&1 &
-        pids="$pids $!"
-    done
-    ok=0
-    for pid in $pids; do wait "$pid" || ok=1; done
-    if [ $ok -ne 0 ]; then
-        cat "$dir"/*.log | head -40 >&2
-        return 1
-    fi
-    $cc $extra "$dir"/*.o -o "$dir/prog" -lm >"$dir/link.log" 2>&1 || { cat "$dir/link.log" >&2; return 1; }
+    } | sed 's/[[:blank:]]*$//' >"$dir/sources.txt" || return 1 # xargs joins a line ending in a blank to the next
+    if [ -n "$from" ]; then cp "$TMP/$from"/isa/*.o "$dir/isa/" || return 1; fi
+    CC_="$cc $CFLAGS $extra" xargs -L1 -P "$(nproc)" sh -c '
+            d=$0 src=$1; shift
+            o="$d/$(basename "$src" .c).o"
+            $CC_ "$@" -c "$src" -o "$o" >"$o.log" 2>&1 || { head -40 "$o.log" >&2; exit 1; }' <"$dir/sources.txt" || return 1
+    $cc $extra "$dir"/*.o "$dir"/isa/*.o -o "$dir/prog" -lm >"$dir/link.log" 2>&1 || { cat "$dir/link.log" >&2; return 1; }
 }
 
 report() { # report STATUS TEXT
@@ -103,10 +90,10 @@ check() {
     fi
 }
 
-# The native ISA kernel files, as setup.py picks them.
+# The native ISAs, as setup.py picks them.
 case $(uname -m) in
-x86_64 | amd64) NATIVE_ISAS="isa_generic isa_avx2 isa_avx512" ;;
-*) NATIVE_ISAS="isa_generic" ;;
+x86_64 | amd64) NATIVE_ISAS="generic avx2 avx512" ;;
+*) NATIVE_ISAS="generic" ;;
 esac
 
 # Three independent groups side by side (the AVX-512 files are the long compiles); each writes
@@ -132,8 +119,8 @@ g2=$!
     if have aarch64-linux-gnu-gcc; then
         runner=-
         if have qemu-aarch64; then runner="qemu-aarch64 -L /usr/aarch64-linux-gnu"; fi
-        check aarch64 aarch64-linux-gnu-gcc isa_generic "-fopenmp" "$runner"
-        check aarch64-serial aarch64-linux-gnu-gcc isa_generic "" "$runner" aarch64
+        check aarch64 aarch64-linux-gnu-gcc generic "-fopenmp" "$runner"
+        check aarch64-serial aarch64-linux-gnu-gcc generic "" "$runner" aarch64
         [ "$runner" = - ] && skip "aarch64 runs" qemu-user
     else
         skip aarch64 gcc-aarch64-linux-gnu

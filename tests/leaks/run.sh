@@ -14,41 +14,28 @@ CC=${CC:-gcc}
 mkdir -p "$OUT"
 cd "$ROOT"
 
-# Kernel files and their target flags: the ISA_KERNELS table of setup.py.
-KERNELS=$(python3 - <<'EOF'
-import ast, platform, re
-src = open("setup.py").read()
-x86 = platform.machine().lower() in ("x86_64", "amd64")
-print("src/cconv/_c/kernels/isa_generic.c|")  # every target; no flags of its own
-for m in re.finditer(r'"(isa_\w+\.c)"\)\]?\s*[:=]\s*(\[[^\]]*\])', src):
-    if x86 and m.group(1) != "isa_generic.c":
-        print(f"src/cconv/_c/kernels/{m.group(1)}|{','.join(ast.literal_eval(m.group(2)))}")
-EOF
-)
-CORE=$(echo src/cconv/_c/*.c) # every core source; the ISA kernel files are below it
+# Every C file of the core with its target flags, as setup.py compiles them (tools/cbuild.py
+# expands the kernel templates into $OUT/gen).
+SOURCES=$(python3 tools/cbuild.py sources "$OUT/gen")
 CFLAGS="-g1 -O1 -std=gnu11 -fopenmp -fno-omit-frame-pointer -Iinclude -Isrc/cconv/_c"
 WRAP="-Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=posix_memalign"
 
-# build VARIANT EXTRA_FLAGS: objects in $OUT/VARIANT, rebuilt when a source is newer (kernel files in
-# parallel: the AVX-512 one is the slow compile).
+# build VARIANT EXTRA_FLAGS: objects in $OUT/VARIANT, each rebuilt when its source or a file of the
+# core is newer, as many compiles side by side as there are cores.
 build() {
-    local v=$1 extra=$2 dir="$OUT/$1" objs=() pids=()
+    local extra=$2 dir="$OUT/$1"
     mkdir -p "$dir"
-    for entry in $KERNELS; do
-        local src=${entry%%|*} flags=${entry#*|}
-        local obj="$dir/$(basename "$src" .c).o"
-        objs+=("$obj")
-        if [ ! -e "$obj" ] || [ -n "$(find src/cconv/_c/kernels src/cconv/_c/internal.h include -newer "$obj" | head -1)" ]; then
-            $CC $CFLAGS $extra ${flags//,/ } -c "$src" -o "$obj" & pids+=($!)
-        fi
-    done
-    for src in $CORE tests/leaks/plan_loop.c; do
-        local obj="$dir/$(basename "$src" .c).o"
-        objs+=("$obj")
-        $CC $CFLAGS $extra -c "$src" -o "$obj" & pids+=($!)
-    done
-    for p in "${pids[@]}"; do wait "$p"; done
-    $CC $CFLAGS $extra $WRAP "${objs[@]}" -lm -o "$dir/plan_loop"
+    # (sed: xargs would join a line ending in a blank, a file without flags, to the next)
+    printf '%s\n' "$SOURCES" tests/leaks/plan_loop.c | sed 's/[[:blank:]]*$//' |
+        CC_="$CC $CFLAGS $extra" DIR_="$dir" xargs -L1 -P "$(nproc)" sh -c '
+            o="$DIR_/$(basename "$0" .c).o"
+            if [ -e "$o" ] && [ -z "$(find "$0" src/cconv/_c include tools/cbuild.py -newer "$o" | head -1)" ]; then
+                exit 0
+            fi
+            exec $CC_ "$@" -c "$0" -o "$o"'
+    local objs=()
+    while IFS=$'\t' read -r src _; do objs+=("$dir/$(basename "$src" .c).o"); done <<< "$SOURCES"
+    $CC $CFLAGS $extra $WRAP "${objs[@]}" "$dir/plan_loop.o" -lm -o "$dir/plan_loop"
 }
 
 fail=0

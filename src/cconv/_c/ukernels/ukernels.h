@@ -1,0 +1,159 @@
+/* The microkernels' contracts: one function type per family (cconv_X_ukr; the templates in this
+ * directory declare each instance with it, so a signature that drifts does not compile), the
+ * pointer types the drivers call through (cconv_X_fn), and cconv_isa_table, the set of one
+ * ISA's microkernels that config/<isa>.c fills in. */
+#ifndef CCONV_UKERNELS_H
+#define CCONV_UKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Register-tile kernel of the GEMM family: MR output pixels x NR output channels.
+ * acc[MR][NR] (+)= sum over taps t, channels k of x[pix[i] + taps[t] + k] * w[t][k][NR].
+ * x points at the first channel (of the group and kc block) of the padded channels-last input;
+ * pix[i] is the element offset of pixel i's window origin. Pixels are given one by one (an
+ * indirection list) so a tile may span output rows and an edge tile can repeat its last pixel
+ * instead of reading past the buffer. w holds ntaps*kc*NR packed weights. accumulate=0 starts
+ * from zero. */
+typedef void cconv_tile_ukr(const void *x, const ptrdiff_t *pix, const ptrdiff_t *taps, int ntaps,
+                            int64_t kc, const void *w, void *acc, int accumulate);
+typedef cconv_tile_ukr *cconv_tile_fn;
+
+/* Stores a finished tile channels-first: y[j*ys + i] = acc[i*NR + j] + bias[j] for i < m, j < ncol
+ * (a transpose; compiled per tile shape so the whole-tile case has fixed trip counts). */
+typedef void cconv_tile_store_ukr(const void *acc, const void *bias, int64_t m, int64_t ncol, void *y,
+                                  ptrdiff_t ys);
+typedef cconv_tile_store_ukr *cconv_tile_store_fn;
+
+/* Stores a finished tile channels-last: y[rows[i] + j] = acc[i*NR + j] + bias[j]. */
+typedef void cconv_tile_store_cl_ukr(const void *acc, const void *bias, int64_t m, int64_t ncol, void *y,
+                                     const int64_t *rows);
+typedef cconv_tile_store_cl_ukr *cconv_tile_store_cl_fn;
+
+typedef struct {
+    int mr, nr;
+    cconv_tile_fn fn;
+    cconv_tile_store_fn store_cf;
+    cconv_tile_store_cl_fn store_cl;
+} cconv_tile_kernel;
+
+/* Depthwise kernels (ukernels/dw.c.in).
+ * Channels-first, nout output rows of one channel: y[o*y_step + j] = bias + sum_t w[t] *
+ * taps[t][o*in_step + j] for j < n; taps point into padded, stride-phase-split input rows;
+ * bias may be NULL. Reads up to one vector past each run. */
+typedef void cconv_dw_cf_ukr(const void *const *taps, int ntaps, const void *w, const void *bias,
+                             int64_t n, int64_t nout, ptrdiff_t in_step, ptrdiff_t y_step, void *y);
+typedef cconv_dw_cf_ukr *cconv_dw_cf_fn;
+/* Channels-first, K x K (K = 3, 5, 7) stride S (1, 2) with zero padding, read straight from the
+ * H x W input plane x (no band copy; masked loads at the borders): output rows oh0 .. oh0 + nout - 1
+ * (OW columns; y at row oh0, pitch y_step), padding pt rows above and pl columns left; zrow: W
+ * zeros. NULL where the ISA has no masked loads. */
+typedef void cconv_dw_direct_ukr(const void *x, int64_t H, int64_t W, int64_t pt, int64_t pl, int K, int S,
+                                 const void *w, const void *bias, int64_t oh0, int64_t nout, int64_t OW,
+                                 void *y, ptrdiff_t y_step, const void *zrow);
+typedef cconv_dw_direct_ukr *cconv_dw_direct_fn;
+/* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
+ * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). pf_rows > 0: the
+ * next output row reads pf_rows new input rows, at pf_step, 2*pf_step, ... elements past this
+ * row's last tap row, and writes y + n*C on: prefetched along the way. */
+typedef void cconv_dw_cl_ukr(const void *const *src, int ntaps, int64_t n, int64_t C,
+                             const void *w, const void *bias, void *y, int pf_rows, ptrdiff_t pf_step);
+typedef cconv_dw_cl_ukr *cconv_dw_cl_fn;
+/* dst[q*pix + e] = src[q*C + lane[e]] for q < npix, e < pix: a channels-last row expanded so that
+ * grouped channels-last convolutions become depthwise ones (see run_dw_cl_). */
+typedef void cconv_dw_expand_ukr(void *dst, const void *src, int64_t npix, int64_t C,
+                                 const int32_t *lane, int64_t pix);
+typedef cconv_dw_expand_ukr *cconv_dw_expand_fn;
+
+/* Pointwise block of the fused separable convolution: y[i*ys + p] = bias[i] + sum_k w[k*6 + i] *
+ * x[k*xs + p] for i < mr <= 6, p < np; bias may be NULL; x rows readable one vector past np. */
+typedef void cconv_pw_band_ukr(const void *x, ptrdiff_t xs, int64_t K, const void *w, int mr,
+                               const void *bias, int64_t np, void *y, ptrdiff_t ys);
+typedef cconv_pw_band_ukr *cconv_pw_band_fn;
+#define CCONV_PW_MR 6
+
+/* Winograd F(4x4, 3x3) transforms (ukernels/wino.c.in), vectorised across channels.
+ * Input: the 6x6 patch d[r][s][c] = src[r*rs + s*cs + c] (channels-last, c < C) becomes
+ * V[xi][c] = (B^T d B)[xi] at dst[xi*ds + c], xi = 6*i + j < 36.
+ * Output: m[xi*ms + j] (xi < 36, j < n, n a multiple of the vector length) becomes the 4x4
+ * outputs (A^T m A)[o] at out[o*n + j], o = 4*i + j < 16; returns nonzero if any is Inf or NaN. */
+typedef void cconv_wino_in_ukr(const void *src, ptrdiff_t rs, ptrdiff_t cs, int64_t C, void *dst,
+                               ptrdiff_t ds);
+typedef cconv_wino_in_ukr *cconv_wino_in_fn;
+typedef int cconv_wino_out_ukr(const void *m, ptrdiff_t ms, int64_t n, void *out);
+typedef cconv_wino_out_ukr *cconv_wino_out_fn;
+/* Filters: U[xi*us + j] = (G g_j G^T)[xi] for j < nr, xi < 36, where filter j < n is the 3x3
+ * g[j*gs + 3*r + s] and columns n <= j < nr are zero; computed in double. */
+typedef void cconv_wino_filter_ukr(const void *g, ptrdiff_t gs, int64_t n, int64_t nr, void *u,
+                                   ptrdiff_t us);
+typedef cconv_wino_filter_ukr *cconv_wino_filter_fn;
+
+/* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
+typedef void cconv_stream_copy_ukr(void *dst, const void *src, int64_t n);
+typedef cconv_stream_copy_ukr *cconv_stream_copy_fn;
+/* dst[j*ds + i] = src[i*ss + j] for i < rows, j < cols (channels-first rows to channels-last). */
+typedef void cconv_transpose_ukr(const void *src, ptrdiff_t ss, int64_t rows, int64_t cols, void *dst,
+                                 ptrdiff_t ds);
+typedef cconv_transpose_ukr *cconv_transpose_fn;
+
+/* Weight-gradient register tile (ukernels/gw_tile.c.in): MR rows of (input channel, tap) x NR output
+ * channels, acc[i][NR] (+)= sum_{r < nrows, c < ncols} x[rows[i] + r*xrs + c] * g[(r*ncols + c)*NR + j]:
+ * x is a channels-first band, g grad_output packed [pixel][NR]; accumulate=0 starts from zero. */
+typedef void cconv_gw_tile_ukr(const void *x, const ptrdiff_t *rows, int64_t nrows, int64_t ncols,
+                               ptrdiff_t xrs, const void *g, void *acc, int accumulate);
+typedef cconv_gw_tile_ukr *cconv_gw_tile_fn;
+typedef struct {
+    int mr, nr;
+    cconv_gw_tile_fn fn;
+} cconv_gw_tile_kernel;
+
+/* The FMA peak's yardstick (ukernels/fma_loop.c.in): iters rounds of independent vector multiply-adds
+ * on registers only; adds the FLOPs done to *flops and returns a checksum. */
+typedef double cconv_fma_loop_ukr(int64_t iters, double *flops);
+typedef cconv_fma_loop_ukr *cconv_fma_loop_fn;
+/* Weight gradient of one (output channel, input channel) pair (depthwise, narrow groups):
+ * acc[t][l] += sum_{r < nrows, c < ncols, c = l mod VL} g[r*grs + c] * x[taps[t] + r*xrs + c] for
+ * t < ntaps, l < VL (the narrow tile's nr): per-lane sums, added up by the caller once at the end.
+ * Reads (and ignores) up to one vector past each run of x. */
+typedef void cconv_gw_dw_ukr(const void *x, const ptrdiff_t *taps, int ntaps, int64_t nrows,
+                             int64_t ncols, ptrdiff_t xrs, const void *g, ptrdiff_t grs, void *acc);
+typedef cconv_gw_dw_ukr *cconv_gw_dw_fn;
+/* Channels-last depthwise (multiplier 1) weight gradient of nrows output rows, all taps: acc[(r*KW
+ * + b)*C + c] += sum_{i < nrows, w < OW, cols[w*KW + b] >= 0} g[(i*OW + w)*C + c] *
+ * xrows[i*KR + r][cols[w*KW + b] + c] for tap rows r < KR (a NULL row: padding, skipped), tap
+ * columns b < KW, channels c < C (cols: element offsets in a row, -1 where the tap reads padding). */
+typedef void cconv_gw_dw_cl_ukr(const void *const *xrows, int64_t nrows, int KR, const ptrdiff_t *cols,
+                                int KW, int64_t OW, const void *g, int64_t C, void *acc);
+typedef cconv_gw_dw_cl_ukr *cconv_gw_dw_cl_fn;
+
+typedef struct {
+    const char *name;
+    cconv_tile_kernel wide[2];   /* [dtype]: NR = GEMM_NV_wide vectors (2 or 3), the GEMM's main tile */
+    cconv_tile_kernel mid[2];    /* [dtype]: NR = 2 vectors (the wide tile itself where it has 2) */
+    cconv_tile_kernel narrow[2]; /* [dtype]: NR = 1 vector, more pixels */
+    cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
+    cconv_dw_direct_fn dw_direct[2];
+    cconv_dw_cl_fn dw_cl[2];
+    cconv_dw_expand_fn dw_expand[2];
+    cconv_pw_band_fn pw_band[2];
+    cconv_stream_copy_fn stream_copy[2];
+    cconv_transpose_fn transpose[2];
+    cconv_wino_in_fn wino_in[2];
+    cconv_wino_out_fn wino_out[2];
+    cconv_wino_filter_fn wino_filter[2];
+    cconv_gw_tile_kernel gw_wide[2];   /* [dtype]: the weight gradient's main tile (2 or 4 vectors) */
+    cconv_gw_tile_kernel gw_mid[2];    /* [dtype]: NR = 2 vectors (gw_wide itself where it has 2) */
+    cconv_gw_tile_kernel gw_narrow[2]; /* [dtype]: NR = 1 vector */
+    cconv_gw_dw_fn gw_dw[2];
+    cconv_gw_dw_cl_fn gw_dw_cl[2];
+    cconv_fma_loop_fn fma_loop[2];
+} cconv_isa_table;
+
+extern const cconv_isa_table cconv_isa_generic;
+#if defined(__x86_64__) || defined(_M_X64)
+#define CCONV_X86 1
+extern const cconv_isa_table cconv_isa_avx2;
+extern const cconv_isa_table cconv_isa_avx512;
+#endif
+
+#endif

@@ -1,0 +1,53 @@
+/* Vectors of one microkernel instance's element type, written with GCC vector extensions (also
+ * understood by clang) so that one source serves every ISA: the compiler lowers them to the
+ * instructions the instance's flags allow, and contracts a*b + c into FMAs where the ISA has them.
+ * Included once by each ukernels/ template instance, after its ISA's config header (VBYTES) and
+ * `typedef ${T} T;` (the element type). */
+#ifndef CCONV_UKERNELS_VEC_H
+#define CCONV_UKERNELS_VEC_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define VL (VBYTES / (int)sizeof(T)) /* lanes of a vector */
+typedef T VT __attribute__((vector_size(VBYTES)));
+
+/* Unaligned load and store of a whole vector. */
+static inline VT vload(const T *p) { VT v; memcpy(&v, p, sizeof v); return v; }
+static inline void vstore(T *p, VT v) { memcpy(p, &v, sizeof v); }
+
+/* A vector of copies of s: one broadcast instruction. s - 0.0 is s for every s (-0.0 included),
+ * so the compiler drops the subtraction; `s + 0.0` would turn -0.0 into +0.0 and so stays, and a
+ * lane-by-lane loop becomes masked moves. */
+static inline VT vsplat(T s)
+{
+    return s - (VT){0};
+}
+
+/* Integer lanes as wide as each float type's (masks, bitwise clears). */
+typedef int32_t dw_lane_int_f32;
+typedef int64_t dw_lane_int_f64;
+
+/* o[j][i] = src[i*ss + j] for i, j < 8: an 8x8 block through registers (3 rounds of 8 shuffles). */
+typedef T v8 __attribute__((vector_size(8 * sizeof(T))));
+static inline void transpose8(const T *src, ptrdiff_t ss, v8 o[8])
+{
+    v8 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) memcpy(&r[i], src + i * ss, sizeof r[i]);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int k = 0; k < 2; k++) {
+            u[i + 2 * k] = __builtin_shufflevector(t[i + k], t[i + k + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[i + 2 * k + 1] = __builtin_shufflevector(t[i + k], t[i + k + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    /* u[q] (q < 4) holds rows 0-3 of columns q and q + 4; u[q + 4] rows 4-7 */
+    for (int q = 0; q < 4; q++) {
+        o[q] = __builtin_shufflevector(u[q], u[q + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        o[q + 4] = __builtin_shufflevector(u[q], u[q + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+
+#endif
