@@ -29,14 +29,6 @@ FAMILIES = [
     "copy", "winograd", "gw_tile", "gw_dw", "fma_loop",
 ]
 
-# Known kernel bugs the tester finds (strict: once fixed, the test must lose its mark).
-KNOWN = {
-    "dw_cf_3x3": "dw_cf's 3x3 stride-1 path stores whole vectors past the last row when rows are "
-    "contiguous (y_step == n) and narrower than about half a vector (its spill flag for rows "
-    "0..2 of a 4-row block ignores where the call's output ends)",
-}
-
-
 def _compiler():
     for cand in (os.environ.get("CC"), sysconfig.get_config_var("CC"), "cc", "gcc", "clang"):
         if cand and shutil.which(shlex.split(cand)[0]):
@@ -93,10 +85,7 @@ def test_bad_arguments(tester):
     assert _run(tester, "generic", "no-such-family")[0] == -2
 
 
-@pytest.mark.parametrize("family", [
-    pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=KNOWN[f])) if f in KNOWN else f
-    for f in FAMILIES
-])
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("isa", cconv.available_isas())
 def test_ukernels(tester, isa, family):
     fails, checks, report = _run(tester, isa, family)
