@@ -42,38 +42,6 @@ static inline int64_t cconv_shuffled_channel(int64_t c, int64_t C, int64_t sg)
     return sg == 1 ? c : c % (C / sg) * sg + c / (C / sg);
 }
 
-/* dst[j*ds + i] = src[i*ss + j] for i, j < 4: one 4x4 block through registers (vector
- * shuffles: unpack pairs, then halves), for the GEMM band fill and weight packing and the channels-last shuffle. */
-#define TRANSPOSE4_DEFINE(T, SFX)                                                                  \
-typedef T v4_##SFX __attribute__((vector_size(4 * sizeof(T))));                                    \
-static inline void cconv_transpose4_##SFX(const T *src, int64_t ss, T *dst, int64_t ds)                  \
-{                                                                                                  \
-    v4_##SFX r[4], t[4];                                                                           \
-    for (int i = 0; i < 4; i++) memcpy(&r[i], src + i * ss, sizeof r[i]);                          \
-    t[0] = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);                                        \
-    t[1] = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);                                        \
-    t[2] = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);                                        \
-    t[3] = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);                                        \
-    r[0] = __builtin_shufflevector(t[0], t[2], 0, 1, 4, 5);                                        \
-    r[1] = __builtin_shufflevector(t[0], t[2], 2, 3, 6, 7);                                        \
-    r[2] = __builtin_shufflevector(t[1], t[3], 0, 1, 4, 5);                                        \
-    r[3] = __builtin_shufflevector(t[1], t[3], 2, 3, 6, 7);                                        \
-    for (int j = 0; j < 4; j++) memcpy(dst + j * ds, &r[j], sizeof r[j]);                          \
-}                                                                                                  \
-/* dst[2i] = a[i], dst[2i + 1] = b[i] for i < 4 (a 2 x 4 transpose). */                             \
-static inline void cconv_interleave2_##SFX(const T *a, const T *b, T *dst)                          \
-{                                                                                                  \
-    v4_##SFX u, v, lo, hi;                                                                         \
-    memcpy(&u, a, sizeof u);                                                                       \
-    memcpy(&v, b, sizeof v);                                                                       \
-    lo = __builtin_shufflevector(u, v, 0, 4, 1, 5);                                                \
-    hi = __builtin_shufflevector(u, v, 2, 6, 3, 7);                                                \
-    memcpy(dst, &lo, sizeof lo);                                                                   \
-    memcpy(dst + 4, &hi, sizeof hi);                                                               \
-}
-TRANSPOSE4_DEFINE(float, f32)
-TRANSPOSE4_DEFINE(double, f64)
-
 /* The C core's one heap allocator (core/alloc.c): 64-byte aligned; NULL when out of memory;
  * cconv_free(NULL) does nothing. */
 void *cconv_alloc(size_t bytes);

@@ -2,6 +2,9 @@
 #include <string.h>
 #include "internal.h"
 
+void cconv_shuffle_cl_f32(const void *x, void *y, int64_t npix, int64_t channels, int64_t groups, int nt);
+void cconv_shuffle_cl_f64(const void *x, void *y, int64_t npix, int64_t channels, int64_t groups, int nt);
+
 cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
                                    int64_t channels, int64_t spatial, int64_t groups,
                                    const void *xv, void *yv)
@@ -36,24 +39,7 @@ cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t
          * channels at a time through registers (2 x 4 for 2 groups; an element loop was well
          * behind torch, docs/perf-notes.md), the groups and channels past multiples of 4
          * element by element. */
-        const int64_t g4 = groups / 4 * 4, j4 = cpg / 4 * 4;
-#define SHUFFLE_CL(T, SFX)                                                                         \
-        _Pragma("omp parallel for schedule(static) num_threads(nt)")                               \
-        for (int64_t p = 0; p < batch * spatial; p++) {                                            \
-            const T *s = (const T *)x + p * channels;                                              \
-            T *t = (T *)y + p * channels;                                                          \
-            for (int64_t j = 0; j < j4; j += 4) {                                                  \
-                if (groups == 2) { cconv_interleave2_##SFX(s + j, s + cpg + j, t + 2 * j); continue; }\
-                for (int64_t g = 0; g < g4; g += 4)                                                \
-                    cconv_transpose4_##SFX(s + g * cpg + j, cpg, t + j * groups + g, groups);      \
-                for (int64_t g = g4; g < groups; g++)                                              \
-                    for (int64_t i = j; i < j + 4; i++) t[i * groups + g] = s[g * cpg + i];        \
-            }                                                                                      \
-            for (int64_t g = 0; g < groups; g++)                                                   \
-                for (int64_t j = j4; j < cpg; j++) t[j * groups + g] = s[g * cpg + j];             \
-        }
-        if (es == 4) { SHUFFLE_CL(float, f32) } else { SHUFFLE_CL(double, f64) }
-#undef SHUFFLE_CL
+        (es == 4 ? cconv_shuffle_cl_f32 : cconv_shuffle_cl_f64)(x, y, batch * spatial, channels, groups, nt);
     }
     return CCONV_OK;
 }
