@@ -139,7 +139,8 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-C_SOURCES = [os.path.join(CDIR, f) for f in ("alloc.c", "cpu.c", "plan.c", "reference.c", "shuffle.c")]
+C_SOURCES = [os.path.join(CDIR, f) for f in ("alloc.c", "cpu.c", "input_grad.c", "plan.c", "reference.c",
+                                                 "shuffle.c")]
 
 ext = Extension(
     "cconv._core",
