@@ -127,6 +127,20 @@ cconv_status cconv_plan_execute_shuffled(const cconv_plan *plan, int64_t shuffle
 cconv_status cconv_conv_weight_grad(const cconv_conv_desc *d, const void *x, const void *grad_output,
                                     void *grad_weight);
 
+/* Input gradient of the convolution d (forward or transposed, every layout, dtype and padding
+ * mode): grad_input = dL/dx, of x's shape in d's layout, given grad_output = dL/dy (y's shape) and
+ * the weight of the call (d's weight layout). A forward d runs the transposed convolution of
+ * grad_output, or for one input channel per group and finite filters the depthwise convolution
+ * of grad_output (zero-inserted by the stride) with the flipped filters; for reflect, replicate,
+ * circular and symmetric padding the gradient of the padded input, its border then added onto
+ * the positions it was copied from. A transposed d runs the forward convolution of grad_output.
+ * These convolutions choose their algorithms as CCONV_ALGO_AUTO does (a stride-1 one-group 3x3
+ * layer may run on Winograd); d->algorithm CCONV_ALGO_EXACT or CCONV_ALGO_REFERENCE makes them
+ * all use that one, any other value is taken as auto. Plans are made and destroyed inside the
+ * call, with the calling thread's ISA. Bitwise identical for any number of threads. */
+cconv_status cconv_conv_input_grad(const cconv_conv_desc *d, const void *grad_output, const void *weight,
+                                   void *grad_input);
+
 /* One-shot: create, execute, destroy. */
 cconv_status cconv_conv(const cconv_conv_desc *d, const void *x, const void *weight,
                         const void *bias, void *y);
@@ -141,12 +155,12 @@ const char *cconv_status_string(cconv_status s);
 const char *cconv_algorithm_name(cconv_algorithm a);
 
 /* Instruction sets: "avx512", "avx2", "generic". Plans keep the ISA they were created with;
- * cconv_conv_weight_grad uses the ISA of its call. The ISA a call uses is the calling thread's
- * override when it has one (cconv_set_thread_isa), else the process-wide setting: the best
- * available, or the one the environment variable CCONV_ISA names (read at first use; an
- * unavailable name is ignored), or the one cconv_set_isa chose. Settings take effect for calls
- * that start after them; a thread's override never reaches calls made on other threads (a
- * call's OpenMP workers follow the thread that made it). */
+ * cconv_conv_weight_grad and cconv_conv_input_grad use the ISA of their call. The ISA a call
+ * uses is the calling thread's override when it has one (cconv_set_thread_isa), else the
+ * process-wide setting: the best available, or the one the environment variable CCONV_ISA names
+ * (read at first use; an unavailable name is ignored), or the one cconv_set_isa chose. Settings
+ * take effect for calls that start after them; a thread's override never reaches calls made on
+ * other threads (a call's OpenMP workers follow the thread that made it). */
 const char *cconv_get_isa(void); /* the ISA a call on this thread uses */
 int cconv_isa_available(const char *name);
 /* Process-wide; NULL or "auto": the best available. CCONV_ERR_UNSUPPORTED when unavailable. */

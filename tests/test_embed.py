@@ -1,6 +1,6 @@
 """Embedding: compile a small external Cython extension against the installed
 cconv (``cconv.get_include()`` + the shipped ``.pxd`` files), call the C API
-through it without the GIL, and compare with ``cconv.conv2d``."""
+through it without the GIL, and compare with ``cconv.conv2d`` and ``cconv.grad``."""
 
 import importlib.util
 import os
@@ -16,6 +16,7 @@ import pytest
 import reference as R
 
 cconv = pytest.importorskip("cconv", reason="cconv is not built/installed")
+import cconv.grad  # noqa: E402  (after the importorskip above)
 pytest.importorskip("Cython", reason="Cython is needed to build the embedding test extension")
 
 EXT_SOURCE = textwrap.dedent(
@@ -25,7 +26,10 @@ EXT_SOURCE = textwrap.dedent(
     from libc.stdint cimport int64_t
     from cconv.ccore cimport (cconv_conv_desc, cconv_status, cconv_plan, CCONV_OK, CCONV_FLOAT64,
                               CCONV_FLOAT32, CCONV_PAD_ZEROS, CCONV_ALGO_AUTO)
-    from cconv._core cimport conv, conv_output_size, plan_create, plan_execute, plan_destroy
+    from cconv.ccore cimport (CCONV_PAD_REFLECT, CCONV_PAD_REPLICATE, CCONV_PAD_CIRCULAR,
+                              CCONV_PAD_SYMMETRIC, CCONV_ERR_INVALID)
+    from cconv._core cimport (conv, conv_output_size, plan_create, plan_execute, plan_destroy,
+                              input_grad)
 
     cdef void fill_desc(cconv_conv_desc *d, int dtype, int64_t n, int64_t cin, int64_t h, int64_t w,
                         int64_t cout, int64_t kh, int64_t kw, int64_t stride, int64_t pad) noexcept nogil:
@@ -106,6 +110,34 @@ EXT_SOURCE = textwrap.dedent(
             st = plan_execute(plan, &x[0, 0, 0, 0], &y[0, 0, 0, 0])
         if st != CCONV_OK:
             raise ValueError(f"cconv status {int(st)}")
+
+    MODES = {"zeros": CCONV_PAD_ZEROS, "reflect": CCONV_PAD_REFLECT, "replicate": CCONV_PAD_REPLICATE,
+             "circular": CCONV_PAD_CIRCULAR, "symmetric": CCONV_PAD_SYMMETRIC}
+
+    def conv2d_input_grad_f64(tuple x_shape, double[:, :, :, ::1] w, double[:, :, :, ::1] g,
+                              int stride, int pad, int groups, str mode):
+        # dL/dx of conv2d(x, w, stride, pad, groups, padding_mode=mode), channels-first
+        cdef cconv_conv_desc d
+        cdef cconv_status st
+        fill_desc(&d, 64, x_shape[0], x_shape[1], x_shape[2], x_shape[3], w.shape[0], w.shape[2],
+                  w.shape[3], stride, pad)
+        d.groups = groups
+        d.padding_mode = MODES[mode]
+        gx = np.empty(x_shape, dtype=np.float64)
+        cdef double[:, :, :, ::1] gv = gx
+        with nogil:
+            st = input_grad(&d, &g[0, 0, 0, 0], &w[0, 0, 0, 0], &gv[0, 0, 0, 0])
+        if st != CCONV_OK:
+            raise ValueError(f"cconv status {int(st)}")
+        return gx
+
+    def input_grad_null_status():
+        cdef cconv_conv_desc d
+        cdef double v = 0
+        fill_desc(&d, 64, 1, 1, 5, 5, 1, 3, 3, 1, 0)
+        with nogil:
+            st = input_grad(&d, NULL, &v, &v)
+        return int(st) == CCONV_ERR_INVALID
 
     def bad_stride_status():
         cdef cconv_conv_desc d
@@ -211,3 +243,30 @@ def test_embedded_plan_reuse(demo):
 
 def test_embedded_error_status(demo):
     assert demo.bad_stride_status() != 0
+
+
+@pytest.mark.parametrize("stride,pad,groups,mode", [
+    (1, 1, 1, "zeros"),       # a 3x3 stride-1 layer: Winograd where auto picks it
+    (2, 1, 1, "zeros"),
+    (2, 2, 2, "reflect"),
+    (1, 2, 1, "replicate"),
+    (3, 1, 4, "circular"),    # depthwise (one input channel per group), channel multiplier 2
+    (2, 1, 4, "symmetric"),
+])
+def test_embedded_input_grad(demo, stride, pad, groups, mode):
+    rng = np.random.default_rng(stride * 100 + pad * 10 + groups)
+    x_shape = (2, 4, 11, 9)
+    w = rng.standard_normal((8, 4 // groups, 3, 3))
+    y_shape = cconv.conv2d(np.zeros(x_shape), w, stride=stride, padding=pad, groups=groups,
+                           padding_mode=mode).shape
+    g = rng.standard_normal(y_shape)
+    gx = demo.conv2d_input_grad_f64(x_shape, w, g, stride, pad, groups, mode)
+    np.testing.assert_array_equal(gx, cconv.grad.conv2d_input(x_shape, w, g, stride=stride, padding=pad,
+                                                              groups=groups, padding_mode=mode))
+    expected = R.conv_nd_input_grad(x_shape, w, g, stride, pad, dilation=1, groups=groups,
+                                    padding_mode=mode)
+    np.testing.assert_allclose(gx, expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
+
+
+def test_embedded_input_grad_null_status(demo):
+    assert demo.input_grad_null_status()

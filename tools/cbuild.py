@@ -49,6 +49,7 @@ CORE_SOURCES = [
     "conv/separable.c",
     "conv/winograd.c",
     "conv/winograd_transposed.c",
+    "grad/input_grad.c",
     "grad/weight_grad.c",
 ]
 CORE_TEMPLATES = [

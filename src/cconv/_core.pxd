@@ -17,6 +17,8 @@ cdef cconv_status plan_create(const cconv_conv_desc *d, const void *weight, cons
                               cconv_plan **plan) noexcept nogil
 cdef cconv_status plan_execute(const cconv_plan *plan, const void *x, void *y) noexcept nogil
 cdef void plan_destroy(cconv_plan *plan) noexcept nogil
+cdef cconv_status input_grad(const cconv_conv_desc *d, const void *grad_output, const void *weight,
+                             void *grad_input) noexcept nogil
 cdef cconv_status channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
                                   int64_t channels, int64_t spatial, int64_t groups,
                                   const void *x, void *y) noexcept nogil

@@ -31,6 +31,10 @@ cdef cconv_status plan_execute(const cconv_plan *plan, const void *x, void *y) n
 cdef void plan_destroy(cconv_plan *plan) noexcept nogil:
     cconv_plan_destroy(plan)
 
+cdef cconv_status input_grad(const cconv_conv_desc *d, const void *grad_output, const void *weight,
+                             void *grad_input) noexcept nogil:
+    return cconv_conv_input_grad(d, grad_output, weight, grad_input)
+
 cdef cconv_status channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
                                   int64_t channels, int64_t spatial, int64_t groups,
                                   const void *x, void *y) noexcept nogil:
@@ -244,6 +248,30 @@ def weight_grad_into(Descriptor desc not None, cnp.ndarray x, cnp.ndarray grad_o
     if st != CCONV_OK:
         raise_status(st, "weight gradient")
     return grad_weight
+
+
+def input_grad_into(Descriptor desc not None, cnp.ndarray grad_output, cnp.ndarray weight,
+                    cnp.ndarray grad_input):
+    """grad_input <- dL/dx of the convolution desc (forward or transposed), of x's shape, from
+    grad_output and the weight in desc's layouts; all three C-contiguous, of one dtype."""
+    cdef cconv_conv_desc d
+    cdef cconv_status st
+    fill_desc(desc, dtype_code(grad_input), &d)
+    cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
+    cdef int64_t ny = d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
+    cdef void *gp = data_of(grad_output, d.dtype, ny, "grad_output")
+    cdef void *wp = data_of(weight, d.dtype, weight_count(&d), "weight")
+    cdef void *xp = data_of(grad_input, d.dtype, nx, "grad_input")
+    if not grad_input.flags.writeable:
+        raise ValueError("grad_input must be writeable")
+    cdef Saved saved
+    enter(&saved)
+    with nogil:
+        st = cconv_conv_input_grad(&d, gp, wp, xp)
+        leave(&saved)
+    if st != CCONV_OK:
+        raise_status(st, "input gradient")
+    return grad_input
 
 
 cdef class Plan:

@@ -74,6 +74,8 @@ cdef extern from "cconv.h" nogil:
                             const void *bias, void *y)
     cconv_status cconv_conv_weight_grad(const cconv_conv_desc *d, const void *x,
                                         const void *grad_output, void *grad_weight)
+    cconv_status cconv_conv_input_grad(const cconv_conv_desc *d, const void *grad_output,
+                                       const void *weight, void *grad_input)
     cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
                                        int64_t channels, int64_t spatial, int64_t groups,
                                        const void *x, void *y)

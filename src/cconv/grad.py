@@ -50,15 +50,17 @@ that of the two arrays they take, as torch.nn.grad does).
 How it is computed (all on top of cconv's forward kernels, so every result is bitwise identical for
 any thread count and across calls: each output element is reduced in a fixed order):
 
-* grad input = the transposed convolution of grad_output (conv_transpose with the output_padding
-  that recovers the input size; asymmetric padding runs on the padded size and crops). For
-  reflect/replicate/circular padding the gradient with respect to the *padded* input is computed and
-  its border folded back onto the input positions it was copied from. At stride 1 with one
-  group, where the auto rule picks Winograd for the equivalent forward correlation (flipped
-  filter, C_in and C_out swapped, padding dilation*(k-1) - crop), the C planner runs it so
-  (a 3x3 layer's grad input); otherwise the transposed GEMM. Depthwise convolutions
-  (C_in/groups == 1) use the depthwise forward kernel with the flipped filter on grad_output
-  (zero-inserted when strided) instead, since the transposed GEMM wastes most of its tile there.
+* grad input = one C call (``cconv_conv_input_grad``, src/cconv/_c/grad/input_grad.c): the transposed
+  convolution of grad_output (conv_transpose with the output_padding that recovers the input size;
+  asymmetric padding runs on the padded size and crops). For reflect/replicate/circular/symmetric
+  padding the gradient with respect to the *padded* input is computed and its border folded back
+  onto the input positions it was copied from. At stride 1 with one group, where the auto rule
+  picks Winograd for the equivalent forward correlation (flipped filter, C_in and C_out swapped,
+  padding dilation*(k-1) - crop), the C planner runs it so (a 3x3 layer's grad input); otherwise
+  the transposed GEMM. Depthwise convolutions (C_in/groups == 1) with finite filters use the
+  depthwise forward kernel with the flipped filter on grad_output (zero-inserted when strided)
+  instead, since the transposed GEMM wastes most of its tile there. A transposed convolution's
+  grad input is the forward convolution of grad_output.
 * grad weight = one C call (``cconv_conv_weight_grad``, src/cconv/_c/grad/weight_grad.c):
   ``dw[co, ci, k] = sum_{n, o} x_pad[n, ci, o*s + k*d] * g[n, co, o]`` is a GEMM whose reduction
   over batch and pixels is huge. It is cut into units (image, output plane, band of rows and
@@ -99,7 +101,7 @@ import numpy as np
 
 from . import _geometry
 from ._geometry import as_array, conv_geometry, result_dtype
-from ._core import weight_grad_into as _weight_grad_into
+from ._core import input_grad_into as _input_grad_into, weight_grad_into as _weight_grad_into
 from ._functions import (
     channel_shuffle as _channel_shuffle, depthwise_stages, flattened_stages,
     run_convolution as _run, separable_stages, shuffle_stage, shuffled_grouped_stages,
@@ -123,29 +125,8 @@ def __dir__():
 
 # ------------------------------------------------------------------ small helpers
 
-def _layout_name(nd, last):
-    return _geometry.LAYOUTS[nd][1 if last else 0]
-
-
-def _to_cf(a, last):
-    """Channels-first view of an activation array (N, C, *S)."""
-    return np.moveaxis(a, -1, 1) if last else a
-
-
-def _from_cf(a, last):
-    return np.moveaxis(a, 1, -1) if last else a
-
-
 def _spatial_axes(geom):
     return tuple(range(1, 1 + geom.nd)) if geom.channels_last else tuple(range(2, 2 + geom.nd))
-
-
-def _crop_kernel(out, kernel, axes):
-    """out[..., :k, ...] along each of `axes`."""
-    idx = [slice(None)] * out.ndim
-    for ax, k in zip(axes, kernel):
-        idx[ax] = slice(0, k)
-    return out[tuple(idx)]
 
 
 def _check_grad_output(g, shape, name="grad_output"):
@@ -160,142 +141,12 @@ def _shape_arg(name, shape):
     return _geometry.shape_tuple(name, shape)
 
 
-def _fold(a, axis, size, before, after, mode):
-    """Adds the gradient of a padded axis back onto the input positions the padding copied
-    (padding modes reflect/symmetric/replicate/circular); returns the (size,)-long axis, a fresh
-    array."""
-    a = np.moveaxis(a, axis, 0)
-    out = a[before:before + size].copy()
-    lo, hi = a[:before], a[before + size:before + size + after]
-    if mode == "replicate":
-        if before:
-            out[0] += lo.sum(axis=0)
-        if after:
-            out[size - 1] += hi.sum(axis=0)
-    elif mode == "reflect":       # padded z < 0 reads -z, z >= size reads 2(size-1) - z
-        if before:
-            out[1:before + 1] += lo[::-1]
-        if after:
-            out[size - 1 - after:size - 1] += hi[::-1]
-    elif mode == "symmetric":     # padded z < 0 reads -1 - z, z >= size reads 2 size - 1 - z
-        if before:                # (before <= size and after <= size: validated)
-            out[:before] += lo[::-1]
-        if after:
-            out[size - after:] += hi[::-1]
-    elif mode == "circular":      # before <= size and after <= size (validated)
-        if before:
-            out[size - before:] += lo
-        if after:
-            out[:after] += hi
-    else:
-        raise ValueError(mode)
-    return np.moveaxis(out, 0, axis)
-
-
-def _fold_all(gp, geom):
-    for ax, i, b, e in zip(_spatial_axes(geom), geom.in_size, geom.pad_before, geom.pad_after):
-        if b or e:
-            gp = _fold(gp, ax, i, b, e, geom.padding_mode)
-    return np.ascontiguousarray(gp)
-
-
-def _regions(geom):
-    """Per dimension (lo, L): the padded-coordinate range whose gradient is needed. Zero padding
-    needs only the input's own positions; other modes need the whole padded axis (to fold it)."""
-    fold = geom.padding_mode != "zeros"
-    out = []
-    for i, b, e in zip(geom.in_size, geom.pad_before, geom.pad_after):
-        out.append((0, i + b + e) if fold and (b or e) else (b, i))
-    return out
-
-
 # ------------------------------------------------------------------ grad input
 
-def _input_grad_transposed(geom, w, g, dtype, regions):
-    """Gradient w.r.t. the padded input on `regions`, as one transposed convolution + crop."""
-    qs, ops, crops = [], [], []
-    for a, (lo, L) in enumerate(regions):
-        b, e = geom.pad_before[a], geom.pad_after[a]
-        s, d, k = geom.stride[a], geom.dilation[a], geom.kernel[a]
-        padded = geom.in_size[a] + b + e
-        r = (padded - d * (k - 1) - 1) % s       # trailing positions never read by the forward
-        hi_unused = padded - (lo + L)             # padded positions after the region
-        q = min(lo, hi_unused)                    # symmetric crop the transposed conv can do
-        # transposed output covers padded [q, s(O-1) + d(k-1) + 1 + op - q); it must reach lo + L
-        op = max(0, r - hi_unused + q)
-        qs.append(q)
-        ops.append(op)
-        crops.append((lo - q, L))
-    nd, layout = geom.nd, _layout_name(geom.nd, geom.channels_last)
-    # (At stride 1 with one group, the C planner runs this as the forward correlation with the
-    # flipped filter when that is Winograd: half of a 3x3 layer's backward pass.)
-    tgeom = conv_geometry(nd, g.shape, w.shape, geom.stride, tuple(qs), geom.dilation,
-                          geom.groups, layout=layout, transposed=True,
-                          output_padding=tuple(ops), x_name="grad_output")
-    y = _run(tgeom, g, w, None, dtype)
-    idx = [slice(None)] * y.ndim
-    for ax, (start, L) in zip(_spatial_axes(geom), crops):
-        idx[ax] = slice(start, start + L)
-    return y[tuple(idx)]
-
-
-def _input_grad_depthwise(geom, w, g, dtype, regions):
-    """C_in/groups == 1: correlate grad_output (zero-inserted by the stride) with the flipped
-    filter using the depthwise forward kernel, once per channel multiplier m."""
-    nd, last = geom.nd, geom.channels_last
-    C = geom.in_channels
-    m = geom.out_channels // C
-    g_cf = _to_cf(g, last)
-    sizes = g_cf.shape[2:]
-    if any(s > 1 for s in geom.stride):
-        up = np.zeros(g_cf.shape[:2] + tuple(s * (o - 1) + 1 for s, o in zip(geom.stride, sizes)),
-                      dtype)
-        up[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in geom.stride)] = g_cf
-        g_cf = up
-    # conv input v reads up[v - before]; output index j is padded position lo + j
-    sl, pads = [slice(None), slice(None)], []
-    empty = False
-    for a, (lo, L) in enumerate(regions):
-        span = geom.dilation[a] * (geom.kernel[a] - 1)
-        n = g_cf.shape[2 + a]
-        before = span - lo
-        after = L + lo - n
-        start, stop = max(0, -before), n - max(0, -after)
-        empty |= start >= stop
-        sl.append(slice(start, stop))
-        pads.append((max(before, 0), max(after, 0)))
-    out_shape = (geom.batch, C) + tuple(L for _, L in regions)
-    if empty:
-        return _from_cf(np.zeros(out_shape, dtype), last)
-    g_cf = g_cf[tuple(sl)]
-    wf = w[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
-    total = None
-    for j in range(m):
-        gj = g_cf[:, j::m] if m > 1 else g_cf
-        wj = wf[j::m] if m > 1 else wf
-        x_in = _from_cf(gj, last)
-        dgeom = conv_geometry(nd, x_in.shape, wj.shape, 1, tuple(pads), geom.dilation, C,
-                              layout=_layout_name(nd, last), x_name="grad_output")
-        y = _run(dgeom, x_in, wj, None, dtype)
-        total = y if total is None else np.add(total, y, out=total)
-    return total
-
-
 def _input_grad(geom, w, g, dtype):
-    """dL/dx for the forward convolution `geom` (not transposed)."""
-    if geom.batch == 0:
-        return np.zeros(geom.x_shape, dtype)
-    regions = _regions(geom)
-    # The depthwise route correlates a zero-inserted, zero-padded grad_output: with an Inf/NaN
-    # filter, 0 * Inf puts NaN where the gradient has no term. The transposed route sums only
-    # the definition's terms for such filters (its plan takes the reference algorithm).
-    if geom.in_channels == geom.groups and np.isfinite(np.sum(w)):
-        gp = _input_grad_depthwise(geom, w, g, dtype, regions)
-    else:
-        gp = _input_grad_transposed(geom, w, g, dtype, regions)
-    if geom.padding_mode != "zeros" and any(geom.pad_before + geom.pad_after):
-        return _fold_all(gp, geom)
-    return np.ascontiguousarray(gp)
+    """dL/dx for the convolution `geom` (forward or transposed); w and g as its weight and output."""
+    out = _geometry.output_array(None, geom.x_shape, dtype, ())[0]
+    return _input_grad_into(geom.desc(), _geometry.contiguous(g, dtype), _geometry.contiguous(w, dtype), out)
 
 
 # ------------------------------------------------------------------ grad weight
@@ -764,15 +615,9 @@ def _tconv_geoms(nd, x_shape, w_shape, g_shape, stride, padding, output_padding,
 def _conv_transpose_input(nd, input_shape, weight, grad_output, stride, padding, output_padding,
                           groups, dilation, layout):
     weight, g = as_array("weight", weight), as_array("grad_output", grad_output)
-    tgeom, fgeom = _tconv_geoms(nd, _shape_arg("input_shape", input_shape), weight.shape, g.shape,
-                                stride, padding, output_padding, groups, dilation, layout)
-    dtype = result_dtype(weight, g)
-    if tgeom.batch == 0:
-        return np.zeros(tgeom.x_shape, dtype)
-    y = _run(fgeom, g, weight, None, dtype)
-    if fgeom.out_size != tgeom.in_size:   # output_padding >= stride (dilation > stride)
-        y = _crop_kernel(y, tgeom.in_size, _spatial_axes(tgeom))
-    return np.ascontiguousarray(y)
+    tgeom, _ = _tconv_geoms(nd, _shape_arg("input_shape", input_shape), weight.shape, g.shape,
+                            stride, padding, output_padding, groups, dilation, layout)
+    return _input_grad(tgeom, weight, g, result_dtype(weight, g))
 
 
 def _conv_transpose_weight(nd, input, weight_shape, grad_output, stride, padding, output_padding,

@@ -45,7 +45,7 @@ static void arm(long n) { n_allocs = 0; fired = 0; fail_at = n; }
 
 /* ---------------------------------------------------------------- scenarios */
 
-enum { K_PLAN, K_CONV, K_GRAD, K_SEP, K_FLAT, K_SHUF, K_CSHUF };
+enum { K_PLAN, K_CONV, K_GRAD, K_IGRAD, K_SEP, K_FLAT, K_SHUF, K_CSHUF };
 
 typedef struct {
     const char *name;
@@ -141,11 +141,11 @@ static int make_bufs(const spec *s, bufs *b)
     if (s->bias) { b->b = xalloc((size_t)nb * es); fill(b->b, nb, s->dt, 4, 0); }
     if (s->kind == K_SEP) { b->aux = xalloc((size_t)(s->extra * d.out_channels) * es); fill(b->aux, s->extra * d.out_channels, s->dt, 5, 0); }
     if (s->kind == K_FLAT) { b->aux = xalloc((size_t)(d.in_channels * s->extra) * es); fill(b->aux, d.in_channels * s->extra, s->dt, 5, 0); }
-    /* GRAD: grad_output (y-sized) is aux, the result grad_weight (w-sized) is y */
-    if (s->kind == K_GRAD) {
+    /* GRAD, IGRAD: grad_output (y-sized) is aux, the result (grad_weight, grad_input) is y */
+    if (s->kind == K_GRAD || s->kind == K_IGRAD) {
         b->aux = xalloc((size_t)ny * es);
         fill(b->aux, ny, s->dt, 6, 0);
-        b->ybytes = (size_t)nw * es; /* the result is grad_weight */
+        b->ybytes = (size_t)(s->kind == K_GRAD ? nw : nx) * es;
     } else {
         b->ybytes = (size_t)ny * es;
     }
@@ -170,6 +170,8 @@ static cconv_status run_once(const spec *s, bufs *b)
         return cconv_conv(&d, b->x, b->w, b->b, b->y);
     case K_GRAD:
         return cconv_conv_weight_grad(&d, b->x, b->aux, b->y);
+    case K_IGRAD:
+        return cconv_conv_input_grad(&d, b->aux, b->w, b->y);
     case K_FLAT:
         return cconv_flattened_conv2d(&d, b->w, b->b, s->extra, b->aux, b->x, b->y);
     case K_CSHUF:
@@ -270,6 +272,16 @@ static const spec SPECS[] = {
     {"grad 3d cl", K_GRAD, F64, CL, AUTO, 3, 0, 0, 1, 4, 6, 1, 5, 3, 1, 1, 1},
     {"grad batch 0", K_GRAD, F32, 0, AUTO, 2, 0, 0, 0, 4, 8, 1, 7, 3, 1, 1, 1},
     {"grad of transposed: unsupported", K_GRAD, F32, 0, AUTO, 2, 1, 0, 1, 4, 8, 1, 7, 3, 2, 1, 1, 0, 0, 0, 0, 0, UNSUP},
+    /* input gradient: transposed GEMM, Winograd, depthwise (zero-inserted, per multiplier),
+     * folded padding, a non-finite filter (transposed route), a transposed convolution's */
+    {"igrad 2d f32 cf", K_IGRAD, F32, 0, AUTO, 2, 0, 0, 2, 8, 16, 1, 9, 3, 2, 1, 1},
+    {"igrad winograd f64 cl", K_IGRAD, F64, CL, AUTO, 2, 0, 0, 1, 16, 16, 1, 12, 3, 1, 1, 1},
+    {"igrad depthwise x2 s2 reflect", K_IGRAD, F32, 0, AUTO, 2, 0, CCONV_PAD_REFLECT, 1, 4, 8, 4, 9, 3, 2, 1, 2},
+    {"igrad depthwise cl NaN weight", K_IGRAD, F32, CL, AUTO, 2, 0, 0, 1, 4, 4, 4, 9, 3, 1, 1, 1, 0, 0, 0, 1},
+    {"igrad replicate 3d cl", K_IGRAD, F64, CL, AUTO, 3, 0, CCONV_PAD_REPLICATE, 1, 3, 4, 1, 5, 3, 1, 1, 2},
+    {"igrad circular 1d exact", K_IGRAD, F32, 0, CCONV_ALGO_EXACT, 1, 0, CCONV_PAD_CIRCULAR, 2, 3, 5, 1, 20, 5, 2, 1, 2},
+    {"igrad of transposed (crop)", K_IGRAD, F32, 0, AUTO, 2, 1, 0, 1, 4, 8, 2, 7, 3, 2, 3, 1, 2},
+    {"igrad batch 0", K_IGRAD, F32, 0, AUTO, 2, 0, 0, 0, 4, 8, 1, 7, 3, 1, 1, 1},
     /* fused entry points */
     {"separable f32", K_SEP, F32, 0, DW, 2, 0, 0, 2, 8, 8, 8, 10, 3, 1, 1, 1, 0, 12, 0, 0, 1},
     {"separable f64 s2", K_SEP, F64, 0, DW, 2, 0, 0, 1, 8, 8, 8, 10, 3, 2, 1, 1, 0, 5, 0, 0, 0},
@@ -382,6 +394,8 @@ static void overflow_descriptors(void)
         check((st == CCONV_ERR_OVERFLOW || st == CCONV_ERR_INVALID) && !p, what, "overflow create", st); \
         st = cconv_conv_weight_grad(&d, dummy, dummy, dummy);                                      \
         check(st == CCONV_ERR_OVERFLOW || st == CCONV_ERR_INVALID, what, "overflow grad", st);     \
+        st = cconv_conv_input_grad(&d, dummy, dummy, dummy);                                       \
+        check(st == CCONV_ERR_OVERFLOW || st == CCONV_ERR_INVALID, what, "overflow igrad", st);    \
     } while (0)
     EXPECT_REJECT("batch x channels", (d.batch = big, d.in_channels = 4));
     EXPECT_REJECT("input size product", (d.in_size[0] = d.in_size[1] = d.in_size[2] = (int64_t)1 << 22));

@@ -1,0 +1,385 @@
+/* Input gradient (cconv_conv_input_grad), on top of the public plan API.
+ *
+ * Forward convolution d: dL/dx is the adjoint of d applied to grad_output, computed for the padded
+ * input on a region per dimension (zero padding: the input's own positions; other modes: the whole
+ * padded axis, whose border is then folded back onto the positions the padding copied):
+ * - depthwise (one input channel per group) with finite filters: grad_output, zero-inserted by the
+ *   stride, correlated with the flipped filter by the depthwise forward kernel, once per channel
+ *   multiplier j (the sums added in order j = 0, 1, ...). The transposed GEMM wastes most of its
+ *   tile there. Not for non-finite filters: 0 * Inf would put NaN where the gradient has no term;
+ * - otherwise one transposed convolution of grad_output (symmetric padding q and the
+ *   output_padding that reach the region), cropped. Its plan runs a stride-1 one-group 3x3 layer
+ *   on Winograd (as the forward correlation with the flipped filter) where auto picks it, and
+ *   non-finite filters on terms of the definition only.
+ * The fold adds each padded position's gradient onto its source in a fixed order: dimension by
+ * dimension (D, H, W), the border before the input, then the one after; a replicated edge receives
+ * the sum of its border, summed as NumPy's add.reduce sums it (pairwise when the dimension is the
+ * innermost one of size > 1, else in order), so that this file reproduces the NumPy code it
+ * replaces bit for bit.
+ *
+ * Transposed d: dL/dx is the forward convolution of grad_output with the same filters, cropped to
+ * the input size where output_padding reaches past what the forward convolution produces. */
+#include <math.h>
+#include "internal.h"
+
+/* NumPy's pairwise summation (npy_pairwise_sum): 8 accumulators, blocks of 128. */
+#define PW_BLOCK 128
+#define IG_DEFINE(T, SFX)                                                                          \
+static T pairwise_##SFX(const T *a, int64_t n, ptrdiff_t st)                                        \
+{                                                                                                  \
+    if (n < 8) {                                                                                   \
+        T res = -0.0;                                                                              \
+        for (int64_t i = 0; i < n; i++) res += a[i * st];                                          \
+        return res;                                                                                \
+    }                                                                                              \
+    if (n <= PW_BLOCK) {                                                                           \
+        T r[8], res;                                                                               \
+        int64_t i;                                                                                 \
+        for (int k = 0; k < 8; k++) r[k] = a[k * st];                                              \
+        for (i = 8; i < n - n % 8; i += 8)                                                         \
+            for (int k = 0; k < 8; k++) r[k] += a[(i + k) * st];                                   \
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));                   \
+        for (; i < n; i++) res += a[i * st];                                                       \
+        return res;                                                                                \
+    }                                                                                              \
+    int64_t n2 = n / 2;                                                                            \
+    n2 -= n2 % 8;                                                                                  \
+    return pairwise_##SFX(a, n2, st) + pairwise_##SFX(a + n2 * st, n - n2, st);                    \
+}                                                                                                  \
+                                                                                                   \
+/* The sum of a[z*st], z < n, as NumPy's sum over that axis: from +0.0, pairwise when the axis is  \
+ * the innermost (pw), else one element after the other. */                                       \
+static T border_sum_##SFX(const T *a, int64_t n, ptrdiff_t st, int pw)                              \
+{                                                                                                  \
+    if (pw) return (T)0.0 + pairwise_##SFX(a, n, st);                                              \
+    T s = 0.0;                                                                                     \
+    for (int64_t z = 0; z < n; z++) s += a[z * st];                                                \
+    return s;                                                                                      \
+}                                                                                                  \
+                                                                                                   \
+/* dst (outer, n, inner) <- src (outer, b + n + e, inner) folded along the middle axis. */        \
+static void fold_##SFX(const T *src, T *dst, int64_t outer, int64_t inner, int64_t n, int64_t b,   \
+                       int64_t e, cconv_padding_mode mode)                                         \
+{                                                                                                  \
+    const int64_t P = b + n + e;                                                                   \
+    const int pw = inner == 1;                                                                     \
+    for (int64_t o = 0; o < outer; o++) {                                                          \
+        const T *a = src + o * P * inner;                                                          \
+        T *out = dst + o * n * inner;                                                              \
+        memcpy(out, a + b * inner, (size_t)(n * inner) * sizeof(T));                               \
+        for (int64_t t = 0; t < inner; t++) {                                                      \
+            const T *lo = a + t, *hi = a + (b + n) * inner + t;                                    \
+            T *y = out + t;                                                                        \
+            switch (mode) {                                                                        \
+            case CCONV_PAD_REPLICATE:                                                              \
+                if (b) y[0] += border_sum_##SFX(lo, b, inner, pw);                                 \
+                if (e) y[(n - 1) * inner] += border_sum_##SFX(hi, e, inner, pw);                   \
+                break;                                                                             \
+            case CCONV_PAD_REFLECT: /* padded z < 0 reads -z, z >= n reads 2(n - 1) - z */        \
+                for (int64_t j = 1; j <= b; j++) y[j * inner] += lo[(b - j) * inner];              \
+                for (int64_t i = 0; i < e; i++)                                                    \
+                    y[(n - 1 - e + i) * inner] += hi[(e - 1 - i) * inner];                         \
+                break;                                                                             \
+            case CCONV_PAD_SYMMETRIC: /* z < 0 reads -1 - z, z >= n reads 2n - 1 - z */           \
+                for (int64_t i = 0; i < b; i++) y[i * inner] += lo[(b - 1 - i) * inner];           \
+                for (int64_t i = 0; i < e; i++) y[(n - e + i) * inner] += hi[(e - 1 - i) * inner]; \
+                break;                                                                             \
+            case CCONV_PAD_CIRCULAR:                                                               \
+                for (int64_t i = 0; i < b; i++) y[(n - b + i) * inner] += lo[i * inner];           \
+                for (int64_t i = 0; i < e; i++) y[i * inner] += hi[i * inner];                     \
+                break;                                                                             \
+            default: break;                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+static void add_##SFX(T *y, const T *x, int64_t n)                                                 \
+{                                                                                                  \
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] + x[i];                                            \
+}                                                                                                  \
+                                                                                                   \
+static int finite_##SFX(const T *w, int64_t n)                                                     \
+{                                                                                                  \
+    for (int64_t i = 0; i < n; i++)                                                                \
+        if (!isfinite(w[i])) return 0;                                                             \
+    return 1;                                                                                      \
+}
+IG_DEFINE(float, f32)
+IG_DEFINE(double, f64)
+
+/* The elements of an (n, c, s[0], s[1], s[2]) array of es-byte elements, in *count: 0 when its
+ * bytes do not fit in int64. */
+static int count5(int64_t n, int64_t c, const int64_t *s, size_t es, int64_t *count)
+{
+    int64_t r, bytes;
+    if (!cconv_mul(n, c, &r) || !cconv_mul(r, s[0], &r) || !cconv_mul(r, s[1], &r) || !cconv_mul(r, s[2], &r) ||
+        !cconv_mul(r, (int64_t)es, &bytes))
+        return 0;
+    *count = r;
+    return 1;
+}
+
+/* dst (outer, L[0], L[1], L[2], inner) <- the block of src (outer, T[0], T[1], T[2], inner) that
+ * starts at start[0..2]. */
+static void crop(const char *src, const int64_t *T, const int64_t *start, char *dst, const int64_t *L,
+                 int64_t outer, int64_t inner, size_t es)
+{
+    const size_t run = (size_t)(L[2] * inner) * es;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i0 = 0; i0 < L[0]; i0++)
+            for (int64_t i1 = 0; i1 < L[1]; i1++) {
+                int64_t s = ((o * T[0] + start[0] + i0) * T[1] + start[1] + i1) * T[2] + start[2];
+                int64_t t = ((o * L[0] + i0) * L[1] + i1) * L[2];
+                memcpy(dst + (size_t)(t * inner) * es, src + (size_t)(s * inner) * es, run);
+            }
+}
+
+/* Runs the convolution d on x into y, through a plan like any caller of the public API; where the
+ * result is larger than L (start: the first position kept), into a scratch array cropped into y. */
+static cconv_status conv_cropped(cconv_conv_desc *d, const void *x, const void *w, void *y,
+                                 const int64_t *start, const int64_t *L)
+{
+    cconv_status st = cconv_conv_output_size(d);
+    if (st != CCONV_OK) return st;
+    int whole = 1;
+    for (int a = 0; a < 3; a++) whole &= start[a] == 0 && d->out_size[a] == L[a];
+    if (whole) return cconv_conv(d, x, w, NULL, y);
+    const size_t es = cconv_dtype_size(d->dtype);
+    int64_t n;
+    if (!count5(d->batch, d->out_channels, d->out_size, es, &n)) return CCONV_ERR_OVERFLOW;
+    void *t = cconv_alloc((size_t)n * es);
+    if (!t) return CCONV_ERR_NOMEM;
+    st = cconv_conv(d, x, w, NULL, t);
+    if (st == CCONV_OK) {
+        if (d->channels_last)
+            crop(t, d->out_size, start, y, L, d->batch, d->out_channels, es);
+        else
+            crop(t, d->out_size, start, y, L, d->batch * d->out_channels, 1, es);
+    }
+    cconv_free(t);
+    return st;
+}
+
+/* The gradient for the padded input on the region [lo, lo + L) per dimension, as one transposed
+ * convolution of g: symmetric padding q (the crop it can do itself), output_padding op (so that
+ * its output reaches lo + L), then the crop of what is left. */
+static cconv_status region_transposed(const cconv_conv_desc *d, const void *g, const void *w,
+                                      const int64_t *lo, const int64_t *L, void *gp)
+{
+    cconv_conv_desc t = *d;
+    int64_t start[3];
+    t.transposed = 1;
+    t.padding_mode = CCONV_PAD_ZEROS;
+    t.in_channels = d->out_channels;
+    t.out_channels = d->in_channels;
+    for (int a = 0; a < 3; a++) {
+        const int64_t s = d->stride[a];
+        const int64_t padded = d->in_size[a] + d->pad_before[a] + d->pad_after[a];
+        const int64_t r = (padded - d->dilation[a] * (d->kernel[a] - 1) - 1) % s; /* never read */
+        const int64_t hi_unused = padded - (lo[a] + L[a]);
+        const int64_t q = lo[a] < hi_unused ? lo[a] : hi_unused;
+        const int64_t op = r - hi_unused + q;
+        t.in_size[a] = d->out_size[a];
+        t.pad_before[a] = t.pad_after[a] = q;
+        t.output_padding[a] = op > 0 ? op : 0;
+        start[a] = lo[a] - q;
+    }
+    return conv_cropped(&t, g, w, gp, start, L);
+}
+
+/* x (N, C, X[0..2]) in d's layout <- channel c*m + j of g (N, C*m, O[0..2]), zero-inserted by the
+ * stride (position u*s holds g[u]), from position start on. */
+#define GATHER_DEFINE(T, SFX)                                                                      \
+static void gather_##SFX(const T *g, T *x, const cconv_conv_desc *d, int64_t m, int64_t j,         \
+                         const int64_t *start, const int64_t *X)                                   \
+{                                                                                                  \
+    const int64_t N = d->batch, C = d->in_channels, Co = d->out_channels;                          \
+    const int64_t *O = d->out_size, *s = d->stride;                                                \
+    int64_t u0[3], u1[3]; /* the g positions that land in the window: u0 <= u < u1 */               \
+    int dense = 1;                                                                                 \
+    for (int a = 0; a < 3; a++) {                                                                  \
+        u0[a] = (start[a] + s[a] - 1) / s[a];                                                      \
+        u1[a] = (start[a] + X[a] - 1) / s[a] + 1;                                                  \
+        dense &= s[a] == 1;                                                                        \
+    }                                                                                              \
+    if (!dense) memset(x, 0, (size_t)(N * C * X[0] * X[1] * X[2]) * sizeof(T));                   \
+    for (int64_t n = 0; n < N; n++)                                                                \
+        for (int64_t a0 = u0[0]; a0 < u1[0]; a0++)                                                 \
+            for (int64_t a1 = u0[1]; a1 < u1[1]; a1++) {                                           \
+                const int64_t v0 = a0 * s[0] - start[0], v1 = a1 * s[1] - start[1];                \
+                for (int64_t a2 = u0[2]; a2 < u1[2]; a2++) {                                       \
+                    const int64_t v2 = a2 * s[2] - start[2];                                       \
+                    const int64_t gi = ((n * O[0] + a0) * O[1] + a1) * O[2] + a2;                  \
+                    const int64_t xi = ((n * X[0] + v0) * X[1] + v1) * X[2] + v2;                  \
+                    if (d->channels_last) {                                                        \
+                        const T *gs = g + gi * Co + j;                                             \
+                        T *xs = x + xi * C;                                                        \
+                        for (int64_t c = 0; c < C; c++) xs[c] = gs[c * m];                         \
+                    } else { /* plane sizes gs, xs; gi, xi: the pixel in the image's planes */    \
+                        const int64_t gs = O[0] * O[1] * O[2], xs = X[0] * X[1] * X[2];            \
+                        const T *gc = g + n * (Co - 1) * gs + gi + j * gs;                         \
+                        T *xc = x + n * (C - 1) * xs + xi;                                         \
+                        for (int64_t c = 0; c < C; c++) xc[c * xs] = gc[c * m * gs];               \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+}
+GATHER_DEFINE(float, f32)
+GATHER_DEFINE(double, f64)
+
+/* One input channel per group (finite filters): the region's gradient is the correlation of g,
+ * zero-inserted by the stride, with the flipped filters, by the depthwise forward kernel; one
+ * convolution per channel multiplier j, the results added in order of j. */
+static cconv_status region_depthwise(const cconv_conv_desc *d, const void *g, const void *w,
+                                     const int64_t *lo, const int64_t *L, void *gp)
+{
+    const int64_t N = d->batch, C = d->in_channels, m = d->out_channels / C;
+    const int64_t K = d->kernel[0] * d->kernel[1] * d->kernel[2];
+    const size_t es = cconv_dtype_size(d->dtype);
+    cconv_conv_desc dd = *d;
+    int64_t start[3], X[3], ngp, nx;
+    int empty = 0, direct = m == 1;
+    dd.in_channels = dd.out_channels = dd.groups = C;
+    dd.padding_mode = CCONV_PAD_ZEROS;
+    for (int a = 0; a < 3; a++) {
+        /* input position v of the correlation reads the zero-inserted g at v - before */
+        const int64_t U = d->stride[a] * (d->out_size[a] - 1) + 1;
+        const int64_t before = d->dilation[a] * (d->kernel[a] - 1) - lo[a];
+        const int64_t after = L[a] + lo[a] - U;
+        start[a] = before < 0 ? -before : 0;
+        X[a] = U - (after < 0 ? -after : 0) - start[a];
+        empty |= X[a] <= 0;
+        direct &= d->stride[a] == 1 && start[a] == 0 && X[a] == U;
+        dd.in_size[a] = X[a];
+        dd.stride[a] = 1;
+        dd.output_padding[a] = 0;
+        dd.pad_before[a] = before > 0 ? before : 0;
+        dd.pad_after[a] = after > 0 ? after : 0;
+    }
+    if (!count5(N, C, L, es, &ngp)) return CCONV_ERR_OVERFLOW;
+    if (empty) {
+        memset(gp, 0, (size_t)ngp * es);
+        return CCONV_OK;
+    }
+    if (!count5(N, C, X, es, &nx)) return CCONV_ERR_OVERFLOW;
+    cconv_status st = cconv_conv_output_size(&dd);
+    if (st != CCONV_OK) return st;
+    for (int a = 0; a < 3; a++)
+        if (dd.out_size[a] != L[a]) return CCONV_ERR_INVALID; /* never: the padding above reaches L */
+    char *wj = cconv_alloc((size_t)(C * K) * es);
+    void *x = direct ? NULL : cconv_alloc((size_t)nx * es);
+    void *sum = m > 1 ? cconv_alloc((size_t)ngp * es) : NULL;
+    if (!wj || (!direct && !x) || (m > 1 && !sum)) st = CCONV_ERR_NOMEM;
+    for (int64_t j = 0; j < m && st == CCONV_OK; j++) {
+        /* filter c of step j: filter c*m + j, flipped in every dimension (its taps reversed) */
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t t = 0; t < K; t++)
+                memcpy(wj + (size_t)(c * K + t) * es, (const char *)w + (size_t)((c * m + j) * K + K - 1 - t) * es, es);
+        if (!direct) {
+            if (d->dtype == CCONV_FLOAT64)
+                gather_f64(g, x, d, m, j, start, X);
+            else
+                gather_f32(g, x, d, m, j, start, X);
+        }
+        st = cconv_conv(&dd, direct ? g : x, wj, NULL, j ? sum : gp);
+        if (st == CCONV_OK && j) {
+            if (d->dtype == CCONV_FLOAT64)
+                add_f64(gp, sum, ngp);
+            else
+                add_f32(gp, sum, ngp);
+        }
+    }
+    cconv_free(sum);
+    cconv_free(x);
+    cconv_free(wj);
+    return st;
+}
+
+/* grad_input <- the region gradient gp (N, C, L[0..2]) folded, dimension by dimension, onto the
+ * positions its padding copied. */
+static cconv_status fold_all(const cconv_conv_desc *d, void *gp, const int64_t *L, void *grad_input)
+{
+    const size_t es = cconv_dtype_size(d->dtype);
+    int64_t S[3] = {L[0], L[1], L[2]}, n;
+    int nfold = 0, done = 0;
+    for (int a = 0; a < 3; a++) nfold += d->pad_before[a] || d->pad_after[a];
+    void *other = NULL, *src = gp;
+    if (nfold > 1) { /* a second buffer for the folds in between: each fold only shrinks the array */
+        if (!count5(d->batch, d->in_channels, S, es, &n)) return CCONV_ERR_OVERFLOW;
+        if (!(other = cconv_alloc((size_t)n * es))) return CCONV_ERR_NOMEM;
+    }
+    for (int a = 0; a < 3; a++) {
+        const int64_t b = d->pad_before[a], e = d->pad_after[a];
+        if (!b && !e) continue;
+        void *dst = ++done == nfold ? grad_input : src == gp ? other : gp;
+        int64_t outer = d->batch, inner = 1;
+        for (int i = 0; i < a; i++) outer *= S[i];
+        for (int i = a + 1; i < 3; i++) inner *= S[i];
+        if (d->channels_last)
+            inner *= d->in_channels;
+        else
+            outer *= d->in_channels;
+        if (d->dtype == CCONV_FLOAT64)
+            fold_f64(src, dst, outer, inner, d->in_size[a], b, e, d->padding_mode);
+        else
+            fold_f32(src, dst, outer, inner, d->in_size[a], b, e, d->padding_mode);
+        S[a] = d->in_size[a];
+        src = dst;
+    }
+    cconv_free(other);
+    return CCONV_OK;
+}
+
+cconv_status cconv_conv_input_grad(const cconv_conv_desc *desc, const void *grad_output, const void *weight,
+                                   void *grad_input)
+{
+    if (!desc || !grad_output || !weight || !grad_input) return CCONV_ERR_INVALID;
+    cconv_conv_desc d = *desc;
+    cconv_status st = cconv_conv_output_size(&d);
+    if (st != CCONV_OK) return st;
+    const size_t es = cconv_dtype_size(d.dtype);
+    int64_t nx, ny, nw;
+    if (!count5(d.batch, d.in_channels, d.in_size, es, &nx) || !count5(d.batch, d.out_channels, d.out_size, es, &ny) ||
+        !count5(d.transposed ? d.in_channels : d.out_channels,
+                (d.transposed ? d.out_channels : d.in_channels) / d.groups, d.kernel, es, &nw))
+        return CCONV_ERR_OVERFLOW;
+    /* the gradient's own convolutions choose their algorithms: the forward's does not carry over */
+    if (d.algorithm != CCONV_ALGO_EXACT && d.algorithm != CCONV_ALGO_REFERENCE) d.algorithm = CCONV_ALGO_AUTO;
+    if (d.batch == 0) return CCONV_OK;
+
+    if (d.transposed) { /* the forward convolution of grad_output, cropped to the input size */
+        cconv_conv_desc f = d;
+        const int64_t start[3] = {0, 0, 0};
+        f.transposed = 0;
+        f.in_channels = d.out_channels;
+        f.out_channels = d.in_channels;
+        for (int a = 0; a < 3; a++) {
+            f.in_size[a] = d.out_size[a];
+            f.output_padding[a] = 0;
+        }
+        return conv_cropped(&f, grad_output, weight, grad_input, start, d.in_size);
+    }
+
+    /* per dimension, the padded positions [lo, lo + L) whose gradient is needed: the input's own
+     * (zero padding), or the whole padded axis, to be folded */
+    const int fold = d.padding_mode != CCONV_PAD_ZEROS &&
+                     (d.pad_before[0] || d.pad_after[0] || d.pad_before[1] || d.pad_after[1] ||
+                      d.pad_before[2] || d.pad_after[2]);
+    int64_t lo[3], L[3], ngp;
+    for (int a = 0; a < 3; a++) {
+        lo[a] = fold ? 0 : d.pad_before[a];
+        L[a] = d.in_size[a] + (fold ? d.pad_before[a] + d.pad_after[a] : 0);
+    }
+    if (!count5(d.batch, d.in_channels, L, es, &ngp)) return CCONV_ERR_OVERFLOW;
+    void *gp = fold ? cconv_alloc((size_t)ngp * es) : grad_input;
+    if (!gp) return CCONV_ERR_NOMEM;
+    const int finite = d.dtype == CCONV_FLOAT64 ? finite_f64(weight, nw) : finite_f32(weight, nw);
+    if (d.in_channels == d.groups && finite)
+        st = region_depthwise(&d, grad_output, weight, lo, L, gp);
+    else
+        st = region_transposed(&d, grad_output, weight, lo, L, gp);
+    if (st == CCONV_OK && fold) st = fold_all(&d, gp, L, grad_input);
+    if (fold) cconv_free(gp);
+    return st;
+}
