@@ -266,3 +266,27 @@ def test_depthwise_input_grad_nonfinite_weight(layout):
     for dtype in (np.float32, np.float64):
         y = cconv.grad.conv2d_input(x.shape, w.astype(dtype), g.astype(dtype), layout=layout, **kw)
         assert _same_nonfinite(y, r), dtype
+
+
+@pytest.mark.parametrize("k,stride,pad", [(3, 2**62, 1), (5, 2**62, 0), (5, 2**40, 1), (9, 4, 3), (4, 3, 1)])
+def test_transposed_stride_longer_than_output(k, stride, pad):
+    """A transposed convolution made one stride phase per residue of the stride: 2**62 phases
+    for stride 2**62 (a size product that wrapped to a tiny allocation: heap corruption, or a
+    loop of 2**62 steps). Phases are now the outputs' residues only. With one input position the
+    result does not depend on the stride; (9, 4, 3) has residues that wrap past the stride."""
+    import numpy as np
+
+    import reference as R
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 1))
+    w = rng.standard_normal((3, 2, k))
+    want = R.conv_transpose1d(x, w, stride=1, padding=pad)
+    got = cconv.conv_transpose1d(x, w, stride=stride, padding=pad)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    if k > 1 + 2 * pad:
+        return  # no forward convolution of a length-1 input, so no input gradient to take
+    g = rng.standard_normal(cconv.conv1d(x, w.transpose(1, 0, 2), stride=stride, padding=pad).shape)
+    want = cconv.grad.conv1d_input(x.shape, w.transpose(1, 0, 2), g, stride=1, padding=pad)
+    got = cconv.grad.conv1d_input(x.shape, w.transpose(1, 0, 2), g, stride=stride, padding=pad)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -13,7 +13,10 @@ static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t 
 {
     const int64_t I = d->in_size[a], K = d->kernel[a], S = d->stride[a], Dl = d->dilation[a];
     const int64_t pb = d->pad_before[a], O = d->out_size[a];
-    const int64_t nph = d->transposed ? S : 1;
+    /* A transposed convolution has at most one phase per stride residue and one per output: a
+     * stride far longer than the output (2**62) has a few outputs' phases, not 2**62. */
+    const int64_t nph = d->transposed ? min64(S, O) : 1;
+    if (nph > INT_MAX) return -1; /* (more phases than passes can ever be allocated) */
     dim_phase *ph = cconv_alloc_zeroed((size_t)nph * sizeof *ph);
     if (!ph) return -1;
     int count = 0;
@@ -29,7 +32,11 @@ static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t 
     /* Output o receives x[i] * w[k] where o = i*S - pb + k*Dl. With o + pb = q*S + r (phase r),
      * the taps are the k with k*Dl = r (mod S), and i = q - m_k, m_k = (k*Dl - r) / S. */
     int64_t lo = 0, hi = 0;
-    for (int64_t r = 0; r < S; r++) {
+    /* The residues r = (o + pb) mod S of the outputs o, in increasing order: all of them when
+     * S <= O, else O consecutive ones from pb mod S, wrapping past S at most once. */
+    const int64_t r0 = S <= O ? 0 : pb % S, first = S <= O || r0 <= S - O ? 0 : S - r0;
+    for (int64_t j = 0; j < nph; j++) {
+        const int64_t i = (first + j) % nph, r = i < S - r0 ? r0 + i : i - (S - r0);
         const int64_t qmin = ceil_div(pb - r, S), qmax = floor_div(O - 1 + pb - r, S);
         if (qmin > qmax) continue;
         dim_phase *p = &ph[count++];
