@@ -42,7 +42,7 @@ static int GWC(run_gw_)(const float *x,
     T x;        \\
     (void)x;
 
-int plain(void) {
+int plain_${SFX}(void) {
     return 0;
 }
 """
@@ -50,7 +50,7 @@ int plain(void) {
 
 def test_c_metrics_finds_functions_and_multiline_macros():
     found = c_metrics.functions(C_SOURCE.split("\n"))
-    assert found == [("GWC(run_gw_)", 12, 6), ("BODY (macro)", 19, 3), ("plain", 23, 3)]
+    assert found == [("GWC(run_gw_)", 12, 6), ("BODY (macro)", 19, 3), ("plain_${SFX}", 23, 3)]
 
 
 def test_c_metrics_counts_the_c_core_of_this_checkout():

@@ -28,7 +28,7 @@ import tempfile
 
 SIGNATURE_STOP = re.compile(r"^\s*$|^\s*//|^[#}]|;\s*$|\*/\s*$")
 NOT_A_FUNCTION = re.compile(r"^(typedef\s+)?(static\s+)?(const\s+)?(struct|enum|union)\b|=\s*\{?$")
-DECLARATOR = re.compile(r"([A-Za-z_]\w*(?:\s*\([^()]*\))?)\s*$")
+DECLARATOR = re.compile(r"([A-Za-z_][\w${}]*(?:\s*\([^()]*\))?)\s*$")   # ${KEY}: templates
 
 
 def c_files(root):
@@ -71,7 +71,7 @@ def functions(lines):
             while end < len(lines) and not lines[end].startswith("}"):
                 end += 1
             signature = " ".join(s.strip() for s in lines[start:i + 1])
-            if not NOT_A_FUNCTION.search(signature.split("{")[0] + " ") and "(" in signature:
+            if not NOT_A_FUNCTION.search(_head(signature) + " ") and "(" in signature:
                 out.append((_name(signature), start + 1, end - start + 1))
             i = end + 1
             continue
@@ -79,9 +79,15 @@ def functions(lines):
     return out
 
 
+def _head(signature):
+    """The signature without its body's opening brace."""
+    head = signature.rstrip()
+    return head[:-1].rstrip() if head.endswith("{") else head
+
+
 def _name(signature):
     """The declarator before the parameter list: `static int GWC(run_)(const T *x) {` -> GWC(run_)."""
-    head = signature.split("{")[0].rstrip()
+    head = _head(signature)
     depth = 0
     for k in range(len(head) - 1, -1, -1):   # the '(' that matches the last ')'
         depth += {")": 1, "(": -1}.get(head[k], 0)
