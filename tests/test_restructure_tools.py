@@ -65,7 +65,7 @@ def _report(ratios, failed=()):
     args = compare_builds.parse_args(["old", "new"])
     info = {"old": ("rev", "avx2"), "new": ("rev", "avx2")}
     return compare_builds.report(best, list(failed), args, info, "cmd",
-                                 datetime.datetime.now(datetime.timezone.utc))
+                                 datetime.datetime.now(datetime.timezone.utc), 0.5)
 
 
 @pytest.mark.parametrize("ratios, ok", [

@@ -114,7 +114,7 @@ def parse_args(argv=None):
     return args
 
 
-def report(best, failed, args, info, command, started):
+def report(best, failed, args, info, command, started, load):
     """The Markdown report and whether the rule holds."""
     lines = [
         "# cconv: old build against new build",
@@ -122,8 +122,8 @@ def report(best, failed, args, info, command, started):
         f"- command: `{command}`",
         f"- started {started:%Y-%m-%d %H:%M} UTC, finished "
         f"{datetime.datetime.now(datetime.timezone.utc):%H:%M} UTC",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; load average at the end "
-        f"{os.getloadavg()[0]:.1f}",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; load average {load:.1f} at the "
+        f"start, {os.getloadavg()[0]:.1f} at the end (other work on the machine is noise)",
         f"- old: {info['old'][0]} ({args.old}), ISA {info['old'][1]}",
         f"- new: {info['new'][0]} ({args.new}), ISA {info['new'][1]}",
         f"- {args.threads} threads, {args.rounds} alternating rounds, each side's best per case"
@@ -141,21 +141,30 @@ def report(best, failed, args, info, command, started):
         lines.append(f"| {group} | {name} | {_ms(old)} | {_ms(new)} | {old / new:.3f} |")
     if not ratios:
         return "\n".join(lines + ["", "no case was measured on both sides"]), False
-    geomean = math.exp(sum(math.log(q) for q in ratios.values()) / len(ratios))
+    groups = {}
+    for (group, _), q in ratios.items():
+        groups.setdefault(group, []).append(q)
+    overall = geomean(ratios.values())
     worst = min(ratios, key=ratios.get)
     slow = [f"{n} [{g}] {q:.3f}" for (g, n), q in sorted(ratios.items(), key=lambda kv: kv[1])
             if q < MIN_RATIO]
-    ok = geomean >= MIN_GEOMEAN and not slow and not failed
+    ok = overall >= MIN_GEOMEAN and not slow and not failed
     lines += [
         "",
-        f"- geometric mean of old/new: **{geomean:.3f}** over {len(ratios)} cases "
-        f"(rule: >= {MIN_GEOMEAN})",
+        f"- geometric mean of old/new: **{overall:.3f}** over {len(ratios)} cases "
+        f"(rule: >= {MIN_GEOMEAN}); by group: "
+        + ", ".join(f"{g} {geomean(v):.3f}" for g, v in groups.items()),
         f"- minimum: **{ratios[worst]:.3f}** ({worst[1]} [{worst[0]}]) (rule: >= {MIN_RATIO})",
         f"- below {MIN_RATIO}: " + ("; ".join(slow) if slow else "none"),
         "- failed cases: " + ("; ".join(failed) if failed else "none"),
         f"- rule: **{'PASS' if ok else 'FAIL'}**",
     ]
     return "\n".join(lines), ok
+
+
+def geomean(values):
+    values = list(values)
+    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def _ms(t):
@@ -166,6 +175,7 @@ def main(argv=None):
     command = shlex.join(["python", "tools/compare_builds.py"] + (argv or sys.argv[1:]))
     args = parse_args(argv)
     started = datetime.datetime.now(datetime.timezone.utc)
+    load = os.getloadavg()[0]
     sides = {"old": checkout(args.old), "new": checkout(args.new)}
     common = ["--no-torch", "--no-numpy", "--threads", str(args.threads)]
     if args.quick:
@@ -186,7 +196,7 @@ def main(argv=None):
                             failed.add(f"{name} [{group}] ({side})")
                         elif pair[k] is None or t < pair[k]:
                             pair[k] = t
-    text, ok = report(best, sorted(failed), args, info, command, started)
+    text, ok = report(best, sorted(failed), args, info, command, started, load)
     print(text)
     if args.output:
         with open(args.output, "w") as f:
