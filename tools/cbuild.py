@@ -61,6 +61,7 @@ CORE_TEMPLATES = [
     "conv/pointwise_cf_run.c.in",
     "conv/reference_run.c.in",
     "conv/winograd_run.c.in",
+    "grad/input_grad_run.c.in",
     "grad/weight_grad_run.c.in",
 ]
 

@@ -19,94 +19,20 @@
  *
  * Transposed d: dL/dx is the forward convolution of grad_output with the same filters, cropped to
  * the input size where output_padding reaches past what the forward convolution produces. */
-#include <math.h>
-#include "internal.h"
+#include "core/plan.h"
 
-/* NumPy's pairwise summation (npy_pairwise_sum): 8 accumulators, blocks of 128. */
-#define PW_BLOCK 128
-#define IG_DEFINE(T, SFX)                                                                          \
-static T pairwise_##SFX(const T *a, int64_t n, ptrdiff_t st)                                        \
-{                                                                                                  \
-    if (n < 8) {                                                                                   \
-        T res = -0.0;                                                                              \
-        for (int64_t i = 0; i < n; i++) res += a[i * st];                                          \
-        return res;                                                                                \
-    }                                                                                              \
-    if (n <= PW_BLOCK) {                                                                           \
-        T r[8], res;                                                                               \
-        int64_t i;                                                                                 \
-        for (int k = 0; k < 8; k++) r[k] = a[k * st];                                              \
-        for (i = 8; i < n - n % 8; i += 8)                                                         \
-            for (int k = 0; k < 8; k++) r[k] += a[(i + k) * st];                                   \
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));                   \
-        for (; i < n; i++) res += a[i * st];                                                       \
-        return res;                                                                                \
-    }                                                                                              \
-    int64_t n2 = n / 2;                                                                            \
-    n2 -= n2 % 8;                                                                                  \
-    return pairwise_##SFX(a, n2, st) + pairwise_##SFX(a + n2 * st, n - n2, st);                    \
-}                                                                                                  \
-                                                                                                   \
-/* The sum of a[z*st], z < n, as NumPy's sum over that axis: from +0.0, pairwise when the axis is  \
- * the innermost (pw), else one element after the other. */                                       \
-static T border_sum_##SFX(const T *a, int64_t n, ptrdiff_t st, int pw)                              \
-{                                                                                                  \
-    if (pw) return (T)0.0 + pairwise_##SFX(a, n, st);                                              \
-    T s = 0.0;                                                                                     \
-    for (int64_t z = 0; z < n; z++) s += a[z * st];                                                \
-    return s;                                                                                      \
-}                                                                                                  \
-                                                                                                   \
-/* dst (outer, n, inner) <- src (outer, b + n + e, inner) folded along the middle axis. */        \
-static void fold_##SFX(const T *src, T *dst, int64_t outer, int64_t inner, int64_t n, int64_t b,   \
-                       int64_t e, cconv_padding_mode mode)                                         \
-{                                                                                                  \
-    const int64_t P = b + n + e;                                                                   \
-    const int pw = inner == 1;                                                                     \
-    for (int64_t o = 0; o < outer; o++) {                                                          \
-        const T *a = src + o * P * inner;                                                          \
-        T *out = dst + o * n * inner;                                                              \
-        memcpy(out, a + b * inner, (size_t)(n * inner) * sizeof(T));                               \
-        for (int64_t t = 0; t < inner; t++) {                                                      \
-            const T *lo = a + t, *hi = a + (b + n) * inner + t;                                    \
-            T *y = out + t;                                                                        \
-            switch (mode) {                                                                        \
-            case CCONV_PAD_REPLICATE:                                                              \
-                if (b) y[0] += border_sum_##SFX(lo, b, inner, pw);                                 \
-                if (e) y[(n - 1) * inner] += border_sum_##SFX(hi, e, inner, pw);                   \
-                break;                                                                             \
-            case CCONV_PAD_REFLECT: /* padded z < 0 reads -z, z >= n reads 2(n - 1) - z */        \
-                for (int64_t j = 1; j <= b; j++) y[j * inner] += lo[(b - j) * inner];              \
-                for (int64_t i = 0; i < e; i++)                                                    \
-                    y[(n - 1 - e + i) * inner] += hi[(e - 1 - i) * inner];                         \
-                break;                                                                             \
-            case CCONV_PAD_SYMMETRIC: /* z < 0 reads -1 - z, z >= n reads 2n - 1 - z */           \
-                for (int64_t i = 0; i < b; i++) y[i * inner] += lo[(b - 1 - i) * inner];           \
-                for (int64_t i = 0; i < e; i++) y[(n - e + i) * inner] += hi[(e - 1 - i) * inner]; \
-                break;                                                                             \
-            case CCONV_PAD_CIRCULAR:                                                               \
-                for (int64_t i = 0; i < b; i++) y[(n - b + i) * inner] += lo[i * inner];           \
-                for (int64_t i = 0; i < e; i++) y[i * inner] += hi[i * inner];                     \
-                break;                                                                             \
-            default: break;                                                                        \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-}                                                                                                  \
-                                                                                                   \
-static void add_##SFX(T *y, const T *x, int64_t n)                                                 \
-{                                                                                                  \
-    for (int64_t i = 0; i < n; i++) y[i] = y[i] + x[i];                                            \
-}                                                                                                  \
-                                                                                                   \
-static int finite_##SFX(const T *w, int64_t n)                                                     \
-{                                                                                                  \
-    for (int64_t i = 0; i < n; i++)                                                                \
-        if (!isfinite(w[i])) return 0;                                                             \
-    return 1;                                                                                      \
-}
-IG_DEFINE(float, f32)
-IG_DEFINE(double, f64)
+/* grad/input_grad_run.c.in: the fold of a padded axis, the zero-inserting gather and y += x. */
+void cconv_ig_fold_f32(const float *src, float *dst, int64_t outer, int64_t inner, int64_t n, int64_t b,
+                       int64_t e, cconv_padding_mode mode);
+void cconv_ig_fold_f64(const double *src, double *dst, int64_t outer, int64_t inner, int64_t n, int64_t b,
+                       int64_t e, cconv_padding_mode mode);
+void cconv_ig_gather_f32(const float *g, float *x, const cconv_conv_desc *d, int64_t m, int64_t j,
+                         const int64_t *start, const int64_t *X);
+void cconv_ig_gather_f64(const double *g, double *x, const cconv_conv_desc *d, int64_t m, int64_t j,
+                         const int64_t *start, const int64_t *X);
+void cconv_ig_add_f32(float *y, const float *x, int64_t n);
+void cconv_ig_add_f64(double *y, const double *x, int64_t n);
+
 
 /* The elements of an (n, c, s[0], s[1], s[2]) array of es-byte elements, in *count: 0 when its
  * bytes do not fit in int64. */
@@ -188,45 +114,6 @@ static cconv_status region_transposed(const cconv_conv_desc *d, const void *g, c
     return conv_cropped(&t, g, w, gp, start, L);
 }
 
-/* x (N, C, X[0..2]) in d's layout <- channel c*m + j of g (N, C*m, O[0..2]), zero-inserted by the
- * stride (position u*s holds g[u]), from position start on. */
-#define GATHER_DEFINE(T, SFX)                                                                      \
-static void gather_##SFX(const T *g, T *x, const cconv_conv_desc *d, int64_t m, int64_t j,         \
-                         const int64_t *start, const int64_t *X)                                   \
-{                                                                                                  \
-    const int64_t N = d->batch, C = d->in_channels, Co = d->out_channels;                          \
-    const int64_t *O = d->out_size, *s = d->stride;                                                \
-    int64_t u0[3], u1[3]; /* the g positions that land in the window: u0 <= u < u1 */               \
-    int dense = 1;                                                                                 \
-    for (int a = 0; a < 3; a++) {                                                                  \
-        u0[a] = (start[a] + s[a] - 1) / s[a];                                                      \
-        u1[a] = (start[a] + X[a] - 1) / s[a] + 1;                                                  \
-        dense &= s[a] == 1;                                                                        \
-    }                                                                                              \
-    if (!dense) memset(x, 0, (size_t)(N * C * X[0] * X[1] * X[2]) * sizeof(T));                   \
-    for (int64_t n = 0; n < N; n++)                                                                \
-        for (int64_t a0 = u0[0]; a0 < u1[0]; a0++)                                                 \
-            for (int64_t a1 = u0[1]; a1 < u1[1]; a1++) {                                           \
-                const int64_t v0 = a0 * s[0] - start[0], v1 = a1 * s[1] - start[1];                \
-                for (int64_t a2 = u0[2]; a2 < u1[2]; a2++) {                                       \
-                    const int64_t v2 = a2 * s[2] - start[2];                                       \
-                    const int64_t gi = ((n * O[0] + a0) * O[1] + a1) * O[2] + a2;                  \
-                    const int64_t xi = ((n * X[0] + v0) * X[1] + v1) * X[2] + v2;                  \
-                    if (d->channels_last) {                                                        \
-                        const T *gs = g + gi * Co + j;                                             \
-                        T *xs = x + xi * C;                                                        \
-                        for (int64_t c = 0; c < C; c++) xs[c] = gs[c * m];                         \
-                    } else { /* plane sizes gs, xs; gi, xi: the pixel in the image's planes */    \
-                        const int64_t gs = O[0] * O[1] * O[2], xs = X[0] * X[1] * X[2];            \
-                        const T *gc = g + n * (Co - 1) * gs + gi + j * gs;                         \
-                        T *xc = x + n * (C - 1) * xs + xi;                                         \
-                        for (int64_t c = 0; c < C; c++) xc[c * xs] = gc[c * m * gs];               \
-                    }                                                                              \
-                }                                                                                  \
-            }                                                                                      \
-}
-GATHER_DEFINE(float, f32)
-GATHER_DEFINE(double, f64)
 
 /* One input channel per group (finite filters): the region's gradient is the correlation of g,
  * zero-inserted by the stride, with the flipped filters, by the depthwise forward kernel; one
@@ -278,16 +165,16 @@ static cconv_status region_depthwise(const cconv_conv_desc *d, const void *g, co
                 memcpy(wj + (size_t)(c * K + t) * es, (const char *)w + (size_t)((c * m + j) * K + K - 1 - t) * es, es);
         if (!direct) {
             if (d->dtype == CCONV_FLOAT64)
-                gather_f64(g, x, d, m, j, start, X);
+                cconv_ig_gather_f64(g, x, d, m, j, start, X);
             else
-                gather_f32(g, x, d, m, j, start, X);
+                cconv_ig_gather_f32(g, x, d, m, j, start, X);
         }
         st = cconv_conv(&dd, direct ? g : x, wj, NULL, j ? sum : gp);
         if (st == CCONV_OK && j) {
             if (d->dtype == CCONV_FLOAT64)
-                add_f64(gp, sum, ngp);
+                cconv_ig_add_f64(gp, sum, ngp);
             else
-                add_f32(gp, sum, ngp);
+                cconv_ig_add_f32(gp, sum, ngp);
         }
     }
     cconv_free(sum);
@@ -321,9 +208,9 @@ static cconv_status fold_all(const cconv_conv_desc *d, void *gp, const int64_t *
         else
             outer *= d->in_channels;
         if (d->dtype == CCONV_FLOAT64)
-            fold_f64(src, dst, outer, inner, d->in_size[a], b, e, d->padding_mode);
+            cconv_ig_fold_f64(src, dst, outer, inner, d->in_size[a], b, e, d->padding_mode);
         else
-            fold_f32(src, dst, outer, inner, d->in_size[a], b, e, d->padding_mode);
+            cconv_ig_fold_f32(src, dst, outer, inner, d->in_size[a], b, e, d->padding_mode);
         S[a] = d->in_size[a];
         src = dst;
     }
@@ -374,7 +261,7 @@ cconv_status cconv_conv_input_grad(const cconv_conv_desc *desc, const void *grad
     if (!count5(d.batch, d.in_channels, L, es, &ngp)) return CCONV_ERR_OVERFLOW;
     void *gp = fold ? cconv_alloc((size_t)ngp * es) : grad_input;
     if (!gp) return CCONV_ERR_NOMEM;
-    const int finite = d.dtype == CCONV_FLOAT64 ? finite_f64(weight, nw) : finite_f32(weight, nw);
+    const int finite = cconv_all_finite(weight, nw, d.dtype);
     if (d.in_channels == d.groups && finite)
         st = region_depthwise(&d, grad_output, weight, lo, L, gp);
     else
