@@ -937,9 +937,12 @@ def onnx_model(onnx, x_shape, dtype, convs):
 
 def ort_session(ort, model, threads):
     """An InferenceSession on the CPU engine with `threads` intra-op threads, one inter-op
-    thread, sequential execution and every graph optimisation."""
+    thread, sequential execution and every graph optimisation. Its pool's threads do not spin
+    after a run: timed interleaved with cconv (and torch) on the same cores, spinning threads
+    take the cores the next library needs, and both sides' times suffer."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -350,7 +350,7 @@ NOTES = """\
 - ORT/cconv: the same for ONNX Runtime's CPU engine: the case's convolutions as one ONNX model
   (Conv/ConvTranspose nodes, weights as initializers) in one InferenceSession per case, created
   before timing (intra-op threads = the run's threads, one inter-op thread, sequential, all
-  graph optimisations); timed is session.run against cconv's one-shot call. Its output is
+  graph optimisations, no spinning between runs); timed is session.run against cconv's one-shot call. Its output is
   checked against cconv's first (max relative error <= 1e-4). "-" says why it was not timed:
   float64 (ORT's CPU Conv has float32 kernels only), channels-last (ONNX Conv is channels-first
   only), shuffle (no ONNX operator), gradient (no backward pass), mismatch (a bug: not timed).
