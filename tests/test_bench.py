@@ -140,6 +140,23 @@ def test_bench_without_onnxruntime_says_so_once(monkeypatch, tmp_path, capsys):
     assert "ORT" not in md.read_text().split("\n\n- ")[0]   # the table and summary
 
 
+def test_bench_ort_mismatch_is_reported_not_timed(monkeypatch, tmp_path, capsys):
+    """An anchor that disagrees with cconv is a bug to report: '- (mismatch ...)', status 1."""
+    from cconv.bench import run
+    fake = type("FakeModule", (), {"__version__": "0"})
+    monkeypatch.setattr(run, "_import_onnxruntime", lambda: (fake, fake))
+    monkeypatch.setattr(bc, "ort_callable", lambda onnx, ort, case, x, weights, threads:
+                        lambda: np.zeros(bc.out_shape(case), x.dtype) + 1)
+    md = tmp_path / "mismatch.md"
+    assert run.main(["--variants", "t_conv2d", "--no-torch", "--repeat", "1", "--target", "0",
+                     "--threads", "1", "--markdown", str(md)]) == 1
+    row = next(line for line in md.read_text().splitlines() if line.startswith("| tiny conv2d"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2].startswith("- (mismatch") and cells[3] == "-", cells
+    assert "geometric mean of ORT" not in md.read_text()
+    capsys.readouterr()
+
+
 def test_ort_unsupported_reasons():
     by = {c.key: c for c in bc.TINY}
     assert bc.ort_unsupported(by["t_conv2d"], np.float32) is None
