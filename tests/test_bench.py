@@ -104,6 +104,105 @@ def test_bench_main_every_tiny_case_without_torch(tmp_path, capsys):
     capsys.readouterr()
 
 
+@pytest.mark.skipif(not (_has("onnx") and _has("onnxruntime")),
+                    reason="onnx or onnxruntime not installed")
+def test_bench_ort_column_present_and_finite(tmp_path, capsys):
+    """A conv and a transposed conv (timed against ORT) and the shuffle (ORT cannot: '-')."""
+    from cconv import bench
+    md = tmp_path / "ort.md"
+    status = bench.main(["--variants", "t_conv2d,t_convT2d,t_shuffle", "--quick", "--no-torch",
+                         "--repeat", "1", "--target", "0", "--threads", "1",
+                         "--markdown", str(md)])
+    assert status == 0
+    text = md.read_text()
+    head = next(line for line in text.splitlines() if line.startswith("| case |"))
+    cols = [c.strip() for c in head.strip("|").split("|")]
+    assert cols[1:4] == ["cconv ms", "ORT ms", "ORT/cconv"], cols
+    rows = {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")]
+                              for line in text.splitlines() if line.startswith("| tiny"))}
+    for name in ("tiny conv2d", "tiny conv_transpose2d"):
+        t_ort, ratio = float(rows[name][2]), float(rows[name][3].rstrip("x"))
+        assert math.isfinite(t_ort) and t_ort > 0 and math.isfinite(ratio) and ratio > 0, rows[name]
+    assert rows["tiny channel_shuffle"][2:4] == ["- (shuffle)", "-"]
+    assert "geometric mean of ORT/cconv:" in text and "over 2 case(s)" in text
+    capsys.readouterr()
+
+
+def test_bench_without_onnxruntime_says_so_once(monkeypatch, tmp_path, capsys):
+    """onnxruntime missing (simulated): one note on stderr, no ORT column, status 0."""
+    from cconv.bench import run
+    monkeypatch.setattr(run, "_import_onnxruntime", lambda: None)
+    md = tmp_path / "no_ort.md"
+    assert run.main(["--variants", "t_conv2d,t_convT2d", "--no-torch", "--repeat", "1",
+                     "--target", "0", "--threads", "1", "--markdown", str(md)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("ONNX Runtime is not installed") == 1
+    assert "ORT" not in md.read_text().split("\n\n- ")[0]   # the table and summary
+
+
+def test_bench_ort_mismatch_is_reported_not_timed(monkeypatch, tmp_path, capsys):
+    """An anchor that disagrees with cconv is a bug to report: '- (mismatch ...)', status 1."""
+    from cconv.bench import run
+    fake = type("FakeModule", (), {"__version__": "0"})
+    monkeypatch.setattr(run, "_import_onnxruntime", lambda: (fake, fake))
+    monkeypatch.setattr(bc, "ort_callable", lambda onnx, ort, case, x, weights, threads:
+                        lambda: np.zeros(bc.out_shape(case), x.dtype) + 1)
+    md = tmp_path / "mismatch.md"
+    assert run.main(["--variants", "t_conv2d", "--no-torch", "--repeat", "1", "--target", "0",
+                     "--threads", "1", "--markdown", str(md)]) == 1
+    row = next(line for line in md.read_text().splitlines() if line.startswith("| tiny conv2d"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2].startswith("- (mismatch") and cells[3] == "-", cells
+    assert "geometric mean of ORT" not in md.read_text()
+    capsys.readouterr()
+
+
+def test_ort_unsupported_reasons():
+    by = {c.key: c for c in bc.TINY}
+    assert bc.ort_unsupported(by["t_conv2d"], np.float32) is None
+    assert bc.ort_unsupported(by["t_conv2d"], np.float64) == "float64"
+    assert bc.ort_unsupported(by["t_conv2d"], np.float32, channels_last=True) == "channels-last"
+    assert bc.ort_unsupported(by["t_shuffle"], np.float32) == "shuffle"
+    assert bc.ort_unsupported(by["t_shuffled_grouped"], np.float32) == "shuffle"
+    assert bc.ort_unsupported(by["t_grad_conv2d"], np.float32) == "gradient"
+
+
+# (transposed, x shape, w shape, stride, padding per axis, dilation, groups, output_padding)
+_ONNX_MODELS = {
+    "conv": (False, (2, 3, 9, 8), (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, (0, 0)),
+    "grouped_strided": (False, (1, 6, 10, 9), (9, 2, 3, 3), (2, 1), (1, 0), (1, 1), 3, (0, 0)),
+    "asymmetric_pads": (False, (1, 3, 8, 8), (5, 3, 3, 2), (1, 2), ((0, 2), (1, 0)), (1, 1), 1,
+                        (0, 0)),
+    "dilated": (False, (1, 4, 12, 11), (4, 4, 3, 3), (1, 1), (2, 3), (2, 3), 1, (0, 0)),
+    "transposed_output_padding": (True, (2, 4, 5, 6), (4, 3, 3, 4), (2, 3), (1, 0), (1, 1), 1,
+                                  (1, 2)),
+    "transposed_grouped_dilated": (True, (1, 4, 5, 5), (4, 2, 3, 3), (2, 2), (1, 1), (2, 1), 2,
+                                   (1, 0)),
+}
+
+
+@pytest.mark.skipif(not (_has("onnx") and _has("onnxruntime")),
+                    reason="onnx or onnxruntime not installed")
+@pytest.mark.parametrize("name", sorted(_ONNX_MODELS))
+def test_onnx_model_matches_cconv(name):
+    import onnx
+    import onnxruntime
+    transposed, xs, ws, stride, padding, dilation, groups, output_padding = _ONNX_MODELS[name]
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(xs, dtype=np.float32)
+    w = rng.standard_normal(ws, dtype=np.float32)
+    model = bc.onnx_model(onnx, x.shape, x.dtype, [(w, transposed, stride, padding, dilation,
+                                                     groups, output_padding)])
+    got = bc.ort_session(onnxruntime, model, 1).run(None, {"x": x})[0]
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if transposed:
+        ref = cconv.conv_transpose2d(x, w, output_padding=output_padding, **kw)
+    else:
+        ref = cconv.conv2d(x, w, **kw)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * float(np.abs(ref).max()))
+
+
 def test_bench_list_and_unknown_variant(capsys):
     from cconv import bench
     assert bench.main(["--list"]) == 0
@@ -226,7 +325,7 @@ def test_asv_tables_cover_the_suite(asv_modules):
     names = {cls.__name__ for mod in asv_modules for cls in _benchmark_classes(mod)}
     for expected in ("Suite", "SuitePlanned", "SuiteTorch", "Batch1", "Functions", "ResNet50",
                      "MobileNetV2", "ShuffleNet", "DeepLab", "DCGAN", "Volumetric", "AudioText",
-                     "Factorized", "Grad", "GradLayers", "Smoke"):
+                     "Factorized", "Grad", "GradLayers", "Smoke", "SuiteOrt", "SmokeOrt"):
         assert expected in names
     suite = next(c for m in asv_modules for c in _benchmark_classes(m) if c.__name__ == "Suite")
     assert suite.params[0] == [c.key for c in bc.SUITE]
@@ -251,7 +350,7 @@ def test_asv_benchmarks_run_once(asv_modules):
                 try:
                     bench.setup(*params)
                 except NotImplementedError as e:
-                    skipped.append(f"{cls.__name__}: {e}")
+                    skipped.append((cls.__name__, layout, str(e)))
                     continue
                 for name in methods:
                     value = getattr(bench, name)(*params)
@@ -260,8 +359,13 @@ def test_asv_benchmarks_run_once(asv_modules):
                         assert value > 0 or "shuffle" in key, (cls.__name__, name, key)
                     ran += 1
     assert ran > 40
-    for why in skipped:   # only torch may be missing
-        assert "torch" in why, why
+    has_ort = _has("onnx") and _has("onnxruntime")
+    for name, layout, why in skipped:   # torch or onnxruntime missing; ORT is channels-first only
+        if name.endswith("Ort"):
+            assert why.startswith("onnxruntime:"), (name, why)
+            assert not has_ort or "(channels-last)" in why, (name, layout, why)
+        else:
+            assert "torch" in why, (name, why)
 
 
 def test_asv_setup_skips_impossible_thread_counts(asv_modules):

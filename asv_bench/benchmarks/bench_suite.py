@@ -1,7 +1,8 @@
 """The suite of docs/benchmarks.md (forward), its batch-1 rows, and one case per other public function.
 
 Classes: Suite/Batch1/Functions (time, peak memory incl. the NumPy baseline, GFLOP/s, % of peak),
-*Planned (plan_conv* reuse) and *Torch (torch time / cconv time), each over
+*Planned (plan_conv* reuse), *Torch (torch time / cconv time) and *Ort (ONNX Runtime time /
+cconv time), each over
 (case, dtype, layout, threads). float64 only for the suite itself (docs/benchmarks.md measures it
 there); the other tables stay float32 to keep a full run short.
 """

@@ -10,7 +10,8 @@ stops being comparable.
 
 Every benchmark class is parametrised by (case, dtype, layout, threads). `setup` raises
 NotImplementedError, which asv reports as a skip, when the machine has fewer cores than asked or
-when torch is missing for track_torch_ratio.
+when torch is missing for track_torch_ratio, or onnxruntime (or the case in ONNX Runtime) for
+track_ort_ratio.
 """
 import importlib.util
 import os
@@ -93,7 +94,7 @@ class _ConvCases:
     sample_time = 0.02
     timeout = 300
     min_track_seconds = 0.1     # seconds of calls behind each track_* value
-    torch_samples = 5        # interleaved samples per side for track_torch_ratio
+    torch_samples = 5        # interleaved samples per side for track_torch_ratio and _ort_ratio
 
     def setup(self, key, dtype, layout, threads):
         import cconv
@@ -170,6 +171,32 @@ class _TorchCases(_ConvCases):
     track_torch_ratio.unit = "torch time / cconv time"
 
 
+class _OrtCases(_ConvCases):
+    """track_ort_ratio: ONNX Runtime time / cconv time (> 1: cconv faster), the case as an ONNX
+    model in one InferenceSession created in setup (intra-op threads = threads), session.run
+    against cconv's one-shot call, interleaved. Skipped where ORT cannot run the case (float64,
+    channels-last, channel shuffle, gradients: cases.ort_unsupported)."""
+
+    def setup(self, key, dtype, layout, threads):
+        try:
+            import onnx
+            import onnxruntime
+        except ImportError:
+            raise NotImplementedError("onnxruntime: onnx or onnxruntime is not installed") from None
+        case = by_key(self.table)[key]
+        why = cases.ort_unsupported(case, dtype, cases.is_channels_last(layout))
+        if why:
+            raise NotImplementedError(f"onnxruntime: cannot run this case ({why})")
+        _ConvCases.setup(self, key, dtype, layout, threads)
+        self.ort_fn = cases.ort_callable(onnx, onnxruntime, case, self.x, self.weights, threads)
+
+    def track_ort_ratio(self, *params):
+        t_cconv, t_ort = cases.time_interleaved([self.fn, self.ort_fn], self.torch_samples,
+                                                self.min_track_seconds / 5)
+        return t_ort / t_cconv
+    track_ort_ratio.unit = "ORT time / cconv time"
+
+
 def _hide_all_but(names):
     """Class attributes that hide every benchmark method of _ConvCases except `names` from asv
     (discovery only collects functions; None is not one)."""
@@ -179,8 +206,9 @@ def _hide_all_but(names):
 
 
 def benchmark_classes(prefix, table, dtypes=DTYPES, layouts=LAYOUTS, threads=THREADS):
-    """Three asv classes for one table: <prefix> (time, peak memory, GFLOP/s, % of peak),
-    <prefix>Planned (plan reuse, only cases with a plan_ form) and <prefix>Torch (the ratio)."""
+    """The asv classes for one table: <prefix> (time, peak memory, GFLOP/s, % of peak),
+    <prefix>Planned (plan reuse, only cases with a plan_ form), <prefix>Torch (the torch ratio)
+    and <prefix>Ort (the ONNX Runtime ratio, only when some case is a forward convolution)."""
     params = [[c.key for c in table], list(dtypes), list(layouts), list(threads)]
     planned = [c for c in table if c.fn in cases.PLANNED_FUNCTIONS]
     out = {prefix: type(prefix, (_ConvCases,), dict(table=table, params=params))}
@@ -190,4 +218,9 @@ def benchmark_classes(prefix, table, dtypes=DTYPES, layouts=LAYOUTS, threads=THR
             **_hide_all_but(("time_planned",))))
     out[prefix + "Torch"] = type(prefix + "Torch", (_TorchCases,), dict(
         table=table, params=params, **_hide_all_but(("track_torch_ratio",))))
+    onnx_able = [c for c in table if cases.ort_unsupported(c, "float32") is None]
+    if onnx_able:
+        out[prefix + "Ort"] = type(prefix + "Ort", (_OrtCases,), dict(
+            table=onnx_able, params=[[c.key for c in onnx_able]] + params[1:],
+            **_hide_all_but(("track_ort_ratio",))))
     return out

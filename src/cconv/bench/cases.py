@@ -17,8 +17,9 @@ What it holds:
   * a NumPy baseline for every case (forward and backward): im2col through
     sliding_window_view + tensordot/einsum, i.e. what a NumPy user writes without cconv (also
     the `peakmem_reference` of asv);
-  * the same case in PyTorch (torch passed in as an argument, never imported here) and the
-    interleaved timer both the script and asv's track_torch_ratio use.
+  * the same case in PyTorch (torch passed in as an argument, never imported here) and in
+    ONNX Runtime (a model built in memory with onnx.helper; onnx and onnxruntime passed in too),
+    and the interleaved timer both the script and asv's track_*_ratio use.
 The machine's limits behind "% of peak" are measured by machine.py next to this file.
 """
 from dataclasses import dataclass
@@ -884,6 +885,79 @@ def torch_callable(torch, case, x, weights, dy=None, channels_last=False):
                 y = F.channel_shuffle(y, sg)
         return y
     return run, lambda y: _to_numpy_layout(y, channels_last)
+
+
+# --------------------------------------------------------------------------- ONNX Runtime (optional)
+
+# Opset and IR version of the models built here: old enough for every onnxruntime >= 1.17
+# (Conv and ConvTranspose have not changed since opset 11).
+ONNX_OPSET = 17
+ONNX_IR_VERSION = 8
+
+
+def ort_unsupported(case, dtype, channels_last=False):
+    """Why ONNX Runtime's CPU engine cannot run this case as cconv does (a short reason for the
+    report), or None when it can."""
+    if case.is_grad:
+        return "gradient"          # ORT's inference sessions have no backward pass
+    if case.fn == "channel_shuffle" or shuffle_after(case):
+        return "shuffle"           # no ONNX operator (only Reshape + Transpose + Reshape)
+    if np.dtype(dtype) != np.float32:
+        return "float64"           # ORT's CPU Conv/ConvTranspose kernels are float32 only
+    if channels_last:
+        return "channels-last"     # ONNX Conv is channels-first only
+    return None
+
+
+def onnx_model(onnx, x_shape, dtype, convs):
+    """A serialized ONNX model chaining Conv/ConvTranspose nodes: graph input "x" (channels-first,
+    `x_shape`), output "y", the weights as initializers. `convs` lists (weight, transposed,
+    stride, padding, dilation, groups, output_padding) per node; padding holds per spatial axis
+    an int or a (before, after) pair (ONNX pads: all befores, then all afters)."""
+    helper = onnx.helper
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    nodes, inits, name = [], [], "x"
+    for i, (w, transposed, stride, padding, dilation, groups, output_padding) in enumerate(convs):
+        pairs = [(int(p), int(p)) if np.ndim(p) == 0 else (int(p[0]), int(p[1])) for p in padding]
+        attrs = dict(strides=[int(s) for s in stride], dilations=[int(d) for d in dilation],
+                     group=int(groups), pads=[b for b, _ in pairs] + [a for _, a in pairs])
+        if transposed:
+            attrs["output_padding"] = [int(o) for o in output_padding]
+        out = "y" if i == len(convs) - 1 else f"t{i}"
+        inits.append(onnx.numpy_helper.from_array(np.ascontiguousarray(w, dtype), f"w{i}"))
+        nodes.append(helper.make_node("ConvTranspose" if transposed else "Conv",
+                                      [name, f"w{i}"], [out], **attrs))
+        name = out
+    graph = helper.make_graph(nodes, "cconv_bench", [helper.make_tensor_value_info(
+        "x", elem, list(x_shape))], [helper.make_tensor_value_info("y", elem, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    model.ir_version = ONNX_IR_VERSION   # (the output's shape is left to ORT's inference)
+    return model.SerializeToString()
+
+
+def ort_session(ort, model, threads):
+    """An InferenceSession on the CPU engine with `threads` intra-op threads, one inter-op
+    thread, sequential execution and every graph optimisation. Its pool's threads do not spin
+    after a run: timed interleaved with cconv (and torch) on the same cores, spinning threads
+    take the cores the next library needs, and both sides' times suffer."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3      # warnings about unused initializers etc. are noise here
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def ort_callable(onnx, ort, case, x, weights, threads):
+    """run(): the case's convolutions as one ONNX model, through a session created here once
+    (like a reused plan), on the same channels-first array; check ort_unsupported first."""
+    convs = [(weights[st.weight].reshape(st.w_shape), st.transposed, st.stride, st.padding,
+              st.dilation, st.groups, st.output_padding) for st in stages(case)]
+    session = ort_session(ort, onnx_model(onnx, x.shape, x.dtype, convs), threads)
+    feed = {"x": x}
+    return lambda: session.run(None, feed)[0]
 
 
 # --------------------------------------------------------------------------- timing

@@ -3,7 +3,8 @@
 For every case (the suite of docs/benchmarks.md, the batch-1 rows, every other public function and,
 when cconv.grad exists, the gradients) it runs cconv and torch.nn.functional on the same arrays
 with the same thread count, interleaved (cconv, torch, cconv, torch, ...), after a warm-up, and
-reports medians: the ratio torch/cconv (> 1: cconv is faster), GFLOP/s, GB/s of minimum traffic,
+reports medians: the ratio torch/cconv (> 1: cconv is faster) and, when onnxruntime is
+installed, ORT/cconv (ONNX Runtime's CPU engine, one session per case), GFLOP/s, GB/s of minimum traffic,
 % of this machine's FMA peak (or of a plain copy for bandwidth-bound cases), the time of the
 NumPy im2col baseline (sliding_window_view + tensordot/einsum: what a NumPy user writes) and of
 SciPy where it has a direct equivalent, and the largest error relative to torch.
@@ -19,11 +20,13 @@ The peak (cconv's FMA loop for the ISA and dtype in use, at the thread count in 
 memory bandwidth (STREAM-like triad) are measured on first use, in a few seconds, and cached per
 machine (see cconv.bench.machine); --remeasure measures them again.
 
-torch, matplotlib, scipy and threadpoolctl are optional (pip install "cconv[bench]"): without
-torch the table has cconv and NumPy columns only, without matplotlib no PNG is written.
+torch, onnx + onnxruntime, matplotlib, scipy and threadpoolctl are optional (pip install
+"cconv[bench]"): without torch (or onnxruntime) the table has no torch (or ORT) columns, without
+matplotlib no PNG is written.
 """
 import argparse
 import datetime
+import math
 import os
 import platform
 import sys
@@ -45,6 +48,16 @@ def _import_torch():
     except ImportError:
         return None
     return torch
+
+
+def _import_onnxruntime():
+    """(onnx, onnxruntime), or None when either is missing."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnx, onnxruntime
 
 
 def _import_pyplot():
@@ -146,6 +159,8 @@ class Row:
     def __init__(self, case):
         self.case = case
         self.cconv = self.torch = self.numpy = self.scipy = None
+        self.ort = None
+        self.ort_note = ""        # why ORT was not timed ("float64", "mismatch 3e-02", ...)
         self.flops = self.bytes = 0.0
         self.err = None
         self.err_vs = ""
@@ -159,7 +174,22 @@ def below_ridge(flops, nbytes, peak, bandwidth):
     return nbytes > 0 and flops / nbytes * bandwidth < peak
 
 
-def run_case(case, args, torch, limits):
+# The largest relative error (max |cconv - ORT| / max |ORT|) accepted before ORT is timed: cconv
+# and ORT sum in different orders (and cconv may use Winograd), both in float32.
+ORT_TOLERANCE = 1e-4
+
+
+def _ort_callable(case, args, ort, dtype, channels_last, x, weights, row):
+    """ORT's run() for the case, or None with row.ort_note saying why."""
+    if ort is None:
+        return None
+    row.ort_note = bc.ort_unsupported(case, dtype, channels_last) or ""
+    if row.ort_note:
+        return None
+    return bc.ort_callable(*ort, case, x, weights, args.threads)
+
+
+def run_case(case, args, torch, limits, ort=None):
     row = Row(case)
     channels_last = bc.is_channels_last(args.layout)
     dtype = np.dtype(args.dtype)
@@ -176,11 +206,21 @@ def run_case(case, args, torch, limits):
         fns.append(run_t)
     try:
         y = run_c()
+        run_o = _ort_callable(case, args, ort, dtype, channels_last, x, weights, row)
+        if run_o is not None:   # checked once, before timing: a mismatch is a bug, not a time
+            err = _rel_err(y, run_o())
+            if not err <= ORT_TOLERANCE:
+                row.ort_note = f"mismatch {err:.1e}"
+                run_o = None
+        if run_o is not None:
+            fns.append(run_o)
         times = bc.time_interleaved(fns, args.repeat, args.target)
     except Exception as e:  # report and go on: one broken case must not hide the others
         row.failed = f"{type(e).__name__}: {e}"
         return row
     row.cconv = times[0]
+    if run_o is not None:
+        row.ort = times[-1]
     if below_ridge(row.flops, row.bytes, limits.peak_gflops, limits.bandwidth_gbs):
         row.copy = copy_seconds(row.bytes, args.threads, args.repeat, args.target, torch)
     if run_t is not None:
@@ -226,13 +266,19 @@ def _pct_of_limit(row, peak):
     return f"{100 * row.flops / row.cconv / 1e9 / peak:.0f}%"
 
 
-def table(rows, limits):
+def _ratio(t, t_cconv):
+    return f"{t / t_cconv:.2f}x" if t else "-"
+
+
+def table(rows, limits, with_ort=False):
     has_torch = any(r.torch is not None for r in rows)
     has_numpy = any(r.numpy is not None for r in rows)
     has_scipy = any(r.scipy is not None for r in rows)
     head = ["case", "cconv ms"]
     if has_torch:
         head += ["torch ms", "torch/cconv"]
+    if with_ort:
+        head += ["ORT ms", "ORT/cconv"]
     head += ["GFLOP/s", "GB/s", f"% of peak ({limits.isa} {limits.peak_gflops:.0f} GFLOP/s)"]
     if has_numpy:
         head += ["NumPy ms"]
@@ -247,8 +293,9 @@ def table(rows, limits):
             continue
         cells = [r.case.name, _ms(r.cconv)]
         if has_torch:
-            ratio = f"{r.torch / r.cconv:.2f}x" if r.torch else "-"
-            cells += [_ms(r.torch), ratio]
+            cells += [_ms(r.torch), _ratio(r.torch, r.cconv)]
+        if with_ort:
+            cells += [_ms(r.ort) if r.ort else f"- ({r.ort_note})", _ratio(r.ort, r.cconv)]
         gflops = r.flops / r.cconv / 1e9
         cells += [f"{gflops:.1f}" if r.flops else "-", f"{r.bytes / r.cconv / 1e9:.1f}",
                   _pct_of_limit(r, limits.peak_gflops)]
@@ -262,12 +309,24 @@ def table(rows, limits):
     return "\n".join(lines)
 
 
+def geomean_summary(rows):
+    """One line per anchor: the geometric mean of anchor time / cconv time over the cases where
+    both were timed (> 1: cconv faster on average)."""
+    lines = []
+    for name, attr in (("torch/cconv", "torch"), ("ORT/cconv", "ort")):
+        q = [getattr(r, attr) / r.cconv for r in rows if r.cconv and getattr(r, attr)]
+        if q:
+            mean = math.exp(sum(math.log(v) for v in q) / len(q))
+            lines.append(f"geometric mean of {name}: {mean:.2f}x over {len(q)} case(s)")
+    return "\n".join(lines)
+
+
 def machine_description():
     isas = "/".join(cconv.available_isas())
     return f"{os.cpu_count()}-core {machine.cpu_model()} ({isas}), {platform.system()}"
 
 
-def header(args, torch, limits):
+def header(args, torch, limits, ort=None):
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     try:   # other work on the machine shows up in every number: say how busy it was
         load = f", load average {os.getloadavg()[0]:.1f} at start"
@@ -275,7 +334,8 @@ def header(args, torch, limits):
         load = ""
     lines = [
         f"cconv {cconv.__version__} (ISA {cconv.get_isa()}), NumPy {np.__version__}"
-        + (f", PyTorch {torch.__version__}" if torch is not None else ", PyTorch not installed"),
+        + (f", PyTorch {torch.__version__}" if torch is not None else ", PyTorch not installed")
+        + (f", ONNX Runtime {ort[1].__version__}" if ort is not None else ""),
         f"{now}, {machine_description()}{load}",
         f"{args.dtype}, {args.layout}, {args.threads} thread(s); medians of {args.repeat} "
         f"interleaved samples; FLOPs from cconv.analysis.cost (gradients: 2 x the forward's)",
@@ -287,6 +347,13 @@ def header(args, torch, limits):
 NOTES = """\
 - torch/cconv > 1 means cconv is faster; both ran in this process on the same arrays with the
   same thread count, interleaved. Absolute times drift on shared machines, ratios hold better.
+- ORT/cconv: the same for ONNX Runtime's CPU engine: the case's convolutions as one ONNX model
+  (Conv/ConvTranspose nodes, weights as initializers) in one InferenceSession per case, created
+  before timing (intra-op threads = the run's threads, one inter-op thread, sequential, all
+  graph optimisations, no spinning between runs); timed is session.run against cconv's one-shot call. Its output is
+  checked against cconv's first (max relative error <= 1e-4). "-" says why it was not timed:
+  float64 (ORT's CPU Conv has float32 kernels only), channels-last (ONNX Conv is channels-first
+  only), shuffle (no ONNX operator), gradient (no backward pass), mismatch (a bug: not timed).
 - GFLOP/s counts 2 x multiply-adds of the convolution(s) (gradients: input + weight). GB/s is the
   minimum traffic (inputs read once, output written once) over cconv's time.
 - % of peak: of the FMA peak measured on this machine for the ISA, dtype and threads of the run
@@ -390,6 +457,8 @@ def parse_args(argv=None):
                    help="seconds per sample; short calls are looped (0.05; quick 0.005)")
     p.add_argument("--quick", action="store_true", help="few short samples, no NumPy/SciPy baseline")
     p.add_argument("--no-torch", action="store_true", help="do not import or time PyTorch")
+    p.add_argument("--no-onnxruntime", action="store_true",
+                   help="do not import or time ONNX Runtime")
     p.add_argument("--no-numpy", action="store_true", help="skip the NumPy/SciPy baselines")
     p.add_argument("--numpy-max-mb", type=float, default=1024,
                    help="skip the NumPy baseline when its im2col matrix exceeds this (MiB)")
@@ -470,6 +539,12 @@ def main(argv=None):
         if torch is None:
             print("note: PyTorch is not installed (pip install torch, or pip install "
                   "'cconv[bench]'): timing cconv and NumPy only", file=sys.stderr)
+    ort = None
+    if not args.no_onnxruntime:
+        ort = _import_onnxruntime()
+        if ort is None:
+            print("note: ONNX Runtime is not installed (pip install onnx onnxruntime, or pip "
+                  "install 'cconv[onnx]'): no ORT column", file=sys.stderr)
     old_threads = cconv.get_num_threads(), torch.get_num_threads() if torch is not None else None
     if args.threads is None:
         args.threads = old_threads[0]
@@ -478,7 +553,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     blas = _blas_limits(args.threads)
     limits = machine_limits(args, cconv.get_isa(), args.dtype, args.threads)
-    head = header(args, torch, limits)
+    head = header(args, torch, limits, ort)
     for line in head:
         print(line, file=sys.stderr)
     rows = []
@@ -487,7 +562,7 @@ def main(argv=None):
         for i, case in enumerate(cases, 1):
             print(f"[{i}/{len(cases)}] {case.name} ...", end="", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
-            row = run_case(case, args, torch, limits)
+            row = run_case(case, args, torch, limits, ort)
             rows.append(row)
             if row.failed:
                 msg = f" FAILED ({row.failed})"
@@ -495,6 +570,10 @@ def main(argv=None):
                 msg = f" cconv {_ms(row.cconv)} ms"
                 if row.torch:
                     msg += f", torch {_ms(row.torch)} ms ({row.torch / row.cconv:.2f}x)"
+                if row.ort:
+                    msg += f", ORT {_ms(row.ort)} ms ({row.ort / row.cconv:.2f}x)"
+                elif row.ort_note.startswith("mismatch"):
+                    msg += f", ORT {row.ort_note}"
                 if row.numpy:
                     msg += f", numpy {_ms(row.numpy)} ms"
             print(f"{msg}  [{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
@@ -510,14 +589,17 @@ def main(argv=None):
     except (AttributeError, OSError):
         pass
 
-    text = table(rows, limits)
+    text = table(rows, limits, with_ort=ort is not None)
+    summary = geomean_summary(rows)
     print(text)
-    status = 1 if any(r.failed for r in rows) else 0
+    if summary:
+        print("\n" + summary)
+    status = 1 if any(r.failed or r.ort_note.startswith("mismatch") for r in rows) else 0
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write("# cconv benchmark\n\n")
             f.write("\n".join(f"{line}  " for line in head) + "\n\n")
-            f.write(text + "\n\n" + NOTES + "\n")
+            f.write(text + "\n\n" + (summary + "\n\n" if summary else "") + NOTES + "\n")
         print(f"wrote {args.markdown}", file=sys.stderr)
     if args.png:
         if plot(rows, args.png, limits, "\n".join(head[:4])):
