@@ -119,8 +119,8 @@ static cconv_status dw_create(cconv_plan *p, const void *weight)
             for (int t = 0; t < ps->ntaps; t++) {
                 const size_t dst = d->channels_last ? (size_t)((t * cig + ci) * Co + co)
                                                     : (size_t)((co * cig + ci) * ps->ntaps + t);
-                memcpy((char *)ps->wpack + dst * es,
-                       (const char *)weight + (size_t)((co * cig + ci) * ksz + ps->tap_k[t]) * es, es);
+                cconv_copy1((char *)ps->wpack + dst * es,
+                            (const char *)weight + (size_t)((co * cig + ci) * ksz + ps->tap_k[t]) * es, es);
             }
     return dw_workspace(d, s, &p->workspace_bytes);
 }

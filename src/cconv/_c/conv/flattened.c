@@ -37,8 +37,8 @@ static cconv_status run_job(const flat_bands *f, const cconv_conv_desc *d, const
         for (int64_t c = 0; c < C; c++)
             for (int64_t i = 0; i < on * OW; i++) {
                 char *o = yb + (size_t)(c * OH * OW + i) * es;
-                if (bias) memcpy(o, (const char *)bias + (size_t)c * es, es);
-                else memset(o, 0, es);
+                if (bias) cconv_copy1(o, (const char *)bias + (size_t)c * es, es);
+                else cconv_copy1(o, &(double){0}, es);
             }
         return CCONV_OK;
     }

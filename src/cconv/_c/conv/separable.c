@@ -27,8 +27,8 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
             for (int64_t i = 0; i < CCONV_PW_MR; i++) {
                 const int64_t co = b * CCONV_PW_MR + i;
                 char *dst = pack + (size_t)((b * Cm + k) * CCONV_PW_MR + i) * es;
-                if (co < Co2) memcpy(dst, (const char *)pw + (size_t)(co * Cm + k) * es, es);
-                else memset(dst, 0, es);
+                if (co < Co2) cconv_copy1(dst, (const char *)pw + (size_t)(co * Cm + k) * es, es);
+                else cconv_copy1(dst, &(double){0}, es); /* all bits zero: 0.0 of either type */
             }
     const int serial = cconv_set_serial(cconv_small_work(d));
     const cconv_status st = d->dtype == CCONV_FLOAT64

@@ -61,8 +61,8 @@ static cconv_status wt_create(cconv_plan *p, const void *weight)
     for (int64_t co = 0; co < Co; co++)
         for (int64_t ci = 0; ci < Ci; ci++)
             for (int64_t r = 0; r < ksz; r++)
-                memcpy(fw + (size_t)((co * Ci + ci) * ksz + r) * es,
-                       (const char *)weight + (size_t)((ci * Co + co) * ksz + ksz - 1 - r) * es, es);
+                cconv_copy1(fw + (size_t)((co * Ci + ci) * ksz + r) * es,
+                            (const char *)weight + (size_t)((ci * Co + co) * ksz + ksz - 1 - r) * es, es);
     cconv_plan *inner;
     const cconv_status st = cconv_plan_make(&f, &cconv_impl_winograd, fw, p->bias, &inner);
     cconv_free(fw);

@@ -90,6 +90,13 @@ static inline int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 static inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+/* dst[0] = src[0] for one element of es (4 or 8) bytes: a plain move, not a call to memcpy. */
+static inline void cconv_copy1(void *dst, const void *src, size_t es)
+{
+    if (es == 8) memcpy(dst, src, 8);
+    else memcpy(dst, src, 4);
+}
+
 static inline int64_t cconv_filter_count(const cconv_conv_desc *d)
 {
     const int64_t per = d->transposed ? d->in_channels * (d->out_channels / d->groups)

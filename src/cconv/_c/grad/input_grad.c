@@ -162,7 +162,7 @@ static cconv_status region_depthwise(const cconv_conv_desc *d, const void *g, co
         /* filter c of step j: filter c*m + j, flipped in every dimension (its taps reversed) */
         for (int64_t c = 0; c < C; c++)
             for (int64_t t = 0; t < K; t++)
-                memcpy(wj + (size_t)(c * K + t) * es, (const char *)w + (size_t)((c * m + j) * K + K - 1 - t) * es, es);
+                cconv_copy1(wj + (size_t)(c * K + t) * es, (const char *)w + (size_t)((c * m + j) * K + K - 1 - t) * es, es);
         if (!direct) {
             if (d->dtype == CCONV_FLOAT64)
                 cconv_ig_gather_f64(g, x, d, m, j, start, X);
