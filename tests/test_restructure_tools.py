@@ -1,6 +1,7 @@
 """The tools that judge a restructuring of the C core: tools/compare_builds.py (speed, old build
 against new) and tools/c_metrics.py (size, function length). Fast: one tiny bench process."""
 import datetime
+import importlib.machinery
 import importlib.util
 import os
 
@@ -86,7 +87,9 @@ def test_compare_builds_fails_on_a_failed_case():
 
 
 def test_compare_builds_reads_the_bench_table(tmp_path):
-    if not any(f.startswith("_core") for f in os.listdir(os.path.join(ROOT, "src", "cconv"))):
+    built = [f for f in os.listdir(os.path.join(ROOT, "src", "cconv"))
+             if f.startswith("_core.") and f.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))]
+    if not built:
         pytest.skip("the extension is not built in place in src/cconv")
     times = compare_builds.bench(ROOT, ["--variants", "t_shuffle", "--quick", "--no-torch",
                                         "--no-numpy", "--threads", "1"], str(tmp_path))

@@ -6,8 +6,8 @@
  * succeed; a descriptor cconv_conv_output_size rejects must be rejected by every entry point.
  * Where the problem is small (<= WORK_CAP multiply-adds, <= BYTES_CAP bytes per tensor) the inputs
  * are filled deterministically and the result is compared with a float64 oracle: the library's
- * plain-loop reference (cconv_reference_conv) for convolutions, plain loops written here for the
- * weight gradient, the fused 1x1 steps and the shuffle.
+ * plain-loop reference (algorithm CCONV_ALGO_REFERENCE) for convolutions, plain loops written
+ * here for the weight gradient, the fused 1x1 steps and the shuffle.
  *
  * Tolerance (as tests/reference.py's assert_conv_close): per element
  *   |y - ref| <= tol * (conv(|x|, |w|) + |b| + tiny),  tol = 1e-10 (float64), 1e-5 sqrt(K) (float32)
@@ -175,8 +175,9 @@ static void ref_conv(const cconv_conv_desc *d, const double *x, const double *w,
 {
     cconv_conv_desc r = *d;
     r.dtype = CCONV_FLOAT64;
+    r.algorithm = CCONV_ALGO_REFERENCE;
     cconv_set_num_threads(1);
-    if (cconv_reference_conv(&r, x, w, b, y) != CCONV_OK) abort();
+    if (cconv_conv(&r, x, w, b, y) != CCONV_OK) abort();
 }
 
 /* grad_weight[co, cil, kk] = sum over n, o of go[n, co, o] * x[n, ci, src(o, kk)]; forward d. */
