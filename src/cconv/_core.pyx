@@ -221,33 +221,48 @@ cdef str unsupported_reason(const cconv_conv_desc *d):
     return why.decode()
 
 
+cdef int64_t in_count(const cconv_conv_desc *d):
+    return d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
+
+
+cdef int64_t out_count(const cconv_conv_desc *d):
+    return d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
+
+
 cdef int64_t weight_count(const cconv_conv_desc *d):
     cdef int64_t wcount = (d.out_channels * (d.in_channels // d.groups) if not d.transposed
                            else d.in_channels * (d.out_channels // d.groups))
     return wcount * d.kernel[0] * d.kernel[1] * d.kernel[2]
 
 
+ctypedef cconv_status (*grad_fn)(const cconv_conv_desc *, const void *, const void *, void *) noexcept nogil
+
+
+cdef object run_grad(grad_fn fn, const cconv_conv_desc *d, void *a, void *b, cnp.ndarray out, void *op,
+                     str name, str what):
+    """out <- fn(d, a, b) without the GIL (a gradient of the C API), out writeable."""
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    cdef cconv_status st
+    cdef Saved saved
+    enter(&saved)
+    with nogil:
+        st = fn(d, a, b, op)
+        leave(&saved)
+    if st != CCONV_OK:
+        raise_status(st, what)
+    return out
+
+
 def weight_grad_into(Descriptor desc not None, cnp.ndarray x, cnp.ndarray grad_output, cnp.ndarray grad_weight):
     """grad_weight <- dL/dw of the forward convolution desc (C_out, C_in/groups, *kernel), from x
     and grad_output in desc's layout; all three C-contiguous, of one dtype."""
     cdef cconv_conv_desc d
-    cdef cconv_status st
     fill_desc(desc, dtype_code(grad_weight), &d)
-    cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
-    cdef int64_t ny = d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
-    cdef void *xp = data_of(x, d.dtype, nx, "input")
-    cdef void *gp = data_of(grad_output, d.dtype, ny, "grad_output")
+    cdef void *xp = data_of(x, d.dtype, in_count(&d), "input")
+    cdef void *gp = data_of(grad_output, d.dtype, out_count(&d), "grad_output")
     cdef void *wp = data_of(grad_weight, d.dtype, weight_count(&d), "grad_weight")
-    if not grad_weight.flags.writeable:
-        raise ValueError("grad_weight must be writeable")
-    cdef Saved saved
-    enter(&saved)
-    with nogil:
-        st = cconv_conv_weight_grad(&d, xp, gp, wp)
-        leave(&saved)
-    if st != CCONV_OK:
-        raise_status(st, "weight gradient")
-    return grad_weight
+    return run_grad(cconv_conv_weight_grad, &d, xp, gp, grad_weight, wp, "grad_weight", "weight gradient")
 
 
 def input_grad_into(Descriptor desc not None, cnp.ndarray grad_output, cnp.ndarray weight,
@@ -255,23 +270,11 @@ def input_grad_into(Descriptor desc not None, cnp.ndarray grad_output, cnp.ndarr
     """grad_input <- dL/dx of the convolution desc (forward or transposed), of x's shape, from
     grad_output and the weight in desc's layouts; all three C-contiguous, of one dtype."""
     cdef cconv_conv_desc d
-    cdef cconv_status st
     fill_desc(desc, dtype_code(grad_input), &d)
-    cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
-    cdef int64_t ny = d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
-    cdef void *gp = data_of(grad_output, d.dtype, ny, "grad_output")
+    cdef void *gp = data_of(grad_output, d.dtype, out_count(&d), "grad_output")
     cdef void *wp = data_of(weight, d.dtype, weight_count(&d), "weight")
-    cdef void *xp = data_of(grad_input, d.dtype, nx, "grad_input")
-    if not grad_input.flags.writeable:
-        raise ValueError("grad_input must be writeable")
-    cdef Saved saved
-    enter(&saved)
-    with nogil:
-        st = cconv_conv_input_grad(&d, gp, wp, xp)
-        leave(&saved)
-    if st != CCONV_OK:
-        raise_status(st, "input gradient")
-    return grad_input
+    cdef void *xp = data_of(grad_input, d.dtype, in_count(&d), "grad_input")
+    return run_grad(cconv_conv_input_grad, &d, gp, wp, grad_input, xp, "grad_input", "input gradient")
 
 
 cdef class Plan:
@@ -326,8 +329,7 @@ cdef class Plan:
     cdef bint _buffers(self, cnp.ndarray x, cnp.ndarray y, void **xp, void **yp) except -1:
         """Checks x and y against the plan; False when there is nothing to compute."""
         cdef const cconv_conv_desc *d = &self.desc
-        cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
-        cdef int64_t ny = d.batch * d.out_channels * d.out_size[0] * d.out_size[1] * d.out_size[2]
+        cdef int64_t nx = in_count(d), ny = out_count(d)
         xp[0] = data_of(x, d.dtype, nx, "x")
         yp[0] = data_of(y, d.dtype, ny, "out")
         if not y.flags.writeable:
@@ -371,7 +373,7 @@ cdef class Plan:
         2-D depthwise plans only); pw C-contiguous (Co2, C_mid), y (N, Co2, OH, OW)."""
         cdef const cconv_conv_desc *d = &self.desc
         cdef int64_t co2 = pw.shape[0]
-        cdef int64_t nx = d.batch * d.in_channels * d.in_size[0] * d.in_size[1] * d.in_size[2]
+        cdef int64_t nx = in_count(d)
         cdef int64_t ny = d.batch * co2 * d.out_size[0] * d.out_size[1] * d.out_size[2]
         cdef void *xp = data_of(x, d.dtype, nx, "x")
         cdef void *wp = data_of(pw, d.dtype, co2 * d.out_channels, "pointwise_weight")
