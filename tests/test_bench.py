@@ -368,6 +368,25 @@ def test_asv_benchmarks_run_once(asv_modules):
             assert "torch" in why, (name, why)
 
 
+def test_asv_alignment_runs_once():
+    """The channel-shuffle alignment benchmarks (their own parameters): setup and each method."""
+    sys.path.insert(0, ASV_DIR)
+    try:
+        mod = importlib.import_module("benchmarks.bench_alignment")
+    finally:
+        sys.path.remove(ASV_DIR)
+    for layout in mod.ShuffleAlignment.params[0]:
+        for offset in mod.ShuffleAlignment.params[1]:
+            bench = mod.ShuffleAlignment()
+            bench.setup(layout, offset, 1)
+            y = bench.ys[offset]
+            assert (y.ctypes.data - bench.x.ctypes.data) % 4096 == offset
+            y[...] = 0
+            assert bench.time_channel_shuffle(layout, offset, 1) is None
+            np.testing.assert_array_equal(y, bc.np_shuffle(bench.x, 4, layout == "NHWC"))
+            assert 0 < bench.track_alias_ratio(layout, offset, 1) < 100
+
+
 def test_asv_setup_skips_impossible_thread_counts(asv_modules):
     suite = next(c for m in asv_modules for c in _benchmark_classes(m) if c.__name__ == "Suite")
     with pytest.raises(NotImplementedError):
