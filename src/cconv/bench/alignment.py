@@ -199,6 +199,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--base", type=int, default=0, help="the input's offset from a page (bytes)")
     ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--target", type=float, default=0.002,
+                    help="seconds per sample (short calls are looped); shorter samples with "
+                         "more rounds find the quiet moments of a busy machine")
     ap.add_argument("--fresh", action="store_true",
                     help="instead: one-shot calls (new output) vs out= vs plans, cconv and torch")
     ap.add_argument("--mmap", action="store_true",
@@ -214,7 +217,7 @@ def main(argv=None):
         return
     print(f"{'kernel':14s} {'offset':>6s} {'ms':>8s} {'copy ms':>8s} {'x copy':>7s} {'x best':>7s}")
     for name in args.kernels.split(","):
-        times = measure(name, offsets, args.rounds, args.base)
+        times = measure(name, offsets, args.rounds, args.base, args.target)
         fastest = min(t for t, _ in times.values())
         for off in offsets:
             t, c = times[off]
