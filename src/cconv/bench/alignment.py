@@ -97,11 +97,17 @@ KERNELS = {
 }
 
 
+# Wall-clock time; --cpu-time switches to the process's CPU time, which a 1-thread measurement
+# on a busy machine needs (time spent preempted is not counted; page faults are).
+CLOCK = [time.perf_counter]
+
+
 def best(fn, calls):
-    t = time.perf_counter()
+    clock = CLOCK[0]
+    t = clock()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - t) / calls
+    return (clock() - t) / calls
 
 
 def measure(name, offsets, rounds, base=0, target=0.002):
@@ -162,7 +168,7 @@ def _fresh_cases(torch):
     return cases
 
 
-def fresh(rounds, mmap_every_call):
+def fresh(rounds, mmap_every_call, target=0.002):
     """Prints one-shot vs out= vs plan times (the `--fresh` table)."""
     if mmap_every_call:
         # glibc: every block of 128 KiB or more its own mmap, unmapped on free, so that each
@@ -181,7 +187,7 @@ def fresh(rounds, mmap_every_call):
     for name, ways in _fresh_cases(torch).items():
         for f in ways.values():
             f()
-        calls = {w: max(1, int(0.002 / max(best(f, 3), 1e-7))) for w, f in ways.items()}
+        calls = {w: max(1, int(target / max(best(f, 3), 1e-7))) for w, f in ways.items()}
         t = {w: float("inf") for w in ways}
         for _ in range(rounds):
             for w, f in ways.items():
@@ -206,14 +212,22 @@ def main(argv=None):
                     help="instead: one-shot calls (new output) vs out= vs plans, cconv and torch")
     ap.add_argument("--mmap", action="store_true",
                     help="with --fresh: every large block a new mmap (fresh pages each call)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the process's CPU time, not the wall clock (1 thread only: "
+                         "for a busy machine, where calls are preempted)")
     args = ap.parse_args(argv)
+    if args.cpu_time:
+        if args.threads != 1:
+            ap.error("--cpu-time needs --threads 1 (CPU time adds up the threads)")
+        CLOCK[0] = time.process_time
     offsets = [int(o) for o in args.offsets.split(",")]
     if args.isa:
         cconv.set_isa(args.isa)
     cconv.set_num_threads(args.threads)
-    print(f"isa {cconv.get_isa()}, {args.threads} threads, best of {args.rounds} rounds")
+    print(f"isa {cconv.get_isa()}, {args.threads} threads, best of {args.rounds} rounds, "
+          + ("CPU time" if args.cpu_time else "wall clock"))
     if args.fresh:
-        fresh(args.rounds, args.mmap)
+        fresh(args.rounds, args.mmap, args.target)
         return
     print(f"{'kernel':14s} {'offset':>6s} {'ms':>8s} {'copy ms':>8s} {'x copy':>7s} {'x best':>7s}")
     for name in args.kernels.split(","):
