@@ -1,17 +1,25 @@
-"""Times cconv's memory-bound kernels with the output placed at chosen offsets modulo 4096 bytes
-from the input, against np.copyto over the same two arrays.
+"""Where a memory-bound call's arrays lie, and what that does to its time.
 
-A load whose address equals, in its low 12 bits, that of an earlier store still in flight is
-taken as dependent on it (4K aliasing) and waits: a forward copy whose destination lies a little
-above its source modulo 4096 can run several times slower than the same copy with the arrays far
-apart. Which placement a user gets depends on the allocator, so a kernel's time should not.
+Offsets (the default): cconv's memory-bound kernels timed with the output placed at chosen
+offsets modulo 4096 bytes from the input (for the GEMM band fill, the input against the
+workspace), against np.copyto over the same two arrays. A load whose address equals, in its low
+12 bits, that of an earlier store still in flight can be taken as dependent on it (4K aliasing):
+on CPUs where that costs, a forward copy whose output lies a little above its input modulo 4096
+runs slower than with the arrays far apart, and which placement a user gets is the allocator's
+choice. Each cell is the best of --rounds rounds (kernel and copy alternate, so other processes'
+load hits both alike); "x copy" is the kernel's time over the copy's at the same offset, "x best"
+over the kernel's fastest offset.
 
-    python -m cconv.bench.alignment                   # every kernel, this ISA
-    python -m cconv.bench.alignment --isa avx2 --kernels shuffle_nchw
-    python -m cconv.bench.alignment --threads 2 --rounds 40
+--fresh: one-shot calls (a new output array each call) against calls into a preallocated out=
+and plans, for cconv and torch; --mmap makes every large allocation a new mapping, so that each
+one-shot call writes into fresh pages (what a process gets when its allocator has no freed block
+of that size).
 
-Each cell is the best of --rounds rounds (kernel and copy alternate, so load from other processes
-hits both alike); "x copy" is the kernel's time over the copy's at the same offset.
+    python -m cconv.bench.alignment --threads 1 --rounds 30       # every kernel, the best ISA
+    python -m cconv.bench.alignment --isa avx2 --kernels shuffle_nchw --offsets 0,16,2048
+    python -m cconv.bench.alignment --fresh --mmap --threads 1 --cpu-time
+
+docs/benchmarks.md has the numbers measured with it.
 """
 import argparse
 import time
@@ -173,17 +181,28 @@ def fresh(rounds, mmap_every_call, target=0.002):
     if mmap_every_call:
         # glibc: every block of 128 KiB or more its own mmap, unmapped on free, so that each
         # one-shot call writes into pages the kernel has to fault in (what a process gets when
-        # the allocator has no freed block of the size at hand)
+        # the allocator has no freed block of the size at hand); for the rest of the process
         import ctypes
         ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
     try:
         import torch
-        torch.set_num_threads(cconv.get_num_threads())
-        torch.set_grad_enabled(False)
     except ImportError:
         torch = None
     print("malloc:", "a new mmap per large block (fresh pages)" if mmap_every_call
           else "glibc default (freed blocks reused after the first calls)")
+    if torch is None:
+        _fresh_table(rounds, target, None)
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cconv.get_num_threads())
+    try:
+        with torch.no_grad():
+            _fresh_table(rounds, target, torch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fresh_table(rounds, target, torch):
     for name, ways in _fresh_cases(torch).items():
         for f in ways.values():
             f()
