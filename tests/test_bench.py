@@ -368,6 +368,44 @@ def test_asv_benchmarks_run_once(asv_modules):
             assert "torch" in why, (name, why)
 
 
+def test_alignment_script_runs(capsys):
+    """python -m cconv.bench.alignment: the offset table (each kernel) and the --fresh table."""
+    from cconv.bench import alignment
+    kernels = ",".join(alignment.KERNELS)
+    alignment.main(["--kernels", kernels, "--offsets", "0,16", "--rounds", "1", "--threads", "1",
+                    "--target", "0"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    for name in alignment.KERNELS:
+        assert [r[1] for r in rows if r[0] == name] == ["0", "16"], name
+    try:
+        alignment.main(["--fresh", "--rounds", "1", "--threads", "1", "--cpu-time",
+                        "--target", "0"])
+    finally:
+        alignment.CLOCK[0] = alignment.time.perf_counter
+    assert "channel_shuffle (4,96,48,48) g4  cconv out=" in capsys.readouterr().out
+    with pytest.raises(SystemExit):   # CPU time adds up threads: 1 thread only
+        alignment.main(["--cpu-time", "--threads", "2"])
+
+
+def test_asv_alignment_runs_once():
+    """The channel-shuffle alignment benchmarks (their own parameters): setup and each method."""
+    sys.path.insert(0, ASV_DIR)
+    try:
+        mod = importlib.import_module("benchmarks.bench_alignment")
+    finally:
+        sys.path.remove(ASV_DIR)
+    for layout in mod.ShuffleAlignment.params[0]:
+        for offset in mod.ShuffleAlignment.params[1]:
+            bench = mod.ShuffleAlignment()
+            bench.setup(layout, offset, 1)
+            y = bench.ys[offset]
+            assert (y.ctypes.data - bench.x.ctypes.data) % 4096 == offset
+            y[...] = 0
+            assert bench.time_channel_shuffle(layout, offset, 1) is None
+            np.testing.assert_array_equal(y, bc.np_shuffle(bench.x, 4, layout == "NHWC"))
+            assert 0 < bench.track_alias_ratio(layout, offset, 1) < 100
+
+
 def test_asv_setup_skips_impossible_thread_counts(asv_modules):
     suite = next(c for m in asv_modules for c in _benchmark_classes(m) if c.__name__ == "Suite")
     with pytest.raises(NotImplementedError):

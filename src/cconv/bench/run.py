@@ -339,14 +339,21 @@ def header(args, torch, limits, ort=None):
         f"{now}, {machine_description()}{load}",
         f"{args.dtype}, {args.layout}, {args.threads} thread(s); medians of {args.repeat} "
         f"interleaved samples; FLOPs from cconv.analysis.cost (gradients: 2 x the forward's)",
+        OUTPUTS,
         limits.label(),
     ]
     return lines
 
 
+# Every side is timed the same way: one-shot calls that return a new output array (cconv without
+# out=, torch's functional call, ORT's session.run), which glibc serves from freed blocks after the
+# first calls; docs/benchmarks.md has what out= and fresh pages change.
+OUTPUTS = "outputs: a new array per call on every side (no out=, no preallocated buffers)"
+
 NOTES = """\
 - torch/cconv > 1 means cconv is faster; both ran in this process on the same arrays with the
-  same thread count, interleaved. Absolute times drift on shared machines, ratios hold better.
+  same thread count, interleaved, each returning a new output array per call (cconv without
+  out=). Absolute times drift on shared machines, ratios hold better.
 - ORT/cconv: the same for ONNX Runtime's CPU engine: the case's convolutions as one ONNX model
   (Conv/ConvTranspose nodes, weights as initializers) in one InferenceSession per case, created
   before timing (intra-op threads = the run's threads, one inter-op thread, sequential, all
