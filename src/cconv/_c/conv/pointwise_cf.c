@@ -12,7 +12,7 @@ static int pointwise_cf_cannot(const cconv_conv_desc *d, char *why, size_t n)
     int ok = !d->transposed && !d->channels_last;
     for (int a = 0; a < 3; a++)
         ok &= d->kernel[a] == 1 && d->stride[a] == 1 && d->pad_before[a] == 0 && d->pad_after[a] == 0;
-    if (!ok) snprintf(why, n, "a channels-first forward 1x1 convolution with stride 1 and no padding");
+    if (!ok && n) snprintf(why, n, "a channels-first forward 1x1 convolution with stride 1 and no padding");
     return !ok;
 }
 

@@ -50,24 +50,25 @@ void cconv_wino_geometry(const cconv_conv_desc *d, const cconv_tile_kernel *tile
  * leaves the equivalent's padding non-negative. */
 int cconv_wino_cannot(const cconv_conv_desc *d, char *why, size_t n)
 {
+    const int kernel = d->kernel[1] != 3 || d->kernel[2] != 3, groups = d->groups != 1;
+    const int stride = d->stride[1] != 1 || d->stride[2] != 1 || (d->transposed && d->stride[0] != 1);
+    if (!kernel && !groups && !stride && !d->transposed) return 0;
+    if (n == 0) return 1;
     char miss[3][160];
     int k = 0;
-    if (d->kernel[1] != 3 || d->kernel[2] != 3)
+    if (kernel)
         snprintf(miss[k++], sizeof miss[0], "a 3x3 kernel in the last two spatial dimensions (2-D or 3-D), "
                  "got %lldx%lld", (long long)d->kernel[1], (long long)d->kernel[2]);
-    if (d->groups != 1) snprintf(miss[k++], sizeof miss[0], "groups=1, got groups=%lld", (long long)d->groups);
-    if (d->transposed) {
-        if (d->stride[0] != 1 || d->stride[1] != 1 || d->stride[2] != 1)
-            snprintf(miss[k++], sizeof miss[0], "stride 1 in every dimension for a transposed convolution, "
-                     "got (%lld, %lld, %lld)", (long long)d->stride[0], (long long)d->stride[1],
-                     (long long)d->stride[2]);
-        else if (k == 0)
-            snprintf(miss[k++], sizeof miss[0], "padding <= dilation * (kernel - 1) for a transposed convolution");
-    } else if (d->stride[1] != 1 || d->stride[2] != 1) {
+    if (groups) snprintf(miss[k++], sizeof miss[0], "groups=1, got groups=%lld", (long long)d->groups);
+    if (stride && d->transposed)
+        snprintf(miss[k++], sizeof miss[0], "stride 1 in every dimension for a transposed convolution, "
+                 "got (%lld, %lld, %lld)", (long long)d->stride[0], (long long)d->stride[1],
+                 (long long)d->stride[2]);
+    else if (stride)
         snprintf(miss[k++], sizeof miss[0], "stride 1 in the last two spatial dimensions, got (%lld, %lld)",
                  (long long)d->stride[1], (long long)d->stride[2]);
-    }
-    if (k == 0) return 0;
+    else if (k == 0) /* transposed: the forward equivalent's padding would be negative */
+        snprintf(miss[k++], sizeof miss[0], "padding <= dilation * (kernel - 1) for a transposed convolution");
     snprintf(why, n, "Winograd F(4x4, 3x3) needs %s%s%s%s%s (use 'gemm' or 'auto')", miss[0],
              k > 1 ? "; " : "", k > 1 ? miss[1] : "", k > 2 ? "; " : "", k > 2 ? miss[2] : "");
     return 1;
@@ -77,7 +78,7 @@ static int wino_cannot(const cconv_conv_desc *d, char *why, size_t n)
 {
     if (cconv_wino_cannot(d, why, n)) return 1;
     if (!d->transposed) return 0;
-    snprintf(why, n, "a transposed convolution runs as its forward equivalent (winograd_transposed)");
+    if (n) snprintf(why, n, "a transposed convolution runs as its forward equivalent (winograd_transposed)");
     return 1;
 }
 

@@ -36,22 +36,21 @@ static const cconv_impl *choose(const cconv_conv_desc *d, const cconv_isa_table 
 {
     const int any = d->algorithm == CCONV_ALGO_AUTO || d->algorithm == CCONV_ALGO_EXACT;
     int refused = 0;
-    char scratch[8];
     for (int i = 0; i < NIMPLS; i++) {
         const cconv_impl *impl = IMPLS[i];
         if (any) {
             if ((impl->lossy && d->algorithm == CCONV_ALGO_EXACT) || impl->algorithm == CCONV_ALGO_REFERENCE ||
-                impl->cannot(d, scratch, sizeof scratch))
+                impl->cannot(d, NULL, 0))
                 continue;
             if (!impl->prefer || impl->prefer(d, isa, weight)) return impl;
             continue;
         }
         if (impl->algorithm != d->algorithm) continue;
         /* the first refusal's reason: the implementation the algorithm's name stands for first */
-        if (!impl->cannot(d, refused ? scratch : why, refused ? sizeof scratch : n)) return impl;
+        if (!impl->cannot(d, refused ? NULL : why, refused ? 0 : n)) return impl;
         refused = 1;
     }
-    if (!refused) snprintf(why, n, "no implementation of this algorithm runs it");
+    if (!refused && n) snprintf(why, n, "no implementation of this algorithm runs it");
     return NULL;
 }
 
@@ -68,8 +67,7 @@ cconv_status cconv_plan_make(const cconv_conv_desc *d, const cconv_impl *impl, c
 {
     *out = NULL;
     const cconv_isa_table *isa = cconv_active_isa();
-    char why[8];
-    if (!impl) impl = choose(d, isa, weight, why, sizeof why);
+    if (!impl) impl = choose(d, isa, weight, NULL, 0);
     if (!impl) return CCONV_ERR_UNSUPPORTED;
     cconv_plan *p = cconv_alloc_zeroed(sizeof *p);
     if (!p) return CCONV_ERR_NOMEM;
