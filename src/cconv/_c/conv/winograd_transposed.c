@@ -49,8 +49,11 @@ static cconv_status wt_create(cconv_plan *p, const void *weight)
     cconv_conv_desc f;
     forward_equivalent(d, &f);
     /* An Inf or NaN filter would reach outputs the scatter definition never gives it (see
-     * conv/gemm.c): the reference algorithm then (auto's rule only takes finite filters). */
-    if (!cconv_all_finite(weight, cconv_filter_count(d), d->dtype)) return CCONV_USE_REFERENCE;
+     * conv/gemm.c): the reference algorithm then. Under auto, wt_prefer has read them already.
+     * Finite filters: the inner plan (as under auto) does not read them again either. */
+    if (d->algorithm != CCONV_ALGO_AUTO && !cconv_all_finite(weight, cconv_filter_count(d), d->dtype))
+        return CCONV_USE_REFERENCE;
+    f.algorithm = CCONV_ALGO_AUTO;
     const int64_t Ci = f.in_channels, Co = f.out_channels;
     const int64_t ksz = f.kernel[0] * f.kernel[1] * f.kernel[2];
     const size_t es = cconv_dtype_size(f.dtype);
