@@ -242,17 +242,10 @@ static cconv_status gemm_create_one_group(cconv_plan *p, const void *weight) { r
 
 static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e);
 
-static int gemm_cannot(const cconv_conv_desc *d, char *why, size_t n)
-{
-    (void)d, (void)why, (void)n;
-    return 0;
-}
-
 /* The plan a call whose input holds Inf or NaN runs instead of a gpb > 1 one (gemm_state). */
 static const cconv_impl gemm_one_group = {
-    .name = "gemm_one_group", .algorithm = CCONV_ALGO_GEMM, .cannot = gemm_cannot,
-    .create = gemm_create_one_group, .execute = gemm_execute, .destroy = gemm_destroy,
-    .shuffles = 1,
+    .name = "gemm_one_group", .algorithm = CCONV_ALGO_GEMM, .create = gemm_create_one_group,
+    .execute = gemm_execute, .destroy = gemm_destroy, .shuffles = 1,
 };
 
 static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e)
@@ -278,6 +271,6 @@ static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e)
 }
 
 const cconv_impl cconv_impl_gemm = {
-    .name = "gemm", .algorithm = CCONV_ALGO_GEMM, .cannot = gemm_cannot, .create = gemm_create,
+    .name = "gemm", .algorithm = CCONV_ALGO_GEMM, .create = gemm_create,
     .execute = gemm_execute, .destroy = gemm_destroy, .shuffles = 1,
 };

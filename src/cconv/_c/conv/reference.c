@@ -7,12 +7,6 @@
 void cconv_reference_run_f32(const cconv_conv_desc *d, const void *x, const void *w, const void *b, void *y);
 void cconv_reference_run_f64(const cconv_conv_desc *d, const void *x, const void *w, const void *b, void *y);
 
-static int ref_cannot(const cconv_conv_desc *d, char *why, size_t n)
-{
-    (void)d, (void)why, (void)n;
-    return 0;
-}
-
 static cconv_status ref_create(cconv_plan *p, const void *weight)
 {
     const size_t wb = (size_t)cconv_filter_count(&p->d) * cconv_dtype_size(p->d.dtype);
@@ -31,6 +25,6 @@ static cconv_status ref_execute(const cconv_plan *p, const cconv_exec *e)
 }
 
 const cconv_impl cconv_impl_reference = {
-    .name = "reference", .algorithm = CCONV_ALGO_REFERENCE, .cannot = ref_cannot, .create = ref_create,
+    .name = "reference", .algorithm = CCONV_ALGO_REFERENCE, .create = ref_create,
     .execute = ref_execute, .destroy = cconv_free,
 };

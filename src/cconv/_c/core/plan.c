@@ -40,14 +40,14 @@ static const cconv_impl *choose(const cconv_conv_desc *d, const cconv_isa_table 
         const cconv_impl *impl = IMPLS[i];
         if (any) {
             if ((impl->lossy && d->algorithm == CCONV_ALGO_EXACT) || impl->algorithm == CCONV_ALGO_REFERENCE ||
-                impl->cannot(d, NULL, 0))
+                (impl->cannot && impl->cannot(d, NULL, 0)))
                 continue;
             if (!impl->prefer || impl->prefer(d, isa, weight)) return impl;
             continue;
         }
         if (impl->algorithm != d->algorithm) continue;
         /* the first refusal's reason: the implementation the algorithm's name stands for first */
-        if (!impl->cannot(d, refused ? NULL : why, refused ? 0 : n)) return impl;
+        if (!impl->cannot || !impl->cannot(d, refused ? NULL : why, refused ? 0 : n)) return impl;
         refused = 1;
     }
     if (!refused && n) snprintf(why, n, "no implementation of this algorithm runs it");

@@ -36,8 +36,8 @@ struct cconv_plan {
     int64_t weight_bytes, workspace_bytes;
 };
 
-/* One algorithm. cannot: 0 when it can run d, else nonzero with why not written to why (n bytes,
- * a sentence for the user; n == 0, why NULL: only the answer); prefer: auto's rule beyond the list's order (NULL: always), it may
+/* One algorithm. cannot: 0 when it can run d (NULL: every d), else nonzero with why not written
+ * to why (n bytes, a sentence for the user; none when n is 0); prefer: auto's rule beyond the list's order (NULL: always), it may
  * read the filters; create: fills p->state, p->weight_bytes and p->workspace_bytes from the
  * filters (p->d, p->isa and p->bias are set; on failure the plan's destroy frees what it made);
  * execute: one call (never with batch 0); destroy: frees the state (NULL: nothing). */
