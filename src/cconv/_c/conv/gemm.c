@@ -159,10 +159,8 @@ static void gemm_destroy(void *state)
 /* Channel blocks keep one block's weights (taps x kc x NR) within ~256 KiB of L2. */
 static void choose_kc(gemm_state *s, size_t es)
 {
-    const int64_t NR = s->tile.nr;
-    int64_t per_k = (int64_t)s->passes[0].ntaps * NR * (int64_t)es;
-    for (int i = 1; i < s->npasses; i++)
-        if ((int64_t)s->passes[i].ntaps * NR * (int64_t)es > per_k) per_k = (int64_t)s->passes[i].ntaps * NR * (int64_t)es;
+    int64_t per_k = 0;
+    for (int i = 0; i < s->npasses; i++) per_k = max64(per_k, (int64_t)s->passes[i].ntaps * s->tile.nr * (int64_t)es);
     const int64_t K = s->kmax;
     s->kc = per_k > 0 ? (256 * 1024) / per_k : K;
     if (s->kc < 1) s->kc = 1;
