@@ -1,8 +1,7 @@
 /* Pointwise (1x1, stride 1, no padding) channels-first: Y[n] = W X[n] is a plain GEMM on the NCHW
- * arrays, so the GEMM tile runs with roles swapped (output channels as its MR rows, pixels as its
- * NR columns): weights are broadcast from the filters as given (C_out x cig), pixel panels are
- * copied row by row (no transpose), and tile rows are contiguous output rows. The driver is
- * conv/pointwise_cf_run.c.in. */
+ * arrays, run on the GEMM tile with roles swapped (output channels as its MR rows, pixels as its NR
+ * columns): weights broadcast from the filters as given, pixel panels copied without a transpose,
+ * tile rows contiguous output rows. */
 #include <stdio.h>
 #include <string.h>
 #include "conv/pointwise_cf.h"

@@ -1,6 +1,5 @@
-/* Reference kernels: plain loops over the definition, gather form (each output sums its own
- * terms in a fixed order), any layout, padding mode and transposition. The always-built fallback,
- * the CCONV_ALGO_REFERENCE choice and an oracle for the fast paths. Loops: conv/reference_run.c.in. */
+/* The reference algorithm: plain loops over the definition, gather form (each output sums its own
+ * terms in a fixed order), any layout, padding mode and transposition (conv/reference_run.c.in). */
 #include <string.h>
 #include "core/plan.h"
 

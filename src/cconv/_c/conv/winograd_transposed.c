@@ -1,14 +1,12 @@
 /* A transposed convolution with stride 1 and one group is the forward correlation with the
  * flipped filter, C_in and C_out swapped, padded by d(k-1) - p before and d(k-1) - p +
- * output_padding after: run on Winograd as that forward plan. This is what makes cconv.grad's
- * input gradient of a 3x3 layer (a transposed convolution of grad_output) run on Winograd. */
+ * output_padding after: run on Winograd as that forward plan (the input gradient of 3x3 layers). */
 #include <stdio.h>
 #include <string.h>
 #include "conv/winograd.h"
 
-/* f: the forward equivalent of d, when it exists and Winograd can run it. Its output size is d's
- * (i + d(k-1) - p_before - p_after + output_padding per dimension, either way), and its tensors
- * are d's: valid as d is, so it is not validated again. */
+/* f: the forward equivalent of d, when it exists and Winograd can run it; of d's output size and
+ * tensors, so valid as d is. */
 static int forward_equivalent(const cconv_conv_desc *d, cconv_conv_desc *f)
 {
     if (!d->transposed || d->groups != 1) return 0;

@@ -1,11 +1,9 @@
 /* The descriptor: validation (the public cconv_conv_output_size) and the form plans take. */
 #include "core/plan.h"
 
-/* A forward stride longer than the padded input leaves one output along that dimension, read from
- * the first window whatever the stride. Plans take the smallest stride giving that one output
- * instead: the kernels lay their buffers out by stride phase, and a stride of 2**40 made those
- * 2**40 phases long (a failed allocation) or, with two such strides, overflowed their size (a
- * crash). Called on a validated descriptor (out_size filled); the output size is unchanged. */
+/* A forward stride longer than the padded input leaves one output along that dimension, whatever
+ * the stride: plans take the smallest stride giving it, since the kernels lay buffers out by stride
+ * phase (a stride of 2**40 failed to allocate, two overflowed their size). d: validated. */
 void cconv_desc_clamp_strides(cconv_conv_desc *d)
 {
     if (d->transposed) return; /* there the stride sets the output size */

@@ -1,15 +1,10 @@
-/* Plans: the implementation list, and the public plan API on top of it.
- *
- * A plan is made in three steps: the descriptor is validated once (cconv_conv_output_size) and put
- * in the form every implementation takes (strides clamped); the list below picks the
- * implementation; that implementation packs the filters into its own state. */
+/* The implementation list, and the public plan API on top of it. */
 #include <stdio.h>
 #include <string.h>
 #include "core/plan.h"
 
-/* The implementation list, in auto's order: auto (and exact, which skips the lossy ones) takes
- * the first implementation that can run the descriptor and whose cost rule (prefer) accepts it;
- * algorithm= takes the first of that algorithm that can run it. The order is the policy:
+/* In auto's order, which is the policy (auto and exact take the first that can and whose prefer
+ * accepts; algorithm= the first of that algorithm that can):
  * - a transposed 3x3 stride-1 convolution runs as its forward Winograd equivalent when Winograd
  *   would run that one (cconv.grad's input gradients of 3x3 layers);
  * - depthwise (C_out/groups <= 4) and grouped (2-8 input channels per group, few outputs) take
@@ -29,8 +24,7 @@ static const cconv_impl *const IMPLS[] = {
 };
 enum { NIMPLS = sizeof IMPLS / sizeof IMPLS[0] };
 
-/* The implementation for the prepared descriptor d, or NULL with why (n bytes) when the algorithm
- * it asks for cannot run it. */
+/* The implementation for d, or NULL with why (n bytes) when the algorithm asked for cannot run it. */
 static const cconv_impl *choose(const cconv_conv_desc *d, const cconv_isa_table *isa, const void *weight,
                                 char *why, size_t n)
 {
@@ -90,7 +84,6 @@ cconv_status cconv_plan_make(const cconv_conv_desc *d, const cconv_impl *impl, c
     return st;
 }
 
-/* The descriptor as plans take it: validated, strides clamped. */
 static cconv_status prepare(const cconv_conv_desc *desc, cconv_conv_desc *d)
 {
     *d = *desc;
@@ -126,9 +119,8 @@ cconv_algorithm cconv_plan_algorithm(const cconv_plan *p) { return p->impl->algo
 int64_t cconv_plan_weight_bytes(const cconv_plan *p) { return p->weight_bytes; }
 int64_t cconv_plan_workspace_bytes(const cconv_plan *p) { return p->workspace_bytes; }
 
-/* Below about a million multiply-adds a call runs on the calling thread: starting (and, on a
- * busy machine, waiting for) an OpenMP team costs more than the work. Thread count never
- * changes the result, so this is only a speed decision. */
+/* Below about a million multiply-adds: starting (and on a busy machine waiting for) an OpenMP
+ * team costs more than the work. */
 int cconv_small_work(const cconv_conv_desc *d)
 {
     const int64_t *sz = d->transposed ? d->in_size : d->out_size;
@@ -155,8 +147,6 @@ cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
     return cconv_plan_run(p, &e);
 }
 
-/* A channels-first depthwise, grouped or GEMM plan whose output channels are written directly in
- * channel_shuffle(y, shuffle_groups) order: ShuffleNet's grouped conv + shuffle in one pass. */
 cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_groups, const void *x,
                                          void *y)
 {
