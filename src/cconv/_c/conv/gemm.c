@@ -240,14 +240,8 @@ static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e)
     const cconv_conv_desc *d = &p->d;
     const gemm_state *s = p->state;
     const int64_t *I = d->in_size;
-    if (s->gpb > 1 && !cconv_all_finite(e->x, d->batch * d->in_channels * I[0] * I[1] * I[2], d->dtype)) {
-        cconv_plan *f;
-        cconv_status st = cconv_plan_make(d, &gemm_one_group, s->weight_copy, p->bias, &f);
-        if (st != CCONV_OK) return st;
-        st = f->impl->execute(f, e);
-        cconv_plan_destroy(f);
-        return st;
-    }
+    if (s->gpb > 1 && !cconv_all_finite(e->x, d->batch * d->in_channels * I[0] * I[1] * I[2], d->dtype))
+        return cconv_plan_run_once(d, &gemm_one_group, s->weight_copy, p->bias, e);
     int64_t *map[3];
     if (!cconv_pad_maps(d, &s->pad, map)) return CCONV_ERR_NOMEM;
     const cconv_status st = d->dtype == CCONV_FLOAT64

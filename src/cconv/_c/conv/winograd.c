@@ -165,13 +165,7 @@ static cconv_status wino_create(cconv_plan *p, const void *weight)
 /* The GEMM plan of the filters, made for the call: exact about where Inf and NaN go. */
 static cconv_status wino_fallback(const cconv_plan *p, const cconv_exec *e)
 {
-    const wino_state *s = p->state;
-    cconv_plan *f;
-    cconv_status st = cconv_plan_make(&p->d, &cconv_impl_gemm, s->weight, p->bias, &f);
-    if (st != CCONV_OK) return st;
-    st = f->impl->execute(f, e);
-    cconv_plan_destroy(f);
-    return st;
+    return cconv_plan_run_once(&p->d, &cconv_impl_gemm, ((const wino_state *)p->state)->weight, p->bias, e);
 }
 
 static cconv_status wino_execute(const cconv_plan *p, const cconv_exec *e)

@@ -119,6 +119,17 @@ cconv_algorithm cconv_plan_algorithm(const cconv_plan *p) { return p->impl->algo
 int64_t cconv_plan_weight_bytes(const cconv_plan *p) { return p->weight_bytes; }
 int64_t cconv_plan_workspace_bytes(const cconv_plan *p) { return p->workspace_bytes; }
 
+cconv_status cconv_plan_run_once(const cconv_conv_desc *d, const cconv_impl *impl, const void *weight,
+                                 const void *bias, const cconv_exec *e)
+{
+    cconv_plan *f;
+    cconv_status st = cconv_plan_make(d, impl, weight, bias, &f);
+    if (st != CCONV_OK) return st;
+    st = f->impl->execute(f, e);
+    cconv_plan_destroy(f);
+    return st;
+}
+
 /* Below about a million multiply-adds: starting (and on a busy machine waiting for) an OpenMP
  * team costs more than the work. */
 int cconv_small_work(const cconv_conv_desc *d)

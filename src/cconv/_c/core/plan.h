@@ -59,6 +59,9 @@ extern const cconv_impl cconv_impl_winograd_transposed, cconv_impl_depthwise, cc
  * validated descriptor d: what fallbacks and composites make without validating again. */
 cconv_status cconv_plan_make(const cconv_conv_desc *d, const cconv_impl *impl, const void *weight,
                              const void *bias, cconv_plan **out);
+/* Runs e on a plan of impl made for this call only (what a call's input calls for). */
+cconv_status cconv_plan_run_once(const cconv_conv_desc *d, const cconv_impl *impl, const void *weight,
+                                 const void *bias, const cconv_exec *e);
 /* Runs p on e, serially when the work is small (a team costs more than it saves). */
 cconv_status cconv_plan_run(const cconv_plan *p, const cconv_exec *e);
 
