@@ -17,12 +17,10 @@ typedef struct {
 /* Jobs: (image, band of tile rows, band of tile columns, chunk of cout blocks). A job transforms
  * its tiles' inputs (V: 36 x tiles x C_in), runs 36 GEMMs with U into M (36 x cout blocks x tiles
  * x NR) and transforms M back; V and M fit WINO_BYTES, in L2/L3 while U streams past.
- *
- * Dilation dh x dw: the outputs of one phase (rows py + dh*i, columns px + dw*j) are an undilated
- * 3x3 convolution over every dh-th padded row and dw-th column; a tile is 4x4 outputs of one
- * phase. A job takes its tile rows and columns in every phase: dense output rows
- * [4*dh*tr0, 4*dh*(tr0 + TRB)) read padded rows [4*dh*tr0, +R), one band all phases share
- * (patches are strided views of it). */
+ * Dilation dh x dw: a phase's outputs (rows py + dh*i, columns px + dw*j) are an undilated 3x3
+ * convolution over every dh-th padded row and dw-th column; a tile is 4x4 outputs of one phase.
+ * A job's dense output rows [4*dh*tr0, 4*dh*(tr0 + TRB)) read padded rows [4*dh*tr0, +R): one
+ * band that all phases share, as strided views. */
 typedef struct {
     int64_t dh, dw;     /* dilation: phases per tile row and column */
     int64_t th, tw;     /* 4x4 output tiles of a phase along H and W */

@@ -5,14 +5,12 @@
 
 /* In auto's order, which is the policy (auto and exact take the first that can and whose prefer
  * accepts; algorithm= the first of that algorithm that can):
- * - a transposed 3x3 stride-1 convolution runs as its forward Winograd equivalent when Winograd
- *   would run that one (cconv.grad's input gradients of 3x3 layers);
- * - depthwise (C_out/groups <= 4) and grouped (2-8 input channels per group, few outputs) take
- *   their shapes before Winograd and the GEMM, whose tiles would be mostly zero there;
+ * - a transposed 3x3 stride-1 convolution as its forward Winograd equivalent (input gradients);
+ * - depthwise (C_out/groups <= 4) and grouped (2-8 input channels per group, few outputs) before
+ *   Winograd and the GEMM, whose tiles would be mostly zero there;
  * - Winograd for 3x3 stride 1 with enough channels and tiles to pay for its transforms;
- * - the GEMM family, which runs everything: its pointwise channels-first form first;
- * - the reference algorithm only when asked for (or when the filters call for it: see
- *   CCONV_USE_REFERENCE). */
+ * - the GEMM family, which runs everything, its pointwise channels-first form first;
+ * - the reference algorithm only when asked for (or CCONV_USE_REFERENCE). */
 static const cconv_impl *const IMPLS[] = {
     &cconv_impl_winograd_transposed,
     &cconv_impl_depthwise,
