@@ -120,8 +120,8 @@ cconv_status cconv_plan_execute_shuffled(const cconv_plan *plan, int64_t shuffle
 
 /* Weight gradient of the forward (not transposed) convolution d: grad_weight (C_out, C_in/groups,
  * KD, KH, KW) = dL/dw given x and grad_output = dL/dy (both in d's layout), every padding mode
- * (the gradient of a padded copy reaches the weights through the values copied). Bitwise identical
- * for any number of threads. CCONV_ERR_UNSUPPORTED for a transposed d: the weight gradient of a
+ * (the gradient of a padded copy reaches the weights through the values copied).
+ * CCONV_ERR_UNSUPPORTED for a transposed d: the weight gradient of a
  * transposed convolution is that of the forward convolution of grad_output with x as its output
  * gradient. */
 cconv_status cconv_conv_weight_grad(const cconv_conv_desc *d, const void *x, const void *grad_output,
@@ -137,7 +137,7 @@ cconv_status cconv_conv_weight_grad(const cconv_conv_desc *d, const void *x, con
  * These convolutions choose their algorithms as CCONV_ALGO_AUTO does (a stride-1 one-group 3x3
  * layer may run on Winograd); d->algorithm CCONV_ALGO_EXACT or CCONV_ALGO_REFERENCE makes them
  * all use that one, any other value is taken as auto. Plans are made and destroyed inside the
- * call, with the calling thread's ISA. Bitwise identical for any number of threads. */
+ * call, with the calling thread's ISA. */
 cconv_status cconv_conv_input_grad(const cconv_conv_desc *d, const void *grad_output, const void *weight,
                                    void *grad_input);
 
@@ -169,7 +169,7 @@ cconv_status cconv_set_isa(const char *name);
 cconv_status cconv_set_thread_isa(const char *name);
 const char *cconv_get_thread_isa(void); /* the override, or NULL when the thread has none */
 
-/* Threads used by kernels (results are bitwise identical for any count). Process-wide: 0 (the
+/* Threads used by kernels. Process-wide: 0 (the
  * default) follows OpenMP (OMP_NUM_THREADS, threadpoolctl). A thread's own override n > 0 wins
  * for its calls; 0 removes it. cconv_get_num_threads: the count a call on this thread uses. */
 void cconv_set_num_threads(int n);

@@ -1,5 +1,4 @@
-/* Private declarations shared by the C core: helpers, and (ukernels/ukernels.h) the per-ISA
- * microkernel table. */
+/* Private declarations shared by the whole C core. */
 #ifndef CCONV_INTERNAL_H
 #define CCONV_INTERNAL_H
 
@@ -15,18 +14,16 @@
 #define CCONV_MR_MAX 16       /* max pixels of one register tile */
 #define CCONV_TILE_MAX 1024    /* max MR*NR elements of one register tile */
 
-/* The microkernels' signatures and the per-ISA table of them. */
 #include "ukernels/ukernels.h"
 
 const cconv_isa_table *cconv_active_isa(void);
 int cconv_threads(void);
-/* FLOP/s of `iters` rounds of the named ISA's fma_loop on each thread of a team of `threads`: the
- * sum over the threads of each one's FLOPs over its own time (on a busy machine threads that do
- * not run at the same moment still count at their own speed). *seconds: the call's wall time,
- * *team: the team's size. -1 when the ISA is unavailable or an argument is out of range. */
+/* FLOP/s of `iters` rounds of the named ISA's fma_loop on a team of `threads`: the sum of each
+ * thread's FLOPs over its own time (threads of a busy machine count at their own speed).
+ * *seconds: the call's wall time, *team: the team's size. -1 for an unavailable ISA or bad argument. */
 double cconv_fma_peak(const char *isa, cconv_dtype dtype, int64_t iters, int threads, double *seconds,
                       int *team);
-/* The last-level (L3) cache size in bytes as the OS reports it; 0 when unknown. */
+/* The L3 cache size in bytes as the OS reports it; 0 when unknown. */
 double cconv_l3_bytes(void);
 /* Makes cconv_threads() return 1 on this thread while on; returns the previous state. */
 int cconv_set_serial(int on);
@@ -42,7 +39,7 @@ static inline int64_t cconv_shuffled_channel(int64_t c, int64_t C, int64_t sg)
     return sg == 1 ? c : c % (C / sg) * sg + c / (C / sg);
 }
 
-/* The C core's one heap allocator (core/alloc.c): 64-byte aligned; NULL when out of memory;
+/* The one heap allocator (core/alloc.c): 64-byte aligned; NULL when out of memory;
  * cconv_free(NULL) does nothing. */
 void *cconv_alloc(size_t bytes);
 void *cconv_alloc_zeroed(size_t bytes);

@@ -1,5 +1,5 @@
-/* A band of the padded input, copied channels-last into a per-thread buffer (conv/band_fill.c.in):
- * the GEMM and Winograd drivers read their input through it. */
+/* A band of the padded input, copied channels-last into a per-thread buffer: the GEMM and
+ * Winograd drivers read their input through it. */
 #ifndef CCONV_BAND_H
 #define CCONV_BAND_H
 #include "core/plan.h"
@@ -9,10 +9,9 @@ typedef struct {
     int64_t DS, R, WB;
 } cconv_band;
 
-/* Jobs per call to aim for (images x output planes x bands x channel-block ranges), so that
- * batch-1 layers still split into enough equal jobs for a few threads while large batches keep
- * tall bands (less halo copied). A constant: the blocking depends only on the shape, never on the
- * thread count, so every output is summed in the same order whatever the number of threads. */
+/* Jobs per call to aim for, so that batch-1 layers split into enough jobs for a few threads while
+ * large batches keep tall bands (less halo copied). A constant, not the thread count: the
+ * blocking, and so every output's order of summation, depends on the shape only. */
 #define CCONV_MIN_JOBS 16
 
 void cconv_fill_band_f32(const cconv_conv_desc *d, const cconv_isa_table *isa, const cconv_padding *pad,

@@ -1,5 +1,4 @@
-/* The GEMM family's plan: blocking, tile choice and packing (conv/gemm.h); the driver is
- * conv/gemm_run.c.in, the packing conv/gemm_pack.c.in. */
+/* The GEMM family's plan: blocking and tile choice (conv/gemm.h). */
 #include <string.h>
 #include "conv/gemm.h"
 
@@ -16,8 +15,7 @@ void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, con
 {
     const int64_t Ci = d->in_channels, Hp = s->pad.size[1], Wp = s->pad.size[2];
     const int64_t es = (int64_t)cconv_dtype_size(d->dtype);
-    /* The input extent the taps read: of every pass, so that stride phases share one band
-     * geometry (gemm_passes_share_bands) at the cost of a row or column more per band. */
+    /* The extent the taps of every pass read, so that stride phases share one band geometry. */
     int64_t span[3] = {1, 1, 1};
     for (int i = 0; i < s->npasses; i++)
         for (int t = 0; t < s->passes[i].ntaps; t++) {
@@ -28,7 +26,6 @@ void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, con
         }
     const int64_t Q1 = ps->q[1], Q2 = ps->q[2], MR = s->tile.mr;
     const int64_t pix_bytes = span[0] * Ci * es; /* one buffer column of one row */
-    /* Columns: the whole row unless a single row of it overflows the budget. */
     b->WS = Q2;
     if (span[1] * ((Q2 - 1) * ps->is[2] + span[2]) * pix_bytes > GEMM_BAND_BYTES) {
         const int64_t cols = GEMM_BAND_BYTES / (span[1] * pix_bytes);
@@ -37,13 +34,12 @@ void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, con
     }
     b->WB = (b->WS - 1) * ps->is[2] + span[2];
     /* Rows: as many as fit the budget, but enough jobs; and tall enough that the halo rows
-     * (span - stride, copied by two bands) cost at most about half a copy more. */
+     * (copied by two bands) cost at most about half a copy more. */
     const int64_t row_bytes = b->WB * pix_bytes, planes = max64(1, d->batch * ps->q[0]); /* batch may be 0 */
     const int64_t bands_wanted = (CCONV_MIN_JOBS + planes - 1) / planes;
     int64_t cap = (Q1 + bands_wanted - 1) / bands_wanted;
     /* But bands of >= GEMM_MIN_BAND_PIX outputs where channel blocks can be split instead: a job
-     * streams its blocks' weights through the cache once per band, and one-row bands of a 14x14
-     * image (batch 1) used each weight for 14 outputs only (L3-bound, slower: docs/perf-notes.md). */
+     * streams its weights once per band (one-row bands of 14x14 were L3-bound: docs/perf-notes.md). */
     if (s->nblocks > 1 && cap * b->WS < GEMM_MIN_BAND_PIX) {
         cap = min64(Q1, (GEMM_MIN_BAND_PIX + b->WS - 1) / b->WS);
         cap = (Q1 + (Q1 + cap - 1) / cap - 1) / ((Q1 + cap - 1) / cap); /* even bands */
@@ -88,8 +84,7 @@ int cconv_gemm_passes_share_bands(const cconv_conv_desc *d, const gemm_state *s)
     return 1;
 }
 
-/* The GEMM's channel blocking for main tile t: blocks of t.nr output channels per group (or gpb
- * small groups per block), each group's last block on the narrowest tile that holds it. */
+/* The channel blocking for main tile t (gemm_state: gpb, tail). */
 static void set_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, gemm_state *s, cconv_tile_kernel t)
 {
     const int dt = d->dtype == CCONV_FLOAT64;
@@ -106,10 +101,8 @@ static void set_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, 
     s->nblocks = s->gpb > 1 ? (G + s->gpb - 1) / s->gpb : G * s->nblk;
 }
 
-/* Register-tile slots (pixels x channels, computed or wasted) a plan runs, over its speed:
- * every job runs ceil(npix / MR) tiles per channel block. Relative speeds, from measurements in
- * the driver (docs/perf-notes.md): the 2-vector mid tile 0.95 of the 3-vector wide one, the
- * narrow one 0.87. */
+/* Register-tile slots (computed or wasted) a plan runs, over the tiles' speeds measured in the
+ * driver (docs/perf-notes.md): mid 0.95 of wide, narrow 0.87. */
 static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *isa, const gemm_state *s)
 {
     const int dt = d->dtype == CCONV_FLOAT64;
@@ -134,9 +127,8 @@ static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *is
     return cost;
 }
 
-/* Where the wide tile is wider than the mid one, keep whichever wastes less: jobs of 14x14-pixel
- * rows, say, fill 14-pixel mid tiles exactly but leave 2 of 16 slots empty in 8-pixel wide
- * ones (measured slower, docs/perf-notes.md). */
+/* Where the wide tile is wider than the mid one, keep whichever wastes less: 14x14 jobs fill
+ * 14-pixel mid tiles but leave 2 of 16 slots of 8-pixel wide ones empty (slower). */
 static void choose_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, gemm_state *s)
 {
     const int dt = d->dtype == CCONV_FLOAT64;
@@ -159,10 +151,8 @@ static void gemm_destroy(void *state)
 /* Channel blocks keep one block's weights (taps x kc x NR) within ~256 KiB of L2. */
 static void choose_kc(gemm_state *s, size_t es)
 {
-    const int64_t NR = s->tile.nr;
-    int64_t per_k = (int64_t)s->passes[0].ntaps * NR * (int64_t)es;
-    for (int i = 1; i < s->npasses; i++)
-        if ((int64_t)s->passes[i].ntaps * NR * (int64_t)es > per_k) per_k = (int64_t)s->passes[i].ntaps * NR * (int64_t)es;
+    int64_t per_k = 0;
+    for (int i = 0; i < s->npasses; i++) per_k = max64(per_k, (int64_t)s->passes[i].ntaps * s->tile.nr * (int64_t)es);
     const int64_t K = s->kmax;
     s->kc = per_k > 0 ? (256 * 1024) / per_k : K;
     if (s->kc < 1) s->kc = 1;
@@ -211,7 +201,6 @@ static cconv_status gemm_make(cconv_plan *p, const void *weight, int one_group_b
     if (st != CCONV_OK) return st;
     choose_gemm_tile(d, isa, s);
     choose_kc(s, es);
-    /* (for the one-group-per-block plan that calls with Inf or NaN input run) */
     const size_t filter_bytes = (size_t)cconv_filter_count(d) * es;
     if (s->gpb > 1) {
         s->weight_copy = cconv_alloc(filter_bytes);
@@ -228,11 +217,9 @@ static cconv_status gemm_make(cconv_plan *p, const void *weight, int one_group_b
         if (!(dt ? cconv_gemm_pack_f64 : cconv_gemm_pack_f32)(d, s, ps, weight)) s->wfinite = 0;
     }
     if ((st = gemm_workspace(d, s, &p->workspace_bytes)) != CCONV_OK) return st;
-    /* A transposed convolution's phases read zero padding where the scatter definition has no
-     * term at all: harmless for finite filters (0 * w = 0), but an Inf or NaN filter would put NaN
-     * at outputs it never reaches (output_padding, borders). Such filters run the reference
-     * algorithm, which sums exactly the definition's terms. Checked on the filters as given, after
-     * packing has read them all (not wfinite, which also sees the packed buffer's padding). */
+    /* Transposed phases read zero padding where the scatter definition has no term: an Inf or
+     * NaN filter would put NaN at outputs it never reaches, so such filters run the reference
+     * algorithm. Checked on the filters as given (wfinite also sees the packing's zeros). */
     if (d->transposed && !cconv_all_finite(weight, cconv_filter_count(d), d->dtype)) return CCONV_USE_REFERENCE;
     return CCONV_OK;
 }
@@ -242,17 +229,10 @@ static cconv_status gemm_create_one_group(cconv_plan *p, const void *weight) { r
 
 static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e);
 
-static int gemm_cannot(const cconv_conv_desc *d, char *why, size_t n)
-{
-    (void)d, (void)why, (void)n;
-    return 0;
-}
-
-/* The plan a call whose input holds Inf or NaN runs instead of a gpb > 1 one (gemm_state). */
+/* What a call whose input holds Inf or NaN runs instead of a gpb > 1 plan. */
 static const cconv_impl gemm_one_group = {
-    .name = "gemm_one_group", .algorithm = CCONV_ALGO_GEMM, .cannot = gemm_cannot,
-    .create = gemm_create_one_group, .execute = gemm_execute, .destroy = gemm_destroy,
-    .shuffles = 1,
+    .name = "gemm_one_group", .algorithm = CCONV_ALGO_GEMM, .create = gemm_create_one_group,
+    .execute = gemm_execute, .destroy = gemm_destroy, .shuffles = 1,
 };
 
 static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e)
@@ -260,14 +240,8 @@ static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e)
     const cconv_conv_desc *d = &p->d;
     const gemm_state *s = p->state;
     const int64_t *I = d->in_size;
-    if (s->gpb > 1 && !cconv_all_finite(e->x, d->batch * d->in_channels * I[0] * I[1] * I[2], d->dtype)) {
-        cconv_plan *f;
-        cconv_status st = cconv_plan_make(d, &gemm_one_group, s->weight_copy, p->bias, &f);
-        if (st != CCONV_OK) return st;
-        st = f->impl->execute(f, e);
-        cconv_plan_destroy(f);
-        return st;
-    }
+    if (s->gpb > 1 && !cconv_all_finite(e->x, d->batch * d->in_channels * I[0] * I[1] * I[2], d->dtype))
+        return cconv_plan_run_once(d, &gemm_one_group, s->weight_copy, p->bias, e);
     int64_t *map[3];
     if (!cconv_pad_maps(d, &s->pad, map)) return CCONV_ERR_NOMEM;
     const cconv_status st = d->dtype == CCONV_FLOAT64
@@ -278,6 +252,6 @@ static cconv_status gemm_execute(const cconv_plan *p, const cconv_exec *e)
 }
 
 const cconv_impl cconv_impl_gemm = {
-    .name = "gemm", .algorithm = CCONV_ALGO_GEMM, .cannot = gemm_cannot, .create = gemm_create,
+    .name = "gemm", .algorithm = CCONV_ALGO_GEMM, .create = gemm_create,
     .execute = gemm_execute, .destroy = gemm_destroy, .shuffles = 1,
 };

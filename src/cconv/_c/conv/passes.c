@@ -1,4 +1,4 @@
-/* Passes: a convolution as stride phases (see conv/passes.h). */
+/* Passes: a convolution as stride phases (conv/passes.h). */
 #include <limits.h>
 #include "conv/passes.h"
 
@@ -13,10 +13,9 @@ static int dim_phases(const cconv_conv_desc *d, int a, dim_phase **out, int64_t 
 {
     const int64_t I = d->in_size[a], K = d->kernel[a], S = d->stride[a], Dl = d->dilation[a];
     const int64_t pb = d->pad_before[a], O = d->out_size[a];
-    /* A transposed convolution has at most one phase per stride residue and one per output: a
-     * stride far longer than the output (2**62) has a few outputs' phases, not 2**62. */
+    /* At most one phase per stride residue and per output: a stride of 2**62 has a few phases. */
     const int64_t nph = d->transposed ? min64(S, O) : 1;
-    if (nph > INT_MAX) return -1; /* (more phases than passes can ever be allocated) */
+    if (nph > INT_MAX) return -1; /* more phases than passes can ever be allocated */
     dim_phase *ph = cconv_alloc_zeroed((size_t)nph * sizeof *ph);
     if (!ph) return -1;
     int count = 0;
@@ -101,7 +100,7 @@ cconv_status cconv_passes_make(const cconv_conv_desc *d, int64_t C, int64_t wmer
         st = CCONV_ERR_OVERFLOW;
         goto fail;
     }
-    /* Each pass owns at least one output, so a count past INT_MAX could never be allocated. */
+    /* Each pass owns an output at least: a count past INT_MAX could never be allocated. */
     const int64_t np = (int64_t)nph[0] * nph[1] * nph[2];
     if (np > INT_MAX) goto fail;
     out = cconv_alloc_zeroed(((size_t)np + 1) * sizeof *out);

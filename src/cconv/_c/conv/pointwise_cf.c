@@ -1,8 +1,7 @@
 /* Pointwise (1x1, stride 1, no padding) channels-first: Y[n] = W X[n] is a plain GEMM on the NCHW
- * arrays, so the GEMM tile runs with roles swapped (output channels as its MR rows, pixels as its
- * NR columns): weights are broadcast from the filters as given (C_out x cig), pixel panels are
- * copied row by row (no transpose), and tile rows are contiguous output rows. The driver is
- * conv/pointwise_cf_run.c.in. */
+ * arrays, run on the GEMM tile with roles swapped (output channels as its MR rows, pixels as its NR
+ * columns): weights broadcast from the filters as given, pixel panels copied without a transpose,
+ * tile rows contiguous output rows. */
 #include <stdio.h>
 #include <string.h>
 #include "conv/pointwise_cf.h"
@@ -12,7 +11,7 @@ static int pointwise_cf_cannot(const cconv_conv_desc *d, char *why, size_t n)
     int ok = !d->transposed && !d->channels_last;
     for (int a = 0; a < 3; a++)
         ok &= d->kernel[a] == 1 && d->stride[a] == 1 && d->pad_before[a] == 0 && d->pad_after[a] == 0;
-    if (!ok) snprintf(why, n, "a channels-first forward 1x1 convolution with stride 1 and no padding");
+    if (!ok && n) snprintf(why, n, "a channels-first forward 1x1 convolution with stride 1 and no padding");
     return !ok;
 }
 

@@ -1,4 +1,4 @@
-/* Pointwise (1x1, stride 1, no padding) channels-first convolution (conv/pointwise_cf.c). */
+/* Pointwise (1x1, stride 1, no padding) channels-first convolution. */
 #ifndef CCONV_POINTWISE_CF_H
 #define CCONV_POINTWISE_CF_H
 #include "core/plan.h"

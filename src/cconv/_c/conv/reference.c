@@ -1,17 +1,10 @@
-/* Reference kernels: plain loops over the definition, gather form (each output sums its own
- * terms in a fixed order), any layout, padding mode and transposition. The always-built fallback,
- * the CCONV_ALGO_REFERENCE choice and an oracle for the fast paths. Loops: conv/reference_run.c.in. */
+/* The reference algorithm: plain loops over the definition, gather form (each output sums its own
+ * terms in a fixed order), any layout, padding mode and transposition (conv/reference_run.c.in). */
 #include <string.h>
 #include "core/plan.h"
 
 void cconv_reference_run_f32(const cconv_conv_desc *d, const void *x, const void *w, const void *b, void *y);
 void cconv_reference_run_f64(const cconv_conv_desc *d, const void *x, const void *w, const void *b, void *y);
-
-static int ref_cannot(const cconv_conv_desc *d, char *why, size_t n)
-{
-    (void)d, (void)why, (void)n;
-    return 0;
-}
 
 static cconv_status ref_create(cconv_plan *p, const void *weight)
 {
@@ -31,6 +24,6 @@ static cconv_status ref_execute(const cconv_plan *p, const cconv_exec *e)
 }
 
 const cconv_impl cconv_impl_reference = {
-    .name = "reference", .algorithm = CCONV_ALGO_REFERENCE, .cannot = ref_cannot, .create = ref_create,
+    .name = "reference", .algorithm = CCONV_ALGO_REFERENCE, .create = ref_create,
     .execute = ref_execute, .destroy = cconv_free,
 };

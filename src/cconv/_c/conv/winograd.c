@@ -1,21 +1,17 @@
-/* Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions (conv/winograd.h): the filter transform,
- * the blocking, auto's cost rule, and the GEMM fallback for non-finite values. */
+/* Winograd F(4x4, 3x3): filter transform, blocking, auto's cost rule, GEMM fallback for Inf/NaN. */
 #include <stdio.h>
 #include <string.h>
 #include "conv/winograd.h"
 
 #define WINO_BYTES (512 * 1024)
-/* Below this many tiles fitting a job's buffers, streaming U (4x the direct weights) past them
- * costs more than the multiplications saved -- unless the jobs need not split the output
- * channels (nch == 1: enough images and bands), so each tile is transformed once and its V
- * serves every cout block. Jobs that split the channels save less a tile (U streams from L3), so
- * the filter transform needs twice WINO_MIN_CALL_TILES in the call to pay off
- * (docs/perf-notes.md, docs/winograd.md). */
+/* Below WINO_MIN_TILES tiles fitting a job's buffers, streaming U (4x the direct weights) costs
+ * more than the multiplications saved, unless jobs need not split the output channels (nch == 1:
+ * each V serves every cout block). Split jobs save less a tile, so the filter transform needs
+ * twice WINO_MIN_CALL_TILES in the call to pay off (docs/perf-notes.md, docs/winograd.md). */
 #define WINO_MIN_TILES 6
 #define WINO_MIN_CALL_TILES 128
-/* Outputs over the tiles' 16 each: a phase's few rows (large dilation on a small image: d6 on
- * 33x33 gives 6 per phase, 2 tiles of 4) waste most of the last tile; under half used, Winograd
- * did not clearly beat the GEMM path (docs/perf-notes.md). */
+/* Outputs over the tiles' 16 each: under half used (d6 on 33x33: 6 rows a phase, 2 tiles of 4),
+ * Winograd did not clearly beat the GEMM (docs/perf-notes.md). */
 #define WINO_MIN_USE 0.5
 
 void cconv_wino_geometry(const cconv_conv_desc *d, const cconv_tile_kernel *tile, int64_t nblk, wino_geom *g)
@@ -33,7 +29,7 @@ void cconv_wino_geometry(const cconv_conv_desc *d, const cconv_tile_kernel *tile
     g->TRB = max64(1, min64(g->th, tb / g->TCB));
     g->nbr = (g->th + g->TRB - 1) / g->TRB;
     g->nbc = (g->tw + g->TCB - 1) / g->TCB;
-    /* Few tile bands (batch 1, small images): split the output channels too. */
+    /* Few tile bands: split the output channels too. */
     const int64_t jobs = max64(1, d->batch) * d->out_size[0] * g->nbr * g->nbc;
     const int64_t nch = min64(nblk, max64(1, (CCONV_MIN_JOBS + jobs - 1) / jobs));
     g->bpc = (nblk + nch - 1) / nch;
@@ -44,30 +40,27 @@ void cconv_wino_geometry(const cconv_conv_desc *d, const cconv_tile_kernel *tile
     g->WB = g->dw * (4 * g->TCB + 2);
 }
 
-/* 3x3 along H and W with stride 1, any dilation; one group; 2-D, or 3-D with any depth kernel,
- * stride and dilation (any padding mode, layout and dtype). A transposed convolution runs as its
- * forward equivalent (conv/winograd_transposed.c): it needs stride 1 everywhere and padding that
- * leaves the equivalent's padding non-negative. */
 int cconv_wino_cannot(const cconv_conv_desc *d, char *why, size_t n)
 {
+    const int kernel = d->kernel[1] != 3 || d->kernel[2] != 3, groups = d->groups != 1;
+    const int stride = d->stride[1] != 1 || d->stride[2] != 1 || (d->transposed && d->stride[0] != 1);
+    if (!kernel && !groups && !stride && !d->transposed) return 0;
+    if (n == 0) return 1;
     char miss[3][160];
     int k = 0;
-    if (d->kernel[1] != 3 || d->kernel[2] != 3)
+    if (kernel)
         snprintf(miss[k++], sizeof miss[0], "a 3x3 kernel in the last two spatial dimensions (2-D or 3-D), "
                  "got %lldx%lld", (long long)d->kernel[1], (long long)d->kernel[2]);
-    if (d->groups != 1) snprintf(miss[k++], sizeof miss[0], "groups=1, got groups=%lld", (long long)d->groups);
-    if (d->transposed) {
-        if (d->stride[0] != 1 || d->stride[1] != 1 || d->stride[2] != 1)
-            snprintf(miss[k++], sizeof miss[0], "stride 1 in every dimension for a transposed convolution, "
-                     "got (%lld, %lld, %lld)", (long long)d->stride[0], (long long)d->stride[1],
-                     (long long)d->stride[2]);
-        else if (k == 0)
-            snprintf(miss[k++], sizeof miss[0], "padding <= dilation * (kernel - 1) for a transposed convolution");
-    } else if (d->stride[1] != 1 || d->stride[2] != 1) {
+    if (groups) snprintf(miss[k++], sizeof miss[0], "groups=1, got groups=%lld", (long long)d->groups);
+    if (stride && d->transposed)
+        snprintf(miss[k++], sizeof miss[0], "stride 1 in every dimension for a transposed convolution, "
+                 "got (%lld, %lld, %lld)", (long long)d->stride[0], (long long)d->stride[1],
+                 (long long)d->stride[2]);
+    else if (stride)
         snprintf(miss[k++], sizeof miss[0], "stride 1 in the last two spatial dimensions, got (%lld, %lld)",
                  (long long)d->stride[1], (long long)d->stride[2]);
-    }
-    if (k == 0) return 0;
+    else if (k == 0) /* transposed: the forward equivalent's padding would be negative */
+        snprintf(miss[k++], sizeof miss[0], "padding <= dilation * (kernel - 1) for a transposed convolution");
     snprintf(why, n, "Winograd F(4x4, 3x3) needs %s%s%s%s%s (use 'gemm' or 'auto')", miss[0],
              k > 1 ? "; " : "", k > 1 ? miss[1] : "", k > 2 ? "; " : "", k > 2 ? miss[2] : "");
     return 1;
@@ -77,12 +70,11 @@ static int wino_cannot(const cconv_conv_desc *d, char *why, size_t n)
 {
     if (cconv_wino_cannot(d, why, n)) return 1;
     if (!d->transposed) return 0;
-    snprintf(why, n, "a transposed convolution runs as its forward equivalent (winograd_transposed)");
+    if (n) snprintf(why, n, "a transposed convolution runs as its forward equivalent (winograd_transposed)");
     return 1;
 }
 
-/* Winograd where its 4x fewer multiplications outweigh streaming the 4x larger transformed
- * weights: enough channels to keep the GEMMs long, enough tiles per job to reuse U. */
+/* Enough channels to keep the GEMMs long, enough tiles per job to reuse U (4x the weights). */
 int cconv_wino_prefer(const cconv_conv_desc *d, const cconv_isa_table *isa, const void *weight)
 {
     const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
@@ -90,10 +82,8 @@ int cconv_wino_prefer(const cconv_conv_desc *d, const cconv_isa_table *isa, cons
     const cconv_tile_kernel tile = isa->mid[d->dtype == CCONV_FLOAT64];
     wino_geom g;
     cconv_wino_geometry(d, &tile, (cog + tile.nr - 1) / tile.nr, &g);
-    /* (Images of a few tiles, 14x14 outputs, still gain: U then streams from L3 per tile row.)
-     * The filter transform (mostly writing U) must pay for itself within one call too: it
-     * costs what dozens of tiles save (docs/perf-notes.md), so ask for WINO_MIN_CALL_TILES
-     * tiles in the call. The scan of the filters for Inf/NaN comes last: it reads them all. */
+    /* The filter transform costs what dozens of tiles save: ask for WINO_MIN_CALL_TILES in the
+     * call. The scan of the filters for Inf/NaN comes last: it reads them all. */
     const double tile_outputs = 16.0 * (double)(g.th * g.tw * g.dh * g.dw);
     const int64_t call_tiles = d->batch * d->out_size[0] * g.th * g.tw * g.dh * g.dw;
     const int few_fit = g.fit < WINO_MIN_TILES;
@@ -111,10 +101,8 @@ static void wino_destroy(void *state)
     cconv_free(s);
 }
 
-/* Winograd weights: U[xi][cb][k][NR] = (G g G^T)[xi] of filter (cb*NR + j, k), k = depth tap *
- * C_in + input channel (2-D: one depth tap), computed in double,
- * zero columns past C_out. The filters are kept too, for the GEMM fallback (made only when a call
- * meets Inf or NaN: wino_execute). */
+/* U[xi][cb][k][NR] = (G g G^T)[xi] of filter (cb*NR + j, k), k = depth tap * C_in + input
+ * channel; zero columns past C_out. The filters are kept for the GEMM fallback. */
 static cconv_status wino_create(cconv_plan *p, const void *weight)
 {
     const cconv_conv_desc *d = &p->d;
@@ -134,14 +122,12 @@ static cconv_status wino_create(cconv_plan *p, const void *weight)
     memcpy(s->weight, weight, wb);
     /* auto only picks Winograd for finite filters (cconv_wino_prefer checked them) */
     s->fallback_always = d->algorithm != CCONV_ALGO_AUTO && !cconv_all_finite(weight, Co * K * 9, d->dtype);
-    /* KB input channels at a time through a scratch [36][KB][NR], then 36 runs of KB*NR: the
-     * 36 destinations are xs apart (often a power of two: one cache set), so short writes
-     * straight into U thrashed. */
+    /* KB input channels at a time through a scratch [36][KB][NR]: U's 36 destinations are xs
+     * apart (often a power of two, one cache set), and short writes straight into U thrashed. */
     enum { KB = 16 };
     const size_t xs = (size_t)(s->nblk * K * NR); /* U's stride between the 36 xi */
-    /* Units (cout block, KB channels) write disjoint parts of U, so they run on all threads
-     * (a one-shot call pays for the transform, a sizeable part of a batch-1 call:
-     * docs/perf-notes.md) when there are enough filters to share. */
+    /* Units (cout block, KB channels) write disjoint parts of U: on all threads when there are
+     * enough filters (a one-shot batch-1 call pays for the transform: docs/perf-notes.md). */
     const int64_t nkb = (K + KB - 1) / KB, units = s->nblk * nkb;
     const int nt = Co * K >= 4096 ? cconv_threads() : 1;
     int failed = 0;
@@ -179,13 +165,7 @@ static cconv_status wino_create(cconv_plan *p, const void *weight)
 /* The GEMM plan of the filters, made for the call: exact about where Inf and NaN go. */
 static cconv_status wino_fallback(const cconv_plan *p, const cconv_exec *e)
 {
-    const wino_state *s = p->state;
-    cconv_plan *f;
-    cconv_status st = cconv_plan_make(&p->d, &cconv_impl_gemm, s->weight, p->bias, &f);
-    if (st != CCONV_OK) return st;
-    st = f->impl->execute(f, e);
-    cconv_plan_destroy(f);
-    return st;
+    return cconv_plan_run_once(&p->d, &cconv_impl_gemm, ((const wino_state *)p->state)->weight, p->bias, e);
 }
 
 static cconv_status wino_execute(const cconv_plan *p, const cconv_exec *e)
@@ -197,7 +177,6 @@ static cconv_status wino_execute(const cconv_plan *p, const cconv_exec *e)
     int nonfinite = 0;
     cconv_status st = p->d.dtype == CCONV_FLOAT64 ? cconv_wino_run_f64(p, s, e->x, e->y, map, &nonfinite)
                                                   : cconv_wino_run_f32(p, s, e->x, e->y, map, &nonfinite);
-    /* Inf/NaN in the input: the GEMM path puts them exactly where the definition does. */
     if (st == CCONV_OK && nonfinite) st = wino_fallback(p, e);
     cconv_free(map[0]);
     return st;

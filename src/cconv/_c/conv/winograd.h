@@ -8,23 +8,19 @@ typedef struct {
     cconv_tile_kernel tile; /* the mid tile: 36 GEMMs per block, a third block of 16 wastes more */
     int64_t nblk;
     void *u;      /* transformed filters U [36][cout block][C_in][NR] */
-    /* The filters as given, for the GEMM plan that calls whose input holds Inf or NaN run (the
-     * transforms would spread them to neighbouring outputs), or every call when the filters do
-     * (fallback_always). */
+    /* The filters as given, for the GEMM plan of calls whose input holds Inf or NaN, or of every
+     * call when the filters do (fallback_always). */
     void *weight;
     int fallback_always;
 } wino_state;
 
-/* Winograd F(4x4, 3x3) jobs: (image, band of tile rows, band of tile columns, chunk of cout
- * blocks). A job transforms its tiles' inputs (V: 36 x tiles x C_in), runs 36 GEMMs with U into
- * M (36 x cout blocks x tiles x NR) and transforms M back to outputs; V and M are sized to
- * WINO_BYTES, so they stay in L2/L3 while U streams past. Fixed by the shape only.
- *
- * Dilation dh x dw: the outputs of one phase (rows py + dh*i, columns px + dw*j) are an undilated
- * 3x3 convolution over every dh-th padded row and dw-th column, so a tile is 4x4 outputs of one
- * phase. A job takes its band of tile rows and columns in every phase: dense output rows
- * [4*dh*tr0, 4*dh*(tr0 + TRB)) read the consecutive padded rows [4*dh*tr0, +R), one band that all
- * phases share (the band fill is the undilated one; the patches are strided views of it). */
+/* Jobs: (image, band of tile rows, band of tile columns, chunk of cout blocks). A job transforms
+ * its tiles' inputs (V: 36 x tiles x C_in), runs 36 GEMMs with U into M (36 x cout blocks x tiles
+ * x NR) and transforms M back; V and M fit WINO_BYTES, in L2/L3 while U streams past.
+ * Dilation dh x dw: a phase's outputs (rows py + dh*i, columns px + dw*j) are an undilated 3x3
+ * convolution over every dh-th padded row and dw-th column; a tile is 4x4 outputs of one phase.
+ * A job's dense output rows [4*dh*tr0, 4*dh*(tr0 + TRB)) read padded rows [4*dh*tr0, +R): one
+ * band that all phases share, as strided views. */
 typedef struct {
     int64_t dh, dw;     /* dilation: phases per tile row and column */
     int64_t th, tw;     /* 4x4 output tiles of a phase along H and W */
@@ -39,9 +35,8 @@ typedef struct {
 
 void cconv_wino_geometry(const cconv_conv_desc *d, const cconv_tile_kernel *tile, int64_t nblk, wino_geom *g);
 
-/* Tile t of a job with ntc tile columns: tile row ti and column tj of phase (py, px), taken as
- * dense tile row ti*dh + py and column tj*dw + px. Its first output, and its patch's first entry
- * in the band, is at row r0 = 4*dh*ti + py and column c0 = 4*dw*tj + px relative to the job's. */
+/* Tile t of a job with ntc tile columns (dense tile row ti*dh + py, column tj*dw + px): its first
+ * output, and its patch's first entry in the band, at r0 = 4*dh*ti + py, c0 = 4*dw*tj + px. */
 static inline void wino_tile_origin(const wino_geom *g, int64_t ntc, int64_t t, int64_t *r0, int64_t *c0)
 {
     const int64_t u = t / (ntc * g->dw), v = t % (ntc * g->dw);
@@ -49,7 +44,9 @@ static inline void wino_tile_origin(const wino_geom *g, int64_t ntc, int64_t t, 
     *c0 = v / g->dw * 4 * g->dw + v % g->dw;
 }
 
-/* Whether Winograd runs d (stride 1 and one group is the caller's to add for a transposed d). */
+/* Whether Winograd runs d: 3x3 along H and W with stride 1 there, any dilation and depth kernel,
+ * one group. A transposed d is always refused, the reason naming what keeps it from running as
+ * its forward equivalent (conv/winograd_transposed.c). */
 int cconv_wino_cannot(const cconv_conv_desc *d, char *why, size_t n);
 /* auto's rule for a forward d: enough work for the transforms to pay (reads the filters). */
 int cconv_wino_prefer(const cconv_conv_desc *d, const cconv_isa_table *isa, const void *weight);

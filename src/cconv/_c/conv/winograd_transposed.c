@@ -1,17 +1,14 @@
 /* A transposed convolution with stride 1 and one group is the forward correlation with the
  * flipped filter, C_in and C_out swapped, padded by d(k-1) - p before and d(k-1) - p +
- * output_padding after: run on Winograd as that forward plan. This is what makes cconv.grad's
- * input gradient of a 3x3 layer (a transposed convolution of grad_output) run on Winograd. */
+ * output_padding after: run on Winograd as that forward plan (the input gradient of 3x3 layers). */
 #include <stdio.h>
 #include <string.h>
 #include "conv/winograd.h"
 
-/* f: the forward equivalent of d, when it exists and Winograd can run it. Its output size is d's
- * (i + d(k-1) - p_before - p_after + output_padding per dimension, either way), and its tensors
- * are d's: valid as d is, so it is not validated again. */
+/* f: the forward equivalent of d, when it exists and Winograd can run it; of d's output size and
+ * tensors, so valid as d is. */
 static int forward_equivalent(const cconv_conv_desc *d, cconv_conv_desc *f)
 {
-    char why[8];
     if (!d->transposed || d->groups != 1) return 0;
     *f = *d;
     f->transposed = 0;
@@ -24,7 +21,7 @@ static int forward_equivalent(const cconv_conv_desc *d, cconv_conv_desc *f)
         f->output_padding[a] = 0;
         if (f->pad_before[a] < 0 || f->pad_after[a] < 0) return 0;
     }
-    return !cconv_wino_cannot(f, why, sizeof why);
+    return !cconv_wino_cannot(f, NULL, 0);
 }
 
 static int wt_cannot(const cconv_conv_desc *d, char *why, size_t n)
@@ -32,7 +29,7 @@ static int wt_cannot(const cconv_conv_desc *d, char *why, size_t n)
     cconv_conv_desc f;
     if (forward_equivalent(d, &f)) return 0;
     /* (for a transposed d that passes its stride, kernel and group checks: the padding's fault) */
-    if (!cconv_wino_cannot(d, why, n)) snprintf(why, n, "it runs transposed convolutions only");
+    if (!cconv_wino_cannot(d, why, n) && n) snprintf(why, n, "it runs transposed convolutions only");
     return 1;
 }
 
@@ -50,8 +47,11 @@ static cconv_status wt_create(cconv_plan *p, const void *weight)
     cconv_conv_desc f;
     forward_equivalent(d, &f);
     /* An Inf or NaN filter would reach outputs the scatter definition never gives it (see
-     * conv/gemm.c): the reference algorithm then (auto's rule only takes finite filters). */
-    if (!cconv_all_finite(weight, cconv_filter_count(d), d->dtype)) return CCONV_USE_REFERENCE;
+     * conv/gemm.c): the reference algorithm then. Under auto, wt_prefer has read them already.
+     * Finite filters: the inner plan (as under auto) does not read them again either. */
+    if (d->algorithm != CCONV_ALGO_AUTO && !cconv_all_finite(weight, cconv_filter_count(d), d->dtype))
+        return CCONV_USE_REFERENCE;
+    f.algorithm = CCONV_ALGO_AUTO;
     const int64_t Ci = f.in_channels, Co = f.out_channels;
     const int64_t ksz = f.kernel[0] * f.kernel[1] * f.kernel[2];
     const size_t es = cconv_dtype_size(f.dtype);

@@ -1,22 +1,14 @@
-/* The C core's one heap allocator: every buffer the core allocates comes from cconv_alloc (or
- * cconv_alloc_zeroed) and goes back through cconv_free, so that a debug build can swap in the
- * guarded allocator below without touching the callers.
+/* The C core's one heap allocator, so that a debug build can swap in the guarded one below.
  *
  * Normal build: posix_memalign, 64-byte aligned (a cache line, one AVX-512 vector), exactly the
- * bytes asked for, so that under AddressSanitizer (CCONV_SANITIZE) the redzone starts at the first
- * byte past the request and an overrun of any size is reported.
+ * bytes asked for, so that AddressSanitizer's redzone starts at the first byte past the request.
  *
  * Guard build (-DCCONV_ALLOC_GUARD; setup.py adds it for CCONV_ALLOC_GUARD=1): each block gets its
- * own mmap whose last page is PROT_NONE, and the block is placed so that its end, rounded up to the
- * 64-byte alignment, is the start of that page: reading or writing past the rounded end faults at
- * once. The rest of the mapping -- the block itself, its tail up to the rounded end (under 64
- * bytes) and the space in front -- is filled with a poison pattern that is a NaN as float32 and as
- * float64 (and a wild offset as an integer), so a result computed from memory the core never wrote
- * comes out NaN. cconv_free checks that the tail and the space in front still hold the poison and
- * aborts with a message if not (a write past the end within the rounding, or before the start).
- * The 64-byte alignment is kept (rather than letting the block end exactly at the page) because it
- * is the allocator's contract; the tail check covers the gap for writes and the poison for reads.
- * Slow (two system calls and at least two pages per block): for tests, not for use. */
+ * own mmap whose last page is PROT_NONE, the block's end rounded up to 64 bytes at the start of
+ * that page: an access past the rounded end faults at once. The rest of the mapping (block, tail
+ * under 64 bytes, space in front) holds a poison that is a NaN as float32 and as float64, so a
+ * result computed from memory the core never wrote comes out NaN; cconv_free aborts if the tail
+ * or the space in front lost it. Slow (two system calls, two pages a block): for tests only. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +22,7 @@ void *cconv_alloc(size_t bytes)
 {
     void *p = NULL;
     if (posix_memalign(&p, CCONV_ALIGN, bytes) != 0) return NULL;
-    /* A zero-byte request may give NULL (implementation-defined): ask for one byte then (glibc
-     * and ASan give a unique pointer, ASan to a one-byte block). */
+    /* A zero-byte request may give NULL (implementation-defined): ask for one byte then. */
     if (!p && posix_memalign(&p, CCONV_ALIGN, 1) != 0) return NULL;
     return p;
 }

@@ -1,9 +1,6 @@
-/* CPU feature detection, the dispatch table and the thread count.
- * Settings: the process-wide ISA (chosen at first use, CCONV_ISA may force it; cconv_set_isa) and
- * thread count (cconv_set_num_threads) are atomics; each thread may override both for its own
- * calls (cconv_set_thread_isa, cconv_set_thread_num_threads). Both are read on the calling thread
- * only: a plan keeps the table it was created with, and OpenMP workers use the plan's table or
- * the one the calling thread passed down. */
+/* CPU feature detection, the dispatch table and the thread count (semantics: include/cconv.h).
+ * The process-wide settings are atomics, the per-thread overrides thread-locals; both are read on
+ * the calling thread only: OpenMP workers use the plan's table or the one passed down. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -81,8 +78,7 @@ int cconv_isa_available(const char *name)
     return t != NULL && isa_supported(t);
 }
 
-/* The table for a cconv_set_isa / cconv_set_thread_isa argument other than NULL; NULL when
- * unavailable. */
+/* The table for a non-NULL cconv_set_isa / cconv_set_thread_isa argument; NULL when unavailable. */
 static const cconv_isa_table *requested_isa(const char *name)
 {
     if (strcmp(name, "auto") == 0) return best_isa();

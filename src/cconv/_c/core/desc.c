@@ -1,11 +1,9 @@
 /* The descriptor: validation (the public cconv_conv_output_size) and the form plans take. */
 #include "core/plan.h"
 
-/* A forward stride longer than the padded input leaves one output along that dimension, read from
- * the first window whatever the stride. Plans take the smallest stride giving that one output
- * instead: the kernels lay their buffers out by stride phase, and a stride of 2**40 made those
- * 2**40 phases long (a failed allocation) or, with two such strides, overflowed their size (a
- * crash). Called on a validated descriptor (out_size filled); the output size is unchanged. */
+/* A forward stride longer than the padded input leaves one output along that dimension, whatever
+ * the stride: plans take the smallest stride giving it, since the kernels lay buffers out by stride
+ * phase (a stride of 2**40 failed to allocate, two overflowed their size). d: validated. */
 void cconv_desc_clamp_strides(cconv_conv_desc *d)
 {
     if (d->transposed) return; /* there the stride sets the output size */
@@ -15,6 +13,9 @@ void cconv_desc_clamp_strides(cconv_conv_desc *d)
         if (d->out_size[a] == 1 && d->stride[a] > room + 1) d->stride[a] = room + 1;
     }
 }
+
+/* *r = a * b * c; 0 on overflow. */
+static int mul3(int64_t a, int64_t b, int64_t c, int64_t *r) { return cconv_mul(a, b, r) && cconv_mul(*r, c, r); }
 
 cconv_status cconv_conv_output_size(cconv_conv_desc *d)
 {
@@ -48,15 +49,14 @@ cconv_status cconv_conv_output_size(cconv_conv_desc *d)
             d->out_size[a] = t;
         }
     }
-    /* Every tensor's element count must fit in int64 (and its byte count in size_t). */
+    /* Every tensor's element count must fit in int64 (and its byte count, 8 a value, in size_t). */
     int64_t n, ksz, isp, osp;
     const int64_t *I = d->in_size, *O = d->out_size, *K = d->kernel;
-    if (!cconv_mul(I[0], I[1], &isp) || !cconv_mul(isp, I[2], &isp)) return CCONV_ERR_OVERFLOW;
-    if (!cconv_mul(O[0], O[1], &osp) || !cconv_mul(osp, O[2], &osp)) return CCONV_ERR_OVERFLOW;
-    if (!cconv_mul(K[0], K[1], &ksz) || !cconv_mul(ksz, K[2], &ksz)) return CCONV_ERR_OVERFLOW;
-    if (!cconv_mul(d->batch, d->in_channels, &n) || !cconv_mul(n, isp, &n) || !cconv_mul(n, 8, &n)) return CCONV_ERR_OVERFLOW;
-    if (!cconv_mul(d->batch, d->out_channels, &n) || !cconv_mul(n, osp, &n) || !cconv_mul(n, 8, &n)) return CCONV_ERR_OVERFLOW;
-    if (!cconv_mul(d->out_channels, d->in_channels / d->groups, &n) || !cconv_mul(n, ksz, &n) || !cconv_mul(n, 8, &n)) return CCONV_ERR_OVERFLOW;
+    if (!mul3(I[0], I[1], I[2], &isp) || !mul3(O[0], O[1], O[2], &osp) || !mul3(K[0], K[1], K[2], &ksz) ||
+        !mul3(d->batch, d->in_channels, isp, &n) || !cconv_mul(n, 8, &n) ||
+        !mul3(d->batch, d->out_channels, osp, &n) || !cconv_mul(n, 8, &n) ||
+        !mul3(d->out_channels, d->in_channels / d->groups, ksz, &n) || !cconv_mul(n, 8, &n))
+        return CCONV_ERR_OVERFLOW;
     if (ksz > (1 << 24)) return CCONV_ERR_INVALID; /* taps are counted in int */
     return CCONV_OK;
 }

@@ -1,23 +1,16 @@
-/* Plans: the implementation list, and the public plan API on top of it.
- *
- * A plan is made in three steps: the descriptor is validated once (cconv_conv_output_size) and put
- * in the form every implementation takes (strides clamped); the list below picks the
- * implementation; that implementation packs the filters into its own state. */
+/* The implementation list, and the public plan API on top of it. */
 #include <stdio.h>
 #include <string.h>
 #include "core/plan.h"
 
-/* The implementation list, in auto's order: auto (and exact, which skips the lossy ones) takes
- * the first implementation that can run the descriptor and whose cost rule (prefer) accepts it;
- * algorithm= takes the first of that algorithm that can run it. The order is the policy:
- * - a transposed 3x3 stride-1 convolution runs as its forward Winograd equivalent when Winograd
- *   would run that one (cconv.grad's input gradients of 3x3 layers);
- * - depthwise (C_out/groups <= 4) and grouped (2-8 input channels per group, few outputs) take
- *   their shapes before Winograd and the GEMM, whose tiles would be mostly zero there;
+/* In auto's order, which is the policy (auto and exact take the first that can and whose prefer
+ * accepts; algorithm= the first of that algorithm that can):
+ * - a transposed 3x3 stride-1 convolution as its forward Winograd equivalent (input gradients);
+ * - depthwise (C_out/groups <= 4) and grouped (2-8 input channels per group, few outputs) before
+ *   Winograd and the GEMM, whose tiles would be mostly zero there;
  * - Winograd for 3x3 stride 1 with enough channels and tiles to pay for its transforms;
- * - the GEMM family, which runs everything: its pointwise channels-first form first;
- * - the reference algorithm only when asked for (or when the filters call for it: see
- *   CCONV_USE_REFERENCE). */
+ * - the GEMM family, which runs everything, its pointwise channels-first form first;
+ * - the reference algorithm only when asked for (or CCONV_USE_REFERENCE). */
 static const cconv_impl *const IMPLS[] = {
     &cconv_impl_winograd_transposed,
     &cconv_impl_depthwise,
@@ -29,29 +22,27 @@ static const cconv_impl *const IMPLS[] = {
 };
 enum { NIMPLS = sizeof IMPLS / sizeof IMPLS[0] };
 
-/* The implementation for the prepared descriptor d, or NULL with why (n bytes) when the algorithm
- * it asks for cannot run it. */
+/* The implementation for d, or NULL with why (n bytes) when the algorithm asked for cannot run it. */
 static const cconv_impl *choose(const cconv_conv_desc *d, const cconv_isa_table *isa, const void *weight,
                                 char *why, size_t n)
 {
     const int any = d->algorithm == CCONV_ALGO_AUTO || d->algorithm == CCONV_ALGO_EXACT;
     int refused = 0;
-    char scratch[8];
     for (int i = 0; i < NIMPLS; i++) {
         const cconv_impl *impl = IMPLS[i];
         if (any) {
             if ((impl->lossy && d->algorithm == CCONV_ALGO_EXACT) || impl->algorithm == CCONV_ALGO_REFERENCE ||
-                impl->cannot(d, scratch, sizeof scratch))
+                (impl->cannot && impl->cannot(d, NULL, 0)))
                 continue;
             if (!impl->prefer || impl->prefer(d, isa, weight)) return impl;
             continue;
         }
         if (impl->algorithm != d->algorithm) continue;
         /* the first refusal's reason: the implementation the algorithm's name stands for first */
-        if (!impl->cannot(d, refused ? scratch : why, refused ? sizeof scratch : n)) return impl;
+        if (!impl->cannot || !impl->cannot(d, refused ? NULL : why, refused ? 0 : n)) return impl;
         refused = 1;
     }
-    if (!refused) snprintf(why, n, "no implementation of this algorithm runs it");
+    if (!refused && n) snprintf(why, n, "no implementation of this algorithm runs it");
     return NULL;
 }
 
@@ -68,8 +59,7 @@ cconv_status cconv_plan_make(const cconv_conv_desc *d, const cconv_impl *impl, c
 {
     *out = NULL;
     const cconv_isa_table *isa = cconv_active_isa();
-    char why[8];
-    if (!impl) impl = choose(d, isa, weight, why, sizeof why);
+    if (!impl) impl = choose(d, isa, weight, NULL, 0);
     if (!impl) return CCONV_ERR_UNSUPPORTED;
     cconv_plan *p = cconv_alloc_zeroed(sizeof *p);
     if (!p) return CCONV_ERR_NOMEM;
@@ -92,7 +82,6 @@ cconv_status cconv_plan_make(const cconv_conv_desc *d, const cconv_impl *impl, c
     return st;
 }
 
-/* The descriptor as plans take it: validated, strides clamped. */
 static cconv_status prepare(const cconv_conv_desc *desc, cconv_conv_desc *d)
 {
     *d = *desc;
@@ -128,9 +117,19 @@ cconv_algorithm cconv_plan_algorithm(const cconv_plan *p) { return p->impl->algo
 int64_t cconv_plan_weight_bytes(const cconv_plan *p) { return p->weight_bytes; }
 int64_t cconv_plan_workspace_bytes(const cconv_plan *p) { return p->workspace_bytes; }
 
-/* Below about a million multiply-adds a call runs on the calling thread: starting (and, on a
- * busy machine, waiting for) an OpenMP team costs more than the work. Thread count never
- * changes the result, so this is only a speed decision. */
+cconv_status cconv_plan_run_once(const cconv_conv_desc *d, const cconv_impl *impl, const void *weight,
+                                 const void *bias, const cconv_exec *e)
+{
+    cconv_plan *f;
+    cconv_status st = cconv_plan_make(d, impl, weight, bias, &f);
+    if (st != CCONV_OK) return st;
+    st = f->impl->execute(f, e);
+    cconv_plan_destroy(f);
+    return st;
+}
+
+/* Below about a million multiply-adds: starting (and on a busy machine waiting for) an OpenMP
+ * team costs more than the work. */
 int cconv_small_work(const cconv_conv_desc *d)
 {
     const int64_t *sz = d->transposed ? d->in_size : d->out_size;
@@ -157,8 +156,6 @@ cconv_status cconv_plan_execute(const cconv_plan *p, const void *x, void *y)
     return cconv_plan_run(p, &e);
 }
 
-/* A channels-first depthwise, grouped or GEMM plan whose output channels are written directly in
- * channel_shuffle(y, shuffle_groups) order: ShuffleNet's grouped conv + shuffle in one pass. */
 cconv_status cconv_plan_execute_shuffled(const cconv_plan *p, int64_t shuffle_groups, const void *x,
                                          void *y)
 {

@@ -1,15 +1,11 @@
-/* Plans and the implementation list (core/plan.c): what every convolution algorithm provides.
- *
- * A plan is a validated descriptor, the implementation chosen for it and that implementation's
- * own state (packed weights, blocking). Implementations are listed in order in core/plan.c;
- * each lives in conv/ and knows only its own state. */
+/* Plans and what every convolution algorithm (an implementation, in conv/) provides; the list of
+ * implementations is core/plan.c. */
 #ifndef CCONV_PLAN_H
 #define CCONV_PLAN_H
 #include "internal.h"
 
 /* The padded input an algorithm reads, per dimension: lo[a] padding elements before the input,
- * size[a] elements in all (all padding modes are materialised there, so kernels never test
- * borders). */
+ * size[a] in all (padding materialised: kernels never test borders). */
 typedef struct {
     int64_t lo[3], size[3];
 } cconv_padding;
@@ -20,15 +16,15 @@ typedef struct {
     void *y;
     /* > 1: channel_shuffle(y, shuffle_groups) fused into the stores (channels-first) */
     int64_t shuffle_groups;
-    /* Channels-first channel strides of x and y in elements; 0: the descriptor's plane size.
-     * A flattened band runs its sub-plans on a band of rows of larger tensors in place. */
+    /* Channels-first channel strides of x and y; 0: the plane size (a flattened band runs its
+     * sub-plans in place on rows of larger tensors). */
     int64_t x_cstride, y_cstride;
 } cconv_exec;
 
 typedef struct cconv_impl cconv_impl;
 
 struct cconv_plan {
-    cconv_conv_desc d; /* validated, strides clamped (cconv_desc_prepare) */
+    cconv_conv_desc d; /* validated, strides clamped */
     const cconv_impl *impl;
     const cconv_isa_table *isa;
     void *bias;  /* a copy of the bias, or NULL */
@@ -36,11 +32,11 @@ struct cconv_plan {
     int64_t weight_bytes, workspace_bytes;
 };
 
-/* One algorithm. cannot: 0 when it can run d, else nonzero with why not written to why (n bytes,
- * a sentence for the user); prefer: auto's rule beyond the list's order (NULL: always), it may
- * read the filters; create: fills p->state, p->weight_bytes and p->workspace_bytes from the
- * filters (p->d, p->isa and p->bias are set; on failure the plan's destroy frees what it made);
- * execute: one call (never with batch 0); destroy: frees the state (NULL: nothing). */
+/* One algorithm. cannot: 0 when it can run d (NULL: every d), else nonzero with why not written
+ * to why (n bytes, a sentence for the user; none when n is 0); prefer: auto's rule beyond the
+ * list's order (NULL: always), it may read the filters; create: fills p->state, p->weight_bytes
+ * and p->workspace_bytes (p->d, p->isa and p->bias are set; on failure the plan's destroy frees
+ * what it made); execute: one call (never with batch 0); destroy: frees the state (NULL: nothing). */
 struct cconv_impl {
     const char *name;
     cconv_algorithm algorithm;
@@ -53,11 +49,9 @@ struct cconv_impl {
     int shuffles; /* runs shuffle_groups > 1 */
 };
 
-/* What an implementation's create returns when the filters make another algorithm the right one:
- * the list then plans the reference algorithm (see conv/gemm.c). */
+/* create's answer when the filters call for the reference algorithm (see conv/gemm.c). */
 #define CCONV_USE_REFERENCE ((cconv_status)100)
 
-/* The implementations (conv/). */
 extern const cconv_impl cconv_impl_winograd_transposed, cconv_impl_depthwise, cconv_impl_grouped,
     cconv_impl_winograd, cconv_impl_pointwise_cf, cconv_impl_gemm, cconv_impl_reference;
 
@@ -65,16 +59,18 @@ extern const cconv_impl cconv_impl_winograd_transposed, cconv_impl_depthwise, cc
  * validated descriptor d: what fallbacks and composites make without validating again. */
 cconv_status cconv_plan_make(const cconv_conv_desc *d, const cconv_impl *impl, const void *weight,
                              const void *bias, cconv_plan **out);
+/* Runs e on a plan of impl made for this call only (what a call's input calls for). */
+cconv_status cconv_plan_run_once(const cconv_conv_desc *d, const cconv_impl *impl, const void *weight,
+                                 const void *bias, const cconv_exec *e);
 /* Runs p on e, serially when the work is small (a team costs more than it saves). */
 cconv_status cconv_plan_run(const cconv_plan *p, const cconv_exec *e);
 
-/* core/desc.c: validation (cconv_conv_output_size) and the plan's form of a valid descriptor. */
 void cconv_desc_clamp_strides(cconv_conv_desc *d);
 /* The descriptor's own padding (forward, one pass). */
 void cconv_padding_plain(const cconv_conv_desc *d, cconv_padding *pad);
 
-/* core/padding.c. Source index of every padded coordinate (cconv_pad_source per dimension; zeros
- * for a transposed convolution), in one allocation the caller frees as map[0]; 0: no memory. */
+/* Source index of every padded coordinate (cconv_pad_source; zeros for a transposed convolution),
+ * in one allocation the caller frees as map[0]; 0: no memory. */
 int cconv_pad_maps(const cconv_conv_desc *d, const cconv_padding *pad, int64_t *map[3]);
 
 /* Whether all n values are finite (no Inf, no NaN). */
@@ -104,8 +100,7 @@ static inline int64_t cconv_filter_count(const cconv_conv_desc *d)
     return per * d->kernel[0] * d->kernel[1] * d->kernel[2];
 }
 
-/* The fused 2-D paths (separable, flattened) compute one output plane from one input plane: the
- * descriptor must be 2-D in fact, its one output plane reading the input plane, not padding. */
+/* Whether d is 2-D in fact, its one output plane reading the one input plane (the fused paths). */
 static inline int cconv_one_plane(const cconv_conv_desc *d)
 {
     return d->in_size[0] == 1 && d->kernel[0] == 1 && d->out_size[0] == 1 && d->pad_before[0] == 0;

@@ -1,6 +1,5 @@
 /* 4 x 4 and 2 x 4 transposes through registers, for the element type T of the including template
- * (`typedef ${T} T;` comes first): the GEMM weight packing, the Winograd stores, the weight
- * gradient's packing and the channels-last channel shuffle. */
+ * (`typedef ${T} T;` comes first). */
 #ifndef CCONV_TRANSPOSE4_H
 #define CCONV_TRANSPOSE4_H
 #include <stdint.h>

@@ -1,26 +1,22 @@
-/* The microkernels' contracts: one function type per family (cconv_X_ukr; the templates in this
- * directory declare each instance with it, so a signature that drifts does not compile), the
- * pointer types the drivers call through (cconv_X_fn), and cconv_isa_table, the set of one
- * ISA's microkernels that config/<isa>.c fills in. */
+/* The microkernels' contracts: one function type per family (cconv_X_ukr: every instance is
+ * declared with it, so a signature that drifts does not compile), the pointer types the drivers
+ * call through (cconv_X_fn), and cconv_isa_table, one ISA's microkernels (config/table.c.in). */
 #ifndef CCONV_UKERNELS_H
 #define CCONV_UKERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Register-tile kernel of the GEMM family: MR output pixels x NR output channels.
- * acc[MR][NR] (+)= sum over taps t, channels k of x[pix[i] + taps[t] + k] * w[t][k][NR].
- * x points at the first channel (of the group and kc block) of the padded channels-last input;
- * pix[i] is the element offset of pixel i's window origin. Pixels are given one by one (an
- * indirection list) so a tile may span output rows and an edge tile can repeat its last pixel
- * instead of reading past the buffer. w holds ntaps*kc*NR packed weights. accumulate=0 starts
- * from zero. */
+/* Register tile of the GEMM family: acc[MR][NR] (+)= sum over taps t, channels k < kc of
+ * x[pix[i] + taps[t] + k] * w[t][k][NR]. x: the first channel (of the group and kc block) of the
+ * padded channels-last input; pix[i]: pixel i's window origin, one by one so a tile may span
+ * output rows and an edge tile repeat its last pixel. accumulate=0 starts from zero. */
 typedef void cconv_tile_ukr(const void *x, const ptrdiff_t *pix, const ptrdiff_t *taps, int ntaps,
                             int64_t kc, const void *w, void *acc, int accumulate);
 typedef cconv_tile_ukr *cconv_tile_fn;
 
 /* Stores a finished tile channels-first: y[j*ys + i] = acc[i*NR + j] + bias[j] for i < m, j < ncol
- * (a transpose; compiled per tile shape so the whole-tile case has fixed trip counts). */
+ * (compiled per tile shape: the whole tile has fixed trip counts). */
 typedef void cconv_tile_store_ukr(const void *acc, const void *bias, int64_t m, int64_t ncol, void *y,
                                   ptrdiff_t ys);
 typedef cconv_tile_store_ukr *cconv_tile_store_fn;
@@ -37,8 +33,7 @@ typedef struct {
     cconv_tile_store_cl_fn store_cl;
 } cconv_tile_kernel;
 
-/* Depthwise kernels (ukernels/dw.c.in).
- * Channels-first, nout output rows of one channel: y[o*y_step + j] = bias + sum_t w[t] *
+/* Depthwise, channels-first, nout output rows of one channel: y[o*y_step + j] = bias + sum_t w[t] *
  * taps[t][o*in_step + j] for j < n; taps point into padded, stride-phase-split input rows;
  * bias may be NULL. Reads up to one vector past each run. */
 typedef void cconv_dw_cf_ukr(const void *const *taps, int ntaps, const void *w, const void *bias,
@@ -60,7 +55,7 @@ typedef void cconv_dw_cl_ukr(const void *const *src, int ntaps, int64_t n, int64
                              const void *w, const void *bias, void *y, int pf_rows, ptrdiff_t pf_step);
 typedef cconv_dw_cl_ukr *cconv_dw_cl_fn;
 /* dst[q*pix + e] = src[q*C + lane[e]] for q < npix, e < pix: a channels-last row expanded so that
- * grouped channels-last convolutions become depthwise ones (see run_dw_cl_). */
+ * grouped channels-last convolutions become depthwise ones. */
 typedef void cconv_dw_expand_ukr(void *dst, const void *src, int64_t npix, int64_t C,
                                  const int32_t *lane, int64_t pix);
 typedef cconv_dw_expand_ukr *cconv_dw_expand_fn;
@@ -72,10 +67,9 @@ typedef void cconv_pw_band_ukr(const void *x, ptrdiff_t xs, int64_t K, const voi
 typedef cconv_pw_band_ukr *cconv_pw_band_fn;
 #define CCONV_PW_MR 6
 
-/* Winograd F(4x4, 3x3) transforms (ukernels/wino.c.in), vectorised across channels.
- * Input: the 6x6 patch d[r][s][c] = src[r*rs + s*cs + c] (channels-last, c < C) becomes
- * V[xi][c] = (B^T d B)[xi] at dst[xi*ds + c], xi = 6*i + j < 36.
- * Output: m[xi*ms + j] (xi < 36, j < n, n a multiple of the vector length) becomes the 4x4
+/* Winograd F(4x4, 3x3) transforms, vectorised across channels. Input: the 6x6 patch
+ * d[r][s][c] = src[r*rs + s*cs + c] (channels-last, c < C) becomes V[xi][c] = (B^T d B)[xi] at
+ * dst[xi*ds + c], xi = 6*i + j < 36. Output: m[xi*ms + j] (xi < 36, j < n, n a multiple of the vector length) becomes the 4x4
  * outputs (A^T m A)[o] at out[o*n + j], o = 4*i + j < 16; returns nonzero if any is Inf or NaN. */
 typedef void cconv_wino_in_ukr(const void *src, ptrdiff_t rs, ptrdiff_t cs, int64_t C, void *dst,
                                ptrdiff_t ds);
@@ -96,9 +90,9 @@ typedef void cconv_transpose_ukr(const void *src, ptrdiff_t ss, int64_t rows, in
                                  ptrdiff_t ds);
 typedef cconv_transpose_ukr *cconv_transpose_fn;
 
-/* Weight-gradient register tile (ukernels/gw_tile.c.in): MR rows of (input channel, tap) x NR output
- * channels, acc[i][NR] (+)= sum_{r < nrows, c < ncols} x[rows[i] + r*xrs + c] * g[(r*ncols + c)*NR + j]:
- * x is a channels-first band, g grad_output packed [pixel][NR]; accumulate=0 starts from zero. */
+/* Weight-gradient register tile: MR rows of (input channel, tap) x NR output channels,
+ * acc[i][NR] (+)= sum_{r < nrows, c < ncols} x[rows[i] + r*xrs + c] * g[(r*ncols + c)*NR + j]:
+ * x a channels-first band, g grad_output packed [pixel][NR]; accumulate=0 starts from zero. */
 typedef void cconv_gw_tile_ukr(const void *x, const ptrdiff_t *rows, int64_t nrows, int64_t ncols,
                                ptrdiff_t xrs, const void *g, void *acc, int accumulate);
 typedef cconv_gw_tile_ukr *cconv_gw_tile_fn;
@@ -107,8 +101,8 @@ typedef struct {
     cconv_gw_tile_fn fn;
 } cconv_gw_tile_kernel;
 
-/* The FMA peak's yardstick (ukernels/fma_loop.c.in): iters rounds of independent vector multiply-adds
- * on registers only; adds the FLOPs done to *flops and returns a checksum. */
+/* The FMA peak's yardstick: iters rounds of independent vector multiply-adds on registers only;
+ * adds the FLOPs done to *flops and returns a checksum. */
 typedef double cconv_fma_loop_ukr(int64_t iters, double *flops);
 typedef cconv_fma_loop_ukr *cconv_fma_loop_fn;
 /* Weight gradient of one (output channel, input channel) pair (depthwise, narrow groups):
@@ -131,7 +125,7 @@ typedef struct {
     cconv_tile_kernel wide[2];   /* [dtype]: NR = GEMM_NV_wide vectors (2 or 3), the GEMM's main tile */
     cconv_tile_kernel mid[2];    /* [dtype]: NR = 2 vectors (the wide tile itself where it has 2) */
     cconv_tile_kernel narrow[2]; /* [dtype]: NR = 1 vector, more pixels */
-    cconv_dw_cf_fn dw_cf[2];     /* [dtype] */
+    cconv_dw_cf_fn dw_cf[2];     /* [dtype], as every entry */
     cconv_dw_direct_fn dw_direct[2];
     cconv_dw_cl_fn dw_cl[2];
     cconv_dw_expand_fn dw_expand[2];

@@ -1,8 +1,6 @@
-/* Vectors of one microkernel instance's element type, written with GCC vector extensions (also
- * understood by clang) so that one source serves every ISA: the compiler lowers them to the
- * instructions the instance's flags allow, and contracts a*b + c into FMAs where the ISA has them.
- * Included once by each ukernels/ template instance, after its ISA's config header (VBYTES) and
- * `typedef ${T} T;` (the element type). */
+/* Vectors of a microkernel instance's element type T, in GCC vector extensions (clang too): the
+ * compiler lowers them to the instance's ISA and contracts a*b + c into FMAs where it has them.
+ * Included after the ISA's config header (VBYTES) and `typedef ${T} T;`. */
 #ifndef CCONV_UKERNELS_VEC_H
 #define CCONV_UKERNELS_VEC_H
 
@@ -12,7 +10,6 @@
 #define VL (VBYTES / (int)sizeof(T)) /* lanes of a vector */
 typedef T VT __attribute__((vector_size(VBYTES)));
 
-/* Unaligned load and store of a whole vector. */
 static inline VT vload(const T *p) { VT v; memcpy(&v, p, sizeof v); return v; }
 static inline void vstore(T *p, VT v) { memcpy(p, &v, sizeof v); }
 
@@ -24,7 +21,7 @@ static inline VT vsplat(T s)
     return s - (VT){0};
 }
 
-/* Integer lanes as wide as each float type's (masks, bitwise clears). */
+/* Integer lanes as wide as each float type's (masks). */
 typedef int32_t dw_lane_int_f32;
 typedef int64_t dw_lane_int_f64;
 
