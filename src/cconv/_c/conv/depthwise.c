@@ -1,8 +1,6 @@
 /* Depthwise convolution (one input channel per group, any multiplier) and grouped convolution
  * with few input channels per group, on the depthwise kernels (conv/depthwise.h). */
-#include <limits.h>
 #include <stdio.h>
-#include <string.h>
 #include "conv/depthwise.h"
 
 static int dw_cannot(const cconv_conv_desc *d, char *why, size_t n)
@@ -18,15 +16,12 @@ static int dw_cannot(const cconv_conv_desc *d, char *why, size_t n)
 }
 
 /* Few input channels per group: each output sums cig*kd*kh*kw taps, too short a reduction for
- * the GEMM tile (whose blocks would pack NR/cog groups with block-diagonal, mostly zero weights);
- * the depthwise kernels take it as more taps (channels-last: on rows expanded per ci). */
+ * the GEMM tile (its blocks would hold mostly zero, block-diagonal weights); the depthwise kernels
+ * take it as more taps. */
 static int grouped_cannot(const cconv_conv_desc *d, char *why, size_t n)
 {
     const int64_t cig = d->in_channels / d->groups;
-    if (d->transposed) {
-        snprintf(why, n, "it runs forward convolutions only, not transposed ones (use 'gemm' or 'auto')");
-        return 1;
-    }
+    if (d->transposed) return dw_cannot(d, why, n);
     if (cig < 1 || cig > 8) {
         snprintf(why, n, "it needs 1 to 8 input channels per group, but this convolution has %lld "
                  "(in_channels=%lld, groups=%lld)", (long long)cig, (long long)d->in_channels,
@@ -71,9 +66,8 @@ static void dw_destroy(void *state)
     cconv_free(s);
 }
 
-/* Per-thread row rings and tap tables of the drivers (no padded copy of the input). Checked here
- * once: the drivers size their rings from the same products (a row of ceil(padded / stride) +
- * CCONV_DW_SLACK elements per column phase) without checks. */
+/* Per-thread row rings and tap tables of the drivers, checked here once: the drivers size them
+ * from the same products without checks. */
 static cconv_status dw_workspace(const cconv_conv_desc *d, const dw_state *s, int64_t *bytes)
 {
     const int64_t *K = d->kernel, *Dl = d->dilation, S2 = d->stride[2], Co = d->out_channels;
@@ -113,7 +107,6 @@ static cconv_status dw_create(cconv_plan *p, const void *weight)
     ps->wpack = cconv_alloc((size_t)(Co * cig * ps->ntaps) * es);
     if (!ps->wpack) return CCONV_ERR_NOMEM;
     p->weight_bytes = Co * cig * ps->ntaps * (int64_t)es;
-    /* channels-first [co][ci in group][tap]; channels-last [tap][ci][co] */
     for (int64_t co = 0; co < Co; co++)
         for (int64_t ci = 0; ci < cig; ci++)
             for (int t = 0; t < ps->ntaps; t++) {

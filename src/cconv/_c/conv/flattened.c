@@ -1,15 +1,11 @@
-/* Fused flattened convolution (cconv_flattened_conv2d): a 1x1 then a depthwise convolution, band
- * by band of output rows. */
-#include <string.h>
+/* Fused flattened convolution (cconv_flattened_conv2d): a 1x1 then a depthwise convolution. A job
+ * is (image, band of output rows): the 1x1 over the band's input rows of x, halo included (a
+ * pointwise plan reading x in place), into a per-thread buffer that stays in L2, then the
+ * depthwise over that (a plan with the band's own top/bottom padding) into the band's rows of y.
+ * The banding depends on the thread count, the results do not: every output sums the same terms
+ * in the same order whichever band computes it. */
 #include "core/plan.h"
 
-/* Fused flattened convolution (see cconv.h). A job is (image, band of output rows): it runs the
- * 1x1 over the band's input rows of x, halo included (a pointwise plan for that many rows, reading
- * x in place), into a per-thread buffer that stays in L2, then the depthwise over that (a plan
- * with the band's own top/bottom padding) straight into the band's rows of y: x is read and y
- * written once. The banding depends on the thread count, the results do not: every output sums
- * the same terms in the same order whichever band computes it (1x1 over C_in in order, then the
- * depthwise taps in order). */
 #define FLAT_BAND_BYTES (512 * 1024)
 
 typedef struct {
@@ -114,8 +110,8 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     /* Output rows per band: the input rows and the 1x1's output rows within FLAT_BAND_BYTES.
      * Jobs run on all threads (each serial inside) when there are >= 4 a thread, bands made
      * smaller for it only while the halo the 1x1 recomputes stays <= 1/4 of a band; else one
-     * whole image at a time, each step on all threads (batch 1: small steps in a band of rows
-     * were slower, docs/perf-notes.md; the image's intermediate, C x H x W, then stays in L2 or L3). */
+     * whole image at a time, each step on all threads (small steps were slower,
+     * docs/perf-notes.md). */
     int64_t OB = 1;
     while (OB < OH && (OB * sh + span) * (Ci + C) * W * es <= FLAT_BAND_BYTES) OB++;
     const int64_t want = 4 * (int64_t)cconv_threads(), halo = span > sh ? span - sh : 0;

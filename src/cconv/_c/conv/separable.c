@@ -1,6 +1,5 @@
 /* Fused separable convolution: a depthwise plan, then a 1x1 convolution over its output, band by
  * band so that the intermediate tensor never goes to memory (conv/depthwise_run.c.in). */
-#include <string.h>
 #include "conv/depthwise.h"
 
 cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, const void *bias,
