@@ -218,14 +218,13 @@ static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, cons
                         (double)d->out_channels * (double)(cig * ksz);
     const int serial = cconv_set_serial(macs < (double)(1 << 20));
     if (d->channels_last && G == d->in_channels && G == d->out_channels) {
-        st = dt ? cconv_gw_run_dw_cl_f64(d, isa, map, x, grad_output, grad_weight)
-                : cconv_gw_run_dw_cl_f32(d, isa, map, x, grad_output, grad_weight);
+        st = (dt ? cconv_gw_run_dw_cl_f64 : cconv_gw_run_dw_cl_f32)(d, isa, map, x, grad_output, grad_weight);
     } else {
         const cconv_gw_tile_kernel *tile = gw_tile(isa, dt, cog);
         gw_geom q;
         if (!gw_geometry(d, tile, isa->gw_narrow[dt].nr, &q)) st = CCONV_ERR_OVERFLOW;
-        else st = dt ? cconv_gw_run_f64(d, isa, tile, &q, pad.size, map, x, grad_output, grad_weight)
-                     : cconv_gw_run_f32(d, isa, tile, &q, pad.size, map, x, grad_output, grad_weight);
+        else st = (dt ? cconv_gw_run_f64 : cconv_gw_run_f32)(d, isa, tile, &q, pad.size, map, x, grad_output,
+                                                             grad_weight);
     }
     cconv_set_serial(serial);
     cconv_free(map[0]);
