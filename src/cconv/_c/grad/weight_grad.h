@@ -50,16 +50,6 @@ typedef struct {
     int64_t part;                 /* elements of one chunk's partial */
 } gw_geom;
 
-/* Unit u's image n, output plane od, first output row oh0 and first output column w0. */
-static inline void gw_unit(const gw_geom *q, const int64_t *O, int64_t u, int64_t *n, int64_t *od,
-                           int64_t *oh0, int64_t *w0)
-{
-    *w0 = u % q->nbw * q->WS; u /= q->nbw;
-    *oh0 = u % q->nbh * q->B; u /= q->nbh;
-    *od = u % O[0];
-    *n = u / O[0];
-}
-
 /* Bit ph set: some tap reads stride phase ph along a dimension (kernel k, dilation dl, stride s).
  * A 1x1 kernel with stride 2 reads only phase 0: the other rows and columns are never filled. */
 static inline uint64_t gw_phases_read(int64_t k, int64_t dl, int64_t s)
