@@ -1,5 +1,5 @@
-/* The weight gradient of a forward convolution (cconv_conv_weight_grad): its blocking, tile
- * choice and the exchange of x and grad_output; drivers in grad/weight_grad_run.c.in. */
+/* The weight gradient (grad/weight_grad.h): its blocking, tile choice and the exchange of x and
+ * grad_output. */
 #include <string.h>
 #include "grad/weight_grad.h"
 
@@ -11,9 +11,9 @@ static int gw_multi_hint(const cconv_conv_desc *d)
 }
 
 
-/* Blocking of a weight gradient: depends only on the descriptor and the tile shape. Returns 0 on
- * overflow. Blocks (the column side of the work) are (group, channel block, cout block) for the
- * GEMM, (group, channel block) for pairs; a band holds one channel block's input rows. */
+/* Blocking of a weight gradient, by the descriptor and the tile shape alone; 0 on overflow. Blocks
+ * are (group, channel block, cout block) for the GEMM, (group, channel block) for pairs; a band
+ * holds one channel block's input rows. */
 static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *tile, int64_t lanes,
                        gw_geom *q)
 {
@@ -21,6 +21,7 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     const int64_t G = d->groups, cig = d->in_channels / G, cog = d->out_channels / G;
     const int64_t ksz = K[0] * K[1] * K[2], es = (int64_t)cconv_dtype_size(d->dtype);
     const int64_t span_h = (K[1] - 1) * Dl[1] + 1, span_w = (K[2] - 1) * Dl[2] + 1;
+    const int64_t cog_pad = (cog + tile->nr - 1) / tile->nr * tile->nr;
     memset(q, 0, sizeof *q);
     q->pairs = cog * cig <= 16 || cog <= 2;
     /* Channels-last 1x1, stride 1: row ci of the GEMM is x[pixel][ci], one value per pixel at
@@ -32,9 +33,9 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     for (int a = 0; a < 3; a++)
         if (d->pad_before[a] || d->pad_after[a]) q->inplace = 0;
     if (q->pairs) q->inplace = 0; /* the pair kernel reads a vector past each row: the band has slack */
-    /* Sizing heuristics below compare byte counts in double: a product of several sizes may not fit
-     * in int64 for absurd shapes (the buffer sizes themselves are checked with cconv_mul). */
-    /* Columns: the whole row unless span_h input rows of one channel overflow the budget. */
+    /* Byte counts below are doubles: a product of several sizes may not fit in int64 for absurd
+     * shapes (the buffer sizes themselves are checked with cconv_mul). Columns: the whole row
+     * unless span_h input rows of one channel overflow the budget. */
     const double chan_col = (double)K[0] * (double)es * (double)span_h; /* bytes per band column */
     q->WS = O[2];
     if (chan_col * (double)((O[2] - 1) * S[2] + span_w) > CCONV_GW_BAND_BYTES) {
@@ -62,11 +63,8 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
      * channels, 7x7 or 2x7x7 images) has work items enough across the blocks: splitting its few
      * pixels into many units as well would only shorten each tile's reduction (7 pixels a call
      * for C3D's 512->512 3x3x3 on 2x7x7) and multiply the partials it reads and writes. */
-    double row_blocks = 1;
-    if (!q->pairs) {
-        const double cog_pad = (double)((cog + tile->nr - 1) / tile->nr * tile->nr);
-        row_blocks = (double)G * (double)cig * (double)ksz * cog_pad * (double)es / CCONV_GW_BLOCK_BYTES;
-    }
+    const double row_blocks =
+        q->pairs ? 1 : (double)G * (double)cig * (double)ksz * (double)cog_pad * (double)es / CCONV_GW_BLOCK_BYTES;
     const int64_t min_units = row_blocks >= CCONV_GW_MIN_UNITS ? 1
                             : (int64_t)(CCONV_GW_MIN_UNITS / (row_blocks > 1 ? row_blocks : 1));
     const int64_t bands_wanted = (min_units + planes * split_g - 1) / (planes * split_g);
@@ -76,10 +74,8 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     /* Channels per band: all of the group if `tall` rows fit, else fewer. */
     const int64_t rows_tall = (min64(tall, cap) - 1) * S[1] + span_h;
     q->CB = max64(1, min64(cig, (int64_t)(CCONV_GW_BAND_BYTES / ((double)rows_tall * row_bytes))));
-    if (!q->pairs) {
-        const int64_t cog_pad = (cog + tile->nr - 1) / tile->nr * tile->nr;
+    if (!q->pairs)
         q->CB = max64(1, min64(q->CB, (int64_t)(CCONV_GW_BLOCK_BYTES / ((double)ksz * (double)cog_pad * (double)es))));
-    }
     q->ncib = (cig + q->CB - 1) / q->CB;
     q->CB = (cig + q->ncib - 1) / q->ncib; /* even blocks */
     q->multi = gw_multi_hint(d) && q->CB == cig &&
@@ -113,11 +109,10 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
         q->jpad = (q->CB * ksz + q->MR - 1) / q->MR * q->MR;
         q->nblocks = G * q->ncib * q->nblk;
         if (!cconv_mul(q->nblocks, q->jpad, &t) || !cconv_mul(t, q->NR, &q->part)) return 0;
-        /* With several channel blocks the group's grad_output would be packed once per block,
-         * and the work items of one group (one per channel block or so) would each pack it again
-         * (11 times for conv_transpose2d's 256->128 4x4 weight gradient; docs/perf-notes.md). Pack it
-         * once per call instead, a reorder copy of grad_output (NR-padded), within the partials'
-         * memory budget; past that, once per unit and item for all cout blocks if that fits L2. */
+        /* With several channel blocks, each block and each work item of the group would pack its
+         * grad_output again (11 times for conv_transpose2d's 256->128 4x4 weight gradient;
+         * docs/perf-notes.md): pack it once per call, within the partials' memory budget; past
+         * that, once per unit and item for all cout blocks if that fits L2. */
         q->prepack = q->ncib > 1 &&
                      (double)q->nunits * (double)(G * q->nblk) * (double)(q->B * q->WS * q->NR * es)
                          <= CCONV_GW_PARTIAL_BYTES;
@@ -177,8 +172,8 @@ static int gw_swap_roles(const cconv_conv_desc *d, const cconv_isa_table *isa)
     return gw_slots(isa, dt, Co, Ci) < 0.92 * gw_slots(isa, dt, Ci, Co);
 }
 
-/* Weight gradient of the (forward) convolution desc on ISA isa; see grad/weight_grad.h. may_swap: whether
- * gw_swap_roles may exchange x and grad_output (not again inside the exchanged call). */
+/* may_swap: whether gw_swap_roles may exchange x and grad_output (not again inside the exchanged
+ * call). */
 static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, const void *grad_output,
                                 void *grad_weight, const cconv_isa_table *isa, int may_swap)
 {
