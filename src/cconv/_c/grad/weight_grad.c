@@ -10,6 +10,7 @@ static int gw_multi_hint(const cconv_conv_desc *d)
     return d->channels_last && d->groups > 1;
 }
 
+static int64_t round_up(int64_t a, int64_t m) { return ceil_div(a, m) * m; }
 
 /* Blocking of a weight gradient, by the descriptor and the tile shape alone; 0 on overflow. Blocks
  * are (group, channel block, cout block) for the GEMM, (group, channel block) for pairs; a band
@@ -21,7 +22,7 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     const int64_t G = d->groups, cig = d->in_channels / G, cog = d->out_channels / G;
     const int64_t ksz = K[0] * K[1] * K[2], es = (int64_t)cconv_dtype_size(d->dtype);
     const int64_t span_h = (K[1] - 1) * Dl[1] + 1, span_w = (K[2] - 1) * Dl[2] + 1;
-    const int64_t cog_pad = (cog + tile->nr - 1) / tile->nr * tile->nr;
+    const int64_t cog_pad = round_up(cog, tile->nr);
     memset(q, 0, sizeof *q);
     q->pairs = cog * cig <= 16 || cog <= 2;
     /* Channels-last 1x1, stride 1: row ci of the GEMM is x[pixel][ci], one value per pixel at
@@ -45,14 +46,14 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     /* Short images (1-D: a single row): split the rows into column bands for enough units. */
     const int64_t row_units = d->batch * O[0] * O[1];
     if (row_units < CCONV_GW_MIN_UNITS) {
-        const int64_t want = (CCONV_GW_MIN_UNITS + row_units - 1) / row_units;
-        q->WS = min64(q->WS, max64(64, (O[2] + want - 1) / want));
+        const int64_t want = ceil_div(CCONV_GW_MIN_UNITS, row_units);
+        q->WS = min64(q->WS, max64(64, ceil_div(O[2], want)));
         q->WS = min64(q->WS, O[2]);
     }
     const int64_t WB = (q->WS - 1) * S[2] + span_w;
-    q->PL = (WB + S[2] - 1) / S[2];
+    q->PL = ceil_div(WB, S[2]);
     q->RL = S[2] * q->PL;
-    q->nbw = (O[2] + q->WS - 1) / q->WS;
+    q->nbw = ceil_div(O[2], q->WS);
     /* Rows: enough work items (>= CCONV_GW_MIN_UNITS when the batch is small), and tall enough
      * that the halo rows (span - stride, filled by two units) add at most about half a fill more.
      * Groups are split across work items too: with many, whole planes per unit read x in long
@@ -67,8 +68,8 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
         q->pairs ? 1 : (double)G * (double)cig * (double)ksz * (double)cog_pad * (double)es / CCONV_GW_BLOCK_BYTES;
     const int64_t min_units = row_blocks >= CCONV_GW_MIN_UNITS ? 1
                             : (int64_t)(CCONV_GW_MIN_UNITS / (row_blocks > 1 ? row_blocks : 1));
-    const int64_t bands_wanted = (min_units + planes * split_g - 1) / (planes * split_g);
-    const int64_t cap = max64(1, (O[1] + bands_wanted - 1) / bands_wanted);
+    const int64_t bands_wanted = ceil_div(min_units, planes * split_g);
+    const int64_t cap = max64(1, ceil_div(O[1], bands_wanted));
     const int64_t tall = max64(1, 2 * (span_h - S[1]) / S[1]);
     const double row_bytes = (double)K[0] * (double)es * (double)q->RL; /* one input row, one channel */
     /* Channels per band: all of the group if `tall` rows fit, else fewer. */
@@ -76,8 +77,8 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     q->CB = max64(1, min64(cig, (int64_t)(CCONV_GW_BAND_BYTES / ((double)rows_tall * row_bytes))));
     if (!q->pairs)
         q->CB = max64(1, min64(q->CB, (int64_t)(CCONV_GW_BLOCK_BYTES / ((double)ksz * (double)cog_pad * (double)es))));
-    q->ncib = (cig + q->CB - 1) / q->CB;
-    q->CB = (cig + q->ncib - 1) / q->ncib; /* even blocks */
+    q->ncib = ceil_div(cig, q->CB);
+    q->CB = ceil_div(cig, q->ncib); /* even blocks */
     q->multi = gw_multi_hint(d) && q->CB == cig &&
                (double)d->in_channels * row_bytes * (double)span_h <= 8.0 * CCONV_GW_BAND_BYTES;
     const double band_row = (double)(q->multi ? d->in_channels : q->CB) * row_bytes;
@@ -92,8 +93,8 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
         const int64_t fit_cl = ((int64_t)(2.0 * CCONV_GW_BAND_BYTES / xrow) - span_h) / S[1] + 1;
         q->B = max64(1, min64(q->B, min64(fit_cl, (int64_t)(2.0 * CCONV_GW_BAND_BYTES / grow))));
     }
-    q->nbh = (O[1] + q->B - 1) / q->B;
-    q->A = ((q->B - 1) * S[1] + span_h + S[1] - 1) / S[1];
+    q->nbh = ceil_div(O[1], q->B);
+    q->A = ceil_div((q->B - 1) * S[1] + span_h, S[1]);
     int64_t t;
     if (!cconv_mul(K[0] * S[1], q->A, &t) || !cconv_mul(t, q->RL, &q->chan)) return 0;
     if (!cconv_mul(q->chan, q->multi ? d->in_channels : q->CB, &t)) return 0; /* the band */
@@ -105,8 +106,8 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     } else {
         q->MR = tile->mr;
         q->NR = tile->nr;
-        q->nblk = (cog + q->NR - 1) / q->NR;
-        q->jpad = (q->CB * ksz + q->MR - 1) / q->MR * q->MR;
+        q->nblk = ceil_div(cog, q->NR);
+        q->jpad = round_up(q->CB * ksz, q->MR);
         q->nblocks = G * q->ncib * q->nblk;
         if (!cconv_mul(q->nblocks, q->jpad, &t) || !cconv_mul(t, q->NR, &q->part)) return 0;
         /* With several channel blocks, each block and each work item of the group would pack its
@@ -125,10 +126,10 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     /* ... unless the partials are too big for enough chunks to keep a few threads busy. */
     if (q->multi && CCONV_GW_PARTIAL_BYTES / ((double)q->part * (double)es) < CCONV_GW_CHUNKS / 2) q->multi = 0;
     const int64_t ns = q->multi ? 1 : min64(nbig, CCONV_GW_CHUNKS);
-    q->rs = (nbig + ns - 1) / ns * unit;
-    q->nsplit = (q->nblocks + q->rs - 1) / q->rs;
+    q->rs = ceil_div(nbig, ns) * unit;
+    q->nsplit = ceil_div(q->nblocks, q->rs);
     int64_t nch = (int64_t)(CCONV_GW_PARTIAL_BYTES / ((double)q->part * (double)es));
-    nch = min64(nch, (CCONV_GW_CHUNKS + q->nsplit - 1) / q->nsplit);
+    nch = min64(nch, ceil_div(CCONV_GW_CHUNKS, q->nsplit));
     q->nchunks = max64(1, min64(nch, q->nunits));
     return 1;
 }
@@ -142,8 +143,8 @@ static const cconv_gw_tile_kernel *gw_tile(const cconv_isa_table *isa, int dt, i
 {
     const cconv_gw_tile_kernel *w = &isa->gw_wide[dt], *m = &isa->gw_mid[dt];
     if (cog <= isa->gw_narrow[dt].nr) return &isa->gw_narrow[dt];
-    const double cw = (double)((cog + w->nr - 1) / w->nr * w->nr);
-    const double cm = (double)((cog + m->nr - 1) / m->nr * m->nr) * (w->nr > m->nr ? 1.07 : 1.0);
+    const double cw = (double)round_up(cog, w->nr);
+    const double cm = (double)round_up(cog, m->nr) * (w->nr > m->nr ? 1.07 : 1.0);
     return cm < cw ? m : w;
 }
 
@@ -152,7 +153,7 @@ static const cconv_gw_tile_kernel *gw_tile(const cconv_isa_table *isa, int dt, i
 static double gw_slots(const cconv_isa_table *isa, int dt, int64_t rows, int64_t cols)
 {
     const cconv_gw_tile_kernel *t = gw_tile(isa, dt, cols);
-    return (double)((rows + t->mr - 1) / t->mr * t->mr) * (double)((cols + t->nr - 1) / t->nr * t->nr);
+    return (double)round_up(rows, t->mr) * (double)round_up(cols, t->nr);
 }
 
 /* A channels-last 1x1 (stride 1, unpadded, one group) weight gradient dw[co][ci] = sum_p gy[p][co]
