@@ -76,18 +76,29 @@ static cconv_status conv_cropped(cconv_conv_desc *d, const void *x, const void *
     return st;
 }
 
+/* d's adjoint: transposed flipped, channels exchanged, its input sized as d's output. */
+static cconv_conv_desc adjoint(const cconv_conv_desc *d)
+{
+    cconv_conv_desc t = *d;
+    t.transposed = !d->transposed;
+    t.in_channels = d->out_channels;
+    t.out_channels = d->in_channels;
+    for (int a = 0; a < 3; a++) {
+        t.in_size[a] = d->out_size[a];
+        t.output_padding[a] = 0;
+    }
+    return t;
+}
+
 /* The gradient for the padded input on the region [lo, lo + L) per dimension, as one transposed
  * convolution of g: symmetric padding q (the crop it can do itself), output_padding op (so that
  * its output reaches lo + L), then the crop of what is left. */
 static cconv_status region_transposed(const cconv_conv_desc *d, const void *g, const void *w,
                                       const int64_t *lo, const int64_t *L, void *gp)
 {
-    cconv_conv_desc t = *d;
+    cconv_conv_desc t = adjoint(d);
     int64_t start[3];
-    t.transposed = 1;
     t.padding_mode = CCONV_PAD_ZEROS;
-    t.in_channels = d->out_channels;
-    t.out_channels = d->in_channels;
     for (int a = 0; a < 3; a++) {
         const int64_t s = d->stride[a];
         const int64_t padded = d->in_size[a] + d->pad_before[a] + d->pad_after[a];
@@ -95,7 +106,6 @@ static cconv_status region_transposed(const cconv_conv_desc *d, const void *g, c
         const int64_t hi_unused = padded - (lo[a] + L[a]);
         const int64_t q = lo[a] < hi_unused ? lo[a] : hi_unused;
         const int64_t op = r - hi_unused + q;
-        t.in_size[a] = d->out_size[a];
         t.pad_before[a] = t.pad_after[a] = q;
         t.output_padding[a] = op > 0 ? op : 0;
         start[a] = lo[a] - q;
@@ -214,15 +224,8 @@ cconv_status cconv_conv_input_grad(const cconv_conv_desc *desc, const void *grad
     if (d.batch == 0) return CCONV_OK;
 
     if (d.transposed) { /* the forward convolution of grad_output, cropped to the input size */
-        cconv_conv_desc f = d;
+        cconv_conv_desc f = adjoint(&d);
         const int64_t start[3] = {0, 0, 0};
-        f.transposed = 0;
-        f.in_channels = d.out_channels;
-        f.out_channels = d.in_channels;
-        for (int a = 0; a < 3; a++) {
-            f.in_size[a] = d.out_size[a];
-            f.output_padding[a] = 0;
-        }
         return conv_cropped(&f, grad_output, weight, grad_input, start, d.in_size);
     }
 

@@ -60,10 +60,9 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
      * runs (a 14x14 plane in bands of a few rows would be a string of latency-bound reads). */
     const int64_t planes = d->batch * O[0] * q->nbw;
     const int64_t split_g = gw_multi_hint(d) ? 1 : G;
-    /* A GEMM whose (channel, tap) rows alone make many L2-sized channel blocks (late layers: 512
-     * channels, 7x7 or 2x7x7 images) has work items enough across the blocks: splitting its few
-     * pixels into many units as well would only shorten each tile's reduction (7 pixels a call
-     * for C3D's 512->512 3x3x3 on 2x7x7) and multiply the partials it reads and writes. */
+    /* A GEMM whose (channel, tap) rows make many L2-sized channel blocks (late layers) has work
+     * items enough across them: more units would only shorten each tile's reduction (7 pixels a
+     * call for C3D's 512->512 3x3x3 on 2x7x7) and multiply the partials' traffic. */
     const double row_blocks =
         q->pairs ? 1 : (double)G * (double)cig * (double)ksz * (double)cog_pad * (double)es / CCONV_GW_BLOCK_BYTES;
     const int64_t min_units = row_blocks >= CCONV_GW_MIN_UNITS ? 1
@@ -110,10 +109,9 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
         q->jpad = round_up(q->CB * ksz, q->MR);
         q->nblocks = G * q->ncib * q->nblk;
         if (!cconv_mul(q->nblocks, q->jpad, &t) || !cconv_mul(t, q->NR, &q->part)) return 0;
-        /* With several channel blocks, each block and each work item of the group would pack its
-         * grad_output again (11 times for conv_transpose2d's 256->128 4x4 weight gradient;
-         * docs/perf-notes.md): pack it once per call, within the partials' memory budget; past
-         * that, once per unit and item for all cout blocks if that fits L2. */
+        /* With several channel blocks, each block and item would pack grad_output again (11 times
+         * for conv_transpose2d's 256->128 4x4; docs/perf-notes.md): pack it once per call within
+         * the partials' budget, else once per unit and item for all cout blocks if that fits L2. */
         q->prepack = q->ncib > 1 &&
                      (double)q->nunits * (double)(G * q->nblk) * (double)(q->B * q->WS * q->NR * es)
                          <= CCONV_GW_PARTIAL_BYTES;
