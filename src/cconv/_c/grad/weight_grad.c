@@ -25,18 +25,16 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     const int64_t cog_pad = round_up(cog, tile->nr);
     memset(q, 0, sizeof *q);
     q->pairs = cog * cig <= 16 || cog <= 2;
-    /* Channels-last 1x1, stride 1: row ci of the GEMM is x[pixel][ci], one value per pixel at
-     * stride C_in, which the tile takes as reduction rows of one column each (and prefetches the
-     * pixel's next line); the band would be a transpose of all of x, slower for every measured
+    /* Channels-last 1x1, stride 1: GEMM row ci is x[pixel][ci] at stride C_in, reduction rows of
+     * one column for the tile; the band would transpose all of x, slower for every measured
      * number of cout blocks (docs/perf-notes.md). */
     q->inplace = d->channels_last ? ksz == 1 && !gw_multi_hint(d) && S[0] == 1 && S[1] == 1 && S[2] == 1
                                   : S[2] == 1;
     for (int a = 0; a < 3; a++)
         if (d->pad_before[a] || d->pad_after[a]) q->inplace = 0;
     if (q->pairs) q->inplace = 0; /* the pair kernel reads a vector past each row: the band has slack */
-    /* Byte counts below are doubles: a product of several sizes may not fit in int64 for absurd
-     * shapes (the buffer sizes themselves are checked with cconv_mul). Columns: the whole row
-     * unless span_h input rows of one channel overflow the budget. */
+    /* Byte counts are doubles: products of sizes may overflow int64 (buffer sizes are checked with
+     * cconv_mul). Columns: the whole row unless span_h rows of one channel overflow the budget. */
     const double chan_col = (double)K[0] * (double)es * (double)span_h; /* bytes per band column */
     q->WS = O[2];
     if (chan_col * (double)((O[2] - 1) * S[2] + span_w) > CCONV_GW_BAND_BYTES) {
