@@ -7,7 +7,7 @@
  * Where the problem is small (<= WORK_CAP multiply-adds, <= BYTES_CAP bytes per tensor) the inputs
  * are filled deterministically and the result is compared with a float64 oracle: the library's
  * plain-loop reference (algorithm CCONV_ALGO_REFERENCE) for convolutions, plain loops written
- * here for the weight gradient, the fused 1x1 steps and the shuffle.
+ * here for the weight and input gradients, the fused 1x1 steps and the shuffle.
  *
  * Tolerance (as tests/reference.py's assert_conv_close): per element
  *   |y - ref| <= tol * (conv(|x|, |w|) + |b| + tiny),  tol = 1e-10 (float64), 1e-5 sqrt(K) (float32)
@@ -212,6 +212,53 @@ static void ref_weight_grad(const cconv_conv_desc *d, const double *x, const dou
                     }
                 gw[(co * Cig + cil) * ksz + kk] = acc;
             }
+}
+
+/* grad_input = the adjoint of d (forward or transposed) applied to go: gx[x position] +=
+ * go[y position] * w[tap] over the pairs of positions a tap joins (forward: through the padding
+ * mode's source, so a padded copy's gradient reaches its source; transposed: as tests/reference.py,
+ * a position its padding crops is a zero of grad_output, and 0 * Inf = NaN). */
+static void ref_input_grad(const cconv_conv_desc *d, const double *go, const double *w, double *gx)
+{
+    const int64_t N = d->batch, Ci = d->in_channels, Co = d->out_channels, G = d->groups;
+    const int64_t Cig = Ci / G, Cog = Co / G;
+    const int64_t *I = d->in_size, *K = d->kernel, *S = d->stride, *Dl = d->dilation, *P = d->pad_before;
+    const int64_t *O = d->out_size;
+    const int64_t isp = prod3(I), osp = prod3(O), ksz = prod3(K);
+    /* the positions of x and of y a tap joins: forward, y's o reads x's source of o*s - p + k*dl;
+     * transposed, x's i writes y's i*s - p + k*dl */
+    const int64_t *A = d->transposed ? I : O, asp = d->transposed ? isp : osp;
+    memset(gx, 0, (size_t)(N * Ci * isp) * 8);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t co = 0; co < Co; co++)
+            for (int64_t cil = 0; cil < Cig; cil++)
+                for (int64_t kk = 0; kk < ksz; kk++) {
+                    const int64_t ci = (co / Cog) * Cig + cil;
+                    const int64_t kc[3] = {kk / (K[1] * K[2]), (kk / K[2]) % K[1], kk % K[2]};
+                    const double wv = d->transposed ? w[(ci * Cog + co % Cog) * ksz + kk]
+                                                    : w[(co * Cig + cil) * ksz + kk];
+                    for (int64_t p = 0; p < asp; p++) {
+                        const int64_t pc[3] = {p / (A[1] * A[2]), (p / A[2]) % A[1], p % A[2]};
+                        int64_t q[3];
+                        int skip = 0;
+                        for (int a = 0; a < 3; a++) {
+                            const int64_t z = pc[a] * S[a] - P[a] + kc[a] * Dl[a];
+                            q[a] = d->transposed ? (z >= 0 && z < O[a] ? z : -1)
+                                                 : cconv_pad_source(z, I[a], d->padding_mode);
+                            skip |= q[a] < 0;
+                        }
+                        if (skip && d->transposed) {
+                            double *t = d->channels_last ? &gx[(n * isp + p) * Ci + ci] : &gx[(n * Ci + ci) * isp + p];
+                            *t += 0.0 * wv;
+                        }
+                        if (skip) continue;
+                        const int64_t xs = d->transposed ? p : (q[0] * I[1] + q[1]) * I[2] + q[2];
+                        const int64_t ys = d->transposed ? (q[0] * O[1] + q[1]) * O[2] + q[2] : p;
+                        const double gv = d->channels_last ? go[(n * osp + ys) * Co + co] : go[(n * Co + co) * osp + ys];
+                        double *t = d->channels_last ? &gx[(n * isp + xs) * Ci + ci] : &gx[(n * Ci + ci) * isp + xs];
+                        *t += gv * wv;
+                    }
+                }
 }
 
 /* y (N, Co, S) = w (Co, Ci) x (N, Ci, S) + b, channels-first */
@@ -468,6 +515,47 @@ static void run_forward(src_t *s, cconv_conv_desc *d, int op)
     buf_free(&b);
 }
 
+/* The input gradient of d (v: d validated) for grad_output go, against ref_input_grad. NaN and
+ * Inf must land exactly where the definition puts them, except where the gradient's own
+ * convolutions may run on Winograd (auto), whose transforms mix neighbouring pixels. */
+static void run_input_grad(src_t *s, const cconv_conv_desc *d, const cconv_conv_desc *v, const buf_t *go)
+{
+    if (!weight_fits(v)) return;
+    const int f64 = d->dtype == CCONV_FLOAT64;
+    const int special = (int)(u8(s) % 8);
+    buf_t w;
+    if (!buf_new(&w, w_elems(v), f64, special < 4 ? special : 0)) return;
+    const int64_t nx = x_elems(v);
+    void *gx = malloc((size_t)(nx ? nx : 1) * (f64 ? 8 : 4));
+    double *ref = malloc((size_t)(nx ? nx : 1) * 8), *scale = malloc((size_t)(nx ? nx : 1) * 8);
+    if (!gx || !ref || !scale) abort();
+    cconv_set_num_threads(1 + (int)(u8(s) & 1));
+    const cconv_status st = cconv_conv_input_grad(d, go->v, w.v, gx);
+    if (st == CCONV_OK) {
+        current = v;
+        current_note = special == 0 ? "(input_grad)" : "(input_grad, special in w)";
+        ref_input_grad(v, go->d, w.d, ref);
+        double *ag = abs_copy(go->d, go->n), *aw = abs_copy(w.d, w.n);
+        ref_input_grad(v, ag, aw, scale);
+        free(ag);
+        free(aw);
+        /* terms into one element: a tap's, times the padded copies folded onto it */
+        double terms = (double)(v->transposed ? v->in_channels : v->out_channels) / (double)v->groups *
+                       (double)prod3(v->kernel);
+        for (int a = 0; a < 3; a++) terms *= (double)(1 + v->pad_before[a] + v->pad_after[a]);
+        const int exact = d->algorithm == CCONV_ALGO_EXACT || d->algorithm == CCONV_ALGO_REFERENCE;
+        check_close("input_grad", gx, f64, ref, scale, nx, terms, exact);
+        current = NULL;
+        current_note = "";
+    } else if (st != CCONV_ERR_NOMEM) {
+        abort();
+    }
+    free(gx);
+    free(ref);
+    free(scale);
+    buf_free(&w);
+}
+
 static void run_weight_grad(src_t *s, cconv_conv_desc *d)
 {
     cconv_conv_desc v = *d;
@@ -475,6 +563,7 @@ static void run_weight_grad(src_t *s, cconv_conv_desc *d)
     const cconv_status vst = cconv_conv_output_size(&v);
     if (vst != CCONV_OK) {
         if (cconv_conv_weight_grad(d, dummy, dummy, dummy) == CCONV_OK) abort();
+        if (cconv_conv_input_grad(d, dummy, dummy, dummy) == CCONV_OK) abort();
         return;
     }
     if (v.transposed) {
@@ -513,6 +602,7 @@ static void run_weight_grad(src_t *s, cconv_conv_desc *d)
     free(ref);
     free(scale);
     buf_free(&x);
+    run_input_grad(s, d, &v, &go);
     buf_free(&go);
 }
 

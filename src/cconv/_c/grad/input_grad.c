@@ -1,38 +1,30 @@
-/* Input gradient (cconv_conv_input_grad), on top of the public plan API.
+/* Input gradient (cconv_conv_input_grad, see include/cconv.h), on top of the public plan API.
  *
- * Forward convolution d: dL/dx is the adjoint of d applied to grad_output, computed for the padded
- * input on a region per dimension (zero padding: the input's own positions; other modes: the whole
- * padded axis, whose border is then folded back onto the positions the padding copied):
- * - depthwise (one input channel per group) with finite filters: grad_output, zero-inserted by the
- *   stride, correlated with the flipped filter by the depthwise forward kernel, once per channel
- *   multiplier j (the sums added in order j = 0, 1, ...). The transposed GEMM wastes most of its
- *   tile there. Not for non-finite filters: 0 * Inf would put NaN where the gradient has no term;
- * - otherwise one transposed convolution of grad_output (symmetric padding q and the
- *   output_padding that reach the region), cropped. Its plan runs a stride-1 one-group 3x3 layer
- *   on Winograd (as the forward correlation with the flipped filter) where auto picks it, and
- *   non-finite filters on terms of the definition only.
- * The fold adds each padded position's gradient onto its source in a fixed order: dimension by
- * dimension (D, H, W), the border before the input, then the one after; a replicated edge receives
- * the sum of its border, summed as NumPy's add.reduce sums it (pairwise when the dimension is the
- * innermost one of size > 1, else in order), so that this file reproduces the NumPy code it
- * replaces bit for bit.
+ * Forward d: the gradient of the padded input on a region per dimension (zero padding: the
+ * input's own positions; other modes: the whole padded axis, its border then folded back). The
+ * depthwise route exists because the transposed GEMM wastes most of its tile there; it needs
+ * finite filters: 0 * Inf would put NaN where the gradient has no term. The fold adds each padded
+ * position's gradient onto its source in a fixed order: dimension by dimension (D, H, W), the
+ * border before the input, then the one after; a replicated edge receives the sum of its border
+ * as NumPy's add.reduce sums it (pairwise when the dimension is the innermost one of size > 1,
+ * else in order), so that this file reproduces the NumPy code it replaced bit for bit.
  *
- * Transposed d: dL/dx is the forward convolution of grad_output with the same filters, cropped to
- * the input size where output_padding reaches past what the forward convolution produces. */
+ * Transposed d: the forward convolution of grad_output, cropped to the input size where
+ * output_padding reaches past what the forward convolution produces. */
 #include "core/plan.h"
 
-/* grad/input_grad_run.c.in: the fold of a padded axis, the zero-inserting gather and y += x. */
-void cconv_ig_fold_f32(const float *src, float *dst, int64_t outer, int64_t inner, int64_t n, int64_t b,
-                       int64_t e, cconv_padding_mode mode);
-void cconv_ig_fold_f64(const double *src, double *dst, int64_t outer, int64_t inner, int64_t n, int64_t b,
-                       int64_t e, cconv_padding_mode mode);
-void cconv_ig_gather_f32(const float *g, float *x, const cconv_conv_desc *d, int64_t m, int64_t j,
-                         const int64_t *start, const int64_t *X);
-void cconv_ig_gather_f64(const double *g, double *x, const cconv_conv_desc *d, int64_t m, int64_t j,
-                         const int64_t *start, const int64_t *X);
-void cconv_ig_add_f32(float *y, const float *x, int64_t n);
-void cconv_ig_add_f64(double *y, const double *x, int64_t n);
-
+/* grad/input_grad_run.c.in, per element type: dst (outer, n, inner) <- src (outer, b + n + e,
+ * inner) folded along the middle axis; x (N, C, X[0..2]) in d's layout <- channel c*m + j of g
+ * (N, C*m, O[0..2]) zero-inserted by the stride (position u*s holds g[u]), from position start on;
+ * y += x. */
+typedef void ig_fold_fn(const void *src, void *dst, int64_t outer, int64_t inner, int64_t n, int64_t b,
+                        int64_t e, cconv_padding_mode mode);
+typedef void ig_gather_fn(const void *g, void *x, const cconv_conv_desc *d, int64_t m, int64_t j,
+                          const int64_t *start, const int64_t *X);
+typedef void ig_add_fn(void *y, const void *x, int64_t n);
+ig_fold_fn cconv_ig_fold_f32, cconv_ig_fold_f64;
+ig_gather_fn cconv_ig_gather_f32, cconv_ig_gather_f64;
+ig_add_fn cconv_ig_add_f32, cconv_ig_add_f64;
 
 /* The elements of an (n, c, s[0], s[1], s[2]) array of es-byte elements, in *count: 0 when its
  * bytes do not fit in int64. */
@@ -77,14 +69,25 @@ static cconv_status conv_cropped(cconv_conv_desc *d, const void *x, const void *
     void *t = cconv_alloc((size_t)n * es);
     if (!t) return CCONV_ERR_NOMEM;
     st = cconv_conv(d, x, w, NULL, t);
-    if (st == CCONV_OK) {
-        if (d->channels_last)
-            crop(t, d->out_size, start, y, L, d->batch, d->out_channels, es);
-        else
-            crop(t, d->out_size, start, y, L, d->batch * d->out_channels, 1, es);
-    }
+    const int cl = d->channels_last;
+    if (st == CCONV_OK)
+        crop(t, d->out_size, start, y, L, d->batch * (cl ? 1 : d->out_channels), cl ? d->out_channels : 1, es);
     cconv_free(t);
     return st;
+}
+
+/* d's adjoint: transposed flipped, channels exchanged, its input sized as d's output. */
+static cconv_conv_desc adjoint(const cconv_conv_desc *d)
+{
+    cconv_conv_desc t = *d;
+    t.transposed = !d->transposed;
+    t.in_channels = d->out_channels;
+    t.out_channels = d->in_channels;
+    for (int a = 0; a < 3; a++) {
+        t.in_size[a] = d->out_size[a];
+        t.output_padding[a] = 0;
+    }
+    return t;
 }
 
 /* The gradient for the padded input on the region [lo, lo + L) per dimension, as one transposed
@@ -93,12 +96,9 @@ static cconv_status conv_cropped(cconv_conv_desc *d, const void *x, const void *
 static cconv_status region_transposed(const cconv_conv_desc *d, const void *g, const void *w,
                                       const int64_t *lo, const int64_t *L, void *gp)
 {
-    cconv_conv_desc t = *d;
+    cconv_conv_desc t = adjoint(d);
     int64_t start[3];
-    t.transposed = 1;
     t.padding_mode = CCONV_PAD_ZEROS;
-    t.in_channels = d->out_channels;
-    t.out_channels = d->in_channels;
     for (int a = 0; a < 3; a++) {
         const int64_t s = d->stride[a];
         const int64_t padded = d->in_size[a] + d->pad_before[a] + d->pad_after[a];
@@ -106,7 +106,6 @@ static cconv_status region_transposed(const cconv_conv_desc *d, const void *g, c
         const int64_t hi_unused = padded - (lo[a] + L[a]);
         const int64_t q = lo[a] < hi_unused ? lo[a] : hi_unused;
         const int64_t op = r - hi_unused + q;
-        t.in_size[a] = d->out_size[a];
         t.pad_before[a] = t.pad_after[a] = q;
         t.output_padding[a] = op > 0 ? op : 0;
         start[a] = lo[a] - q;
@@ -124,6 +123,7 @@ static cconv_status region_depthwise(const cconv_conv_desc *d, const void *g, co
     const int64_t N = d->batch, C = d->in_channels, m = d->out_channels / C;
     const int64_t K = d->kernel[0] * d->kernel[1] * d->kernel[2];
     const size_t es = cconv_dtype_size(d->dtype);
+    const int f64 = d->dtype == CCONV_FLOAT64;
     cconv_conv_desc dd = *d;
     int64_t start[3], X[3], ngp, nx;
     int empty = 0, direct = m == 1;
@@ -163,19 +163,9 @@ static cconv_status region_depthwise(const cconv_conv_desc *d, const void *g, co
         for (int64_t c = 0; c < C; c++)
             for (int64_t t = 0; t < K; t++)
                 cconv_copy1(wj + (size_t)(c * K + t) * es, (const char *)w + (size_t)((c * m + j) * K + K - 1 - t) * es, es);
-        if (!direct) {
-            if (d->dtype == CCONV_FLOAT64)
-                cconv_ig_gather_f64(g, x, d, m, j, start, X);
-            else
-                cconv_ig_gather_f32(g, x, d, m, j, start, X);
-        }
+        if (!direct) (f64 ? cconv_ig_gather_f64 : cconv_ig_gather_f32)(g, x, d, m, j, start, X);
         st = cconv_conv(&dd, direct ? g : x, wj, NULL, j ? sum : gp);
-        if (st == CCONV_OK && j) {
-            if (d->dtype == CCONV_FLOAT64)
-                cconv_ig_add_f64(gp, sum, ngp);
-            else
-                cconv_ig_add_f32(gp, sum, ngp);
-        }
+        if (st == CCONV_OK && j) (f64 ? cconv_ig_add_f64 : cconv_ig_add_f32)(gp, sum, ngp);
     }
     cconv_free(sum);
     cconv_free(x);
@@ -207,10 +197,8 @@ static cconv_status fold_all(const cconv_conv_desc *d, void *gp, const int64_t *
             inner *= d->in_channels;
         else
             outer *= d->in_channels;
-        if (d->dtype == CCONV_FLOAT64)
-            cconv_ig_fold_f64(src, dst, outer, inner, d->in_size[a], b, e, d->padding_mode);
-        else
-            cconv_ig_fold_f32(src, dst, outer, inner, d->in_size[a], b, e, d->padding_mode);
+        (d->dtype == CCONV_FLOAT64 ? cconv_ig_fold_f64 : cconv_ig_fold_f32)(src, dst, outer, inner, d->in_size[a],
+                                                                            b, e, d->padding_mode);
         S[a] = d->in_size[a];
         src = dst;
     }
@@ -236,15 +224,8 @@ cconv_status cconv_conv_input_grad(const cconv_conv_desc *desc, const void *grad
     if (d.batch == 0) return CCONV_OK;
 
     if (d.transposed) { /* the forward convolution of grad_output, cropped to the input size */
-        cconv_conv_desc f = d;
+        cconv_conv_desc f = adjoint(&d);
         const int64_t start[3] = {0, 0, 0};
-        f.transposed = 0;
-        f.in_channels = d.out_channels;
-        f.out_channels = d.in_channels;
-        for (int a = 0; a < 3; a++) {
-            f.in_size[a] = d.out_size[a];
-            f.output_padding[a] = 0;
-        }
         return conv_cropped(&f, grad_output, weight, grad_input, start, d.in_size);
     }
 

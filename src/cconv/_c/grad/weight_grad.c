@@ -1,5 +1,5 @@
-/* The weight gradient of a forward convolution (cconv_conv_weight_grad): its blocking, tile
- * choice and the exchange of x and grad_output; drivers in grad/weight_grad_run.c.in. */
+/* The weight gradient (grad/weight_grad.h): its blocking, tile choice and the exchange of x and
+ * grad_output. */
 #include <string.h>
 #include "grad/weight_grad.h"
 
@@ -10,10 +10,11 @@ static int gw_multi_hint(const cconv_conv_desc *d)
     return d->channels_last && d->groups > 1;
 }
 
+static int64_t round_up(int64_t a, int64_t m) { return ceil_div(a, m) * m; }
 
-/* Blocking of a weight gradient: depends only on the descriptor and the tile shape. Returns 0 on
- * overflow. Blocks (the column side of the work) are (group, channel block, cout block) for the
- * GEMM, (group, channel block) for pairs; a band holds one channel block's input rows. */
+/* Blocking of a weight gradient, by the descriptor and the tile shape alone; 0 on overflow. Blocks
+ * are (group, channel block, cout block) for the GEMM, (group, channel block) for pairs; a band
+ * holds one channel block's input rows. */
 static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *tile, int64_t lanes,
                        gw_geom *q)
 {
@@ -21,20 +22,19 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     const int64_t G = d->groups, cig = d->in_channels / G, cog = d->out_channels / G;
     const int64_t ksz = K[0] * K[1] * K[2], es = (int64_t)cconv_dtype_size(d->dtype);
     const int64_t span_h = (K[1] - 1) * Dl[1] + 1, span_w = (K[2] - 1) * Dl[2] + 1;
+    const int64_t cog_pad = round_up(cog, tile->nr);
     memset(q, 0, sizeof *q);
     q->pairs = cog * cig <= 16 || cog <= 2;
-    /* Channels-last 1x1, stride 1: row ci of the GEMM is x[pixel][ci], one value per pixel at
-     * stride C_in, which the tile takes as reduction rows of one column each (and prefetches the
-     * pixel's next line); the band would be a transpose of all of x, slower for every measured
+    /* Channels-last 1x1, stride 1: GEMM row ci is x[pixel][ci] at stride C_in, reduction rows of
+     * one column for the tile; the band would transpose all of x, slower for every measured
      * number of cout blocks (docs/perf-notes.md). */
     q->inplace = d->channels_last ? ksz == 1 && !gw_multi_hint(d) && S[0] == 1 && S[1] == 1 && S[2] == 1
                                   : S[2] == 1;
     for (int a = 0; a < 3; a++)
         if (d->pad_before[a] || d->pad_after[a]) q->inplace = 0;
     if (q->pairs) q->inplace = 0; /* the pair kernel reads a vector past each row: the band has slack */
-    /* Sizing heuristics below compare byte counts in double: a product of several sizes may not fit
-     * in int64 for absurd shapes (the buffer sizes themselves are checked with cconv_mul). */
-    /* Columns: the whole row unless span_h input rows of one channel overflow the budget. */
+    /* Byte counts are doubles: products of sizes may overflow int64 (buffer sizes are checked with
+     * cconv_mul). Columns: the whole row unless span_h rows of one channel overflow the budget. */
     const double chan_col = (double)K[0] * (double)es * (double)span_h; /* bytes per band column */
     q->WS = O[2];
     if (chan_col * (double)((O[2] - 1) * S[2] + span_w) > CCONV_GW_BAND_BYTES) {
@@ -44,44 +44,38 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     /* Short images (1-D: a single row): split the rows into column bands for enough units. */
     const int64_t row_units = d->batch * O[0] * O[1];
     if (row_units < CCONV_GW_MIN_UNITS) {
-        const int64_t want = (CCONV_GW_MIN_UNITS + row_units - 1) / row_units;
-        q->WS = min64(q->WS, max64(64, (O[2] + want - 1) / want));
+        const int64_t want = ceil_div(CCONV_GW_MIN_UNITS, row_units);
+        q->WS = min64(q->WS, max64(64, ceil_div(O[2], want)));
         q->WS = min64(q->WS, O[2]);
     }
     const int64_t WB = (q->WS - 1) * S[2] + span_w;
-    q->PL = (WB + S[2] - 1) / S[2];
+    q->PL = ceil_div(WB, S[2]);
     q->RL = S[2] * q->PL;
-    q->nbw = (O[2] + q->WS - 1) / q->WS;
+    q->nbw = ceil_div(O[2], q->WS);
     /* Rows: enough work items (>= CCONV_GW_MIN_UNITS when the batch is small), and tall enough
      * that the halo rows (span - stride, filled by two units) add at most about half a fill more.
      * Groups are split across work items too: with many, whole planes per unit read x in long
      * runs (a 14x14 plane in bands of a few rows would be a string of latency-bound reads). */
     const int64_t planes = d->batch * O[0] * q->nbw;
     const int64_t split_g = gw_multi_hint(d) ? 1 : G;
-    /* A GEMM whose (channel, tap) rows alone make many L2-sized channel blocks (late layers: 512
-     * channels, 7x7 or 2x7x7 images) has work items enough across the blocks: splitting its few
-     * pixels into many units as well would only shorten each tile's reduction (7 pixels a call
-     * for C3D's 512->512 3x3x3 on 2x7x7) and multiply the partials it reads and writes. */
-    double row_blocks = 1;
-    if (!q->pairs) {
-        const double cog_pad = (double)((cog + tile->nr - 1) / tile->nr * tile->nr);
-        row_blocks = (double)G * (double)cig * (double)ksz * cog_pad * (double)es / CCONV_GW_BLOCK_BYTES;
-    }
+    /* A GEMM whose (channel, tap) rows make many L2-sized channel blocks (late layers) has work
+     * items enough across them: more units would only shorten each tile's reduction (7 pixels a
+     * call for C3D's 512->512 3x3x3 on 2x7x7) and multiply the partials' traffic. */
+    const double row_blocks =
+        q->pairs ? 1 : (double)G * (double)cig * (double)ksz * (double)cog_pad * (double)es / CCONV_GW_BLOCK_BYTES;
     const int64_t min_units = row_blocks >= CCONV_GW_MIN_UNITS ? 1
                             : (int64_t)(CCONV_GW_MIN_UNITS / (row_blocks > 1 ? row_blocks : 1));
-    const int64_t bands_wanted = (min_units + planes * split_g - 1) / (planes * split_g);
-    const int64_t cap = max64(1, (O[1] + bands_wanted - 1) / bands_wanted);
+    const int64_t bands_wanted = ceil_div(min_units, planes * split_g);
+    const int64_t cap = max64(1, ceil_div(O[1], bands_wanted));
     const int64_t tall = max64(1, 2 * (span_h - S[1]) / S[1]);
     const double row_bytes = (double)K[0] * (double)es * (double)q->RL; /* one input row, one channel */
     /* Channels per band: all of the group if `tall` rows fit, else fewer. */
     const int64_t rows_tall = (min64(tall, cap) - 1) * S[1] + span_h;
     q->CB = max64(1, min64(cig, (int64_t)(CCONV_GW_BAND_BYTES / ((double)rows_tall * row_bytes))));
-    if (!q->pairs) {
-        const int64_t cog_pad = (cog + tile->nr - 1) / tile->nr * tile->nr;
+    if (!q->pairs)
         q->CB = max64(1, min64(q->CB, (int64_t)(CCONV_GW_BLOCK_BYTES / ((double)ksz * (double)cog_pad * (double)es))));
-    }
-    q->ncib = (cig + q->CB - 1) / q->CB;
-    q->CB = (cig + q->ncib - 1) / q->ncib; /* even blocks */
+    q->ncib = ceil_div(cig, q->CB);
+    q->CB = ceil_div(cig, q->ncib); /* even blocks */
     q->multi = gw_multi_hint(d) && q->CB == cig &&
                (double)d->in_channels * row_bytes * (double)span_h <= 8.0 * CCONV_GW_BAND_BYTES;
     const double band_row = (double)(q->multi ? d->in_channels : q->CB) * row_bytes;
@@ -96,8 +90,8 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
         const int64_t fit_cl = ((int64_t)(2.0 * CCONV_GW_BAND_BYTES / xrow) - span_h) / S[1] + 1;
         q->B = max64(1, min64(q->B, min64(fit_cl, (int64_t)(2.0 * CCONV_GW_BAND_BYTES / grow))));
     }
-    q->nbh = (O[1] + q->B - 1) / q->B;
-    q->A = ((q->B - 1) * S[1] + span_h + S[1] - 1) / S[1];
+    q->nbh = ceil_div(O[1], q->B);
+    q->A = ceil_div((q->B - 1) * S[1] + span_h, S[1]);
     int64_t t;
     if (!cconv_mul(K[0] * S[1], q->A, &t) || !cconv_mul(t, q->RL, &q->chan)) return 0;
     if (!cconv_mul(q->chan, q->multi ? d->in_channels : q->CB, &t)) return 0; /* the band */
@@ -109,15 +103,13 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     } else {
         q->MR = tile->mr;
         q->NR = tile->nr;
-        q->nblk = (cog + q->NR - 1) / q->NR;
-        q->jpad = (q->CB * ksz + q->MR - 1) / q->MR * q->MR;
+        q->nblk = ceil_div(cog, q->NR);
+        q->jpad = round_up(q->CB * ksz, q->MR);
         q->nblocks = G * q->ncib * q->nblk;
         if (!cconv_mul(q->nblocks, q->jpad, &t) || !cconv_mul(t, q->NR, &q->part)) return 0;
-        /* With several channel blocks the group's grad_output would be packed once per block,
-         * and the work items of one group (one per channel block or so) would each pack it again
-         * (11 times for conv_transpose2d's 256->128 4x4 weight gradient; docs/perf-notes.md). Pack it
-         * once per call instead, a reorder copy of grad_output (NR-padded), within the partials'
-         * memory budget; past that, once per unit and item for all cout blocks if that fits L2. */
+        /* With several channel blocks, each block and item would pack grad_output again (11 times
+         * for conv_transpose2d's 256->128 4x4; docs/perf-notes.md): pack it once per call within
+         * the partials' budget, else once per unit and item for all cout blocks if that fits L2. */
         q->prepack = q->ncib > 1 &&
                      (double)q->nunits * (double)(G * q->nblk) * (double)(q->B * q->WS * q->NR * es)
                          <= CCONV_GW_PARTIAL_BYTES;
@@ -130,10 +122,10 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     /* ... unless the partials are too big for enough chunks to keep a few threads busy. */
     if (q->multi && CCONV_GW_PARTIAL_BYTES / ((double)q->part * (double)es) < CCONV_GW_CHUNKS / 2) q->multi = 0;
     const int64_t ns = q->multi ? 1 : min64(nbig, CCONV_GW_CHUNKS);
-    q->rs = (nbig + ns - 1) / ns * unit;
-    q->nsplit = (q->nblocks + q->rs - 1) / q->rs;
+    q->rs = ceil_div(nbig, ns) * unit;
+    q->nsplit = ceil_div(q->nblocks, q->rs);
     int64_t nch = (int64_t)(CCONV_GW_PARTIAL_BYTES / ((double)q->part * (double)es));
-    nch = min64(nch, (CCONV_GW_CHUNKS + q->nsplit - 1) / q->nsplit);
+    nch = min64(nch, ceil_div(CCONV_GW_CHUNKS, q->nsplit));
     q->nchunks = max64(1, min64(nch, q->nunits));
     return 1;
 }
@@ -147,8 +139,8 @@ static const cconv_gw_tile_kernel *gw_tile(const cconv_isa_table *isa, int dt, i
 {
     const cconv_gw_tile_kernel *w = &isa->gw_wide[dt], *m = &isa->gw_mid[dt];
     if (cog <= isa->gw_narrow[dt].nr) return &isa->gw_narrow[dt];
-    const double cw = (double)((cog + w->nr - 1) / w->nr * w->nr);
-    const double cm = (double)((cog + m->nr - 1) / m->nr * m->nr) * (w->nr > m->nr ? 1.07 : 1.0);
+    const double cw = (double)round_up(cog, w->nr);
+    const double cm = (double)round_up(cog, m->nr) * (w->nr > m->nr ? 1.07 : 1.0);
     return cm < cw ? m : w;
 }
 
@@ -157,7 +149,7 @@ static const cconv_gw_tile_kernel *gw_tile(const cconv_isa_table *isa, int dt, i
 static double gw_slots(const cconv_isa_table *isa, int dt, int64_t rows, int64_t cols)
 {
     const cconv_gw_tile_kernel *t = gw_tile(isa, dt, cols);
-    return (double)((rows + t->mr - 1) / t->mr * t->mr) * (double)((cols + t->nr - 1) / t->nr * t->nr);
+    return (double)round_up(rows, t->mr) * (double)round_up(cols, t->nr);
 }
 
 /* A channels-last 1x1 (stride 1, unpadded, one group) weight gradient dw[co][ci] = sum_p gy[p][co]
@@ -177,8 +169,8 @@ static int gw_swap_roles(const cconv_conv_desc *d, const cconv_isa_table *isa)
     return gw_slots(isa, dt, Co, Ci) < 0.92 * gw_slots(isa, dt, Ci, Co);
 }
 
-/* Weight gradient of the (forward) convolution desc on ISA isa; see grad/weight_grad.h. may_swap: whether
- * gw_swap_roles may exchange x and grad_output (not again inside the exchanged call). */
+/* may_swap: whether gw_swap_roles may exchange x and grad_output (not again inside the exchanged
+ * call). */
 static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, const void *grad_output,
                                 void *grad_weight, const cconv_isa_table *isa, int may_swap)
 {
@@ -218,14 +210,13 @@ static cconv_status weight_grad(const cconv_conv_desc *desc, const void *x, cons
                         (double)d->out_channels * (double)(cig * ksz);
     const int serial = cconv_set_serial(macs < (double)(1 << 20));
     if (d->channels_last && G == d->in_channels && G == d->out_channels) {
-        st = dt ? cconv_gw_run_dw_cl_f64(d, isa, map, x, grad_output, grad_weight)
-                : cconv_gw_run_dw_cl_f32(d, isa, map, x, grad_output, grad_weight);
+        st = (dt ? cconv_gw_run_dw_cl_f64 : cconv_gw_run_dw_cl_f32)(d, isa, map, x, grad_output, grad_weight);
     } else {
         const cconv_gw_tile_kernel *tile = gw_tile(isa, dt, cog);
         gw_geom q;
         if (!gw_geometry(d, tile, isa->gw_narrow[dt].nr, &q)) st = CCONV_ERR_OVERFLOW;
-        else st = dt ? cconv_gw_run_f64(d, isa, tile, &q, pad.size, map, x, grad_output, grad_weight)
-                     : cconv_gw_run_f32(d, isa, tile, &q, pad.size, map, x, grad_output, grad_weight);
+        else st = (dt ? cconv_gw_run_f64 : cconv_gw_run_f32)(d, isa, tile, &q, pad.size, map, x, grad_output,
+                                                             grad_weight);
     }
     cconv_set_serial(serial);
     cconv_free(map[0]);

@@ -1,25 +1,21 @@
-/* The weight gradient (cconv_conv_weight_grad): plan in grad/weight_grad.c, drivers for one
- * element type in grad/weight_grad_run.c.in.
+/* The weight gradient (cconv_conv_weight_grad): plan in grad/weight_grad.c, drivers in
+ * grad/weight_grad_run.c.in.
  *
  * dw[co, ci, tap] = sum over images n and output pixels o of gy[n, co, o] * x_pad[n, ci, o*s + tap*d]
- * is a GEMM (rows: (ci, tap); columns: co) whose reduction over batch x pixels is huge. The
- * reduction is cut into "units" (image, output plane, band of output rows, band of columns), and
- * consecutive units into "chunks". Chunk and unit boundaries depend only on the shape. Each chunk's
- * partial dw is accumulated by one thread, units in order; the partials are then summed in chunk
- * order. Work items are (chunk, range of column blocks), so results are bitwise identical for any
- * number of threads and any scheduling: no atomics, no order that depends on who runs what.
+ * is a GEMM (rows: (ci, tap); columns: co) with a huge reduction over batch x pixels, cut into
+ * "units" (image, output plane, band of output rows, band of columns) and consecutive units into
+ * "chunks", by the shape alone. One thread accumulates a chunk's partial dw, units in order; the
+ * partials are summed in chunk order. Work items are (chunk, range of column blocks): results are
+ * bitwise identical for any number of threads and any scheduling.
  *
- * Per unit, the padded input rows it reads (any padding mode, through the padding maps) are brought
- * into a per-thread channels-first band, split into stride phases (like the depthwise driver), so
- * that every (ci, tap) reads one contiguous run per output row, for NCHW and NHWC alike. Then
- * - "gemm": for each block of NR output channels, the unit's grad_output is packed [pixel][NR]
- *   (zeros past the group's last channel; with several channel blocks all of it once per call,
- *   before the work items, see gw_geom.prepack) and the register tile sweeps it with MR (ci, tap) rows;
- *   the tile accumulates straight into the chunk's partial, laid out [block][j][NR];
- * - "pairs" (depthwise, narrow groups): one vectorised sweep per (co, ci) pair, all taps of the pair
- *   accumulated in registers (kernels/gradw.inc): bandwidth-bound, no lanes wasted on channels.
- * Channels-last depthwise with multiplier 1 skips the bands: cconv_gw_run_dw_cl, vectorised
- * across channels. */
+ * Per unit, the padded input rows it reads (any padding mode, through the padding maps) go into a
+ * per-thread channels-first band split into stride phases, so that every (ci, tap) reads one
+ * contiguous run per output row, for NCHW and NHWC alike. Then
+ * - "gemm": per block of NR output channels, the unit's grad_output packed [pixel][NR] is swept by
+ *   the register tile, MR (ci, tap) rows at a time, into the partial laid out [block][j][NR];
+ * - "pairs" (depthwise, narrow groups): one vectorised sweep per (co, ci) pair, all taps of the
+ *   pair accumulated in registers: bandwidth-bound, no lanes wasted on channels.
+ * Channels-last depthwise with multiplier 1 skips the bands (cconv_gw_run_dw_cl). */
 #ifndef CCONV_WEIGHT_GRAD_H
 #define CCONV_WEIGHT_GRAD_H
 #include "core/plan.h"
@@ -54,16 +50,6 @@ typedef struct {
     int64_t part;                 /* elements of one chunk's partial */
 } gw_geom;
 
-/* Unit u's image n, output plane od, first output row oh0 and first output column w0. */
-static inline void gw_unit(const gw_geom *q, const int64_t *O, int64_t u, int64_t *n, int64_t *od,
-                           int64_t *oh0, int64_t *w0)
-{
-    *w0 = u % q->nbw * q->WS; u /= q->nbw;
-    *oh0 = u % q->nbh * q->B; u /= q->nbh;
-    *od = u % O[0];
-    *n = u / O[0];
-}
-
 /* Bit ph set: some tap reads stride phase ph along a dimension (kernel k, dilation dl, stride s).
  * A 1x1 kernel with stride 2 reads only phase 0: the other rows and columns are never filled. */
 static inline uint64_t gw_phases_read(int64_t k, int64_t dl, int64_t s)
@@ -74,15 +60,13 @@ static inline uint64_t gw_phases_read(int64_t k, int64_t dl, int64_t s)
     return m;
 }
 
-cconv_status cconv_gw_run_f32(const cconv_conv_desc *d, const cconv_isa_table *isa, const cconv_gw_tile_kernel *tile,
-                              const gw_geom *q, const int64_t padded[3], int64_t *const map[3], const float *x,
-                              const float *gy, float *dw);
-cconv_status cconv_gw_run_f64(const cconv_conv_desc *d, const cconv_isa_table *isa, const cconv_gw_tile_kernel *tile,
-                              const gw_geom *q, const int64_t padded[3], int64_t *const map[3], const double *x,
-                              const double *gy, double *dw);
-cconv_status cconv_gw_run_dw_cl_f32(const cconv_conv_desc *d, const cconv_isa_table *isa, int64_t *const map[3],
-                                    const float *x, const float *gy, float *dw);
-cconv_status cconv_gw_run_dw_cl_f64(const cconv_conv_desc *d, const cconv_isa_table *isa, int64_t *const map[3],
-                                    const double *x, const double *gy, double *dw);
+typedef cconv_status cconv_gw_run_fn(const cconv_conv_desc *d, const cconv_isa_table *isa,
+                                     const cconv_gw_tile_kernel *tile, const gw_geom *q,
+                                     const int64_t padded[3], int64_t *const map[3], const void *x,
+                                     const void *gy, void *dw);
+cconv_gw_run_fn cconv_gw_run_f32, cconv_gw_run_f64;
+typedef cconv_status cconv_gw_run_dw_cl_fn(const cconv_conv_desc *d, const cconv_isa_table *isa,
+                                           int64_t *const map[3], const void *x, const void *gy, void *dw);
+cconv_gw_run_dw_cl_fn cconv_gw_run_dw_cl_f32, cconv_gw_run_dw_cl_f64;
 
 #endif
