@@ -2,6 +2,7 @@
  * by band of output rows. */
 #include <string.h>
 #include "core/plan.h"
+#include "core/act.h"
 
 /* Fused flattened convolution (see cconv.h). A job is (image, band of output rows): it runs the
  * 1x1 over the band's input rows of x, halo included (a pointwise plan for that many rows, reading
@@ -39,6 +40,7 @@ static cconv_status run_job(const flat_bands *f, const cconv_conv_desc *d, const
                 char *o = yb + (size_t)(c * OH * OW + i) * es;
                 if (bias) cconv_copy1(o, (const char *)bias + (size_t)c * es, es);
                 else cconv_copy1(o, &(double){0}, es);
+                cconv_act_rows(d, o, 1, 1, 0);
             }
         return CCONV_OK;
     }
@@ -150,6 +152,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
         cconv_conv_desc pd = d, dd = d;
         pd.batch = dd.batch = 1;
         pd.in_channels = Ci; pd.groups = 1; pd.in_size[1] = v.rows; pd.algorithm = CCONV_ALGO_GEMM;
+        pd.activation = CCONV_ACT_NONE; /* the activation is the depthwise step's */
         for (int a = 0; a < 3; a++) {
             pd.kernel[a] = pd.stride[a] = pd.dilation[a] = 1;
             pd.pad_before[a] = pd.pad_after[a] = 0;
