@@ -122,6 +122,8 @@ def conv1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
         Array of the result's shape and dtype to write into. Default None.
     algorithm : {"auto", "exact", "gemm", "depthwise", "grouped", "reference"}, optional
         See :func:`conv2d` (Winograd is 2-D and 3-D only). Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -209,6 +211,14 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
         one kernel: ``"depthwise"`` needs one input channel per group, ``"grouped"`` at most 8,
         ``"winograd"`` a 3x3 kernel with stride 1 and one group; ``"reference"`` is the naive
         loop.
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Applied to every output after the bias, in the kernels' stores (while the output tile is
+        in registers or L1: no extra pass over the output): ``"relu"`` is ``max(y, 0)``
+        (``torch.relu``), ``"relu6"`` is ``min(max(y, 0), 6)`` (``F.relu6``), a pair
+        ``(min, max)`` of real numbers clamps (``torch.clamp``; either may be None: unbounded).
+        NaN stays NaN and -0.0 stays -0.0, as in PyTorch; the result is bitwise the unfused
+        one clamped. The gradients (:mod:`cconv.grad`) take no activation: they differentiate
+        the convolution alone. Default None.
 
     Returns
     -------
@@ -316,6 +326,8 @@ def conv3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
     algorithm : {"auto", "exact", "gemm", "winograd", "depthwise", "grouped", "reference"}, optional
         See :func:`conv2d`; Winograd needs ``kh = kw = 3`` with stride 1 along H and W (any
         depth kernel). Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -397,6 +409,8 @@ def conv_transpose1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
         Array of the result's shape and dtype to write into. Default None.
     algorithm : {"auto", "exact", "gemm", "reference"}, optional
         Kernel choice, see :func:`conv2d`. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -472,6 +486,8 @@ def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     algorithm : {"auto", "exact", "gemm", "winograd", "reference"}, optional
         Kernel choice, see :func:`conv2d`; ``"winograd"`` needs 3x3 (in H and W), stride 1 and
         one group. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -572,6 +588,8 @@ def conv_transpose3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     algorithm : {"auto", "exact", "gemm", "winograd", "reference"}, optional
         Kernel choice, see :func:`conv2d`; ``"winograd"`` needs 3x3 (in H and W), stride 1 and
         one group. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -731,6 +749,8 @@ def depthwise_conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     algorithm : {"auto", "exact", "depthwise", "grouped", "gemm", "reference"}, optional
         See :func:`conv2d`. Depthwise layers never run Winograd, so "auto" and "exact" agree.
         Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -808,6 +828,15 @@ def separable_conv2d(x: ArrayLike, depthwise_weight: ArrayLike, pointwise_weight
         and a lower peak memory. False runs the two stages one after the other (the same result
         up to rounding: the 1x1 sums the channels in the same order, with different FMA
         contraction).
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the pointwise stage's stores, after `bias`; see :func:`conv2d`. Default None.
+    depthwise_bias : array_like, shape ``(C * m,)``, optional
+        Added to the depthwise stage's output. Default None.
+    depthwise_activation : {None, "relu", "relu6"} or (min, max), optional
+        Applied to the depthwise stage's output after `depthwise_bias`, before the pointwise
+        stage, in both paths (fused: on the band in cache). A MobileNet block is
+        ``depthwise_bias=b1, depthwise_activation="relu6", bias=b2, activation="relu6"``.
+        Default None.
 
     Returns
     -------
@@ -919,6 +948,8 @@ def spatially_separable_conv2d(x: ArrayLike, vertical_weight: ArrayLike,
         pass reads it, so a large ``(N, C_mid, OH, W)`` intermediate is never allocated whole.
         False runs the passes one after the other over the whole batch; the results are
         bitwise equal.
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the horizontal pass, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1038,6 +1069,8 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
         channels-first band by band of output rows in cache, so no ``(N, C_out, H, W)``
         intermediate is allocated; channels-last a chunk of images at a time. False runs the
         three stages one after the other (the same result up to rounding).
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the last pass, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1264,6 +1297,8 @@ def shuffled_grouped_conv2d(x: ArrayLike, weight: ArrayLike, groups: int,
         Groups of the shuffle; must divide ``C_out``. Default None (`groups`).
     padding_mode, layout, out, algorithm
         As in :func:`conv2d`.
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the grouped convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1508,6 +1543,8 @@ def plan_conv1d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv1d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1557,6 +1594,8 @@ def plan_conv2d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv2d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1611,6 +1650,8 @@ def plan_conv3d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv3d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1655,6 +1696,8 @@ def plan_conv_transpose1d(x_shape: Sequence[int], weight: ArrayLike,
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv_transpose1d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1699,6 +1742,8 @@ def plan_conv_transpose2d(x_shape: Sequence[int], weight: ArrayLike,
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv_transpose2d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1743,6 +1788,8 @@ def plan_conv_transpose3d(x_shape: Sequence[int], weight: ArrayLike,
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv_transpose3d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------

@@ -40,7 +40,7 @@ static cconv_status run_job(const flat_bands *f, const cconv_conv_desc *d, const
                 char *o = yb + (size_t)(c * OH * OW + i) * es;
                 if (bias) cconv_copy1(o, (const char *)bias + (size_t)c * es, es);
                 else cconv_copy1(o, &(double){0}, es);
-                cconv_act_rows(d, o, 1, 1, 0);
+                cconv_act_rows(d, cconv_active_isa(), o, 1, 1, 0);
             }
         return CCONV_OK;
     }
