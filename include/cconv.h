@@ -48,6 +48,15 @@ typedef enum {
                                * convolution does (never Winograd) */
 } cconv_algorithm;
 
+/* An activation fused into the stores: applied to each output after the bias, while the output tile
+ * is still in registers or cache. Zero (a zero-initialised descriptor) is none. */
+typedef enum {
+    CCONV_ACT_NONE = 0,
+    CCONV_ACT_CLAMP = 1 /* y = min(max(y, act_min), act_max): ReLU is [0, INFINITY], ReLU6 [0, 6];
+                         * unbounded sides are -INFINITY / INFINITY; NaN stays NaN, -0.0 stays -0.0
+                         * (as PyTorch's relu, hardtanh and clamp) */
+} cconv_activation;
+
 typedef enum {
     CCONV_OK = 0,
     CCONV_ERR_INVALID = 1,     /* a descriptor field is out of range or inconsistent */
@@ -56,6 +65,8 @@ typedef enum {
     CCONV_ERR_UNSUPPORTED = 4  /* the requested algorithm cannot run this descriptor */
 } cconv_status;
 
+/* Zero-initialise a descriptor (= {0} or memset) before setting its fields: a field this header
+ * adds later then reads as its default (zero: no activation). */
 typedef struct {
     cconv_dtype dtype;
     int transposed;                  /* 0: convolution, 1: transposed convolution (its adjoint) */
@@ -71,6 +82,8 @@ typedef struct {
     int64_t pad_after[3];
     int64_t output_padding[3];       /* transposed only; must be < max(stride, dilation) */
     int64_t out_size[3];             /* filled by cconv_conv_output_size / plan creation */
+    cconv_activation activation;     /* fused into the stores; the gradients ignore it */
+    double act_min, act_max;         /* CCONV_ACT_CLAMP's bounds (not NaN); unread otherwise */
 } cconv_conv_desc;
 
 typedef struct cconv_plan cconv_plan;
@@ -98,11 +111,17 @@ int64_t cconv_plan_weight_bytes(const cconv_plan *plan);
 int64_t cconv_plan_workspace_bytes(const cconv_plan *plan);
 
 /* Fused depthwise-separable convolution: runs the depthwise plan (algorithm depthwise,
- * channels-first, 2-D), then a 1x1 convolution with pw (Co2, Cmid) and bias (Co2, or NULL), band by
- * band in cache so the (N, Cmid, OH, OW) intermediate never exists; y is (N, Co2, OH, OW).
- * CCONV_ERR_UNSUPPORTED for other plans. */
+ * channels-first, 2-D; its own bias and activation apply to the intermediate), then a 1x1
+ * convolution with pw (Co2, Cmid) and bias (Co2, or NULL), band by band in cache so the
+ * (N, Cmid, OH, OW) intermediate never exists; y is (N, Co2, OH, OW). CCONV_ERR_UNSUPPORTED for
+ * other plans. */
 cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void *pw,
                                           const void *bias, int64_t Co2, const void *x, void *y);
+/* The same with an activation fused into the 1x1 stage's stores (act: a cconv_activation, with
+ * its bounds as in the descriptor; CCONV_ERR_INVALID for an unknown act or NaN bounds). */
+cconv_status cconv_plan_execute_separable_act(const cconv_plan *dw_plan, const void *pw,
+                                              const void *bias, int64_t Co2, int act, double act_min,
+                                              double act_max, const void *x, void *y);
 
 /* Fused flattened convolution, channels-first: y = depthwise(desc, dw_weight, bias) of the 1x1
  * convolution of x (N, Ci, H, W) with cw (C, Ci), band by band of output rows in cache, so the

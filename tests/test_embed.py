@@ -24,6 +24,8 @@ EXT_SOURCE = textwrap.dedent(
     # cython: language_level=3, boundscheck=False, wraparound=False
     import numpy as np
     from libc.stdint cimport int64_t
+    from libc.string cimport memset
+    from cconv.ccore cimport (CCONV_ACT_CLAMP, CCONV_ACT_NONE)
     from cconv.ccore cimport (cconv_conv_desc, cconv_status, cconv_plan, CCONV_OK, CCONV_FLOAT64,
                               CCONV_FLOAT32, CCONV_PAD_ZEROS, CCONV_ALGO_AUTO)
     from cconv.ccore cimport (CCONV_PAD_REFLECT, CCONV_PAD_REPLICATE, CCONV_PAD_CIRCULAR,
@@ -34,6 +36,7 @@ EXT_SOURCE = textwrap.dedent(
     cdef void fill_desc(cconv_conv_desc *d, int dtype, int64_t n, int64_t cin, int64_t h, int64_t w,
                         int64_t cout, int64_t kh, int64_t kw, int64_t stride, int64_t pad) noexcept nogil:
         cdef int a
+        memset(d, 0, sizeof(d[0]))  # as the header asks: fields it adds later read as defaults
         d.dtype = CCONV_FLOAT64 if dtype == 64 else CCONV_FLOAT32
         d.transposed = 0
         d.channels_last = 0
@@ -61,11 +64,16 @@ EXT_SOURCE = textwrap.dedent(
             d.pad_before[a] = pad
             d.pad_after[a] = pad
 
-    def conv2d_f64(double[:, :, :, ::1] x, double[:, :, :, ::1] w, double[::1] b, int stride, int pad):
+    def conv2d_f64(double[:, :, :, ::1] x, double[:, :, :, ::1] w, double[::1] b, int stride, int pad,
+                   act=None):
+        # act: None, or (min, max) bounds of the fused activation
         cdef cconv_conv_desc d
         cdef cconv_status st
         fill_desc(&d, 64, x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[2],
                   w.shape[3], stride, pad)
+        if act is not None:
+            d.activation = CCONV_ACT_CLAMP
+            d.act_min, d.act_max = act
         with nogil:
             st = conv_output_size(&d)
         if st != CCONV_OK:
@@ -227,6 +235,21 @@ def test_embedded_conv_matches_python_api(demo, stride, pad):
                                                                           padding=pad), np.float64, 30)
     y0 = demo.conv2d_f64(x, w, None, stride, pad)
     np.testing.assert_array_equal(y0, cconv.conv2d(x, w, stride=stride, padding=pad))
+
+
+@pytest.mark.parametrize("act,name", [((0.0, np.inf), "relu"), ((0.0, 6.0), "relu6"),
+                                      ((-0.5, 0.25), (-0.5, 0.25))])
+def test_embedded_activation(demo, act, name):
+    rng = np.random.default_rng(3)
+    x = 3 * rng.standard_normal((2, 5, 11, 9))
+    w = rng.standard_normal((7, 5, 3, 2))
+    b = rng.standard_normal(7)
+    y = demo.conv2d_f64(x, w, b, 1, 1, act)
+    np.testing.assert_array_equal(y, cconv.conv2d(x, w, b, padding=1, activation=name))
+    np.testing.assert_array_equal(y, np.clip(demo.conv2d_f64(x, w, b, 1, 1), *act))
+    assert (y == act[0]).any()  # the clamp did act
+    with pytest.raises(ValueError, match="status 1"):  # NaN bounds: CCONV_ERR_INVALID
+        demo.conv2d_f64(x, w, b, 1, 1, (np.nan, 1.0))
 
 
 def test_embedded_plan_reuse(demo):

@@ -80,6 +80,7 @@ ISA_TEMPLATES = [
     ("ukernels/gw_dw.c.in", None),
     ("ukernels/copy.c.in", None),
     ("ukernels/fma_loop.c.in", None),
+    ("ukernels/act.c.in", None),
 ]
 
 # Header directories of the core (for every file, generated ones included).

@@ -149,7 +149,8 @@ cdef class Descriptor:
 
     def __init__(self, *, bint transposed, bint channels_last, str padding_mode, str algorithm,
                  int64_t batch, int64_t in_channels, int64_t out_channels, int64_t groups,
-                 in_size, kernel, stride, dilation, pad_before, pad_after, output_padding):
+                 in_size, kernel, stride, dilation, pad_before, pad_after, output_padding,
+                 activation=None):
         cdef int a
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {tuple(PADDING_MODES)}, got {padding_mode!r}")
@@ -177,6 +178,9 @@ cdef class Descriptor:
             self.d.pad_after[a] = pad_after[a]
             self.d.output_padding[a] = output_padding[a]
             self.d.out_size[a] = 0
+        # activation: None or the (min, max) bounds the Python API checked (cconv._registry)
+        self.d.activation = CCONV_ACT_NONE if activation is None else CCONV_ACT_CLAMP
+        self.d.act_min, self.d.act_max = (0.0, 0.0) if activation is None else activation
 
     def fields(self):
         """The constructor's keyword arguments, as a dict."""
@@ -186,7 +190,8 @@ cdef class Descriptor:
                     in_channels=d.in_channels, out_channels=d.out_channels, groups=d.groups,
                     in_size=tuple(d.in_size), kernel=tuple(d.kernel), stride=tuple(d.stride),
                     dilation=tuple(d.dilation), pad_before=tuple(d.pad_before),
-                    pad_after=tuple(d.pad_after), output_padding=tuple(d.output_padding))
+                    pad_after=tuple(d.pad_after), output_padding=tuple(d.output_padding),
+                    activation=None if d.activation == CCONV_ACT_NONE else (d.act_min, d.act_max))
 
     def replace(self, **changes):
         """A new Descriptor with some fields changed."""
@@ -368,9 +373,10 @@ cdef class Plan:
             raise_status(st, "execute_shuffled")
         return y
 
-    def execute_separable(self, cnp.ndarray x, cnp.ndarray pw, bias, cnp.ndarray y):
-        """y <- 1x1(pw, bias) of this depthwise plan's output, fused band by band (channels-first
-        2-D depthwise plans only); pw C-contiguous (Co2, C_mid), y (N, Co2, OH, OW)."""
+    def execute_separable(self, cnp.ndarray x, cnp.ndarray pw, bias, cnp.ndarray y, activation=None):
+        """y <- 1x1(pw, bias) of this depthwise plan's output, then activation (None or (min, max)),
+        fused band by band (channels-first 2-D depthwise plans only); pw C-contiguous (Co2, C_mid),
+        y (N, Co2, OH, OW)."""
         cdef const cconv_conv_desc *d = &self.desc
         cdef int64_t co2 = pw.shape[0]
         cdef int64_t nx = in_count(d)
@@ -380,6 +386,10 @@ cdef class Plan:
         cdef void *bp = NULL
         cdef void *yp = data_of(y, d.dtype, ny, "out")
         cdef cconv_status st
+        cdef int act = CCONV_ACT_NONE if activation is None else CCONV_ACT_CLAMP
+        cdef double lo = 0, hi = 0
+        if activation is not None:
+            lo, hi = activation
         if bias is not None:
             bp = data_of(bias, d.dtype, co2, "bias")
         if nx == 0 or ny == 0:
@@ -387,7 +397,7 @@ cdef class Plan:
         cdef Saved saved
         enter(&saved)
         with nogil:
-            st = cconv_plan_execute_separable(self.plan, wp, bp, co2, xp, yp)
+            st = cconv_plan_execute_separable_act(self.plan, wp, bp, co2, act, lo, hi, xp, yp)
             leave(&saved)
         if st != CCONV_OK:
             raise_status(st, "execute_separable")

@@ -11,11 +11,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _geometry, _registry
 from ._core import Plan as _CPlan, channel_shuffle_into as _shuffle_into, flattened_into as _flattened_into
-from ._geometry import check_bias, contiguous, conv_geometry, result_dtype
+from ._geometry import activation_bounds, check_bias, contiguous, conv_geometry, result_dtype
 
 # Annotations of the public signatures (kept simple: the functions check their arguments).
 Size = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[Any]]
+Activation = Union[None, str, Sequence[Optional[float]]]
 Array = NDArray[Any]
 _F = TypeVar("_F", bound=Callable[..., Any])
 # Typed, so that the annotated parameters it converts are arrays in the bodies below.
@@ -63,32 +64,34 @@ def _execute(plan, x, y, target, dtype):
     return y
 
 
-def run_convolution(geom, x, weight, bias, dtype, out=None, inputs=(), algorithm="auto"):
+def run_convolution(geom, x, weight, bias, dtype, out=None, inputs=(), algorithm="auto", act=None):
     """Runs one convolution (a Geometry); x, weight, bias are arrays (any strides), cast to dtype
-    here. The internal entry point for cconv.grad."""
+    here; act: activation bounds (activation_bounds) fused into its stores. The internal entry
+    point for cconv.grad."""
     y, target = _geometry.output_array(out, geom.out_shape, dtype, inputs)
     # The plan is built even for an empty batch, so its checks (algorithm=) still run.
-    plan = _CPlan(geom.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
+    plan = _CPlan(geom.desc(algorithm, activation=act), contiguous(weight, dtype), contiguous(bias, dtype))
     return _execute(plan, x, y, target, dtype)
 
 
 def _conv(nd, transposed, x, weight, bias, stride, padding, dilation, groups, padding_mode,
-          output_padding, layout, out, algorithm):
+          output_padding, layout, out, algorithm, activation):
     _check_algorithm(algorithm)
+    act = activation_bounds(activation)
     x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias, optional=True)
     dtype = result_dtype(x, weight, bias)
     geom = conv_geometry(nd, x.shape, weight.shape, stride, padding, dilation, groups,
                          padding_mode=padding_mode, layout=layout, transposed=transposed,
                          output_padding=output_padding)
     check_bias(bias, geom.out_channels)
-    return run_convolution(geom, x, weight, bias, dtype, out, (x, weight, bias), algorithm)
+    return run_convolution(geom, x, weight, bias, dtype, out, (x, weight, bias), algorithm, act)
 
 
 @_public
 def conv1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: Size = 1,
            padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, padding_mode: str = "zeros",
            layout: Optional[str] = None, out: Optional[Array] = None,
-           algorithm: str = "auto") -> Array:
+           algorithm: str = "auto", activation: Activation = None) -> Array:
     """1-D convolution (cross-correlation) like torch.nn.functional.conv1d.
 
     The 1-D case of :func:`conv2d`: each filter slides along the signal and the products are
@@ -119,6 +122,8 @@ def conv1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
         Array of the result's shape and dtype to write into. Default None.
     algorithm : {"auto", "exact", "gemm", "depthwise", "grouped", "reference"}, optional
         See :func:`conv2d` (Winograd is 2-D and 3-D only). Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -156,14 +161,14 @@ def conv1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
     (2, 6, 48)
     """
     return _conv(1, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
-                 layout, out, algorithm)
+                 layout, out, algorithm, activation)
 
 
 @_public
 def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: Size = 1,
            padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, padding_mode: str = "zeros",
            layout: Optional[str] = None, out: Optional[Array] = None,
-           algorithm: str = "auto") -> Array:
+           algorithm: str = "auto", activation: Activation = None) -> Array:
     """2-D convolution (cross-correlation) like torch.nn.functional.conv2d.
 
     Slides each filter over the (padded) input and sums the products, without flipping the
@@ -206,6 +211,14 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
         one kernel: ``"depthwise"`` needs one input channel per group, ``"grouped"`` at most 8,
         ``"winograd"`` a 3x3 kernel with stride 1 and one group; ``"reference"`` is the naive
         loop.
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Applied to every output after the bias, in the kernels' stores (while the output tile is
+        in registers or L1: no extra pass over the output): ``"relu"`` is ``max(y, 0)``
+        (``torch.relu``), ``"relu6"`` is ``min(max(y, 0), 6)`` (``F.relu6``), a pair
+        ``(min, max)`` of real numbers clamps (``torch.clamp``; either may be None: unbounded).
+        NaN stays NaN and -0.0 stays -0.0, as in PyTorch; the result is bitwise the unfused
+        one clamped. The gradients (:mod:`cconv.grad`) take no activation: they differentiate
+        the convolution alone. Default None.
 
     Returns
     -------
@@ -275,14 +288,14 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
     (2, 4, 4, 4)
     """
     return _conv(2, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
-                 layout, out, algorithm)
+                 layout, out, algorithm, activation)
 
 
 @_public
 def conv3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: Size = 1,
            padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, padding_mode: str = "zeros",
            layout: Optional[str] = None, out: Optional[Array] = None,
-           algorithm: str = "auto") -> Array:
+           algorithm: str = "auto", activation: Activation = None) -> Array:
     """3-D convolution (cross-correlation) like torch.nn.functional.conv3d.
 
     The 3-D case of :func:`conv2d`, for volumes and video.
@@ -313,6 +326,8 @@ def conv3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
     algorithm : {"auto", "exact", "gemm", "winograd", "depthwise", "grouped", "reference"}, optional
         See :func:`conv2d`; Winograd needs ``kh = kw = 3`` with stride 1 along H and W (any
         depth kernel). Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -353,14 +368,14 @@ def conv3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, st
     (54.0, 16.0)
     """
     return _conv(3, False, x, weight, bias, stride, padding, dilation, groups, padding_mode, 0,
-                 layout, out, algorithm)
+                 layout, out, algorithm, activation)
 
 
 @_public
 def conv_transpose1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size = 1, padding: Padding = 0, output_padding: Size = 0,
                      groups: int = 1, dilation: Size = 1, *, layout: Optional[str] = None,
-                     out: Optional[Array] = None, algorithm: str = "auto") -> Array:
+                     out: Optional[Array] = None, algorithm: str = "auto", activation: Activation = None) -> Array:
     """Transposed 1-D convolution (the adjoint of conv1d); weight (C_in, C_out/groups, k).
 
     Also called fractionally strided convolution or "deconvolution": each input element
@@ -394,6 +409,8 @@ def conv_transpose1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
         Array of the result's shape and dtype to write into. Default None.
     algorithm : {"auto", "exact", "gemm", "reference"}, optional
         Kernel choice, see :func:`conv2d`. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -426,14 +443,14 @@ def conv_transpose1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     array([[[1., 1., 3., 2., 2.]]])
     """
     return _conv(1, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
-                 output_padding, layout, out, algorithm)
+                 output_padding, layout, out, algorithm, activation)
 
 
 @_public
 def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size = 1, padding: Padding = 0, output_padding: Size = 0,
                      groups: int = 1, dilation: Size = 1, *, layout: Optional[str] = None,
-                     out: Optional[Array] = None, algorithm: str = "auto") -> Array:
+                     out: Optional[Array] = None, algorithm: str = "auto", activation: Activation = None) -> Array:
     """Transposed 2-D convolution like torch.nn.functional.conv_transpose2d.
 
     Also called fractionally strided convolution or "deconvolution": each input pixel scatters
@@ -469,6 +486,8 @@ def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     algorithm : {"auto", "exact", "gemm", "winograd", "reference"}, optional
         Kernel choice, see :func:`conv2d`; ``"winograd"`` needs 3x3 (in H and W), stride 1 and
         one group. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -528,14 +547,14 @@ def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     True
     """
     return _conv(2, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
-                 output_padding, layout, out, algorithm)
+                 output_padding, layout, out, algorithm, activation)
 
 
 @_public
 def conv_transpose3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size = 1, padding: Padding = 0, output_padding: Size = 0,
                      groups: int = 1, dilation: Size = 1, *, layout: Optional[str] = None,
-                     out: Optional[Array] = None, algorithm: str = "auto") -> Array:
+                     out: Optional[Array] = None, algorithm: str = "auto", activation: Activation = None) -> Array:
     """Transposed 3-D convolution; weight (C_in, C_out/groups, kd, kh, kw).
 
     The 3-D case of :func:`conv_transpose2d` (volumetric upsampling): the adjoint of
@@ -569,6 +588,8 @@ def conv_transpose3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     algorithm : {"auto", "exact", "gemm", "winograd", "reference"}, optional
         Kernel choice, see :func:`conv2d`; ``"winograd"`` needs 3x3 (in H and W), stride 1 and
         one group. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -603,7 +624,7 @@ def conv_transpose3d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     (1, 5, 4, 6, 8)
     """
     return _conv(3, True, x, weight, bias, stride, padding, dilation, groups, "zeros",
-                 output_padding, layout, out, algorithm)
+                 output_padding, layout, out, algorithm, activation)
 
 
 # ------------------------------------------------------------------ composite variants
@@ -690,14 +711,16 @@ def flattened_stages(x_shape, ch_shape, v_shape, h_shape, stride=1, padding=0, d
     return [g1, g2, g3]
 
 
-def _run_stages(stages, x, weights, bias, out, inputs, algorithm):
-    dtype = result_dtype(x, *weights, bias)
+def _run_stages(stages, x, weights, bias, out, inputs, algorithm, act=None, first=(None, None)):
+    """The stages one after the other; the last one takes bias, out and the activation bounds act,
+    the first of two takes first = (its bias, its activation bounds)."""
+    dtype = result_dtype(x, *weights, bias, first[0])
     check_bias(bias, stages[-1].out_channels)
     y = x
     for i, (geom, w) in enumerate(zip(stages, weights)):
         last = i == len(stages) - 1
-        y = run_convolution(geom, y, w, bias if last else None, dtype, out if last else None,
-                            inputs, algorithm)
+        b, a = (bias, act) if last else first if i == 0 else (None, None)
+        y = run_convolution(geom, y, w, b, dtype, out if last else None, inputs, algorithm, a)
     return y
 
 
@@ -705,7 +728,7 @@ def _run_stages(stages, x, weights, bias, out, inputs, algorithm):
 def depthwise_conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size = 1, padding: Padding = 0, dilation: Size = 1, *,
                      padding_mode: str = "zeros", layout: Optional[str] = None,
-                     out: Optional[Array] = None, algorithm: str = "auto") -> Array:
+                     out: Optional[Array] = None, algorithm: str = "auto", activation: Activation = None) -> Array:
     """Depthwise 2-D convolution: each input channel convolved with its own m filters.
 
     The spatial half of MobileNet's separable convolution: no sum across channels. The same as
@@ -726,6 +749,8 @@ def depthwise_conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     algorithm : {"auto", "exact", "depthwise", "grouped", "gemm", "reference"}, optional
         See :func:`conv2d`. Depthwise layers never run Winograd, so "auto" and "exact" agree.
         Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -763,8 +788,9 @@ def depthwise_conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] 
     """
     _check_algorithm(algorithm)
     x, weight, bias = as_array("x", x), as_array("weight", weight), as_array("bias", bias, optional=True)
+    act = activation_bounds(activation)
     stages = depthwise_stages(x.shape, weight.shape, stride, padding, dilation, layout, padding_mode)
-    return _run_stages(stages, x, [weight], bias, out, (x, weight, bias), algorithm)
+    return _run_stages(stages, x, [weight], bias, out, (x, weight, bias), algorithm, act)
 
 
 @_public
@@ -772,7 +798,9 @@ def separable_conv2d(x: ArrayLike, depthwise_weight: ArrayLike, pointwise_weight
                      bias: Optional[ArrayLike] = None, stride: Size = 1, padding: Padding = 0,
                      dilation: Size = 1, *, padding_mode: str = "zeros",
                      layout: Optional[str] = None, out: Optional[Array] = None,
-                     algorithm: str = "auto", fused: bool = True) -> Array:
+                     algorithm: str = "auto", fused: bool = True,
+                     activation: Activation = None, depthwise_bias: Optional[ArrayLike] = None,
+                     depthwise_activation: Activation = None) -> Array:
     """Depthwise separable convolution (MobileNet, Xception): depthwise k x k, then 1x1.
 
     A :func:`depthwise_conv2d` followed by a pointwise (1x1) :func:`conv2d` that mixes the
@@ -800,6 +828,15 @@ def separable_conv2d(x: ArrayLike, depthwise_weight: ArrayLike, pointwise_weight
         and a lower peak memory. False runs the two stages one after the other (the same result
         up to rounding: the 1x1 sums the channels in the same order, with different FMA
         contraction).
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the pointwise stage's stores, after `bias`; see :func:`conv2d`. Default None.
+    depthwise_bias : array_like, shape ``(C * m,)``, optional
+        Added to the depthwise stage's output. Default None.
+    depthwise_activation : {None, "relu", "relu6"} or (min, max), optional
+        Applied to the depthwise stage's output after `depthwise_bias`, before the pointwise
+        stage, in both paths (fused: on the band in cache). A MobileNet block is
+        ``depthwise_bias=b1, depthwise_activation="relu6", bias=b2, activation="relu6"``.
+        Default None.
 
     Returns
     -------
@@ -841,19 +878,24 @@ def separable_conv2d(x: ArrayLike, depthwise_weight: ArrayLike, pointwise_weight
     x = as_array("x", x)
     dw, pw, bias = (as_array("depthwise_weight", depthwise_weight),
                     as_array("pointwise_weight", pointwise_weight), as_array("bias", bias, optional=True))
+    dbias = as_array("depthwise_bias", depthwise_bias, optional=True)
+    act, dact = activation_bounds(activation), activation_bounds(depthwise_activation, "depthwise_activation")
     stages = separable_stages(x.shape, dw.shape, pw.shape, stride, padding, dilation, layout,
                               padding_mode)
+    check_bias(dbias, stages[0].out_channels, "depthwise_bias")
+    inputs = (x, dw, pw, bias, dbias)
     if not fused or stages[0].channels_last or algorithm not in _CHOOSING:
-        return _run_stages(stages, x, [dw, pw], bias, out, (x, dw, pw, bias), algorithm)
+        return _run_stages(stages, x, [dw, pw], bias, out, inputs, algorithm, act, (dbias, dact))
     # Fused: the same two stages (describe() lists them), run band by band in cache.
-    dtype = result_dtype(x, dw, pw, bias)
+    dtype = result_dtype(*inputs)
     check_bias(bias, stages[1].out_channels)
-    y, target = _geometry.output_array(out, stages[1].out_shape, dtype, (x, dw, pw, bias))
+    y, target = _geometry.output_array(out, stages[1].out_shape, dtype, inputs)
     if y.size == 0:
         return y
-    plan = _CPlan(stages[0].desc("depthwise"), contiguous(dw, dtype), None)
+    plan = _CPlan(stages[0].desc("depthwise", activation=dact), contiguous(dw, dtype), contiguous(dbias, dtype))
     plan.execute_separable(np.ascontiguousarray(x, dtype=dtype),
-                           contiguous(pw, dtype).reshape(pw.shape[0], -1), contiguous(bias, dtype), target)
+                           contiguous(pw, dtype).reshape(pw.shape[0], -1), contiguous(bias, dtype), target,
+                           act)
     if target is not y:
         y[...] = target
     return y
@@ -874,7 +916,8 @@ def spatially_separable_conv2d(x: ArrayLike, vertical_weight: ArrayLike,
                                stride: Size = 1, padding: Padding = 0, dilation: Size = 1,
                                groups: int = 1, *, padding_mode: str = "zeros",
                                layout: Optional[str] = None, out: Optional[Array] = None,
-                               algorithm: str = "auto", fused: bool = True) -> Array:
+                               algorithm: str = "auto", fused: bool = True,
+                               activation: Activation = None) -> Array:
     """k_h x 1 convolution then 1 x k_w convolution (e.g. Sobel = [1,2,1]^T x [-1,0,1]).
 
     A separable (rank-1) k_h x k_w filter as two 1-D passes: ``k_h + k_w`` instead of
@@ -905,6 +948,8 @@ def spatially_separable_conv2d(x: ArrayLike, vertical_weight: ArrayLike,
         pass reads it, so a large ``(N, C_mid, OH, W)`` intermediate is never allocated whole.
         False runs the passes one after the other over the whole batch; the results are
         bitwise equal.
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the horizontal pass, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -952,13 +997,13 @@ def spatially_separable_conv2d(x: ArrayLike, vertical_weight: ArrayLike,
                   as_array("horizontal_weight", horizontal_weight), as_array("bias", bias, optional=True))
     stages = spatially_separable_stages(x.shape, v.shape, h.shape, stride, padding, dilation,
                                         groups, layout, padding_mode)
-    inputs = (x, v, h, bias)
+    inputs, act = (x, v, h, bias), activation_bounds(activation)
     if not fused or algorithm not in _CHOOSING:
-        return _run_stages(stages, x, [v, h], bias, out, inputs, algorithm)
-    return _run_chunked(stages, x, [v, h], bias, out, inputs, algorithm)
+        return _run_stages(stages, x, [v, h], bias, out, inputs, algorithm, act)
+    return _run_chunked(stages, x, [v, h], bias, out, inputs, algorithm, act)
 
 
-def _run_chunked(stages, x, weights, bias, out, inputs, algorithm):
+def _run_chunked(stages, x, weights, bias, out, inputs, algorithm, act=None):
     """Two convolution stages (either layout: batch first) run a chunk of images at a time into
     slices of the output, through one reused chunk-sized intermediate (see _CHUNK_BYTES)."""
     dtype = result_dtype(*inputs)
@@ -967,7 +1012,7 @@ def _run_chunked(stages, x, weights, bias, out, inputs, algorithm):
     n = x.shape[0]
     mid_image = int(np.prod(stages[0].out_shape[1:])) * dtype.itemsize
     if y.size == 0 or mid_image == 0:
-        return _run_stages(stages, x, weights, bias, out, inputs, algorithm)  # nothing to chunk
+        return _run_stages(stages, x, weights, bias, out, inputs, algorithm, act)  # nothing to chunk
     nchunks = -(-n * mid_image // _CHUNK_BYTES)
     nb = -(-n // nchunks)  # even chunks: at most two chunk sizes, so at most four plans
     w1, w2, b = contiguous(weights[0], dtype), contiguous(weights[1], dtype), contiguous(bias, dtype)
@@ -978,7 +1023,8 @@ def _run_chunked(stages, x, weights, bias, out, inputs, algorithm):
         c = min(nb, n - n0)
         if c not in plans:
             g1, g2 = (dataclasses.replace(g, batch=c) for g in stages)
-            plans[c] = (_CPlan(g1.desc(algorithm), w1, None), _CPlan(g2.desc(algorithm), w2, b))
+            plans[c] = (_CPlan(g1.desc(algorithm), w1, None),
+                        _CPlan(g2.desc(algorithm, activation=act), w2, b))
         p1, p2 = plans[c]
         p2.execute(p1.execute(xc[n0:n0 + c], mid[:c]), target[n0:n0 + c])
     if target is not y:
@@ -992,7 +1038,7 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
                      stride: Size = 1, padding: Padding = 0, dilation: Size = 1, *,
                      padding_mode: str = "zeros", layout: Optional[str] = None,
                      out: Optional[Array] = None, algorithm: str = "auto",
-                     fused: bool = True) -> Array:
+                     fused: bool = True, activation: Activation = None) -> Array:
     """Flattened convolution (arXiv 1412.5474): 1x1 across channels, then a vertical and a
     horizontal 1-D filter per output channel.
 
@@ -1023,6 +1069,8 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
         channels-first band by band of output rows in cache, so no ``(N, C_out, H, W)``
         intermediate is allocated; channels-last a chunk of images at a time. False runs the
         three stages one after the other (the same result up to rounding).
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the last pass, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1070,20 +1118,24 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
     cout = ch.shape[0]
     inputs = (x, ch, v, h, bias)
     weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
-    if not fused or algorithm not in _CHOOSING:
-        return _run_stages(stages, x, weights, bias, out, inputs, algorithm)
-    y = _flattened_fused(stages, x, weights[0], v, h, bias, out, inputs, algorithm, padding_mode, layout)
+    act = activation_bounds(activation)
+    # (an activation would hide the Inf that the check below looks for: finite filters only)
+    if not fused or algorithm not in _CHOOSING or (
+            act is not None and not all(np.isfinite(w).all() for w in weights)):
+        return _run_stages(stages, x, weights, bias, out, inputs, algorithm, act)
+    y = _flattened_fused(stages, x, weights[0], v, h, bias, out, inputs, algorithm, padding_mode,
+                         layout, act)
     # The fused pass multiplies vertical * horizontal before it meets the data: with an Inf or NaN
     # about, that can move NaNs (Inf * 0 inside the product, not in the stages), so such results
     # are redone by the stages. A finite fused result implies finite filters and finite values
     # read, where both agree; its sum is finite iff every element is, bar overflow (which just
     # redoes the call too). Checked on the output, which exists, not on x (maybe a huge view).
     if y.size and not np.isfinite(np.sum(y)):
-        return _run_stages(stages, x, weights, bias, y, inputs, algorithm)
+        return _run_stages(stages, x, weights, bias, y, inputs, algorithm, act)
     return y
 
 
-def _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_mode, layout):
+def _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_mode, layout, act):
     """flattened_conv2d's fused paths: the 1x1 (ch, already (C_out, C_in, 1, 1)), then one
     depthwise pass with the kh x kw filters vertical[o, i] * horizontal[o, j]."""
     cout = ch.shape[0]
@@ -1099,12 +1151,12 @@ def _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_
     # the padding modes other than zeros, which the banded kernel below does not implement.
     if stages[0].channels_last or padding_mode != "zeros":
         return _run_chunked([stages[0], dw], x, [ch, k[:, None]], bias, out,
-                            inputs, algorithm)
+                            inputs, algorithm, act)
     check_bias(bias, cout)
     y, target = _geometry.output_array(out, horz.out_shape, dtype, inputs)
     if y.size == 0:
         return y
-    _flattened_into(dw.desc(algorithm), np.ascontiguousarray(k).reshape(cout, 1, *k.shape[1:]),
+    _flattened_into(dw.desc(algorithm, activation=act), np.ascontiguousarray(k).reshape(cout, 1, *k.shape[1:]),
                     contiguous(bias, dtype), contiguous(ch, dtype), np.ascontiguousarray(x, dtype=dtype),
                     target)
     if target is not y:
@@ -1221,7 +1273,7 @@ def shuffled_grouped_conv2d(x: ArrayLike, weight: ArrayLike, groups: int,
                             bias: Optional[ArrayLike] = None, stride: Size = 1, padding: Padding = 0,
                             dilation: Size = 1, *, shuffle_groups: Optional[int] = None,
                             padding_mode: str = "zeros", layout: Optional[str] = None,
-                            out: Optional[Array] = None, algorithm: str = "auto") -> Array:
+                            out: Optional[Array] = None, algorithm: str = "auto", activation: Activation = None) -> Array:
     """ShuffleNet's grouped convolution followed by a channel shuffle, in one call.
 
     ``channel_shuffle(conv2d(x, weight, bias, groups=groups, ...), shuffle_groups)``.
@@ -1245,6 +1297,8 @@ def shuffled_grouped_conv2d(x: ArrayLike, weight: ArrayLike, groups: int,
         Groups of the shuffle; must divide ``C_out``. Default None (`groups`).
     padding_mode, layout, out, algorithm
         As in :func:`conv2d`.
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the stores of the grouped convolution, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1286,7 +1340,8 @@ def shuffled_grouped_conv2d(x: ArrayLike, weight: ArrayLike, groups: int,
                                          shuffle_groups, padding_mode, layout)
     dtype = result_dtype(x, weight, bias)
     check_bias(bias, conv.out_channels)
-    plan = _CPlan(conv.desc(algorithm), contiguous(weight, dtype), contiguous(bias, dtype))
+    plan = _CPlan(conv.desc(algorithm, activation=activation_bounds(activation)),
+                  contiguous(weight, dtype), contiguous(bias, dtype))
     y, target = _geometry.output_array(out, conv.out_shape, dtype, (x, weight, bias))
     if y.size == 0:
         return y
@@ -1356,12 +1411,13 @@ class ConvPlan:
 
     _MAX_EXTRA_BATCH_SIZES = 4  # C plans kept for batch sizes other than the planned one
 
-    def __init__(self, geom, weight, bias, dtype, algorithm):
+    def __init__(self, geom, weight, bias, dtype, algorithm, act=None):
         self.geometry = geom
+        self._act = act
         self.dtype = dtype
         w, b = contiguous(weight, dtype), contiguous(bias, dtype)
         self._lossy = _geometry.get_allow_lossy()  # plans keep the setting they were made with
-        self._plan = _CPlan(geom.desc(algorithm), w, b)
+        self._plan = _CPlan(geom.desc(algorithm, activation=act), w, b)
         # Private copies (the caller may change its arrays), for the plans of other batch sizes.
         self._weight = w.copy() if np.may_share_memory(w, weight) else w
         self._bias = b.copy() if b is not None and np.may_share_memory(b, bias) else b
@@ -1376,7 +1432,7 @@ class ConvPlan:
             plan = self._plans.get(batch)
         g = dataclasses.replace(self.geometry, batch=batch)
         if plan is None:
-            plan = _CPlan(g.desc(self.algorithm, self._lossy), self._weight, self._bias)
+            plan = _CPlan(g.desc(self.algorithm, self._lossy, self._act), self._weight, self._bias)
             with self._lock:
                 if len(self._plans) >= self._MAX_EXTRA_BATCH_SIZES:  # drop the first made
                     del self._plans[next(iter(self._plans))]
@@ -1459,20 +1515,21 @@ class ConvPlan:
 
 
 def _plan(nd, transposed, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
-          output_padding, layout, dtype, algorithm):
+          output_padding, layout, activation, dtype, algorithm):
     _check_algorithm(algorithm)
+    act = activation_bounds(activation)
     weight, bias = as_array("weight", weight), as_array("bias", bias, optional=True)
     dtype = result_dtype(weight, bias) if dtype is None else result_dtype(np.empty(0, dtype))
     geom = conv_geometry(nd, x_shape, weight.shape, stride, padding, dilation, groups,
                          padding_mode=padding_mode, layout=layout, transposed=transposed,
                          output_padding=output_padding)
     check_bias(bias, geom.out_channels)
-    return ConvPlan(geom, weight, bias, dtype, algorithm)
+    return ConvPlan(geom, weight, bias, dtype, algorithm, act)
 
 
 def plan_conv1d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayLike] = None,
                 stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1, *,
-                padding_mode: str = "zeros", layout: Optional[str] = None, dtype: Any = None,
+                padding_mode: str = "zeros", layout: Optional[str] = None, activation: Activation = None, dtype: Any = None,
                 algorithm: str = "auto") -> ConvPlan:
     """A reusable plan for conv1d on inputs of shape x_shape (dtype defaults to the weight's).
 
@@ -1486,6 +1543,8 @@ def plan_conv1d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv1d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1510,12 +1569,12 @@ def plan_conv1d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
     (2, 4, 16)
     """
     return _plan(1, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 0, layout, dtype, algorithm)
+                 0, layout, activation, dtype, algorithm)
 
 
 def plan_conv2d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayLike] = None,
                 stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1, *,
-                padding_mode: str = "zeros", layout: Optional[str] = None, dtype: Any = None,
+                padding_mode: str = "zeros", layout: Optional[str] = None, activation: Activation = None, dtype: Any = None,
                 algorithm: str = "auto") -> ConvPlan:
     """A reusable plan for conv2d: `p = plan_conv2d(x.shape, w); y = p(x)`.
 
@@ -1535,6 +1594,8 @@ def plan_conv2d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv2d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1570,12 +1631,12 @@ def plan_conv2d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
     True
     """
     return _plan(2, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 0, layout, dtype, algorithm)
+                 0, layout, activation, dtype, algorithm)
 
 
 def plan_conv3d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayLike] = None,
                 stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1, *,
-                padding_mode: str = "zeros", layout: Optional[str] = None, dtype: Any = None,
+                padding_mode: str = "zeros", layout: Optional[str] = None, activation: Activation = None, dtype: Any = None,
                 algorithm: str = "auto") -> ConvPlan:
     """A reusable plan for conv3d.
 
@@ -1589,6 +1650,8 @@ def plan_conv3d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv3d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1613,13 +1676,13 @@ def plan_conv3d(x_shape: Sequence[int], weight: ArrayLike, bias: Optional[ArrayL
     (1, 3, 2, 2, 2)
     """
     return _plan(3, False, x_shape, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 0, layout, dtype, algorithm)
+                 0, layout, activation, dtype, algorithm)
 
 
 def plan_conv_transpose1d(x_shape: Sequence[int], weight: ArrayLike,
                           bias: Optional[ArrayLike] = None, stride: Size = 1, padding: Padding = 0,
                           output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
-                          layout: Optional[str] = None, dtype: Any = None,
+                          layout: Optional[str] = None, activation: Activation = None, dtype: Any = None,
                           algorithm: str = "auto") -> ConvPlan:
     """A reusable plan for conv_transpose1d.
 
@@ -1633,6 +1696,8 @@ def plan_conv_transpose1d(x_shape: Sequence[int], weight: ArrayLike,
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv_transpose1d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1657,13 +1722,13 @@ def plan_conv_transpose1d(x_shape: Sequence[int], weight: ArrayLike,
     (1, 3, 11)
     """
     return _plan(1, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
-                 output_padding, layout, dtype, algorithm)
+                 output_padding, layout, activation, dtype, algorithm)
 
 
 def plan_conv_transpose2d(x_shape: Sequence[int], weight: ArrayLike,
                           bias: Optional[ArrayLike] = None, stride: Size = 1, padding: Padding = 0,
                           output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
-                          layout: Optional[str] = None, dtype: Any = None,
+                          layout: Optional[str] = None, activation: Activation = None, dtype: Any = None,
                           algorithm: str = "auto") -> ConvPlan:
     """A reusable plan for conv_transpose2d.
 
@@ -1677,6 +1742,8 @@ def plan_conv_transpose2d(x_shape: Sequence[int], weight: ArrayLike,
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv_transpose2d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1701,13 +1768,13 @@ def plan_conv_transpose2d(x_shape: Sequence[int], weight: ArrayLike,
     (1, 3, 8, 8)
     """
     return _plan(2, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
-                 output_padding, layout, dtype, algorithm)
+                 output_padding, layout, activation, dtype, algorithm)
 
 
 def plan_conv_transpose3d(x_shape: Sequence[int], weight: ArrayLike,
                           bias: Optional[ArrayLike] = None, stride: Size = 1, padding: Padding = 0,
                           output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
-                          layout: Optional[str] = None, dtype: Any = None,
+                          layout: Optional[str] = None, activation: Activation = None, dtype: Any = None,
                           algorithm: str = "auto") -> ConvPlan:
     """A reusable plan for conv_transpose3d.
 
@@ -1721,6 +1788,8 @@ def plan_conv_transpose3d(x_shape: Sequence[int], weight: ArrayLike,
         Compute dtype. Default None (the dtype rule applied to `weight` and `bias`).
     algorithm : str, optional
         As in :func:`conv_transpose3d`; chosen now, once. Default "auto".
+    activation : {None, "relu", "relu6"} or (min, max), optional
+        Fused into the plan's output stores, after the bias; see :func:`conv2d`. Default None.
 
     Returns
     -------
@@ -1745,4 +1814,4 @@ def plan_conv_transpose3d(x_shape: Sequence[int], weight: ArrayLike,
     (1, 3, 4, 4, 4)
     """
     return _plan(3, True, x_shape, weight, bias, stride, padding, dilation, groups, "zeros",
-                 output_padding, layout, dtype, algorithm)
+                 output_padding, layout, activation, dtype, algorithm)

@@ -12,6 +12,7 @@ and other non-numeric dtypes raise TypeError.
 import contextvars
 from dataclasses import dataclass
 import functools
+import math
 import numbers
 import operator
 
@@ -184,18 +185,20 @@ class Geometry:
             return (self.in_channels, self.out_channels // self.groups, *self.kernel)
         return (self.out_channels, self.in_channels // self.groups, *self.kernel)
 
-    def desc(self, algorithm="auto", allow_lossy=None):
-        """The C descriptor (cconv._core.Descriptor), made once per geometry and effective
-        algorithm (the algorithm as the lossy-algorithm setting allows: effective_algorithm)."""
+    def desc(self, algorithm="auto", allow_lossy=None, activation=None):
+        """The C descriptor (cconv._core.Descriptor), made once per geometry, effective
+        algorithm (the algorithm as the lossy-algorithm setting allows: effective_algorithm) and
+        activation bounds (activation_bounds)."""
         algorithm = effective_algorithm(algorithm, allow_lossy)
-        d = self._descs.get(algorithm)
+        d = self._descs.get((algorithm, activation))
         if d is None:
             from ._core import Descriptor
-            d = self._descs[algorithm] = Descriptor(**self._desc, algorithm=algorithm)
+            d = self._descs[algorithm, activation] = Descriptor(**self._desc, algorithm=algorithm,
+                                                                activation=activation)
         return d
 
     @functools.cached_property
-    def _descs(self):  # algorithm -> Descriptor
+    def _descs(self):  # (algorithm, activation bounds) -> Descriptor
         return {}
 
     @functools.cached_property
@@ -405,6 +408,28 @@ def check_bias(bias, channels, name="bias"):
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != channels):
         raise ValueError(f"{name} must have shape ({channels},) to match the output channels, "
                          f"got shape {bias.shape}")
+
+
+#: The named activations a convolution fuses into its stores, as (min, max) bounds:
+#: torch.relu and torch.nn.functional.relu6 (hardtanh(0, 6)).
+ACTIVATIONS = {"relu": (0.0, math.inf), "relu6": (0.0, 6.0)}
+
+
+def activation_bounds(activation, name="activation"):
+    """None (no activation), or the (min, max) float bounds of a fused activation: "relu",
+    "relu6", or a pair (min, max) of real numbers, either None for unbounded (torch.clamp's
+    min=, max=). Outputs become min(max(y, min), max) after the bias; NaN stays NaN."""
+    if activation is None:
+        return None
+    if isinstance(activation, str) and activation in ACTIVATIONS:
+        return ACTIVATIONS[activation]
+    if isinstance(activation, (tuple, list)) and len(activation) == 2 and all(
+            v is None or (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+                          and not math.isnan(v)) for v in activation):
+        lo, hi = activation
+        return (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
+    raise ValueError(f"{name} must be None, 'relu', 'relu6' or a pair (min, max) of real numbers "
+                     f"(None for an unbounded side; not NaN), got {activation!r}")
 
 
 def output_array(out, shape, dtype, inputs):

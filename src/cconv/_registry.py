@@ -26,10 +26,10 @@ from ._geometry import LAYOUTS, _is_int, channels_last
 DEFAULTS: Dict[str, Any] = dict(
     bias=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1, shuffle_groups=None,
     padding_mode="zeros", layout=None, out=None, algorithm="auto", fused=True,
-    dtype=None, threads="auto")
+    dtype=None, threads="auto", activation=None, depthwise_bias=None, depthwise_activation=None)
 
 #: Parameters that do not change the stages a call runs (describe() ignores them).
-RUN_ONLY = ("bias", "out", "algorithm", "fused")
+RUN_ONLY = ("bias", "out", "algorithm", "fused", "activation", "depthwise_bias", "depthwise_activation")
 
 _WINDOW = "bias=, stride=, padding=, dilation="
 _KEYWORDS = "*, padding_mode=, layout=, out=, algorithm="
@@ -153,33 +153,34 @@ class Operation:
 
 
 def _conv(nd: int) -> Operation:
-    return Operation(f"conv{nd}d", f"x, weight, {_WINDOW}, groups=, {_KEYWORDS}", nd, "conv_stages",
+    return Operation(f"conv{nd}d", f"x, weight, {_WINDOW}, groups=, {_KEYWORDS}, activation=", nd, "conv_stages",
                      (nd, False), (f"conv{nd}d_input", f"conv{nd}d_weight"), plan=True)
 
 
 def _conv_transpose(nd: int) -> Operation:
     name = f"conv_transpose{nd}d"
     return Operation(name, "x, weight, bias=, stride=, padding=, output_padding=, groups=, dilation=, "
-                     "*, layout=, out=, algorithm=", nd, "conv_stages", (nd, True),
+                     "*, layout=, out=, algorithm=, activation=", nd, "conv_stages", (nd, True),
                      (f"{name}_input", f"{name}_weight"), plan=True)
 
 
 _RECORDS = (
     _conv(1), _conv(2), _conv(3), _conv_transpose(1), _conv_transpose(2), _conv_transpose(3),
-    Operation("depthwise_conv2d", f"x, weight, {_WINDOW}, {_KEYWORDS}", 2, "depthwise_stages",
+    Operation("depthwise_conv2d", f"x, weight, {_WINDOW}, {_KEYWORDS}, activation=", 2, "depthwise_stages",
               grad=("depthwise_conv2d_input", "depthwise_conv2d_weight", "depthwise_conv2d_grads")),
-    Operation("separable_conv2d", f"x, depthwise_weight, pointwise_weight, {_WINDOW}, {_KEYWORDS}, fused=",
+    Operation("separable_conv2d", f"x, depthwise_weight, pointwise_weight, {_WINDOW}, {_KEYWORDS}, fused=, "
+              "activation=, depthwise_bias=, depthwise_activation=",
               2, "separable_stages", grad=("separable_conv2d_grads",)),
     Operation("spatially_separable_conv2d",
-              f"x, vertical_weight, horizontal_weight, {_WINDOW}, groups=, {_KEYWORDS}, fused=", 2,
+              f"x, vertical_weight, horizontal_weight, {_WINDOW}, groups=, {_KEYWORDS}, fused=, activation=", 2,
               "spatially_separable_stages", grad=("spatially_separable_conv2d_grads",)),
     Operation("flattened_conv2d",
-              f"x, channel_weight, vertical_weight, horizontal_weight, {_WINDOW}, {_KEYWORDS}, fused=",
+              f"x, channel_weight, vertical_weight, horizontal_weight, {_WINDOW}, {_KEYWORDS}, fused=, activation=",
               2, "flattened_stages", grad=("flattened_conv2d_grads",)),
     Operation("channel_shuffle", "x, groups, *, layout=, out=", None, "shuffle_stages",
               grad=("channel_shuffle_input",)),
     Operation("shuffled_grouped_conv2d", f"x, weight, groups, {_WINDOW}, *, shuffle_groups=, "
-              "padding_mode=, layout=, out=, algorithm=", 2, "shuffled_grouped_stages",
+              "padding_mode=, layout=, out=, algorithm=, activation=", 2, "shuffled_grouped_stages",
               grad=("shuffled_grouped_conv2d_grads",), dask=False),
 )
 

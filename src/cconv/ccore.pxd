@@ -27,6 +27,10 @@ cdef extern from "cconv.h" nogil:
         CCONV_ALGO_WINOGRAD
         CCONV_ALGO_EXACT
 
+    ctypedef enum cconv_activation:
+        CCONV_ACT_NONE
+        CCONV_ACT_CLAMP
+
     ctypedef enum cconv_status:
         CCONV_OK
         CCONV_ERR_INVALID
@@ -49,6 +53,8 @@ cdef extern from "cconv.h" nogil:
         int64_t pad_after[3]
         int64_t output_padding[3]
         int64_t out_size[3]
+        cconv_activation activation
+        double act_min, act_max
 
     ctypedef struct cconv_plan:
         pass
@@ -61,6 +67,10 @@ cdef extern from "cconv.h" nogil:
                                              const void *x, void *y)
     cconv_status cconv_plan_execute_separable(const cconv_plan *dw_plan, const void *pw,
                                               const void *bias, int64_t Co2, const void *x, void *y)
+    cconv_status cconv_plan_execute_separable_act(const cconv_plan *dw_plan, const void *pw,
+                                                  const void *bias, int64_t Co2, int act,
+                                                  double act_min, double act_max, const void *x,
+                                                  void *y)
     cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_weight,
                                         const void *bias, int64_t Ci, const void *cw,
                                         const void *x, void *y)

@@ -27,11 +27,13 @@ cconv_status cconv_dw_run_cl_f32(const cconv_plan *p, const dw_state *dws, const
 cconv_status cconv_dw_run_cl_f64(const cconv_plan *p, const dw_state *dws, const double *x, double *y,
                                  int64_t *const map[3]);
 /* The fused separable convolution: this depthwise plan, then a 1x1 with pw packed
- * [Co2/CCONV_PW_MR blocks][Cmid][CCONV_PW_MR] and bias pw_bias (or NULL), channels-first. */
+ * [Co2/CCONV_PW_MR blocks][Cmid][CCONV_PW_MR], bias pw_bias (or NULL) and pw_act's activation,
+ * channels-first. */
 cconv_status cconv_dw_run_separable_f32(const cconv_plan *p, const dw_state *dws, const float *pw, int64_t Co2,
-                                        const float *pw_bias, const float *x, float *y, int64_t *const map[3]);
+                                        const float *pw_bias, const cconv_conv_desc *pw_act, const float *x,
+                                        float *y, int64_t *const map[3]);
 cconv_status cconv_dw_run_separable_f64(const cconv_plan *p, const dw_state *dws, const double *pw, int64_t Co2,
-                                        const double *pw_bias, const double *x, double *y,
-                                        int64_t *const map[3]);
+                                        const double *pw_bias, const cconv_conv_desc *pw_act, const double *x,
+                                        double *y, int64_t *const map[3]);
 
 #endif

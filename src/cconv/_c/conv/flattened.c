@@ -5,6 +5,7 @@
  * The banding depends on the thread count, the results do not: every output sums the same terms
  * in the same order whichever band computes it. */
 #include "core/plan.h"
+#include "core/act.h"
 
 #define FLAT_BAND_BYTES (512 * 1024)
 
@@ -35,6 +36,7 @@ static cconv_status run_job(const flat_bands *f, const cconv_conv_desc *d, const
                 char *o = yb + (size_t)(c * OH * OW + i) * es;
                 if (bias) cconv_copy1(o, (const char *)bias + (size_t)c * es, es);
                 else cconv_copy1(o, &(double){0}, es);
+                cconv_act_rows(d, cconv_active_isa(), o, 1, 1, 0);
             }
         return CCONV_OK;
     }
@@ -146,6 +148,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
         cconv_conv_desc pd = d, dd = d;
         pd.batch = dd.batch = 1;
         pd.in_channels = Ci; pd.groups = 1; pd.in_size[1] = v.rows; pd.algorithm = CCONV_ALGO_GEMM;
+        pd.activation = CCONV_ACT_NONE; /* the activation is the depthwise step's */
         for (int a = 0; a < 3; a++) {
             pd.kernel[a] = pd.stride[a] = pd.dilation[a] = 1;
             pd.pad_before[a] = pd.pad_after[a] = 0;

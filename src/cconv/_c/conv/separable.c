@@ -5,8 +5,20 @@
 cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, const void *bias,
                                           int64_t Co2, const void *x, void *y)
 {
+    return cconv_plan_execute_separable_act(p, pw, bias, Co2, CCONV_ACT_NONE, 0, 0, x, y);
+}
+
+cconv_status cconv_plan_execute_separable_act(const cconv_plan *p, const void *pw, const void *bias,
+                                              int64_t Co2, int act, double act_min, double act_max,
+                                              const void *x, void *y)
+{
     if (!p || !pw || !x || !y || Co2 < 1) return CCONV_ERR_INVALID;
     const cconv_conv_desc *d = &p->d;
+    /* the 1x1 stage's activation, in the form the store helper reads */
+    const cconv_conv_desc pw_act = {.dtype = d->dtype, .activation = (cconv_activation)act,
+                                    .act_min = act_min, .act_max = act_max};
+    if (act != CCONV_ACT_NONE && (act != CCONV_ACT_CLAMP || act_min != act_min || act_max != act_max))
+        return CCONV_ERR_INVALID;
     if (p->impl != &cconv_impl_depthwise || d->channels_last || !cconv_one_plane(d)) return CCONV_ERR_UNSUPPORTED;
     const dw_state *s = p->state;
     const int64_t Cm = d->out_channels, nblk = Co2 / CCONV_PW_MR + (Co2 % CCONV_PW_MR != 0);
@@ -31,8 +43,8 @@ cconv_status cconv_plan_execute_separable(const cconv_plan *p, const void *pw, c
             }
     const int serial = cconv_set_serial(cconv_small_work(d));
     const cconv_status st = d->dtype == CCONV_FLOAT64
-        ? cconv_dw_run_separable_f64(p, s, (const double *)pack, Co2, bias, x, y, map)
-        : cconv_dw_run_separable_f32(p, s, (const float *)pack, Co2, bias, x, y, map);
+        ? cconv_dw_run_separable_f64(p, s, (const double *)pack, Co2, bias, &pw_act, x, y, map)
+        : cconv_dw_run_separable_f32(p, s, (const float *)pack, Co2, bias, &pw_act, x, y, map);
     cconv_set_serial(serial);
     cconv_free(pack);
     cconv_free(map[0]);

@@ -22,6 +22,9 @@ cconv_status cconv_conv_output_size(cconv_conv_desc *d)
     if (!d || (d->dtype != CCONV_FLOAT32 && d->dtype != CCONV_FLOAT64)) return CCONV_ERR_INVALID;
     if (d->padding_mode < CCONV_PAD_ZEROS || d->padding_mode > CCONV_PAD_SYMMETRIC) return CCONV_ERR_INVALID;
     if (d->algorithm < CCONV_ALGO_AUTO || d->algorithm > CCONV_ALGO_EXACT) return CCONV_ERR_INVALID;
+    if (d->activation != CCONV_ACT_NONE &&
+        (d->activation != CCONV_ACT_CLAMP || d->act_min != d->act_min || d->act_max != d->act_max))
+        return CCONV_ERR_INVALID;
     if (d->batch < 0 || d->in_channels < 1 || d->out_channels < 1 || d->groups < 1) return CCONV_ERR_INVALID;
     if (d->in_channels % d->groups || d->out_channels % d->groups) return CCONV_ERR_INVALID;
     if (d->transposed && d->padding_mode != CCONV_PAD_ZEROS) return CCONV_ERR_INVALID;

@@ -211,6 +211,7 @@ cconv_status cconv_conv_input_grad(const cconv_conv_desc *desc, const void *grad
 {
     if (!desc || !grad_output || !weight || !grad_input) return CCONV_ERR_INVALID;
     cconv_conv_desc d = *desc;
+    d.activation = CCONV_ACT_NONE; /* the gradient of the convolution alone */
     cconv_status st = cconv_conv_output_size(&d);
     if (st != CCONV_OK) return st;
     const size_t es = cconv_dtype_size(d.dtype);

@@ -119,6 +119,11 @@ typedef cconv_gw_dw_ukr *cconv_gw_dw_fn;
 typedef void cconv_gw_dw_cl_ukr(const void *const *xrows, int64_t nrows, int KR, const ptrdiff_t *cols,
                                 int KW, int64_t OW, const void *g, int64_t C, void *acc);
 typedef cconv_gw_dw_cl_ukr *cconv_gw_dw_cl_fn;
+/* The fused activation (ukernels/act.c.in): y[r*ystride + i] = min(max(y + b, lo), hi) for r < rows,
+ * i < n, NaN and -0.0 kept; b is bcol[i] (bcol not NULL), else brow[r] (brow not NULL), else none. */
+typedef void cconv_act_ukr(void *y, int64_t rows, int64_t n, int64_t ystride, double lo, double hi,
+                           const void *bcol, const void *brow);
+typedef cconv_act_ukr *cconv_act_fn;
 
 typedef struct {
     const char *name;
@@ -141,6 +146,7 @@ typedef struct {
     cconv_gw_dw_fn gw_dw[2];
     cconv_gw_dw_cl_fn gw_dw_cl[2];
     cconv_fma_loop_fn fma_loop[2];
+    cconv_act_fn act[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;
