@@ -3,24 +3,32 @@
     python tools/compare_builds.py OLD NEW [--rounds 4] [--quick] [--check] [--output FILE]
 
 OLD and NEW are checkouts with a built extension (src/cconv/_core*.so). Each run is a fresh
-`python -m cconv.bench` process with PYTHONPATH=<checkout>/src (cconv only: no PyTorch, no NumPy
-baseline; the same thread count), its Markdown table read back. The runs alternate OLD, NEW,
+`python -m cconv.bench` process with PYTHONPATH=<checkout>/src (cconv only: every
+`--no-<library>` option that side's bench knows; the same thread count), its Markdown table read back. The runs alternate OLD, NEW,
 OLD, NEW ... group by group, for --rounds rounds, so that both sides see the same machine.
 Groups: the suite in float32 NCHW, in NHWC, in float64, and the gradients.
 
 Per case, each side's time is its best (the minimum over the rounds of the bench's median):
 a shared host moves single cases by +-10% between processes running identical code, the best
 of several processes is what the code can do. ratio = old best / new best (> 1: NEW faster).
+--same-process loads both builds into one Python process (each checkout's package copied under
+its own name, cconv_old and cconv_new) and alternates their calls case by case (old, new, new,
+old, ...), each side's best over the rounds. Both then share the machine's moment, the heap's
+state and the OpenMP runtime, which separate processes do not: on a shared host the process
+mode moves single cases by 10-20% while this mode agrees with instruction counts.
+
 The acceptance rule (--check makes the exit status 1 when it fails): the geometric mean of the
 ratios >= 1.0 and no case below 0.95.
 """
 import argparse
 import datetime
 import glob
+import json
 import math
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,6 +77,17 @@ def cpu_model():
     return found.group(1).strip() if found else "unknown CPU"
 
 
+def without_anchors(path, cwd):
+    """The bench options of this checkout that switch every other library off. Both sides time
+    cconv alone: an anchor timed in the same process (ONNX Runtime's spinning thread pool above
+    all) takes cores from the cconv calls interleaved with it, on one side only when only the
+    newer bench knows that anchor."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(path, "src"))
+    usage = subprocess.run([sys.executable, "-m", "cconv.bench", "--help"], env=env, cwd=cwd,
+                           capture_output=True, text=True).stdout
+    return sorted(set(re.findall(r"--no-[a-z]+", usage)))
+
+
 def bench(path, args, cwd):
     """{case name: seconds} from one `python -m cconv.bench` process (None: the case failed)."""
     md = os.path.join(cwd, "bench.md")
@@ -87,6 +106,53 @@ def bench(path, args, cwd):
     return times
 
 
+SAME_PROCESS = r"""
+import json, sys, time, numpy as np, cconv_old, cconv_new
+from cconv.bench import cases as C
+groups, rounds, threads, target = json.loads(sys.argv[1])
+mods = (cconv_old, cconv_new)
+for m in mods:
+    m.set_num_threads(threads)
+best = {}
+for group, tokens, dtype, channels_last in groups:
+    for case in C.select(tokens):
+        x, ws, dy = C.make_inputs(case, dtype, channels_last)
+        calls = [C.cconv_callable(m, case, x, ws, dy, channels_last) for m in mods]
+        t0 = time.perf_counter(); calls[0](); calls[1]()
+        loops = max(1, int(target / max(1e-6, (time.perf_counter() - t0) / 2)))
+        times = [[], []]
+        for r in range(2 * rounds):
+            k = (r + r // 2) % 2                     # old, new, new, old, old, new, ...
+            t0 = time.perf_counter()
+            for _ in range(loops):
+                calls[k]()
+            times[k].append((time.perf_counter() - t0) / loops)
+        best[group + "|" + case.name] = [min(times[0]), min(times[1])]
+        print(case.name, file=sys.stderr, flush=True)
+print(json.dumps(best))
+"""
+
+
+def same_process(sides, args, tmp):
+    """{(group, case name): [old best, new best]} measured by SAME_PROCESS in one process."""
+    pkgs = os.path.join(tmp, "packages")
+    for side, path in sides.items():
+        shutil.copytree(os.path.join(path, "src", "cconv"), os.path.join(pkgs, "cconv_" + side),
+                        ignore=shutil.ignore_patterns("_c", "_core.c", "include", "__pycache__"))
+    groups = []
+    for label, bench_args in args.groups:
+        opts = dict(zip(bench_args[::2], bench_args[1::2]))
+        groups.append((label, opts["--variants"].split(","), opts.get("--dtype", "float32"),
+                       opts.get("--layout", "NCHW") == "NHWC"))
+    env = dict(os.environ, PYTHONPATH=pkgs + os.pathsep + os.path.join(sides["new"], "src"))
+    r = subprocess.run([sys.executable, "-c", SAME_PROCESS,
+                        json.dumps([groups, args.rounds, args.threads, 0.02 if not args.quick else 0.002])],
+                       env=env, cwd=tmp, stdout=subprocess.PIPE, text=True)
+    if r.returncode:
+        sys.exit("the same-process comparison failed (its error is above)")
+    return {tuple(k.split("|", 1)): v for k, v in json.loads(r.stdout).items()}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("old", help="checkout of the old build")
@@ -97,6 +163,8 @@ def parse_args(argv=None):
                    help="a smoke test of a few minutes: the bench's --quick, 2 rounds")
     p.add_argument("--groups", default=",".join(g for g, _ in GROUPS),
                    help="comma list of: " + ", ".join(g for g, _ in GROUPS))
+    p.add_argument("--same-process", action="store_true",
+                   help="both builds in one process, calls alternated case by case")
     p.add_argument("--check", action="store_true",
                    help=f"exit status 1 when geomean < {MIN_GEOMEAN} or a case < {MIN_RATIO}")
     p.add_argument("--output", metavar="FILE", help="write the report (Markdown) here too")
@@ -127,6 +195,7 @@ def report(best, failed, args, info, command, started, load):
         f"- old: {info['old'][0]} ({args.old}), ISA {info['old'][1]}",
         f"- new: {info['new'][0]} ({args.new}), ISA {info['new'][1]}",
         f"- {args.threads} threads, {args.rounds} alternating rounds, each side's best per case"
+        + (", both builds in one process" if args.same_process else "")
         + (", bench --quick" if args.quick else ""),
         "",
         "| group | case | old ms | new ms | old/new |",
@@ -177,18 +246,19 @@ def main(argv=None):
     started = datetime.datetime.now(datetime.timezone.utc)
     load = os.getloadavg()[0]
     sides = {"old": checkout(args.old), "new": checkout(args.new)}
-    common = ["--no-torch", "--no-numpy", "--threads", str(args.threads)]
-    if args.quick:
-        common.append("--quick")
+    common = ["--threads", str(args.threads)] + (["--quick"] if args.quick else [])
     best, failed = {}, set()
     with tempfile.TemporaryDirectory() as tmp:   # cwd: no stray cconv next to `python -m`
         info = {side: describe(path, tmp) for side, path in sides.items()}
-        for r in range(args.rounds):
+        alone = {side: without_anchors(path, tmp) for side, path in sides.items()}
+        if args.same_process:
+            best = same_process(sides, args, tmp)
+        for r in range(0 if args.same_process else args.rounds):
             for group, group_args in args.groups:
                 for k, side in enumerate(("old", "new")):
                     print(f"round {r + 1}/{args.rounds}, {group}, {side} ...", end="",
                           file=sys.stderr, flush=True)
-                    times = bench(sides[side], common + group_args, tmp)
+                    times = bench(sides[side], alone[side] + common + group_args, tmp)
                     print(f" {len(times)} cases", file=sys.stderr, flush=True)
                     for name, t in times.items():
                         pair = best.setdefault((group, name), [None, None])
