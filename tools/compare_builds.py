@@ -79,9 +79,9 @@ def cpu_model():
 
 def without_anchors(path, cwd):
     """The bench options of this checkout that switch every other library off. Both sides time
-    cconv alone: an anchor timed in the same process (ONNX Runtime's spinning thread pool above
-    all) takes cores from the cconv calls interleaved with it, on one side only when only the
-    newer bench knows that anchor."""
+    cconv alone: an anchor timed in the same process slows the cconv calls interleaved with it
+    (ONNX Runtime, though its pool does not spin between runs: why is not known), on one side
+    only when only the newer bench knows that anchor."""
     env = dict(os.environ, PYTHONPATH=os.path.join(path, "src"))
     usage = subprocess.run([sys.executable, "-m", "cconv.bench", "--help"], env=env, cwd=cwd,
                            capture_output=True, text=True).stdout
