@@ -215,6 +215,38 @@ def test_nan_and_inf(isa, algorithm, dtype, cl):
             assert np.array_equal(np.isnan(y), np.isnan(y0))  # NaN propagates through every clamp
 
 
+@pytest.mark.parametrize("cl", [False, True], ids=["cf", "cl"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_flattened_nan_and_inf(isa, dtype, cl):
+    """The fused flattened pass redoes a result with Inf or NaN by its stages; a clamp would hide
+    an Inf from that check, so the activation must not: Inf and NaN in x (inside and next to the
+    padding), an Inf bias, and a finite x whose 1x1 overflows, each against the unfused clamp."""
+    rng = np.random.default_rng(7)
+    big = np.finfo(dtype).max / 2
+    spots = {  # value at (n, c, h, w) of x (2, 8, 11, 9)
+        "+inf": [(0, 3, 0, 4), (1, 5, 10, 8)], "-inf": [(1, 2, 5, 0), (0, 6, 4, 4)],
+        "nan": [(0, 1, 0, 0), (1, 7, 6, 8)], "mixed": [(0, 3, 0, 4), (0, 2, 10, 0), (1, 4, 5, 5)],
+        "bias": [], "overflow": [(0, 2, 5, 4), (1, 6, 0, 8)]}
+    fill = {"+inf": [np.inf], "-inf": [-np.inf], "nan": [np.nan], "mixed": [np.inf, -np.inf, np.nan],
+            "bias": [], "overflow": [big]}
+    ch, v, h, b = (rand(rng, s, dtype) for s in ((10, 8), (10, 3), (10, 3), (10,)))
+    ch[:, 2] = ch[:, 6] = 4  # the overflow case: 4 * big is past the dtype's range
+    with use_isa(isa):
+        for case, where in spots.items():
+            x = 2 * rand(rng, (2, 8, 11, 9), dtype)
+            for k, i in enumerate(where):
+                x[i] = fill[case][k % len(fill[case])]
+            bias = b.copy()
+            if case == "bias":
+                bias[4] = np.inf
+            kw = dict(padding=1, layout="NHWC" if cl else None)
+            y0 = cconv.flattened_conv2d(_cl(x, cl), ch, v, h, bias, **kw)
+            assert not np.isfinite(y0).all(), case
+            for act, bounds in ACTIVATIONS:
+                y = cconv.flattened_conv2d(_cl(x, cl), ch, v, h, bias, **kw, activation=act)
+                assert_bitwise(y, clamp(y0, bounds))
+
+
 def test_bad_activations():
     x, w = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3))
     for bad in ("ReLU", "sigmoid", "", 0, 1.0, (0,), (0, 1, 2), (np.nan, 1), (0, np.nan), ("0", 1),

@@ -1070,7 +1070,9 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
         intermediate is allocated; channels-last a chunk of images at a time. False runs the
         three stages one after the other (the same result up to rounding).
     activation : {None, "relu", "relu6"} or (min, max), optional
-        Fused into the stores of the last pass, after the bias; see :func:`conv2d`. Default None.
+        After the bias; see :func:`conv2d`. Fused into the stores of the last stage when
+        ``fused=False``; applied after the fused pass otherwise (its check for Inf and NaN needs
+        the values before the clamp). Default None.
 
     Returns
     -------
@@ -1119,23 +1121,25 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
     inputs = (x, ch, v, h, bias)
     weights = [ch.reshape(cout, -1, 1, 1), v.reshape(cout, 1, -1, 1), h.reshape(cout, 1, 1, -1)]
     act = activation_bounds(activation)
-    # (an activation would hide the Inf that the check below looks for: finite filters only)
-    if not fused or algorithm not in _CHOOSING or (
-            act is not None and not all(np.isfinite(w).all() for w in weights)):
+    if not fused or algorithm not in _CHOOSING:
         return _run_stages(stages, x, weights, bias, out, inputs, algorithm, act)
     y = _flattened_fused(stages, x, weights[0], v, h, bias, out, inputs, algorithm, padding_mode,
-                         layout, act)
+                         layout)
     # The fused pass multiplies vertical * horizontal before it meets the data: with an Inf or NaN
     # about, that can move NaNs (Inf * 0 inside the product, not in the stages), so such results
     # are redone by the stages. A finite fused result implies finite filters and finite values
     # read, where both agree; its sum is finite iff every element is, bar overflow (which just
     # redoes the call too). Checked on the output, which exists, not on x (maybe a huge view).
+    # The activation comes after the check: its clamp would turn an Inf into a bound (from Inf in
+    # x, in the bias, or an overflow), and the fused values would stand where the stages' belong.
     if y.size and not np.isfinite(np.sum(y)):
         return _run_stages(stages, x, weights, bias, y, inputs, algorithm, act)
+    if act is not None:  # as the kernels clamp, in y's dtype: NaN and -0.0 stay, min > max gives max
+        np.clip(y, *(y.dtype.type(b) for b in act), out=y)
     return y
 
 
-def _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_mode, layout, act):
+def _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_mode, layout):
     """flattened_conv2d's fused paths: the 1x1 (ch, already (C_out, C_in, 1, 1)), then one
     depthwise pass with the kh x kw filters vertical[o, i] * horizontal[o, j]."""
     cout = ch.shape[0]
@@ -1150,13 +1154,12 @@ def _flattened_fused(stages, x, ch, v, h, bias, out, inputs, algorithm, padding_
     # The 1x1, then the one depthwise pass, a chunk of images at a time: channels-last, and for
     # the padding modes other than zeros, which the banded kernel below does not implement.
     if stages[0].channels_last or padding_mode != "zeros":
-        return _run_chunked([stages[0], dw], x, [ch, k[:, None]], bias, out,
-                            inputs, algorithm, act)
+        return _run_chunked([stages[0], dw], x, [ch, k[:, None]], bias, out, inputs, algorithm)
     check_bias(bias, cout)
     y, target = _geometry.output_array(out, horz.out_shape, dtype, inputs)
     if y.size == 0:
         return y
-    _flattened_into(dw.desc(algorithm, activation=act), np.ascontiguousarray(k).reshape(cout, 1, *k.shape[1:]),
+    _flattened_into(dw.desc(algorithm), np.ascontiguousarray(k).reshape(cout, 1, *k.shape[1:]),
                     contiguous(bias, dtype), contiguous(ch, dtype), np.ascontiguousarray(x, dtype=dtype),
                     target)
     if target is not y:

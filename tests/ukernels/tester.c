@@ -259,6 +259,22 @@ static void expect_exact(out_t *o, ptrdiff_t i, double v)
     o->tol[i] = 0;
 }
 
+/* v exactly, bit for bit in the dtype (NaN's sign and payload, -0.0), where expect_exact's
+ * |diff| <= 0 cannot see them. */
+static void expect_bits(out_t *o, ptrdiff_t i, double v)
+{
+    o->wr[i] = 1;
+    o->want[i] = v;
+    o->tol[i] = -1;
+}
+
+static int same_bits(const ctx *c, const void *p, ptrdiff_t i, double want)
+{
+    char w[8];
+    st(c, w, 0, want);
+    return memcmp((const char *)p + i * c->es, w, (size_t)c->es) == 0;
+}
+
 static void check_out(ctx *c, const out_t *o)
 {
     for (ptrdiff_t i = -PAD; i < o->n + PAD; i++) {
@@ -267,7 +283,10 @@ static void check_out(ctx *c, const out_t *o)
         c->checks++;
         if (i >= 0 && i < o->n && o->wr[i]) {
             const double got = ld(c, o->p, i);
-            if (!(fabs(got - o->want[i]) <= o->tol[i]))
+            if (o->tol[i] < 0) {
+                if (!same_bits(c, o->p, i, o->want[i]))
+                    failf(c, "%s[%td]%s: got %.9g, want %.9g bit for bit", o->name, i, at, got, o->want[i]);
+            } else if (!(fabs(got - o->want[i]) <= o->tol[i]))
                 failf(c, "%s[%td]%s: got %.9g, want %.9g (|diff| %.3g > tol %.3g)", o->name, i, at, got,
                       o->want[i], fabs(got - o->want[i]), o->tol[i]);
         } else if (!is_sentinel(c, o->p, i)) {
@@ -1106,6 +1125,77 @@ static void test_fma_loop(ctx *c)
     fma_case(c, fn, 0, &chains);
 }
 
+/* ------------------------------------------------------------------ fused activation */
+
+/* The contract's clamp of one element in the dtype: min(max(v + b, lo), hi) with NaN and -0.0
+ * kept (a NaN is no bound's side; -0.0 is not below 0), and hi where lo > hi (torch.clamp). */
+static double act_want(const ctx *c, double v, const double *b, double lo, double hi)
+{
+    if (c->dt) {
+        const double s = b ? v + *b : v;
+        if (isnan(s)) return s;
+        const double t = s < lo ? lo : s;
+        return t > hi ? hi : t;
+    }
+    const float s = b ? (float)v + (float)*b : (float)v, l = (float)lo, h = (float)hi;
+    if (isnan(s)) return s;
+    const float t = s < l ? l : s;
+    return t > h ? h : t;
+}
+
+/* A value for the clamp: one of the edges (NaN, +-Inf, +-0.0, the bounds and their neighbours
+ * outside) one time in three, else uniform in [-8, 8] (across ReLU6's and the finite bounds). */
+static double act_val(const ctx *c, double lo, double hi)
+{
+    const double lo_out = c->dt ? nextafter(lo, -INFINITY) : nextafterf((float)lo, -INFINITY),
+                 hi_out = c->dt ? nextafter(hi, INFINITY) : nextafterf((float)hi, INFINITY);
+    const double edges[] = {NAN, INFINITY, -INFINITY, -0.0, 0.0, lo, hi, lo_out, hi_out};
+    if (rnd_int(3) == 0) return edges[rnd_int(9)];
+    return 16.0 * (double)(rnd_u64() >> 11) / 9007199254740992.0 - 8.0;
+}
+
+/* bias: 0 none, 1 bcol (one a column), 2 brow (one a row); rows ys >= n elements apart, the
+ * columns past n (ys > n) must keep their sentinels. */
+static void act_case(ctx *c, cconv_act_fn fn, int64_t m, int64_t n, ptrdiff_t ys, int bias, double lo, double hi)
+{
+    static const char *bname[3] = {"none", "bcol", "brow"};
+    begin(c, "act: m=%lld n=%lld ys=%td bias=%s lo=%g hi=%g", (long long)m, (long long)n, ys, bname[bias], lo, hi);
+    const int64_t nb = bias == 1 ? n : bias == 2 ? m : 0;
+    void *b = nb ? galloc(c, (size_t)nb * c->es) : NULL;
+    out_t y;
+    if ((nb && !b) || !out_init(c, &y, "y", (m - 1) * ys + n, ys)) return;
+    for (int64_t k = 0; k < nb; k++) /* bias edges too: NaN, +-Inf, +-0.0 */
+        st(c, b, k, rnd_int(3) ? 4.0 * (double)(rnd_u64() >> 11) / 9007199254740992.0 - 2.0
+                               : (const double[]){NAN, INFINITY, -INFINITY, -0.0, 0.0}[rnd_int(5)]);
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t i = 0; i < n; i++) {
+            const ptrdiff_t e = r * ys + i;
+            st(c, y.p, e, act_val(c, lo, hi));
+            double bv = 0;
+            if (bias) bv = ld(c, b, bias == 1 ? i : r);
+            expect_bits(&y, e, act_want(c, ld(c, y.p, e), bias ? &bv : NULL, lo, hi));
+        }
+    CALL(c, fn(y.p, m, n, ys, lo, hi, bias == 1 ? b : NULL, bias == 2 ? b : NULL));
+    if (!c->faulted) check_out(c, &y);
+}
+
+static void test_act(ctx *c)
+{
+    const cconv_act_fn fn = c->t->act[c->dt];
+    const int64_t vl = c->vl;
+    int64_t ms[] = {1, 2, vl - 1, vl, vl + 1}, ns[] = {1, vl - 1, vl, vl + 1, 2 * vl - 1, 2 * vl + 1, 3 * vl + 3};
+    const int nm = sizes(ms, 5, 1), nn = sizes(ns, 7, 1);
+    /* ReLU, ReLU6, finite bounds, min > max (every element comes out max) */
+    static const double bounds[][2] = {{0, INFINITY}, {0, 6}, {-1.5, 2.25}, {1, -1}};
+    int i = 0;
+    for (int a = 0; a < nm; a++)
+        for (int k = 0; k < nn; k++)
+            for (int bias = 0; bias < 3; bias++)
+                for (int q = 0; q < 4; q++, i++)
+                    act_case(c, fn, ms[a], ns[k], ns[k] + (i & 1 ? 0 : 1 + rnd_int(vl + 1)), bias, bounds[q][0],
+                             bounds[q][1]);
+}
+
 /* ------------------------------------------------------------------ entry points */
 
 typedef void (*family_fn)(ctx *);
@@ -1117,6 +1207,7 @@ static const struct {
     {"dw_direct", test_dw_direct}, {"dw_cl", test_dw_cl},           {"dw_expand", test_dw_expand},
     {"pw_band", test_pw_band},     {"copy", test_copy},             {"winograd", test_winograd},
     {"gw_tile", test_gw_tile},     {"gw_dw", test_gw_dw},           {"fma_loop", test_fma_loop},
+    {"act", test_act},
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
