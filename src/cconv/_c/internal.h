@@ -27,6 +27,17 @@ double cconv_fma_peak(const char *isa, cconv_dtype dtype, int64_t iters, int thr
 double cconv_l3_bytes(void);
 /* Makes cconv_threads() return 1 on this thread while on; returns the previous state. */
 int cconv_set_serial(int on);
+/* Called by every thread of a parallel region (it holds a barrier): records in *failed that this
+ * thread's buffers were not allocated (ok == 0); returns whether every thread's were. */
+static inline int cconv_team_allocated(int ok, int *failed)
+{
+    if (!ok) {
+#pragma omp atomic write
+        *failed = 1;
+    }
+#pragma omp barrier
+    return !*failed;
+}
 
 /* 64-bit size arithmetic with overflow detection: returns 0 on overflow. */
 static inline int cconv_mul(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }
