@@ -215,6 +215,7 @@ def test_nan_and_inf(isa, algorithm, dtype, cl):
             assert np.array_equal(np.isnan(y), np.isnan(y0))  # NaN propagates through every clamp
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # Inf/NaN input: an answer, not a warning
 @pytest.mark.parametrize("cl", [False, True], ids=["cf", "cl"])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 def test_flattened_nan_and_inf(isa, dtype, cl):

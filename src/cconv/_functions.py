@@ -1132,7 +1132,9 @@ def flattened_conv2d(x: ArrayLike, channel_weight: ArrayLike, vertical_weight: A
     # redoes the call too). Checked on the output, which exists, not on x (maybe a huge view).
     # The activation comes after the check: its clamp would turn an Inf into a bound (from Inf in
     # x, in the bias, or an overflow), and the fused values would stand where the stages' belong.
-    if y.size and not np.isfinite(np.sum(y)):
+    with np.errstate(invalid="ignore", over="ignore"):   # Inf - Inf, overflow: no warning to the user
+        finite = not y.size or np.isfinite(np.sum(y))
+    if not finite:
         return _run_stages(stages, x, weights, bias, y, inputs, algorithm, act)
     if act is not None:  # as the kernels clamp, in y's dtype: NaN and -0.0 stay, min > max gives max
         np.clip(y, *(y.dtype.type(b) for b in act), out=y)
