@@ -19,6 +19,7 @@ typedef struct {
     const flat_variant *var;
     const int *band_var;
     int64_t nb, OB, N, C, Ci, H, W, OH, OW, sh, ph, maxrows;
+    const cconv_isa_table *isa; /* the calling thread's: the jobs run on OpenMP workers */
 } flat_bands;
 
 /* One job: image n, band b, through the intermediate buffer mid (rows of the 1x1's output). */
@@ -31,13 +32,12 @@ static cconv_status run_job(const flat_bands *f, const cconv_conv_desc *d, const
     const int64_t o0 = b * f->OB, on = (o0 + f->OB < OH ? o0 + f->OB : OH) - o0;
     char *yb = (char *)y + (size_t)(n * C * OH * OW + o0 * OW) * es;
     if (v->rows == 0) { /* the band reads padding only: bias */
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t i = 0; i < on * OW; i++) {
-                char *o = yb + (size_t)(c * OH * OW + i) * es;
-                if (bias) cconv_copy1(o, (const char *)bias + (size_t)c * es, es);
-                else cconv_copy1(o, &(double){0}, es);
-                cconv_act_rows(d, cconv_active_isa(), o, 1, 1, 0);
-            }
+        for (int64_t c = 0; c < C; c++) {
+            char *yc = yb + (size_t)(c * OH * OW) * es;
+            const void *bc = bias ? (const char *)bias + (size_t)c * es : (const void *)&(double){0};
+            for (int64_t i = 0; i < on * OW; i++) cconv_copy1(yc + (size_t)i * es, bc, es);
+            cconv_act_rows(d, f->isa, yc, 1, on * OW, 0);
+        }
         return CCONV_OK;
     }
     /* the 1x1 reads the band's rows of x in place, the depthwise writes the band's rows of y */
@@ -159,7 +159,7 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
         if ((st = cconv_plan_create(&dd, dw_weight, bias, &var[k].dw)) != CCONV_OK) goto done;
         if (var[k].dw->impl != &cconv_impl_depthwise) { st = CCONV_ERR_UNSUPPORTED; goto done; }
     }
-    const flat_bands fb = {var, band_var, nb, OB, N, C, Ci, H, W, OH, OW, sh, ph, maxrows};
+    const flat_bands fb = {var, band_var, nb, OB, N, C, Ci, H, W, OH, OW, sh, ph, maxrows, cconv_active_isa()};
     st = run_bands(&fb, &d, bias, x, y, outer);
 done:
     for (int k = 0; k < nvar; k++) {
