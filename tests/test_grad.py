@@ -681,6 +681,10 @@ WEIGHT_GRAD_CASES = [
     # (channel, tap) rows of many L2-sized blocks: one unit a plane, items split by blocks only
     (2, (1, 256, 4, 4), (256, 256, 3, 3), dict(padding=1), None),
     (3, (1, 128, 2, 3, 3), (128, 128, 3, 3, 3), dict(padding=1), "NDHWC"),
+    # ... and several units a chunk: each (channel block)'s units in turn, its partial in L2; with
+    # one chunk (float32), each block's sum goes from a per-thread partial straight to dw
+    (3, (1, 256, 3, 3, 3), (256, 256, 3, 3, 3), dict(padding=1), None),
+    (3, (1, 112, 2, 3, 3), (256, 112, 3, 3, 3), dict(padding=1), None),
     # channels-last depthwise, multiplier 1 (run_gw_dw_cl_): 3x3 passes of 2 and 1 vectors (40
     # float64, 19 float32) and a scalar channel tail (40 = 32 + 8 float32, 19), other kernels tap
     # row by tap row (KW = 9: one tap column at a time), padding modes, strides, dilation, 1-D, 3-D

@@ -2,8 +2,9 @@
  *
  * Forward d: the gradient of the padded input on a region per dimension (zero padding: the
  * input's own positions; other modes: the whole padded axis, its border then folded back). The
- * depthwise route exists because the transposed GEMM wastes most of its tile there; it needs
- * finite filters: 0 * Inf would put NaN where the gradient has no term. The fold adds each padded
+ * depthwise route, and the grouped one for stride 1 and a few channels a group, exist because the
+ * transposed GEMM wastes most of its tile there; they need finite filters: 0 * Inf would put NaN
+ * where the gradient has no term. The fold adds each padded
  * position's gradient onto its source in a fixed order: dimension by dimension (D, H, W), the
  * border before the input, then the one after; a replicated edge receives the sum of its border
  * as NumPy's add.reduce sums it (pairwise when the dimension is the innermost one of size > 1,
@@ -173,6 +174,60 @@ static cconv_status region_depthwise(const cconv_conv_desc *d, const void *g, co
     return st;
 }
 
+/* Whether region_grouped takes d's region [lo, lo + L): stride 1, a few channels a group both
+ * ways (the grouped forward kernels' range; the transposed GEMM would waste most of its tile on
+ * them: 8x 128->128 g32 3x3 at 56x56 took 114 ms that way, 51 ms this one, docs/perf-notes.md),
+ * and no padding past the kernel's span (g would need cropping). */
+static int region_grouped_fits(const cconv_conv_desc *d, const int64_t *lo, const int64_t *L)
+{
+    const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
+    if (d->groups < 2 || cig < 2 || cig > 8 || cog < 2 || cog > 8) return 0;
+    for (int a = 0; a < 3; a++) {
+        const int64_t span = d->dilation[a] * (d->kernel[a] - 1);
+        if (d->stride[a] != 1 || lo[a] > span || L[a] + lo[a] - d->out_size[a] < 0) return 0;
+    }
+    return 1;
+}
+
+/* Narrow groups, stride 1 (finite filters, region_grouped_fits): the region's gradient is the
+ * correlation of g with each group's filters flipped and their channels exchanged, a forward
+ * grouped convolution. */
+static cconv_status region_grouped(const cconv_conv_desc *d, const void *g, const void *w, const int64_t *lo,
+                                   const int64_t *L, void *gp)
+{
+    const int64_t G = d->groups, cig = d->in_channels / G, cog = d->out_channels / G;
+    const int64_t K = d->kernel[0] * d->kernel[1] * d->kernel[2];
+    const size_t es = cconv_dtype_size(d->dtype);
+    cconv_conv_desc dd = *d;
+    dd.in_channels = d->out_channels;
+    dd.out_channels = d->in_channels;
+    dd.padding_mode = CCONV_PAD_ZEROS;
+    for (int a = 0; a < 3; a++) {
+        /* output position v reads g at v + tap*dilation - before */
+        dd.in_size[a] = d->out_size[a];
+        dd.pad_before[a] = d->dilation[a] * (d->kernel[a] - 1) - lo[a];
+        dd.pad_after[a] = L[a] + lo[a] - d->out_size[a];
+        dd.output_padding[a] = 0;
+    }
+    cconv_status st = cconv_conv_output_size(&dd);
+    if (st != CCONV_OK) return st;
+    for (int a = 0; a < 3; a++)
+        if (dd.out_size[a] != L[a]) return CCONV_ERR_INVALID; /* never: the padding above reaches L */
+    char *wf = cconv_alloc((size_t)(d->in_channels * cog * K) * es);
+    if (!wf) return CCONV_ERR_NOMEM;
+    /* filter (group q, input channel i) of the exchange, from its output channel o: w's filter
+     * (q, o), at input channel i, taps reversed */
+    for (int64_t q = 0; q < G; q++)
+        for (int64_t i = 0; i < cig; i++)
+            for (int64_t o = 0; o < cog; o++)
+                for (int64_t t = 0; t < K; t++)
+                    cconv_copy1(wf + (size_t)(((q * cig + i) * cog + o) * K + t) * es,
+                                (const char *)w + (size_t)(((q * cog + o) * cig + i) * K + K - 1 - t) * es, es);
+    st = cconv_conv(&dd, g, wf, NULL, gp);
+    cconv_free(wf);
+    return st;
+}
+
 /* grad_input <- the region gradient gp (N, C, L[0..2]) folded, dimension by dimension, onto the
  * positions its padding copied. */
 static cconv_status fold_all(const cconv_conv_desc *d, void *gp, const int64_t *L, void *grad_input)
@@ -246,6 +301,8 @@ cconv_status cconv_conv_input_grad(const cconv_conv_desc *desc, const void *grad
     const int finite = cconv_all_finite(weight, nw, d.dtype);
     if (d.in_channels == d.groups && finite)
         st = region_depthwise(&d, grad_output, weight, lo, L, gp);
+    else if (finite && region_grouped_fits(&d, lo, L))
+        st = region_grouped(&d, grad_output, weight, lo, L, gp);
     else
         st = region_transposed(&d, grad_output, weight, lo, L, gp);
     if (st == CCONV_OK && fold) st = fold_all(&d, gp, L, grad_input);

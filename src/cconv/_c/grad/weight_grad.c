@@ -127,6 +127,20 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     int64_t nch = (int64_t)(CCONV_GW_PARTIAL_BYTES / ((double)q->part * (double)es));
     nch = min64(nch, ceil_div(CCONV_GW_CHUNKS, q->nsplit));
     q->nchunks = max64(1, min64(nch, q->nunits));
+    /* Units outermost, an item's partial is read and written back once per unit: from memory when
+     * it outgrows L2 (C3D's 512->512 3x3x3 on 2x7x7: 1.9 MB an item). Per (group, channel block)
+     * instead, its partial stays in L2 and each unit's grad_output panel is read again, once per
+     * block: taken where that panel is the smaller (panall packs per unit: not with it). With one
+     * chunk, that partial is then the sum: transposed into dw from L2, the whole partial (28 MB
+     * for C3D) is never written to memory and read back. */
+    if (!q->pairs && !q->multi && !q->panall) {
+        const double part_gc = (double)(q->nblk * q->jpad * q->NR * es);
+        const double panel = (double)(q->B * q->WS) * (double)(q->nblk * q->NR * es);
+        q->gcouter = panel < 2.0 * part_gc &&
+                     (q->nchunks == 1 ||
+                      (q->nunits > q->nchunks && part_gc * (double)(q->rs / q->nblk) > 2.0 * CCONV_GW_BAND_BYTES));
+        q->direct = q->gcouter && q->nchunks == 1;
+    }
     return 1;
 }
 

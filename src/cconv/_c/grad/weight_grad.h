@@ -39,6 +39,10 @@ typedef struct {
                                    * channels-last 1x1, stride 1, no padding */
     int panall;                   /* GEMM: pack a unit's grad_output for all cout blocks at once */
     int prepack;                  /* GEMM: pack all of grad_output once per call, before the items */
+    int gcouter;                  /* GEMM: an item runs its units per (group, channel block), not
+                                   * its blocks per unit: that block's partial stays in L2 */
+    int direct;                   /* gcouter with one chunk: a (group, channel block)'s partial in a
+                                   * per-thread buffer, transposed into dw when its units are done */
     int64_t B, WS, nbh, nbw;      /* output rows / columns per unit, units along H and W */
     int64_t CB, ncib;             /* input channels per band, channel blocks per group */
     int64_t A, PL, RL, chan;      /* band: rows per row phase, phase length, row length, channel size */
