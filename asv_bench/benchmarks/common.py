@@ -97,6 +97,7 @@ class _ConvCases:
     torch_samples = 5        # interleaved samples per side for track_torch_ratio and _ort_ratio
 
     def setup(self, key, dtype, layout, threads):
+        cases.steady_allocator()   # fresh pages or not: the same whatever torch or ORT did
         import cconv
         self.case = case = by_key(self.table)[key]
         set_threads(cconv, threads)

@@ -976,6 +976,29 @@ def ort_callable(onnx, ort, case, x, weights, threads, channels_last=False):
 
 # --------------------------------------------------------------------------- timing
 
+# glibc's mallopt parameters.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def steady_allocator():
+    """Make glibc malloc serve every block from its heap and never give freed memory back
+    (mallopt M_MMAP_MAX 0, M_TRIM_THRESHOLD 2 GiB), so that whether a call's output and
+    temporaries land on pages already mapped does not depend on what else ran in the process:
+    after its first calls every library reuses freed memory. By default glibc maps large blocks
+    anew, raises that threshold each time such a block is freed, trims the heap's top, and
+    serves any request from a large enough free chunk: one library's allocations (an ONNX
+    Runtime session, torch's temporaries) decide whether the next library's pages are reused or
+    freshly faulted in, inside its timed call. Returns False where there is no glibc (nothing
+    changed)."""
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def _time_calls(fn, number):
     t0 = time.perf_counter()
     for _ in range(number):

@@ -1,13 +1,14 @@
-"""`python -m cconv.bench`: cconv against PyTorch and NumPy, case by case, in one process.
+"""`python -m cconv.bench`: cconv against PyTorch, ONNX Runtime and NumPy, case by case, in one
+process.
 
 For every case (the suite of docs/benchmarks.md, the batch-1 rows, every other public function and,
-when cconv.grad exists, the gradients) it runs cconv and torch.nn.functional on the same arrays
-with the same thread count, interleaved (cconv, torch, cconv, torch, ...), after a warm-up, and
-reports medians: the ratio torch/cconv (> 1: cconv is faster) and, when onnxruntime is
-installed, ORT/cconv (ONNX Runtime's CPU engine, one session per case), GFLOP/s, GB/s of minimum traffic,
+when cconv.grad exists, the gradients) it runs cconv and its anchors, torch.nn.functional and
+ONNX Runtime's CPU engine (one session per case), on the same arrays with the same thread count,
+interleaved (cconv, torch, ORT, cconv, ...), after a warm-up, and reports medians: the ratios
+torch/cconv and ORT/cconv (> 1: cconv is faster), GFLOP/s, GB/s of minimum traffic,
 % of this machine's FMA peak (or of a plain copy for bandwidth-bound cases), the time of the
 NumPy im2col baseline (sliding_window_view + tensordot/einsum: what a NumPy user writes) and of
-SciPy where it has a direct equivalent, and the largest error relative to torch.
+SciPy where it has a direct equivalent, and the largest error relative to each anchor.
 
     python -m cconv.bench                          # everything, float32, NCHW, current threads
     python -m cconv.bench --threads 2 --markdown bench.md --png bench.png
@@ -338,7 +339,7 @@ def machine_description():
     return f"{os.cpu_count()}-core {machine.cpu_model()} ({isas}), {platform.system()}"
 
 
-def header(args, torch, limits, ort=None):
+def header(args, torch, limits, ort=None, steady=False):
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     try:   # other work on the machine shows up in every number: say how busy it was
         load = f", load average {os.getloadavg()[0]:.1f} at start"
@@ -351,7 +352,7 @@ def header(args, torch, limits, ort=None):
         f"{now}, {machine_description()}{load}",
         f"{args.dtype}, {args.layout}, {args.threads} thread(s); medians of {args.repeat} "
         f"interleaved samples; FLOPs from cconv.analysis.cost (gradients: 2 x the forward's)",
-        OUTPUTS,
+        OUTPUTS + ("; malloc: " + STEADY if steady else ""),
         limits.label(),
     ]
     return lines
@@ -362,17 +363,21 @@ def header(args, torch, limits, ort=None):
 # first calls; docs/benchmarks.md has what out= and fresh pages change.
 OUTPUTS = "outputs: a new array per call on every side (no out=, no preallocated buffers)"
 
+STEADY = "every block from the heap, freed memory kept (glibc: no mmap, no trimming)"
+
 NOTES = """\
 - torch/cconv > 1 means cconv is faster; both ran in this process on the same arrays with the
   same thread count, interleaved, each returning a new output array per call (cconv without
   out=). Absolute times drift on shared machines, ratios hold better.
 - ORT/cconv: the same for ONNX Runtime's CPU engine: the case's convolutions as one ONNX model
-  (Conv/ConvTranspose nodes, weights as initializers) in one InferenceSession per case, created
-  before timing (intra-op threads = the run's threads, one inter-op thread, sequential, all
-  graph optimisations, no spinning between runs); timed is session.run against cconv's one-shot call. Its output is
-  checked against cconv's first (max relative error <= 1e-4). "-" says why it was not timed:
-  float64 (ORT's CPU Conv has float32 kernels only), channels-last (ONNX Conv is channels-first
-  only), shuffle (no ONNX operator), gradient (no backward pass), mismatch (a bug: not timed).
+  (Conv/ConvTranspose nodes, weights as initializers; channels-last arrays through a Transpose
+  node on each side, which ORT fuses into its own reorders) in one InferenceSession per case,
+  created before timing (intra-op threads = the run's threads, one inter-op thread, sequential,
+  all graph optimisations, no spinning between runs); timed is session.run against cconv's
+  one-shot call. "-" says why an anchor was not timed: float64 (ORT's CPU Conv has float32
+  kernels only), shuffle (no ONNX operator), gradient (no backward pass), mismatch (max
+  relative error above 1e-4 in the check before timing: a bug, not a time).
+- torch on channels-last arrays: a permuted view, i.e. torch's channels_last memory format.
 - GFLOP/s counts 2 x multiply-adds of the convolution(s) (gradients: input + weight). GB/s is the
   minimum traffic (inputs read once, output written once) over cconv's time.
 - % of peak: of the FMA peak measured on this machine for the ISA, dtype and threads of the run
@@ -385,7 +390,7 @@ NOTES = """\
   here, so its GFLOP/s and % of peak are "effective" and may pass 100%.
 - NumPy ms: im2col through sliding_window_view + tensordot/einsum (what a NumPy user writes);
   SciPy ms: scipy.signal.oaconvolve where it computes the same thing (depthwise).
-- max rel err: max |cconv - torch| / max |torch| (or vs the NumPy baseline, marked).
+- max rel err: max |cconv - anchor| / max |anchor| for each anchor (or vs the NumPy baseline).
 - algorithm: what cconv's plan chose (single-convolution cases)."""
 
 
@@ -562,6 +567,7 @@ def main(argv=None):
         return 2
     if args.machine:
         return print_machine(args)
+    steady = bc.steady_allocator()   # before torch and ORT allocate anything
 
     torch = None
     if not args.no_torch:
@@ -585,7 +591,7 @@ def main(argv=None):
     limits = machine_limits(args, cconv.get_isa(), args.dtype, args.threads)
     libs = {"torch": torch, "ORT": ort}
     anchors = [a for a in ANCHORS if libs[a] is not None]
-    head = header(args, torch, limits, ort)
+    head = header(args, torch, limits, ort, steady)
     for line in head:
         print(line, file=sys.stderr)
     rows = []
