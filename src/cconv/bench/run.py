@@ -554,7 +554,9 @@ def print_machine(args):
     return 0
 
 
-def main(argv=None):
+def main(argv=None, steady_malloc=False):
+    """The command line; steady_malloc (set by `python -m cconv.bench`, a process of its own)
+    first fixes glibc malloc's state for the rest of the process (cases.steady_allocator)."""
     args = parse_args(argv)
     tokens = args.variants.split(",") if args.variants else None
     cases = bc.select(tokens)
@@ -567,7 +569,7 @@ def main(argv=None):
         return 2
     if args.machine:
         return print_machine(args)
-    steady = bc.steady_allocator()   # before torch and ORT allocate anything
+    steady = steady_malloc and bc.steady_allocator()   # before torch and ORT allocate anything
 
     torch = None
     if not args.no_torch:
