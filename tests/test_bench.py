@@ -109,12 +109,14 @@ def test_bench_main_every_tiny_case_without_torch(tmp_path, capsys):
 
 @pytest.mark.skipif(not (_has("onnx") and _has("onnxruntime")),
                     reason="onnx or onnxruntime not installed")
-def test_bench_ort_column_present_and_finite(tmp_path, capsys):
-    """A conv and a transposed conv (timed against ORT) and the shuffle (ORT cannot: '-')."""
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_bench_ort_column_present_and_finite(tmp_path, capsys, layout):
+    """A conv and a transposed conv (timed against ORT, channels-last too) and the shuffle (ORT
+    cannot: '-')."""
     from cconv import bench
     md = tmp_path / "ort.md"
     status = bench.main(["--variants", "t_conv2d,t_convT2d,t_shuffle", "--quick", "--no-torch",
-                         "--repeat", "1", "--target", "0", "--threads", "1",
+                         "--repeat", "1", "--target", "0", "--threads", "1", "--layout", layout,
                          "--markdown", str(md)])
     assert status == 0
     text = md.read_text()
@@ -126,6 +128,7 @@ def test_bench_ort_column_present_and_finite(tmp_path, capsys):
     for name in ("tiny conv2d", "tiny conv_transpose2d"):
         t_ort, ratio = float(rows[name][2]), float(rows[name][3].rstrip("x"))
         assert math.isfinite(t_ort) and t_ort > 0 and math.isfinite(ratio) and ratio > 0, rows[name]
+        assert rows[name][-2].endswith("(ORT)") and float(rows[name][-2].split()[0]) < 1e-5
     assert rows["tiny channel_shuffle"][2:4] == ["- (shuffle)", "-"]
     assert "geometric mean of ORT/cconv:" in text and "over 2 case(s)" in text
     capsys.readouterr()
