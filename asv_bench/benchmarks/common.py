@@ -97,6 +97,7 @@ class _ConvCases:
     torch_samples = 5        # interleaved samples per side for track_torch_ratio and _ort_ratio
 
     def setup(self, key, dtype, layout, threads):
+        cases.steady_allocator()   # fresh pages or not: the same whatever torch or ORT did
         import cconv
         self.case = case = by_key(self.table)[key]
         set_threads(cconv, threads)
@@ -150,9 +151,20 @@ class _PlannedCases(_ConvCases):
         self.planned()
 
 
-class _TorchCases(_ConvCases):
-    """track_torch_ratio: torch time / cconv time (> 1: cconv faster), both in this process
-    with the same threads, interleaved; more stable across machines than seconds."""
+class _AnchorCases(_ConvCases):
+    """track_<anchor>_ratio: the anchor's time / cconv's time (> 1: cconv faster), both in this
+    process on the same arrays with the same threads, interleaved; more stable across machines
+    than seconds. A subclass names its anchor and builds its callable in `anchor_fn`."""
+
+    def _ratio(self):
+        t_cconv, t_anchor = cases.time_interleaved([self.fn, self.anchor_fn], self.torch_samples,
+                                                   self.min_track_seconds / 5)
+        return t_anchor / t_cconv
+
+
+class _TorchCases(_AnchorCases):
+    """track_torch_ratio: torch.nn.functional (channels-last input as torch's channels_last
+    memory format)."""
 
     def setup(self, *params):
         try:
@@ -161,21 +173,19 @@ class _TorchCases(_ConvCases):
             raise NotImplementedError("torch is not installed") from None
         _ConvCases.setup(self, *params)
         torch.set_num_threads(self.threads)
-        self.torch_fn, _ = cases.torch_callable(torch, self.case, self.x, self.weights, self.dy,
-                                                self.channels_last)
+        self.anchor_fn, _ = cases.torch_callable(torch, self.case, self.x, self.weights, self.dy,
+                                                 self.channels_last)
 
     def track_torch_ratio(self, *params):
-        t_cconv, t_torch = cases.time_interleaved([self.fn, self.torch_fn], self.torch_samples,
-                                                  self.min_track_seconds / 5)
-        return t_torch / t_cconv
+        return self._ratio()
     track_torch_ratio.unit = "torch time / cconv time"
 
 
-class _OrtCases(_ConvCases):
-    """track_ort_ratio: ONNX Runtime time / cconv time (> 1: cconv faster), the case as an ONNX
-    model in one InferenceSession created in setup (intra-op threads = threads), session.run
-    against cconv's one-shot call, interleaved. Skipped where ORT cannot run the case (float64,
-    channels-last, channel shuffle, gradients: cases.ort_unsupported)."""
+class _OrtCases(_AnchorCases):
+    """track_ort_ratio: ONNX Runtime, the case as an ONNX model in one InferenceSession created in
+    setup (intra-op threads = threads; channels-last: Transpose nodes around the Conv nodes, see
+    cases.onnx_model), session.run against cconv's one-shot call. Skipped where ORT cannot run
+    the case (float64, channel shuffle, gradients: cases.ort_unsupported)."""
 
     def setup(self, key, dtype, layout, threads):
         try:
@@ -184,16 +194,15 @@ class _OrtCases(_ConvCases):
         except ImportError:
             raise NotImplementedError("onnxruntime: onnx or onnxruntime is not installed") from None
         case = by_key(self.table)[key]
-        why = cases.ort_unsupported(case, dtype, cases.is_channels_last(layout))
+        why = cases.ort_unsupported(case, dtype)
         if why:
             raise NotImplementedError(f"onnxruntime: cannot run this case ({why})")
         _ConvCases.setup(self, key, dtype, layout, threads)
-        self.ort_fn = cases.ort_callable(onnx, onnxruntime, case, self.x, self.weights, threads)
+        self.anchor_fn = cases.ort_callable(onnx, onnxruntime, case, self.x, self.weights, threads,
+                                            self.channels_last)
 
     def track_ort_ratio(self, *params):
-        t_cconv, t_ort = cases.time_interleaved([self.fn, self.ort_fn], self.torch_samples,
-                                                self.min_track_seconds / 5)
-        return t_ort / t_cconv
+        return self._ratio()
     track_ort_ratio.unit = "ORT time / cconv time"
 
 

@@ -2,4 +2,4 @@ import sys
 
 from .run import main
 
-sys.exit(main())
+sys.exit(main(steady_malloc=True))

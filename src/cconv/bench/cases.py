@@ -895,39 +895,51 @@ ONNX_OPSET = 17
 ONNX_IR_VERSION = 8
 
 
-def ort_unsupported(case, dtype, channels_last=False):
+def ort_unsupported(case, dtype):
     """Why ONNX Runtime's CPU engine cannot run this case as cconv does (a short reason for the
-    report), or None when it can."""
+    report), or None when it can (either layout: see onnx_model)."""
     if case.is_grad:
         return "gradient"          # ORT's inference sessions have no backward pass
     if case.fn == "channel_shuffle" or shuffle_after(case):
         return "shuffle"           # no ONNX operator (only Reshape + Transpose + Reshape)
     if np.dtype(dtype) != np.float32:
         return "float64"           # ORT's CPU Conv/ConvTranspose kernels are float32 only
-    if channels_last:
-        return "channels-last"     # ONNX Conv is channels-first only
     return None
 
 
-def onnx_model(onnx, x_shape, dtype, convs):
-    """A serialized ONNX model chaining Conv/ConvTranspose nodes: graph input "x" (channels-first,
-    `x_shape`), output "y", the weights as initializers. `convs` lists (weight, transposed,
-    stride, padding, dilation, groups, output_padding) per node; padding holds per spatial axis
-    an int or a (before, after) pair (ONNX pads: all befores, then all afters)."""
+def onnx_model(onnx, x_shape, dtype, convs, channels_last=False):
+    """A serialized ONNX model chaining Conv/ConvTranspose nodes: graph input "x" (`x_shape`),
+    output "y", the weights as initializers. `convs` lists (weight, transposed, stride, padding,
+    dilation, groups, output_padding) per node; padding holds per spatial axis an int or a
+    (before, after) pair (ONNX pads: all befores, then all afters).
+
+    ONNX Conv is channels-first only. With channels_last, "x" and "y" are channels-last and the
+    graph moves the channels with a Transpose node before the first Conv and after the last one,
+    as converters of channels-last models (tf2onnx) emit them: ORT gets the same array as cconv,
+    returns the same layout, and its time includes the layout changes (which its graph
+    optimiser may fuse into its own blocked-layout reorders)."""
     helper = onnx.helper
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     nodes, inits, name = [], [], "x"
+    nd = len(x_shape) - 2
+    if channels_last:
+        nodes.append(helper.make_node("Transpose", ["x"], ["x_cf"],
+                                      perm=[0, nd + 1] + list(range(1, nd + 1))))
+        name = "x_cf"
     for i, (w, transposed, stride, padding, dilation, groups, output_padding) in enumerate(convs):
         pairs = [(int(p), int(p)) if np.ndim(p) == 0 else (int(p[0]), int(p[1])) for p in padding]
         attrs = dict(strides=[int(s) for s in stride], dilations=[int(d) for d in dilation],
                      group=int(groups), pads=[b for b, _ in pairs] + [a for _, a in pairs])
         if transposed:
             attrs["output_padding"] = [int(o) for o in output_padding]
-        out = "y" if i == len(convs) - 1 else f"t{i}"
+        out = "y" if i == len(convs) - 1 and not channels_last else f"t{i}"
         inits.append(onnx.numpy_helper.from_array(np.ascontiguousarray(w, dtype), f"w{i}"))
         nodes.append(helper.make_node("ConvTranspose" if transposed else "Conv",
                                       [name, f"w{i}"], [out], **attrs))
         name = out
+    if channels_last:
+        nodes.append(helper.make_node("Transpose", [name], ["y"],
+                                      perm=[0] + list(range(2, nd + 2)) + [1]))
     graph = helper.make_graph(nodes, "cconv_bench", [helper.make_tensor_value_info(
         "x", elem, list(x_shape))], [helper.make_tensor_value_info("y", elem, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
@@ -950,17 +962,42 @@ def ort_session(ort, model, threads):
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
-def ort_callable(onnx, ort, case, x, weights, threads):
+def ort_callable(onnx, ort, case, x, weights, threads, channels_last=False):
     """run(): the case's convolutions as one ONNX model, through a session created here once
-    (like a reused plan), on the same channels-first array; check ort_unsupported first."""
+    (like a reused plan), on the same array as cconv (channels-last: see onnx_model); check
+    ort_unsupported first."""
     convs = [(weights[st.weight].reshape(st.w_shape), st.transposed, st.stride, st.padding,
               st.dilation, st.groups, st.output_padding) for st in stages(case)]
-    session = ort_session(ort, onnx_model(onnx, x.shape, x.dtype, convs), threads)
+    model = onnx_model(onnx, x.shape, x.dtype, convs, channels_last)
+    session = ort_session(ort, model, threads)
     feed = {"x": x}
     return lambda: session.run(None, feed)[0]
 
 
 # --------------------------------------------------------------------------- timing
+
+# glibc's mallopt parameters.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def steady_allocator():
+    """Make glibc malloc serve every block from its heap and never give freed memory back
+    (mallopt M_MMAP_MAX 0, M_TRIM_THRESHOLD 2 GiB), so that whether a call's output and
+    temporaries land on pages already mapped does not depend on what else ran in the process:
+    after its first calls every library reuses freed memory. By default glibc maps large blocks
+    anew, raises that threshold each time such a block is freed, trims the heap's top, and
+    serves any request from a large enough free chunk: one library's allocations (an ONNX
+    Runtime session, torch's temporaries) decide whether the next library's pages are reused or
+    freshly faulted in, inside its timed call. Returns False where there is no glibc (nothing
+    changed)."""
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
 
 def _time_calls(fn, number):
     t0 = time.perf_counter()

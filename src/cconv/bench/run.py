@@ -1,13 +1,14 @@
-"""`python -m cconv.bench`: cconv against PyTorch and NumPy, case by case, in one process.
+"""`python -m cconv.bench`: cconv against PyTorch, ONNX Runtime and NumPy, case by case, in one
+process.
 
 For every case (the suite of docs/benchmarks.md, the batch-1 rows, every other public function and,
-when cconv.grad exists, the gradients) it runs cconv and torch.nn.functional on the same arrays
-with the same thread count, interleaved (cconv, torch, cconv, torch, ...), after a warm-up, and
-reports medians: the ratio torch/cconv (> 1: cconv is faster) and, when onnxruntime is
-installed, ORT/cconv (ONNX Runtime's CPU engine, one session per case), GFLOP/s, GB/s of minimum traffic,
+when cconv.grad exists, the gradients) it runs cconv and its anchors, torch.nn.functional and
+ONNX Runtime's CPU engine (one session per case), on the same arrays with the same thread count,
+interleaved (cconv, torch, ORT, cconv, ...), after a warm-up, and reports medians: the ratios
+torch/cconv and ORT/cconv (> 1: cconv is faster), GFLOP/s, GB/s of minimum traffic,
 % of this machine's FMA peak (or of a plain copy for bandwidth-bound cases), the time of the
 NumPy im2col baseline (sliding_window_view + tensordot/einsum: what a NumPy user writes) and of
-SciPy where it has a direct equivalent, and the largest error relative to torch.
+SciPy where it has a direct equivalent, and the largest error relative to each anchor.
 
     python -m cconv.bench                          # everything, float32, NCHW, current threads
     python -m cconv.bench --threads 2 --markdown bench.md --png bench.png
@@ -153,20 +154,28 @@ def _max_rel_err(a, b):
 
 # --------------------------------------------------------------------------- one case
 
+# The libraries cconv is timed against, in the report's column order. Each gives, per case,
+# (run, to_numpy) or a reason why it cannot run the case (anchor_callable).
+ANCHORS = ("torch", "ORT")
+
+
 class Row:
     """One line of the report (times in seconds, None where not measured)."""
 
     def __init__(self, case):
         self.case = case
-        self.cconv = self.torch = self.numpy = self.scipy = None
-        self.ort = None
-        self.ort_note = ""        # why ORT was not timed ("float64", "mismatch 3e-02", ...)
+        self.cconv = self.numpy = self.scipy = None
+        self.anchor = {}          # anchor name -> median seconds, for the anchors timed
+        self.note = {}            # anchor name -> why it was not timed ("float64", "mismatch 3e-02")
+        self.err = {}             # "torch", "ORT" or "numpy" -> max rel error of cconv against it
         self.flops = self.bytes = 0.0
-        self.err = None
-        self.err_vs = ""
         self.algorithm = "-"
         self.copy = None          # a plain copy of the same bytes (bandwidth-bound cases)
         self.failed = None
+
+    @property
+    def mismatch(self):
+        return any(n.startswith("mismatch") for n in self.note.values())
 
 
 def below_ridge(flops, nbytes, peak, bandwidth):
@@ -174,22 +183,24 @@ def below_ridge(flops, nbytes, peak, bandwidth):
     return nbytes > 0 and flops / nbytes * bandwidth < peak
 
 
-# The largest relative error (max |cconv - ORT| / max |ORT|) accepted before ORT is timed: cconv
-# and ORT sum in different orders (and cconv may use Winograd), both in float32.
-ORT_TOLERANCE = 1e-4
+# The largest relative error (max |cconv - anchor| / max |anchor|) accepted before an anchor is
+# timed: the libraries sum in different orders (and cconv may use Winograd). Measured errors
+# against torch and ORT stay below 2e-5 in float32.
+TOLERANCE = 1e-4
 
 
-def _ort_callable(case, args, ort, dtype, channels_last, x, weights, row):
-    """ORT's run() for the case, or None with row.ort_note saying why."""
-    if ort is None:
-        return None
-    row.ort_note = bc.ort_unsupported(case, dtype, channels_last) or ""
-    if row.ort_note:
-        return None
-    return bc.ort_callable(*ort, case, x, weights, args.threads)
+def anchor_callable(name, lib, case, args, x, weights, dy, channels_last):
+    """(run, to_numpy) of one anchor for the case, or a string saying why it cannot run it."""
+    if name == "torch":
+        return bc.torch_callable(lib, case, x, weights, dy, channels_last)
+    why = bc.ort_unsupported(case, x.dtype)
+    if why:
+        return why
+    return bc.ort_callable(*lib, case, x, weights, args.threads, channels_last), np.asarray
 
 
-def run_case(case, args, torch, limits, ort=None):
+def run_case(case, args, libs, limits):
+    """One row; libs maps each anchor name to its module(s), or None when it is not used."""
     row = Row(case)
     channels_last = bc.is_channels_last(args.layout)
     dtype = np.dtype(args.dtype)
@@ -199,48 +210,44 @@ def run_case(case, args, torch, limits, ort=None):
     x, weights, dy = bc.make_inputs(case, dtype, channels_last, seed=args.seed)
     run_c = bc.cconv_callable(cconv, case, x, weights, dy, channels_last)
     row.algorithm = _plan_algorithm(case, x, weights, channels_last)
-    fns = [run_c]
-    run_t = None
-    if torch is not None:
-        run_t, t_numpy = bc.torch_callable(torch, case, x, weights, dy, channels_last)
-        fns.append(run_t)
+    fns, timed = [run_c], []
     try:
         y = run_c()
-        run_o = _ort_callable(case, args, ort, dtype, channels_last, x, weights, row)
-        if run_o is not None:   # checked once, before timing: a mismatch is a bug, not a time
-            err = _rel_err(y, run_o())
-            if not err <= ORT_TOLERANCE:
-                row.ort_note = f"mismatch {err:.1e}"
-                run_o = None
-        if run_o is not None:
-            fns.append(run_o)
+        for name in ANCHORS:
+            if libs.get(name) is None:
+                continue
+            got = anchor_callable(name, libs[name], case, args, x, weights, dy, channels_last)
+            if isinstance(got, str):
+                row.note[name] = got
+                continue
+            run, to_numpy = got
+            # checked once, before timing: a mismatch is a bug to report, not a time
+            err = row.err[name] = _max_rel_err(y, to_numpy(run()))
+            if not err <= TOLERANCE:
+                row.note[name] = f"mismatch {err:.1e}"
+                continue
+            fns.append(run)
+            timed.append(name)
         times = bc.time_interleaved(fns, args.repeat, args.target)
     except Exception as e:  # report and go on: one broken case must not hide the others
         row.failed = f"{type(e).__name__}: {e}"
         return row
     row.cconv = times[0]
-    if run_o is not None:
-        row.ort = times[-1]
+    row.anchor = dict(zip(timed, times[1:]))
     if below_ridge(row.flops, row.bytes, limits.peak_gflops, limits.bandwidth_gbs):
-        row.copy = copy_seconds(row.bytes, args.threads, args.repeat, args.target, torch)
-    if run_t is not None:
-        row.torch = times[1]
-        row.err = _max_rel_err(y, t_numpy(run_t()))
-        row.err_vs = "torch"
+        row.copy = copy_seconds(row.bytes, args.threads, args.repeat, args.target, libs.get("torch"))
     want_numpy = not args.quick and not args.no_numpy
     mem = bc.reference_memory_bytes(case, dtype.itemsize)
     if want_numpy and mem <= args.numpy_max_mb * 2**20:
         run_n = bc.numpy_callable(case, x, weights, dy, channels_last)
-        if row.err is None:
-            row.err = _max_rel_err(y, run_n())
-            row.err_vs = "numpy"
+        if not row.err:
+            row.err["numpy"] = _max_rel_err(y, run_n())
         row.numpy = bc.time_interleaved([run_n], min(args.repeat, 3), 0.0)[0]
         run_s = scipy_callable(case, x, weights, channels_last)
         if run_s is not None:
             row.scipy = bc.time_interleaved([run_s], min(args.repeat, 3), 0.0)[0]
-    elif row.err is None and case.group == "tiny":
-        row.err = _max_rel_err(y, bc.numpy_callable(case, x, weights, dy, channels_last)())
-        row.err_vs = "numpy"
+    elif not row.err and case.group == "tiny":
+        row.err["numpy"] = _max_rel_err(y, bc.numpy_callable(case, x, weights, dy, channels_last)())
     return row
 
 
@@ -270,15 +277,13 @@ def _ratio(t, t_cconv):
     return f"{t / t_cconv:.2f}x" if t else "-"
 
 
-def table(rows, limits, with_ort=False):
-    has_torch = any(r.torch is not None for r in rows)
+def table(rows, limits, anchors=ANCHORS):
+    """The Markdown table; `anchors`: the anchors that were used (a column pair each)."""
     has_numpy = any(r.numpy is not None for r in rows)
     has_scipy = any(r.scipy is not None for r in rows)
     head = ["case", "cconv ms"]
-    if has_torch:
-        head += ["torch ms", "torch/cconv"]
-    if with_ort:
-        head += ["ORT ms", "ORT/cconv"]
+    for a in anchors:
+        head += [f"{a} ms", f"{a}/cconv"]
     head += ["GFLOP/s", "GB/s", f"% of peak ({limits.isa} {limits.peak_gflops:.0f} GFLOP/s)"]
     if has_numpy:
         head += ["NumPy ms"]
@@ -292,10 +297,9 @@ def table(rows, limits, with_ort=False):
             lines.append("| " + " | ".join(cells) + " |")
             continue
         cells = [r.case.name, _ms(r.cconv)]
-        if has_torch:
-            cells += [_ms(r.torch), _ratio(r.torch, r.cconv)]
-        if with_ort:
-            cells += [_ms(r.ort) if r.ort else f"- ({r.ort_note})", _ratio(r.ort, r.cconv)]
+        for a in anchors:
+            t = r.anchor.get(a)
+            cells += [_ms(t) if t else f"- ({r.note.get(a, 'not run')})", _ratio(t, r.cconv)]
         gflops = r.flops / r.cconv / 1e9
         cells += [f"{gflops:.1f}" if r.flops else "-", f"{r.bytes / r.cconv / 1e9:.1f}",
                   _pct_of_limit(r, limits.peak_gflops)]
@@ -303,21 +307,30 @@ def table(rows, limits, with_ort=False):
             cells.append(_ms(r.numpy))
         if has_scipy:
             cells.append(_ms(r.scipy))
-        err = "-" if r.err is None else f"{r.err:.1e}" + ("" if r.err_vs == "torch" else f" ({r.err_vs})")
+        err = ", ".join(f"{e:.1e} ({ref})" for ref, e in r.err.items()) or "-"
         cells += [err, r.algorithm]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def _geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 def geomean_summary(rows):
-    """One line per anchor: the geometric mean of anchor time / cconv time over the cases where
-    both were timed (> 1: cconv faster on average)."""
+    """Per anchor, the geometric mean of anchor time / cconv time over the cases where both were
+    timed (> 1: cconv faster on average), per group of cases and, with several groups, over all."""
     lines = []
-    for name, attr in (("torch/cconv", "torch"), ("ORT/cconv", "ort")):
-        q = [getattr(r, attr) / r.cconv for r in rows if r.cconv and getattr(r, attr)]
-        if q:
-            mean = math.exp(sum(math.log(v) for v in q) / len(q))
-            lines.append(f"geometric mean of {name}: {mean:.2f}x over {len(q)} case(s)")
+    groups = list(dict.fromkeys(r.case.group for r in rows))
+    for a in ANCHORS:
+        q = {g: [r.anchor[a] / r.cconv for r in rows if r.case.group == g and a in r.anchor]
+             for g in groups}
+        parts = [(g, v) for g, v in q.items() if v]
+        if len(parts) > 1:
+            parts.append(("all", [v for _, vs in parts for v in vs]))
+        for g, v in parts:
+            lines.append(f"geometric mean of {a}/cconv: {_geomean(v):.2f}x over {len(v)} "
+                         f"case(s) ({g})")
     return "\n".join(lines)
 
 
@@ -326,7 +339,7 @@ def machine_description():
     return f"{os.cpu_count()}-core {machine.cpu_model()} ({isas}), {platform.system()}"
 
 
-def header(args, torch, limits, ort=None):
+def header(args, torch, limits, ort=None, steady=False):
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     try:   # other work on the machine shows up in every number: say how busy it was
         load = f", load average {os.getloadavg()[0]:.1f} at start"
@@ -339,7 +352,7 @@ def header(args, torch, limits, ort=None):
         f"{now}, {machine_description()}{load}",
         f"{args.dtype}, {args.layout}, {args.threads} thread(s); medians of {args.repeat} "
         f"interleaved samples; FLOPs from cconv.analysis.cost (gradients: 2 x the forward's)",
-        OUTPUTS,
+        OUTPUTS + ("; malloc: " + STEADY if steady else ""),
         limits.label(),
     ]
     return lines
@@ -350,17 +363,21 @@ def header(args, torch, limits, ort=None):
 # first calls; docs/benchmarks.md has what out= and fresh pages change.
 OUTPUTS = "outputs: a new array per call on every side (no out=, no preallocated buffers)"
 
+STEADY = "every block from the heap, freed memory kept (glibc: no mmap, no trimming)"
+
 NOTES = """\
 - torch/cconv > 1 means cconv is faster; both ran in this process on the same arrays with the
   same thread count, interleaved, each returning a new output array per call (cconv without
   out=). Absolute times drift on shared machines, ratios hold better.
 - ORT/cconv: the same for ONNX Runtime's CPU engine: the case's convolutions as one ONNX model
-  (Conv/ConvTranspose nodes, weights as initializers) in one InferenceSession per case, created
-  before timing (intra-op threads = the run's threads, one inter-op thread, sequential, all
-  graph optimisations, no spinning between runs); timed is session.run against cconv's one-shot call. Its output is
-  checked against cconv's first (max relative error <= 1e-4). "-" says why it was not timed:
-  float64 (ORT's CPU Conv has float32 kernels only), channels-last (ONNX Conv is channels-first
-  only), shuffle (no ONNX operator), gradient (no backward pass), mismatch (a bug: not timed).
+  (Conv/ConvTranspose nodes, weights as initializers; channels-last arrays through a Transpose
+  node on each side, which ORT fuses into its own reorders) in one InferenceSession per case,
+  created before timing (intra-op threads = the run's threads, one inter-op thread, sequential,
+  all graph optimisations, no spinning between runs); timed is session.run against cconv's
+  one-shot call. "-" says why an anchor was not timed: float64 (ORT's CPU Conv has float32
+  kernels only), shuffle (no ONNX operator), gradient (no backward pass), mismatch (max
+  relative error above 1e-4 in the check before timing: a bug, not a time).
+- torch on channels-last arrays: a permuted view, i.e. torch's channels_last memory format.
 - GFLOP/s counts 2 x multiply-adds of the convolution(s) (gradients: input + weight). GB/s is the
   minimum traffic (inputs read once, output written once) over cconv's time.
 - % of peak: of the FMA peak measured on this machine for the ISA, dtype and threads of the run
@@ -373,8 +390,11 @@ NOTES = """\
   here, so its GFLOP/s and % of peak are "effective" and may pass 100%.
 - NumPy ms: im2col through sliding_window_view + tensordot/einsum (what a NumPy user writes);
   SciPy ms: scipy.signal.oaconvolve where it computes the same thing (depthwise).
-- max rel err: max |cconv - torch| / max |torch| (or vs the NumPy baseline, marked).
+- max rel err: max |cconv - anchor| / max |anchor| for each anchor (or vs the NumPy baseline).
 - algorithm: what cconv's plan chose (single-convolution cases)."""
+
+
+ANCHOR_COLORS = {"torch": "tab:orange", "ORT": "tab:purple"}
 
 
 def plot(rows, path, limits, title):
@@ -385,33 +405,40 @@ def plot(rows, path, limits, title):
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(16, max(5.5, 0.3 * len(done) + 2.0)),
                                    layout="constrained", width_ratios=[1.1, 1])
-    # ratio per case
-    with_torch = [r for r in done if r.torch is not None]
-    if with_torch:
+    # ratio per case, a bar per anchor
+    timed = [a for a in ANCHORS if any(a in r.anchor for r in done)]
+    shown = [r for r in done if any(a in r.anchor for a in timed)]
+    if shown:
         names = [r.case.name if len(r.case.name) <= 52 else r.case.name[:50] + "..."
-                 for r in with_torch]
-        ratios = [r.torch / r.cconv for r in with_torch]
-        colors = ["tab:green" if q >= 1 else "tab:red" for q in ratios]
+                 for r in shown]
         y = np.arange(len(names))
-        ax1.barh(y, ratios, color=colors)
+        height = 0.8 / len(timed)
+        every = []
+        for i, a in enumerate(timed):
+            ratios = [r.anchor[a] / r.cconv if a in r.anchor else np.nan for r in shown]
+            every += [q for q in ratios if q == q]
+            yy = y - 0.4 + (i + 0.5) * height
+            ax1.barh(yy, ratios, height, color=ANCHOR_COLORS[a], label=f"{a} time / cconv time")
+            for q, yq in zip(ratios, yy):
+                if q == q:
+                    ax1.text(q, yq, f" {q:.2f}", va="center", fontsize=6)
         ax1.set_yticks(y)
         ax1.set_yticklabels(names, fontsize=7)
         ax1.invert_yaxis()
         ax1.set_xscale("log")
-        lo, hi = min(ratios + [1.0]) / 1.3, max(ratios + [1.0]) * 1.3
+        lo, hi = min(every + [1.0]) / 1.3, max(every + [1.0]) * 1.3
         ax1.set_xlim(lo, hi)
         ticks = [t for t in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50, 100)
                  if lo <= t <= hi]
         ax1.xaxis.set_major_locator(FixedLocator(ticks))
         ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax1.xaxis.set_minor_formatter(NullFormatter())
-        for q, yy in zip(ratios, y):
-            ax1.text(q, yy, f" {q:.2f}", va="center", fontsize=6)
         ax1.axvline(1.0, color="k", lw=1)
-        ax1.set_xlabel("torch time / cconv time  (> 1: cconv faster)")
-        ax1.set_title("speed-up over PyTorch")
+        ax1.set_xlabel("anchor time / cconv time  (> 1: cconv faster)")
+        ax1.set_title("speed-up over " + " and ".join(timed))
+        ax1.legend(fontsize=7, loc="lower right")
     else:
-        ax1.text(0.5, 0.5, "PyTorch not measured", ha="center", va="center")
+        ax1.text(0.5, 0.5, "no anchor (PyTorch, ONNX Runtime) measured", ha="center", va="center")
         ax1.set_axis_off()
     # roofline
     pts = [r for r in done if r.flops and r.bytes]
@@ -423,10 +450,11 @@ def plot(rows, path, limits, title):
         ax2.plot(xs, np.minimum(peak, xs * bandwidth), "k-", lw=1.5,
                  label=f"roofline: {limits.isa} FMA peak {peak:.0f} GFLOP/s, triad {bandwidth:.0f} GB/s")
         ax2.scatter(ai, [r.flops / r.cconv / 1e9 for r in pts], c="tab:blue", label="cconv", zorder=3)
-        tp = [r for r in pts if r.torch]
-        if tp:
-            ax2.scatter([r.flops / r.bytes for r in tp], [r.flops / r.torch / 1e9 for r in tp],
-                        facecolors="none", edgecolors="tab:orange", label="torch", zorder=3)
+        for a in ANCHORS:
+            tp = [r for r in pts if a in r.anchor]
+            if tp:
+                ax2.scatter([r.flops / r.bytes for r in tp], [r.flops / r.anchor[a] / 1e9 for r in tp],
+                            facecolors="none", edgecolors=ANCHOR_COLORS[a], label=a, zorder=3)
         for r, a in zip(pts, ai):
             ax2.annotate(r.case.key, (a, r.flops / r.cconv / 1e9), fontsize=6,
                          xytext=(3, 3), textcoords="offset points")
@@ -526,7 +554,9 @@ def print_machine(args):
     return 0
 
 
-def main(argv=None):
+def main(argv=None, steady_malloc=False):
+    """The command line; steady_malloc (set by `python -m cconv.bench`, a process of its own)
+    first fixes glibc malloc's state for the rest of the process (cases.steady_allocator)."""
     args = parse_args(argv)
     tokens = args.variants.split(",") if args.variants else None
     cases = bc.select(tokens)
@@ -539,6 +569,7 @@ def main(argv=None):
         return 2
     if args.machine:
         return print_machine(args)
+    steady = steady_malloc and bc.steady_allocator()   # before torch and ORT allocate anything
 
     torch = None
     if not args.no_torch:
@@ -560,7 +591,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     blas = _blas_limits(args.threads)
     limits = machine_limits(args, cconv.get_isa(), args.dtype, args.threads)
-    head = header(args, torch, limits, ort)
+    libs = {"torch": torch, "ORT": ort}
+    anchors = [a for a in ANCHORS if libs[a] is not None]
+    head = header(args, torch, limits, ort, steady)
     for line in head:
         print(line, file=sys.stderr)
     rows = []
@@ -569,18 +602,18 @@ def main(argv=None):
         for i, case in enumerate(cases, 1):
             print(f"[{i}/{len(cases)}] {case.name} ...", end="", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
-            row = run_case(case, args, torch, limits, ort)
+            row = run_case(case, args, libs, limits)
             rows.append(row)
             if row.failed:
                 msg = f" FAILED ({row.failed})"
             else:
                 msg = f" cconv {_ms(row.cconv)} ms"
-                if row.torch:
-                    msg += f", torch {_ms(row.torch)} ms ({row.torch / row.cconv:.2f}x)"
-                if row.ort:
-                    msg += f", ORT {_ms(row.ort)} ms ({row.ort / row.cconv:.2f}x)"
-                elif row.ort_note.startswith("mismatch"):
-                    msg += f", ORT {row.ort_note}"
+                for a in anchors:
+                    t = row.anchor.get(a)
+                    if t:
+                        msg += f", {a} {_ms(t)} ms ({t / row.cconv:.2f}x)"
+                    elif row.note.get(a, "").startswith("mismatch"):
+                        msg += f", {a} {row.note[a]}"
                 if row.numpy:
                     msg += f", numpy {_ms(row.numpy)} ms"
             print(f"{msg}  [{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
@@ -596,12 +629,12 @@ def main(argv=None):
     except (AttributeError, OSError):
         pass
 
-    text = table(rows, limits, with_ort=ort is not None)
+    text = table(rows, limits, anchors)
     summary = geomean_summary(rows)
     print(text)
     if summary:
         print("\n" + summary)
-    status = 1 if any(r.failed or r.ort_note.startswith("mismatch") for r in rows) else 0
+    status = 1 if any(r.failed or r.mismatch for r in rows) else 0
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write("# cconv benchmark\n\n")
