@@ -11,9 +11,9 @@
 #define GEMM_MR_narrow 12
 #define GEMM_NV_narrow 1
 
-/* Masked loads exist (vmaskmov), but the direct depthwise kernel needs AVX-512's mask registers
- * and lane shifts: none here. */
-#define HAS_DW_DIRECT 0
+/* Masked loads (vmaskmov): the direct (band-free) channels-first depthwise kernel, a load per tap
+ * column where AVX-512 shifts lanes. */
+#define HAS_DW_DIRECT 1
 
 #include "config/roles.h"
 #endif
