@@ -9,6 +9,9 @@ typedef struct {
     cconv_padding pad;
     cconv_tile_kernel tile;
     int64_t cig, cog, nblk, kc;
+    /* Blocking (config/<isa>.h): bytes of the accumulators of the chunk of tiles the driver runs
+     * one kc block at a time, and of a band buffer. */
+    int64_t mc_bytes, band_bytes;
     /* cog < NR: a block packs gpb whole groups side by side, block-diagonal weights over their
      * gpb*cig input channels (one gpb times longer reduction, not gpb mostly empty tiles).
      * kmax: reduction length of a block; nblocks: blocks in all. */
@@ -36,8 +39,7 @@ typedef struct {
  * of channel blocks). Unless x can be read in place (channels-last, no padding), it first copies
  * the padded channels-last input its band reads (DS x R x WB x C_in) into a per-thread buffer
  * that stays in L2: a copy into cache, not a padded copy (for NCHW a transpose) of the whole batch
- * through memory. Bands are sized so the buffer fits GEMM_BAND_BYTES. */
-#define GEMM_BAND_BYTES (512 * 1024)
+ * through memory. Bands are sized so the buffer fits the ISA's gemm_band_bytes (band_bytes). */
 #define GEMM_MIN_BAND_PIX 128
 
 typedef struct {
