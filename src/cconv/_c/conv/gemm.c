@@ -101,8 +101,9 @@ static void set_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, 
     s->nblocks = s->gpb > 1 ? (G + s->gpb - 1) / s->gpb : G * s->nblk;
 }
 
-/* Register-tile slots (computed or wasted) a plan runs, over the tiles' speeds measured in the
- * driver (docs/perf-notes.md): mid 0.95 of wide, narrow 0.87. */
+/* Register-tile slots (computed or wasted) a plan runs, over the tiles' speeds (docs/perf-notes.md):
+ * mid 0.95 of wide, narrow 0.75 (0.87 in the Zen 4 driver, 0.70-0.74 alone on an Intel Xeon: its
+ * MR row pointers outnumber the registers). */
 static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *isa, const gemm_state *s)
 {
     const int dt = d->dtype == CCONV_FLOAT64;
@@ -114,7 +115,7 @@ static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *is
         for (int last = 0; last < 2; last++) {
             const cconv_tile_kernel *t = last && s->has_tail ? &s->tail : &s->tile;
             const int64_t nblocks = last ? (s->has_tail ? 1 : 0) : s->nblk - (s->has_tail ? 1 : 0);
-            const double speed = t->nr == isa->narrow[dt].nr ? 0.87 : t->nr == isa->mid[dt].nr ? 0.95 : 1.0;
+            const double speed = t->nr == isa->narrow[dt].nr ? 0.75 : t->nr == isa->mid[dt].nr ? 0.95 : 1.0;
             double slots = 0; /* per image plane and block: pixel slots of every job */
             for (int64_t h0 = 0; h0 < Q1; h0 += b.B)
                 for (int64_t w0 = 0; w0 < Q2; w0 += b.WS) {
