@@ -164,7 +164,7 @@ static void choose_kc(gemm_state *s, const cconv_isa_table *isa, size_t es)
     else s->kc = (K + (K + s->kc - 1) / s->kc - 1) / ((K + s->kc - 1) / s->kc); /* even blocks */
 }
 
-/* Per-thread band buffers, plus the shared padded copy when a pass reads one. */
+/* Per-thread band buffers and accumulators, plus the shared padded copy when a pass reads one. */
 static cconv_status gemm_workspace(const cconv_conv_desc *d, const gemm_state *s, int64_t *bytes)
 {
     const int64_t Ci = d->in_channels, es = (int64_t)cconv_dtype_size(d->dtype);
@@ -176,7 +176,7 @@ static cconv_status gemm_workspace(const cconv_conv_desc *d, const gemm_state *s
         if (b.shared) shared = 1;
         else if (!b.direct) ws = max64(ws, b.DS * b.R * b.WB * Ci);
     }
-    *bytes = ws * cconv_threads() * es;
+    *bytes = (ws + cconv_gemm_acc_elems(s, es)) * cconv_threads() * es;
     if (!shared) return CCONV_OK;
     const int64_t padded_elems = s->pad.size[0] * s->pad.size[1] * s->pad.size[2]; /* checked by the passes */
     if (!cconv_mul(d->batch, padded_elems, &copy_bytes) || !cconv_mul(copy_bytes, Ci * es, &copy_bytes))

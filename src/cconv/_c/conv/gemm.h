@@ -52,6 +52,14 @@ typedef struct {
                            * would copy each band nr times); DS, R, WB as for direct */
 } gemm_band;
 
+/* Elements of a thread's accumulators: a chunk of tiles (mc_bytes) where the reduction splits
+ * into kc blocks (the driver runs a chunk per kc block), else one tile. */
+static inline int64_t cconv_gemm_acc_elems(const gemm_state *s, int64_t es)
+{
+    const int64_t chunk = s->kmax > s->kc ? s->mc_bytes / es : 0;
+    return chunk > CCONV_TILE_MAX ? chunk : CCONV_TILE_MAX;
+}
+
 void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, const pass_t *ps, gemm_band *b);
 /* Whether all passes (stride phases) share band geometry, output grid and input steps: the
  * driver then runs them together on one band fill per job. */
