@@ -15,5 +15,13 @@
  * column where AVX-512 shifts lanes. */
 #define HAS_DW_DIRECT 1
 
+/* GEMM blocking (conv/gemm.c; measurements: docs/perf-notes.md): a kc block's weights (taps x kc
+ * x NR) within KC bytes, reused from L2 by a chunk of tiles whose accumulators take MC bytes; a
+ * band buffer of BAND bytes: half of Zen 3's 512 KiB L2, which also holds a block's weights (3x3,
+ * 128 channels: 74 KB). */
+#define GEMM_KC_BYTES (256 * 1024)
+#define GEMM_MC_BYTES (64 * 1024)
+#define GEMM_BAND_BYTES (256 * 1024)
+
 #include "config/roles.h"
 #endif

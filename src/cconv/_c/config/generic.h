@@ -13,5 +13,12 @@
 /* No masked loads: no direct (band-free) channels-first depthwise kernel. */
 #define HAS_DW_DIRECT 0
 
+/* GEMM blocking (conv/gemm.c; measurements: docs/perf-notes.md): a kc block's weights (taps x kc
+ * x NR) within KC bytes, reused from L2 by a chunk of tiles whose accumulators take MC bytes; a
+ * band buffer of BAND bytes. */
+#define GEMM_KC_BYTES (256 * 1024)
+#define GEMM_MC_BYTES (64 * 1024)
+#define GEMM_BAND_BYTES (512 * 1024)
+
 #include "config/roles.h"
 #endif

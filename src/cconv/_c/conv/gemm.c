@@ -27,8 +27,8 @@ void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, con
     const int64_t Q1 = ps->q[1], Q2 = ps->q[2], MR = s->tile.mr;
     const int64_t pix_bytes = span[0] * Ci * es; /* one buffer column of one row */
     b->WS = Q2;
-    if (span[1] * ((Q2 - 1) * ps->is[2] + span[2]) * pix_bytes > GEMM_BAND_BYTES) {
-        const int64_t cols = GEMM_BAND_BYTES / (span[1] * pix_bytes);
+    if (span[1] * ((Q2 - 1) * ps->is[2] + span[2]) * pix_bytes > s->band_bytes) {
+        const int64_t cols = s->band_bytes / (span[1] * pix_bytes);
         b->WS = max64(MR, ((cols - span[2]) / ps->is[2] + 1) / MR * MR);
         b->WS = min64(b->WS, Q2);
     }
@@ -44,7 +44,7 @@ void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, con
         cap = min64(Q1, (GEMM_MIN_BAND_PIX + b->WS - 1) / b->WS);
         cap = (Q1 + (Q1 + cap - 1) / cap - 1) / ((Q1 + cap - 1) / cap); /* even bands */
     }
-    const int64_t fit = (GEMM_BAND_BYTES / row_bytes - span[1]) / ps->is[1] + 1;
+    const int64_t fit = (s->band_bytes / row_bytes - span[1]) / ps->is[1] + 1;
     const int64_t tall = 2 * (span[1] - ps->is[1]);
     int64_t B = max64(min64(fit, cap), min64(tall, cap));
     b->B = max64(1, min64(B, Q1));
@@ -101,8 +101,9 @@ static void set_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, 
     s->nblocks = s->gpb > 1 ? (G + s->gpb - 1) / s->gpb : G * s->nblk;
 }
 
-/* Register-tile slots (computed or wasted) a plan runs, over the tiles' speeds measured in the
- * driver (docs/perf-notes.md): mid 0.95 of wide, narrow 0.87. */
+/* Register-tile slots (computed or wasted) a plan runs, over the tiles' speeds (docs/perf-notes.md):
+ * mid 0.95 of wide, narrow 0.75 (0.87 in the Zen 4 driver, 0.70-0.74 alone on an Intel Xeon: its
+ * MR row pointers outnumber the registers). */
 static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *isa, const gemm_state *s)
 {
     const int dt = d->dtype == CCONV_FLOAT64;
@@ -114,7 +115,7 @@ static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *is
         for (int last = 0; last < 2; last++) {
             const cconv_tile_kernel *t = last && s->has_tail ? &s->tail : &s->tile;
             const int64_t nblocks = last ? (s->has_tail ? 1 : 0) : s->nblk - (s->has_tail ? 1 : 0);
-            const double speed = t->nr == isa->narrow[dt].nr ? 0.87 : t->nr == isa->mid[dt].nr ? 0.95 : 1.0;
+            const double speed = t->nr == isa->narrow[dt].nr ? 0.75 : t->nr == isa->mid[dt].nr ? 0.95 : 1.0;
             double slots = 0; /* per image plane and block: pixel slots of every job */
             for (int64_t h0 = 0; h0 < Q1; h0 += b.B)
                 for (int64_t w0 = 0; w0 < Q2; w0 += b.WS) {
@@ -148,19 +149,22 @@ static void gemm_destroy(void *state)
     cconv_free(s);
 }
 
-/* Channel blocks keep one block's weights (taps x kc x NR) within ~256 KiB of L2. */
-static void choose_kc(gemm_state *s, size_t es)
+/* Goto's blocking (config/<isa>.h): a kc block's weights (taps x kc x NR) within the ISA's
+ * gemm_kc_bytes, each reused from L2 by a chunk of tiles (the driver runs every tile of the chunk
+ * on one kc block before the next) instead of every kc block streaming through each tile; kc
+ * blocks of even length. */
+static void choose_kc(gemm_state *s, const cconv_isa_table *isa, size_t es)
 {
     int64_t per_k = 0;
     for (int i = 0; i < s->npasses; i++) per_k = max64(per_k, (int64_t)s->passes[i].ntaps * s->tile.nr * (int64_t)es);
     const int64_t K = s->kmax;
-    s->kc = per_k > 0 ? (256 * 1024) / per_k : K;
+    s->kc = per_k > 0 ? isa->gemm_kc_bytes / per_k : K;
     if (s->kc < 1) s->kc = 1;
     if (s->kc >= K) s->kc = K;
     else s->kc = (K + (K + s->kc - 1) / s->kc - 1) / ((K + s->kc - 1) / s->kc); /* even blocks */
 }
 
-/* Per-thread band buffers, plus the shared padded copy when a pass reads one. */
+/* Per-thread band buffers and accumulators, plus the shared padded copy when a pass reads one. */
 static cconv_status gemm_workspace(const cconv_conv_desc *d, const gemm_state *s, int64_t *bytes)
 {
     const int64_t Ci = d->in_channels, es = (int64_t)cconv_dtype_size(d->dtype);
@@ -172,7 +176,7 @@ static cconv_status gemm_workspace(const cconv_conv_desc *d, const gemm_state *s
         if (b.shared) shared = 1;
         else if (!b.direct) ws = max64(ws, b.DS * b.R * b.WB * Ci);
     }
-    *bytes = ws * cconv_threads() * es;
+    *bytes = (ws + cconv_gemm_acc_elems(s, es)) * cconv_threads() * es;
     if (!shared) return CCONV_OK;
     const int64_t padded_elems = s->pad.size[0] * s->pad.size[1] * s->pad.size[2]; /* checked by the passes */
     if (!cconv_mul(d->batch, padded_elems, &copy_bytes) || !cconv_mul(copy_bytes, Ci * es, &copy_bytes))
@@ -195,12 +199,14 @@ static cconv_status gemm_make(cconv_plan *p, const void *weight, int one_group_b
     s->cog = d->out_channels / G;
     s->one_group_blocks = one_group_blocks;
     s->wmerge = 1;
+    s->mc_bytes = isa->gemm_mc_bytes;
+    s->band_bytes = isa->gemm_band_bytes;
     if (!d->transposed && G == 1 && Ci < 32 && d->dilation[2] == 1 && d->kernel[2] > 1) s->wmerge = d->kernel[2];
     set_gemm_tile(d, isa, s, narrowest_tile(isa, dt, s->cog));
     cconv_status st = cconv_passes_make(d, Ci, s->wmerge, &s->pad, &s->passes, &s->npasses);
     if (st != CCONV_OK) return st;
     choose_gemm_tile(d, isa, s);
-    choose_kc(s, es);
+    choose_kc(s, isa, es);
     const size_t filter_bytes = (size_t)cconv_filter_count(d) * es;
     if (s->gpb > 1) {
         s->weight_copy = cconv_alloc(filter_bytes);

@@ -9,6 +9,9 @@ typedef struct {
     cconv_padding pad;
     cconv_tile_kernel tile;
     int64_t cig, cog, nblk, kc;
+    /* Blocking (config/<isa>.h): bytes of the accumulators of the chunk of tiles the driver runs
+     * one kc block at a time, and of a band buffer. */
+    int64_t mc_bytes, band_bytes;
     /* cog < NR: a block packs gpb whole groups side by side, block-diagonal weights over their
      * gpb*cig input channels (one gpb times longer reduction, not gpb mostly empty tiles).
      * kmax: reduction length of a block; nblocks: blocks in all. */
@@ -36,8 +39,7 @@ typedef struct {
  * of channel blocks). Unless x can be read in place (channels-last, no padding), it first copies
  * the padded channels-last input its band reads (DS x R x WB x C_in) into a per-thread buffer
  * that stays in L2: a copy into cache, not a padded copy (for NCHW a transpose) of the whole batch
- * through memory. Bands are sized so the buffer fits GEMM_BAND_BYTES. */
-#define GEMM_BAND_BYTES (512 * 1024)
+ * through memory. Bands are sized so the buffer fits the ISA's gemm_band_bytes (band_bytes). */
 #define GEMM_MIN_BAND_PIX 128
 
 typedef struct {
@@ -49,6 +51,14 @@ typedef struct {
     int shared;           /* read one padded copy of the whole input made per call (nr > 1
                            * would copy each band nr times); DS, R, WB as for direct */
 } gemm_band;
+
+/* Elements of a thread's accumulators: a chunk of tiles (mc_bytes) where the reduction splits
+ * into kc blocks (the driver runs a chunk per kc block), else one tile. */
+static inline int64_t cconv_gemm_acc_elems(const gemm_state *s, int64_t es)
+{
+    const int64_t chunk = s->kmax > s->kc ? s->mc_bytes / es : 0;
+    return chunk > CCONV_TILE_MAX ? chunk : CCONV_TILE_MAX;
+}
 
 void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, const pass_t *ps, gemm_band *b);
 /* Whether all passes (stride phases) share band geometry, output grid and input steps: the

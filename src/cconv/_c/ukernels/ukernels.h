@@ -147,6 +147,9 @@ typedef struct {
     cconv_gw_dw_cl_fn gw_dw_cl[2];
     cconv_fma_loop_fn fma_loop[2];
     cconv_act_fn act[2];
+    /* GEMM blocking in bytes (config/<isa>.h): a kc block's weights (taps x kc x NR), the
+     * accumulators of the chunk of tiles that reuses them, a band buffer (conv/gemm.h). */
+    int gemm_kc_bytes, gemm_mc_bytes, gemm_band_bytes;
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;
