@@ -46,7 +46,10 @@ if [ -z "${CCONV_LEAKS_SKIP_VALGRIND:-}" ]; then
     build plain ""
     for isa in avx2 generic; do
         echo "== valgrind, CCONV_ISA=$isa"
-        if ! CCONV_ISA=$isa valgrind --leak-check=full --errors-for-leak-kinds=definite \
+        # Superblocks of at most 30 instructions (default 60): translating the AVX2 direct
+        # depthwise kernel's unrolled 5x5 stride-2 loop (masked loads) at 60 exhausts valgrind's
+        # temporary storage ("VEX temporary storage exhausted"). What memcheck checks is the same.
+        if ! CCONV_ISA=$isa valgrind --vex-guest-max-insns=30 --leak-check=full --errors-for-leak-kinds=definite \
                 --show-leak-kinds=definite --error-exitcode=1 --log-file="$OUT/valgrind-$isa.log" \
                 "$OUT/plain/plan_loop" "$REPS" > "$OUT/stdout-valgrind-$isa.txt"; then
             echo "FAILED: see $OUT/valgrind-$isa.log"; fail=1
