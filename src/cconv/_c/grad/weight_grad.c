@@ -79,7 +79,13 @@ static int gw_geometry(const cconv_conv_desc *d, const cconv_gw_tile_kernel *til
     q->multi = gw_multi_hint(d) && q->CB == cig &&
                (double)d->in_channels * row_bytes * (double)span_h <= 8.0 * CCONV_GW_BAND_BYTES;
     const double band_row = (double)(q->multi ? d->in_channels : q->CB) * row_bytes;
-    const int64_t fit = ((int64_t)(CCONV_GW_BAND_BYTES / band_row) - span_h) / S[1] + 1;
+    /* x read in place (channels-first) is not copied: a unit's rows are bounded by its
+     * grad_output panel, which every row tile re-reads from L2, not by a band. Tall units give
+     * each channel one long run to stream (bands of 4 rows of 56 pixels were 1.2-1.35x slower
+     * for a 1x1: docs/perf-notes.md). */
+    const int64_t fit = q->inplace && !d->channels_last
+                            ? (int64_t)(2.0 * CCONV_GW_BAND_BYTES / ((double)q->WS * (double)tile->nr * (double)es))
+                            : ((int64_t)(CCONV_GW_BAND_BYTES / band_row) - span_h) / S[1] + 1;
     q->B = max64(1, min64(max64(fit, min64(tall, cap)), min64(cap, O[1])));
     if (d->channels_last) {
         /* Each channel block's fill (and each cout block's pack) walks whole rows of x (and of
