@@ -25,12 +25,16 @@ static inline VT vsplat(T s)
 typedef int32_t dw_lane_int_f32;
 typedef int64_t dw_lane_int_f64;
 
-/* o[j][i] = src[i*ss + j] for i, j < 8: an 8x8 block through registers (3 rounds of 8 shuffles). */
+/* o[j][i] = src[i*ss + j] for i < n (o[j][i] = 0 past n), j < 8: an 8x8 block through registers
+ * (3 rounds of 8 shuffles); n <= 8 rows of the source are read. */
 typedef T v8 __attribute__((vector_size(8 * sizeof(T))));
-static inline void transpose8(const T *src, ptrdiff_t ss, v8 o[8])
+static inline void transpose8n(const T *src, ptrdiff_t ss, int n, v8 o[8])
 {
     v8 r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++) memcpy(&r[i], src + i * ss, sizeof r[i]);
+    for (int i = 0; i < 8; i++) {
+        r[i] = (v8){0};
+        if (i < n) memcpy(&r[i], src + i * ss, sizeof r[i]);
+    }
     for (int i = 0; i < 8; i += 2) {
         t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
         t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -45,6 +49,29 @@ static inline void transpose8(const T *src, ptrdiff_t ss, v8 o[8])
         o[q] = __builtin_shufflevector(u[q], u[q + 4], 0, 1, 2, 3, 8, 9, 10, 11);
         o[q + 4] = __builtin_shufflevector(u[q], u[q + 4], 4, 5, 6, 7, 12, 13, 14, 15);
     }
+}
+
+static inline void transpose8(const T *src, ptrdiff_t ss, v8 o[8]) { transpose8n(src, ss, 8, o); }
+
+/* y[i] = b[i] for i < n <= 8: whole vectors of 8, 4, 2 and 1 lanes (a constant n takes no branch). */
+static inline void store8n(T *y, v8 b, int n)
+{
+    typedef T v4 __attribute__((vector_size(4 * sizeof(T))));
+    typedef T v2 __attribute__((vector_size(2 * sizeof(T))));
+    if (n == 8) { memcpy(y, &b, sizeof b); return; }
+    v4 q = __builtin_shufflevector(b, b, 0, 1, 2, 3);
+    if (n >= 4) {
+        memcpy(y, &q, sizeof q);
+        q = __builtin_shufflevector(b, b, 4, 5, 6, 7);
+        y += 4; n -= 4;
+    }
+    if (n >= 2) {
+        const v2 h = __builtin_shufflevector(q, q, 0, 1);
+        memcpy(y, &h, sizeof h);
+        q = __builtin_shufflevector(q, q, 2, 3, 0, 1);
+        y += 2; n -= 2;
+    }
+    if (n) *y = q[0];
 }
 
 #endif
