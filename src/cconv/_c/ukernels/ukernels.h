@@ -59,11 +59,9 @@ typedef struct {
     const void *zero;
 } cconv_dw_cl_geom;
 /* Channels-last, n output pixels of a row: y[p*C + e] = bias[e] + sum_t w[t*C + e] * (tap t of
- * pixel p)[e], t = (r*kw + c)*cig + ci in g's order. pf_rows > 0: the next output row reads
- * pf_rows new input rows, at pf_step, 2*pf_step, ... elements past rows[nrows - 1], and writes
- * y + n*C on: prefetched along the way. */
+ * pixel p)[e], t = (r*kw + c)*cig + ci in g's order. */
 typedef void cconv_dw_cl_ukr(const void *const *rows, const cconv_dw_cl_geom *g, int64_t n, int64_t C,
-                             const void *w, const void *bias, void *y, int pf_rows, ptrdiff_t pf_step);
+                             const void *w, const void *bias, void *y);
 typedef cconv_dw_cl_ukr *cconv_dw_cl_fn;
 /* dst[q*pix + e] = src[q*C + lane[e]] for q < npix, e < pix: a channels-last row expanded so that
  * grouped channels-last convolutions become depthwise ones. */
