@@ -618,41 +618,49 @@ static void test_dw_direct(ctx *c)
 
 /* ------------------------------------------------------------------ depthwise, channels-last */
 
-/* layout: 0 taps at random pixels (and the zero pixel); 1 a 3x3 stride-1 window over three rows
- * (the kernel's own 3x3 path, 4 pixels at a time); 2 the same with the last pixel's taps on the
- * zero pixel (its group falls back). */
-static void dw_cl_case(ctx *c, cconv_dw_cl_fn fn, int ntaps, int layout, int64_t n, int64_t C, int pf_rows,
-                       int with_bias)
+/* Channels-last row kernel: nrows input rows (row zrow, if >= 0, is the zero row), kw tap columns at
+ * dilation dl, stride s, cig channel vectors a pixel; pl columns of padding on the left, its
+ * columns zero (edges 1) or reflected (edges 2), none (edges 0). Each row is its own buffer. */
+static void dw_cl_case(ctx *c, cconv_dw_cl_fn fn, int nrows, int kw, int cig, int s, int dl, int edges,
+                       int zrow, int64_t n, int64_t C, int with_bias)
 {
-    static const char *lay[3] = {"scattered pixels", "3x3 window", "3x3 window, last pixel on the zero pixel"};
-    begin(c, "dw_cl: ntaps=%d %s n=%lld C=%lld pf_rows=%d bias=%s", ntaps, lay[layout], (long long)n, (long long)C,
-          pf_rows, with_bias ? "yes" : "NULL");
-    const int64_t npool = layout ? 3 * (n + 2) : 7; /* input pixels; the zero pixel after them */
-    char *pool = in_rand(c, npool * C), *zero = galloc(c, C * c->es);
-    const void **src = galloc(c, n * ntaps * sizeof *src);
-    int64_t *which = scratch(c, n * ntaps * sizeof *which); /* pixel index, npool: the zero pixel */
+    begin(c, "dw_cl: nrows=%d kw=%d cig=%d stride=%d dilation=%d edges=%d zero row=%d n=%lld C=%lld bias=%s",
+          nrows, kw, cig, s, dl, edges, zrow, (long long)n, (long long)C, with_bias ? "yes" : "NULL");
+    const int64_t span = (int64_t)(kw - 1) * dl + 1, pl = edges ? span / 2 : 0;
+    int64_t W = (n - 1) * s + span - 2 * pl;
+    if (W < 1) W = 1;
+    const int64_t pix = cig * C, ntaps = (int64_t)nrows * kw * cig;
+    const void *rows[8];
+    char *zero = galloc(c, W * pix * c->es);
+    int64_t *cols = galloc(c, n * kw * sizeof *cols);
     void *w = in_rand(c, ntaps * C), *bias = with_bias ? in_rand(c, C) : NULL;
     out_t y;
-    if (!pool || !zero || !src || !which || !w || (with_bias && !bias) || !out_init(c, &y, "y", n * C, C)) return;
-    for (int64_t e = 0; e < C; e++) st(c, zero, e, 0);
+    if (!zero || !cols || !w || (with_bias && !bias) || !out_init(c, &y, "y", n * C, C)) return;
+    for (int64_t e = 0; e < W * pix; e++) st(c, zero, e, 0);
+    for (int r = 0; r < nrows; r++)
+        if (!(rows[r] = r == zrow ? zero : in_rand(c, W * pix))) return;
     for (int64_t p = 0; p < n; p++)
-        for (int t = 0; t < ntaps; t++) {
-            int64_t q = layout ? (t / 3) * (n + 2) + p + t % 3 : rnd_int(npool + 1);
-            if (layout == 2 && p == n - 1) q = npool;
-            which[p * ntaps + t] = q;
-            src[p * ntaps + t] = q == npool ? zero : pool + q * C * c->es;
+        for (int k = 0; k < kw; k++) {
+            int64_t q = p * s + (int64_t)k * dl - pl;
+            if (edges == 2) q = q < 0 ? -q : q >= W ? 2 * (W - 1) - q : q;
+            cols[p * kw + k] = q >= 0 && q < W ? q * pix : -1;
         }
+    int64_t hi = W - span + pl < 0 ? 0 : (W - span + pl) / s + 1;
+    const int64_t lo = (pl + s - 1) / s;
+    if (hi < lo) hi = lo;
+    const cconv_dw_cl_geom g = {.nrows = nrows, .kw = kw, .cig = cig, .lo = lo, .hi = hi, .col0 = -pl * pix,
+                                .pstep = s * pix, .cstep = dl * pix, .cols = cols, .zero = zero};
     for (int64_t p = 0; p < n; p++)
         for (int64_t e = 0; e < C; e++) {
             rsum r = {0};
             if (bias) radd(&r, ld(c, bias, e));
-            for (int t = 0; t < ntaps; t++) {
-                const int64_t q = which[p * ntaps + t];
-                radd(&r, (long double)ld(c, w, t * C + e) * (q == npool ? 0.0 : ld(c, pool, q * C + e)));
+            for (int64_t t = 0; t < ntaps; t++) {
+                const int64_t a = t / (kw * cig), k = t / cig % kw, ci = t % cig, o = cols[p * kw + k];
+                radd(&r, (long double)ld(c, w, t * C + e) * (o < 0 ? 0.0 : ld(c, rows[a], o + ci * C + e)));
             }
             expect_sum(c, &y, p * C + e, &r);
         }
-    CALL(c, fn((const void *const *)src, ntaps, n, C, w, bias, y.p, pf_rows, (ptrdiff_t)(3 * C)));
+    CALL(c, fn(rows, &g, n, C, w, bias, y.p));
     if (!c->faulted) check_out(c, &y);
 }
 
@@ -662,14 +670,17 @@ static void test_dw_cl(ctx *c)
     const int64_t vl = c->vl;
     int64_t Cs[] = {1, vl - 1, vl, vl + 1, 2 * vl, 2 * vl + 1, 3 * vl + 3};
     const int nc = sizes(Cs, 7, 1);
-    static const int64_t ns[] = {1, 3, 4, 5, 8, 9};
-    static const int ntapss[] = {1, 2, 9, 25, 49};
+    static const int64_t ns[] = {1, 3, 4, 5, 8, 9, 13};
+    /* nrows, kw, cig, stride, dilation: the 3x3 kernels at strides 1 and 2, others generic */
+    static const int geo[][5] = {{3, 3, 1, 1, 1}, {3, 3, 1, 2, 1}, {1, 1, 1, 1, 1}, {5, 5, 1, 1, 1},
+                                 {3, 3, 2, 1, 1}, {3, 3, 1, 1, 2}, {7, 7, 1, 2, 1}, {2, 3, 3, 2, 1}};
     int i = 0;
     for (int a = 0; a < nc; a++)
-        for (int b = 0; b < 6; b++) {
-            for (int t = 0; t < 5; t++, i++) dw_cl_case(c, fn, ntapss[t], 0, ns[b], Cs[a], i % 3, i & 1);
-            for (int layout = 1; layout <= 2; layout++, i++) dw_cl_case(c, fn, 9, layout, ns[b], Cs[a], i % 3, i & 1);
-        }
+        for (int b = 0; b < 7; b++)
+            for (int k = 0; k < 8; k++)
+                for (int edges = 0; edges < 3; edges++, i++)
+                    dw_cl_case(c, fn, geo[k][0], geo[k][1], geo[k][2], geo[k][3], geo[k][4], edges,
+                               i % 4 == 3 ? geo[k][0] / 2 : -1, ns[b], Cs[a], i & 1);
 }
 
 static void dw_expand_case(ctx *c, cconv_dw_expand_fn fn, int64_t npix, int64_t C, int64_t pix, int pattern)

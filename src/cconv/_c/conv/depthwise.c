@@ -72,7 +72,7 @@ static cconv_status dw_workspace(const cconv_conv_desc *d, const dw_state *s, in
 {
     const int64_t *K = d->kernel, *Dl = d->dilation, S2 = d->stride[2], Co = d->out_channels;
     const int64_t cig = d->in_channels / d->groups, cog = Co / d->groups;
-    const int64_t es = (int64_t)cconv_dtype_size(d->dtype), ksz = K[0] * K[1] * K[2];
+    const int64_t es = (int64_t)cconv_dtype_size(d->dtype);
     const int64_t slots = ((K[0] - 1) * Dl[0] + 1) * ((K[1] - 1) * Dl[1] + 1);
     int64_t ws, t;
     if (!d->channels_last) {
@@ -81,10 +81,17 @@ static cconv_status dw_workspace(const cconv_conv_desc *d, const dw_state *s, in
             !cconv_mul(t, es, &t) || !cconv_add(t, 128 * 1024, &ws))
             return CCONV_ERR_OVERFLOW;
     } else {
+        /* a thread's ring of expanded rows (cig * Co a pixel) and row pointers; the shared zero
+         * row and column offsets */
+        const int64_t pixb = cig * Co * es;
         ws = 0;
-        if (cog > 1 && (!cconv_mul(slots, d->in_size[2], &ws) || !cconv_mul(ws, Co * es, &ws)))
+        if ((cig > 1 || cog > 1) && (!cconv_mul(slots, d->in_size[2], &ws) || !cconv_mul(ws, pixb, &ws)))
             return CCONV_ERR_OVERFLOW;
-        if (!cconv_mul(d->out_size[2], ksz * 8, &t) || !cconv_add(ws, t, &ws)) return CCONV_ERR_OVERFLOW;
+        if (!cconv_add(ws, K[0] * K[1] * 8, &ws) || !cconv_mul(ws, cconv_threads(), &ws) ||
+            !cconv_mul(d->in_size[2], pixb, &t) || !cconv_add(ws, t, &ws) ||
+            !cconv_mul(d->out_size[2], K[2] * 8, &t) || !cconv_add(ws, t, bytes))
+            return CCONV_ERR_OVERFLOW;
+        return CCONV_OK;
     }
     if (!cconv_mul(ws, cconv_threads(), &ws) || !cconv_add(ws, Co * es, &ws)) return CCONV_ERR_OVERFLOW;
     *bytes = ws;

@@ -47,12 +47,21 @@ typedef void cconv_dw_direct_ukr(const void *x, int64_t H, int64_t W, int64_t pt
                                  const void *w, const void *bias, int64_t oh0, int64_t nout, int64_t OW,
                                  void *y, ptrdiff_t y_step, const void *zrow);
 typedef cconv_dw_direct_ukr *cconv_dw_direct_fn;
-/* Channels-last, n output pixels of a row: y[p*C + c] = bias[c] + sum_t w[t*C + c] *
- * src[p*ntaps + t][c]; src entries point at input pixels (or a zero pixel). pf_rows > 0: the
- * next output row reads pf_rows new input rows, at pf_step, 2*pf_step, ... elements past this
- * row's last tap row, and writes y + n*C on: prefetched along the way. */
-typedef void cconv_dw_cl_ukr(const void *const *src, int ntaps, int64_t n, int64_t C,
-                             const void *w, const void *bias, void *y, int pf_rows, ptrdiff_t pf_step);
+/* Where channels-last taps are read: input rows rows[r], r < nrows (a zero row in padding), each
+ * tap (r, c, ci) of pixel p at rows[r] + col0 + p*pstep + c*cstep + ci*C for pixels in [lo, hi)
+ * (whole taps inside the row), else at rows[r] + cols[p*kw + c] + ci*C (cols < 0: padding, read at
+ * zero, cig*C zeros). */
+typedef struct {
+    int nrows, kw, cig;
+    int64_t lo, hi;
+    ptrdiff_t col0, pstep, cstep;
+    const int64_t *cols;
+    const void *zero;
+} cconv_dw_cl_geom;
+/* Channels-last, n output pixels of a row: y[p*C + e] = bias[e] + sum_t w[t*C + e] * (tap t of
+ * pixel p)[e], t = (r*kw + c)*cig + ci in g's order. */
+typedef void cconv_dw_cl_ukr(const void *const *rows, const cconv_dw_cl_geom *g, int64_t n, int64_t C,
+                             const void *w, const void *bias, void *y);
 typedef cconv_dw_cl_ukr *cconv_dw_cl_fn;
 /* dst[q*pix + e] = src[q*C + lane[e]] for q < npix, e < pix: a channels-last row expanded so that
  * grouped channels-last convolutions become depthwise ones. */
