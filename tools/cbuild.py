@@ -54,7 +54,6 @@ CORE_SOURCES = [
 ]
 CORE_TEMPLATES = [
     "conv/band_fill.c.in",
-    "conv/channel_shuffle_run.c.in",
     "conv/depthwise_run.c.in",
     "conv/gemm_pack.c.in",
     "conv/gemm_run.c.in",

@@ -2,9 +2,6 @@
 #include <string.h>
 #include "internal.h"
 
-void cconv_shuffle_cl_f32(const void *x, void *y, int64_t npix, int64_t channels, int64_t groups, int nt);
-void cconv_shuffle_cl_f64(const void *x, void *y, int64_t npix, int64_t channels, int64_t groups, int nt);
-
 cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t batch,
                                    int64_t channels, int64_t spatial, int64_t groups,
                                    const void *xv, void *yv)
@@ -35,11 +32,16 @@ cconv_status cconv_channel_shuffle(cconv_dtype dtype, int channels_last, int64_t
                    plane);
         }
     } else {
-        /* Each pixel's channel vector is transposed as a (groups, cpg) matrix: 4 groups x 4
-         * channels at a time through registers (2 x 4 for 2 groups; an element loop was well
-         * behind torch, docs/perf-notes.md), the groups and channels past multiples of 4
-         * element by element. */
-        (es == 4 ? cconv_shuffle_cl_f32 : cconv_shuffle_cl_f64)(x, y, batch * spatial, channels, groups, nt);
+        /* Each pixel's channel vector is transposed as a (groups, cpg) matrix through registers
+         * (the ISA's shuffle_cl; an element loop was well behind torch, docs/perf-notes.md), a
+         * contiguous range of pixels a thread. */
+        const cconv_shuffle_cl_fn shuffle = cconv_active_isa()->shuffle_cl[es == 8];
+        const int64_t npix = batch * spatial, row = channels * (int64_t)es;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int i = 0; i < nt; i++) {
+            const int64_t p0 = npix * i / nt, p1 = npix * (i + 1) / nt;
+            shuffle(x + p0 * row, y + p0 * row, p1 - p0, channels, groups);
+        }
     }
     return CCONV_OK;
 }

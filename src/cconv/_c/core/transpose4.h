@@ -1,4 +1,4 @@
-/* 4 x 4 and 2 x 4 transposes through registers, for the element type T of the including template
+/* 4 x 4, 2 x 4 and 3 x 4 transposes through registers, for the element type T of the including template
  * (`typedef ${T} T;` comes first). */
 #ifndef CCONV_TRANSPOSE4_H
 #define CCONV_TRANSPOSE4_H
@@ -33,6 +33,23 @@ static inline void cconv_interleave2(const T *a, const T *b, T *dst)
     hi = __builtin_shufflevector(u, v, 2, 6, 3, 7);
     memcpy(dst, &lo, sizeof lo);
     memcpy(dst + 4, &hi, sizeof hi);
+}
+
+/* dst[3i] = a[i], dst[3i + 1] = b[i], dst[3i + 2] = c[i] for i < 4 (a 3 x 4 transpose). */
+static inline void cconv_interleave3(const T *a, const T *b, const T *c, T *dst)
+{
+    cconv_v4 u, v, w, o[3];
+    memcpy(&u, a, sizeof u);
+    memcpy(&v, b, sizeof v);
+    memcpy(&w, c, sizeof w);
+    const cconv_v4 ab = __builtin_shufflevector(u, v, 0, 4, 1, 5);  /* a0 b0 a1 b1 */
+    const cconv_v4 bc = __builtin_shufflevector(v, w, 1, 5, 2, 6);  /* b1 c1 b2 c2 */
+    const cconv_v4 ab3 = __builtin_shufflevector(u, v, 3, 7, 3, 7); /* a3 b3 a3 b3 */
+    o[0] = __builtin_shufflevector(ab, w, 0, 1, 4, 2);              /* a0 b0 c0 a1 */
+    o[1] = __builtin_shufflevector(bc, u, 0, 1, 6, 2);              /* b1 c1 a2 b2 */
+    o[2] = __builtin_shufflevector(w, ab3, 2, 4, 5, 3);             /* c2 a3 b3 c3 */
+    /* Three stores: one of 48 bytes went through the stack (a reload that waits on the stores). */
+    for (int i = 0; i < 3; i++) memcpy(dst + 4 * i, &o[i], sizeof o[i]);
 }
 
 #endif

@@ -98,6 +98,10 @@ typedef cconv_stream_copy_ukr *cconv_stream_copy_fn;
 typedef void cconv_transpose_ukr(const void *src, ptrdiff_t ss, int64_t rows, int64_t cols, void *dst,
                                  ptrdiff_t ds);
 typedef cconv_transpose_ukr *cconv_transpose_fn;
+/* Channel shuffle, channels-last: each of npix pixels' channel vectors (x, y: npix x channels)
+ * transposed as a (groups, channels / groups) matrix. */
+typedef void cconv_shuffle_cl_ukr(const void *x, void *y, int64_t npix, int64_t channels, int64_t groups);
+typedef cconv_shuffle_cl_ukr *cconv_shuffle_cl_fn;
 
 /* Weight-gradient register tile: MR rows of (input channel, tap) x NR output channels,
  * acc[i][NR] (+)= sum_{r < nrows, c < ncols} x[rows[i] + r*xrs + c] * g[(r*ncols + c)*NR + j]:
@@ -156,6 +160,7 @@ typedef struct {
     cconv_gw_dw_cl_fn gw_dw_cl[2];
     cconv_fma_loop_fn fma_loop[2];
     cconv_act_fn act[2];
+    cconv_shuffle_cl_fn shuffle_cl[2];
     /* GEMM blocking in bytes (config/<isa>.h): a kc block's weights (taps x kc x NR), the
      * accumulators of the chunk of tiles that reuses them, a band buffer (conv/gemm.h). */
     int gemm_kc_bytes, gemm_mc_bytes, gemm_band_bytes;
