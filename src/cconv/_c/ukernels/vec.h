@@ -53,9 +53,12 @@ static inline void transpose8n(const T *src, ptrdiff_t ss, int n, v8 o[8])
 
 static inline void transpose8(const T *src, ptrdiff_t ss, v8 o[8]) { transpose8n(src, ss, 8, o); }
 
-/* y[i] = b[i] for i < n <= 8: whole vectors of 8, 4, 2 and 1 lanes (a constant n takes no branch). */
-static inline void store8n(T *y, v8 b, int n)
+/* y[i] = b[i] for i < n <= 8: whole vectors of 8, 4, 2 and 1 lanes (a constant n takes no branch).
+ * b by address: a vector argument wider than the ISA's registers changes the ABI (clang's
+ * -Wpsabi, for the baseline and AVX2 builds of 8 doubles). */
+static inline void store8n(T *y, const v8 *bp, int n)
 {
+    const v8 b = *bp;
     typedef T v4 __attribute__((vector_size(4 * sizeof(T))));
     typedef T v2 __attribute__((vector_size(2 * sizeof(T))));
     if (n == 8) { memcpy(y, &b, sizeof b); return; }
