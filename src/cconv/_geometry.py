@@ -394,9 +394,23 @@ def as_array(name, a, optional=False):
     return arr
 
 
+_RESULT_DTYPES: dict = {}  # the inputs' dtypes -> result_dtype (np.result_type takes microseconds)
+
+
 def result_dtype(*arrays):
     """The compute and result dtype (see the module docstring)."""
-    dt = np.result_type(*[a.dtype for a in arrays if a is not None])
+    key = tuple([a.dtype for a in arrays if a is not None])
+    dt = _RESULT_DTYPES.get(key)
+    if dt is None:
+        dt = _promote(key)
+        if len(_RESULT_DTYPES) >= 256:
+            _RESULT_DTYPES.clear()
+        _RESULT_DTYPES[key] = dt
+    return dt
+
+
+def _promote(dtypes):
+    dt = np.result_type(*dtypes)
     if dt.kind in "biu" or dt == np.longdouble:
         return np.dtype(np.float64)
     if dt == np.float16:
