@@ -646,6 +646,7 @@ def depthwise_stages(x_shape, w_shape, stride=1, padding=0, dilation=1, layout=N
                           padding_mode=padding_mode, layout=layout)]
 
 
+@_geometry.remembered
 def separable_stages(x_shape, dw_shape, pw_shape, stride=1, padding=0, dilation=1, layout=None,
                      padding_mode="zeros"):
     try:
@@ -674,6 +675,7 @@ def _spatial(x_shape, layout):
     return tuple(x_shape[1:3]) if _geometry.channels_last(layout, 2) else tuple(x_shape[2:])
 
 
+@_geometry.remembered
 def spatially_separable_stages(x_shape, v_shape, h_shape, stride=1, padding=0, dilation=1,
                                groups=1, layout=None, padding_mode="zeros"):
     _channels(x_shape, layout)
@@ -691,6 +693,7 @@ def spatially_separable_stages(x_shape, v_shape, h_shape, stride=1, padding=0, d
     return [g1, g2]
 
 
+@_geometry.remembered
 def flattened_stages(x_shape, ch_shape, v_shape, h_shape, stride=1, padding=0, dilation=1,
                      layout=None, padding_mode="zeros"):
     _channels(x_shape, layout)
@@ -1265,6 +1268,7 @@ def channel_shuffle(x: ArrayLike, groups: int, *, layout: Optional[str] = None,
     return y
 
 
+@_geometry.remembered
 def shuffled_grouped_stages(x_shape, w_shape, groups, stride=1, padding=0, dilation=1,
                             shuffle_groups=None, padding_mode="zeros", layout=None):
     conv = conv_geometry(2, x_shape, w_shape, stride, padding, dilation, groups,
