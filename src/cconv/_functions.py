@@ -1,8 +1,8 @@
 """The public convolution functions. Each one: arrays -> Geometry (cconv._geometry) -> plan -> run."""
 from __future__ import annotations
 
-import dataclasses
 import functools
+import math
 import threading
 from typing import Any, Callable, Optional, Sequence, TypeVar, Union, cast
 
@@ -1013,7 +1013,7 @@ def _run_chunked(stages, x, weights, bias, out, inputs, algorithm, act=None):
     check_bias(bias, stages[1].out_channels)
     y, target = _geometry.output_array(out, stages[1].out_shape, dtype, inputs)
     n = x.shape[0]
-    mid_image = int(np.prod(stages[0].out_shape[1:])) * dtype.itemsize
+    mid_image = math.prod(stages[0].out_shape[1:]) * dtype.itemsize
     if y.size == 0 or mid_image == 0:
         return _run_stages(stages, x, weights, bias, out, inputs, algorithm, act)  # nothing to chunk
     nchunks = -(-n * mid_image // _CHUNK_BYTES)
@@ -1025,7 +1025,7 @@ def _run_chunked(stages, x, weights, bias, out, inputs, algorithm, act=None):
     for n0 in range(0, n, nb):
         c = min(nb, n - n0)
         if c not in plans:
-            g1, g2 = (dataclasses.replace(g, batch=c) for g in stages)
+            g1, g2 = (g.with_batch(c) for g in stages)
             plans[c] = (_CPlan(g1.desc(algorithm), w1, None),
                         _CPlan(g2.desc(algorithm, activation=act), w2, b))
         p1, p2 = plans[c]
@@ -1439,7 +1439,7 @@ class ConvPlan:
             return self.geometry, self._plan
         with self._lock:
             plan = self._plans.get(batch)
-        g = dataclasses.replace(self.geometry, batch=batch)
+        g = self.geometry.with_batch(batch)
         if plan is None:
             plan = _CPlan(g.desc(self.algorithm, self._lossy, self._act), self._weight, self._bias)
             with self._lock:

@@ -10,6 +10,7 @@ dtypes compute in float64, float16 in float32 and long double in float64. Comple
 and other non-numeric dtypes raise TypeError.
 """
 import contextvars
+import dataclasses
 from dataclasses import dataclass
 import functools
 import math
@@ -199,6 +200,22 @@ class Geometry:
 
     @functools.cached_property
     def _descs(self):  # (algorithm, activation bounds) -> Descriptor
+        return {}
+
+    def with_batch(self, batch):
+        """This geometry for `batch` images, remembered with its descriptors (chunked runs and
+        plans of other batch sizes ask for it on every call)."""
+        if batch == self.batch:
+            return self
+        g = self._batches.get(batch)
+        if g is None:
+            if len(self._batches) >= 16:
+                self._batches.clear()
+            g = self._batches[batch] = dataclasses.replace(self, batch=batch)
+        return g
+
+    @functools.cached_property
+    def _batches(self):  # batch -> Geometry
         return {}
 
     @functools.cached_property
