@@ -118,22 +118,26 @@ cdef raise_status(cconv_status st, what):
     raise ValueError(f"{what}: {msg}")
 
 
+# The checks below read the array struct through NumPy's C API, not through Python attributes
+# (a.dtype == np.float32, a.flags, a.size): a small call makes a dozen of them.
 cdef cconv_dtype dtype_code(cnp.ndarray a) except *:
-    if a.dtype == np.float32:
-        return CCONV_FLOAT32
-    if a.dtype == np.float64:
-        return CCONV_FLOAT64
+    if cnp.PyArray_ISNOTSWAPPED(a):  # native byte order, as np.float32 and np.float64 are
+        if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32:
+            return CCONV_FLOAT32
+        if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT64:
+            return CCONV_FLOAT64
     raise TypeError(f"internal: unsupported dtype {a.dtype}")
 
 
 cdef void *data_of(cnp.ndarray a, cconv_dtype dt, int64_t count, name) except NULL:
     if dtype_code(a) != dt:
         raise TypeError(f"internal: {name} has dtype {a.dtype}")
-    if not a.flags.c_contiguous:
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
         raise ValueError(f"internal: {name} must be C-contiguous")
-    if a.size != count:
-        raise ValueError(f"internal: {name} has {a.size} elements, expected {count}")
-    if a.size == 0:
+    cdef int64_t size = cnp.PyArray_SIZE(a)
+    if size != count:
+        raise ValueError(f"internal: {name} has {size} elements, expected {count}")
+    if size == 0:
         return <void *> 1  # never dereferenced: nothing to read or write
     return cnp.PyArray_DATA(a)
 
@@ -246,7 +250,7 @@ ctypedef cconv_status (*grad_fn)(const cconv_conv_desc *, const void *, const vo
 cdef object run_grad(grad_fn fn, const cconv_conv_desc *d, void *a, void *b, cnp.ndarray out, void *op,
                      str name, str what):
     """out <- fn(d, a, b) without the GIL (a gradient of the C API), out writeable."""
-    if not out.flags.writeable:
+    if not cnp.PyArray_ISWRITEABLE(out):
         raise ValueError(f"{name} must be writeable")
     cdef cconv_status st
     cdef Saved saved
@@ -337,7 +341,7 @@ cdef class Plan:
         cdef int64_t nx = in_count(d), ny = out_count(d)
         xp[0] = data_of(x, d.dtype, nx, "x")
         yp[0] = data_of(y, d.dtype, ny, "out")
-        if not y.flags.writeable:
+        if not cnp.PyArray_ISWRITEABLE(y):
             raise ValueError("out must be writeable")
         return nx != 0 and ny != 0
 

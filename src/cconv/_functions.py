@@ -1,8 +1,8 @@
 """The public convolution functions. Each one: arrays -> Geometry (cconv._geometry) -> plan -> run."""
 from __future__ import annotations
 
-import dataclasses
 import functools
+import math
 import threading
 from typing import Any, Callable, Optional, Sequence, TypeVar, Union, cast
 
@@ -646,6 +646,7 @@ def depthwise_stages(x_shape, w_shape, stride=1, padding=0, dilation=1, layout=N
                           padding_mode=padding_mode, layout=layout)]
 
 
+@_geometry.remembered
 def separable_stages(x_shape, dw_shape, pw_shape, stride=1, padding=0, dilation=1, layout=None,
                      padding_mode="zeros"):
     try:
@@ -674,6 +675,7 @@ def _spatial(x_shape, layout):
     return tuple(x_shape[1:3]) if _geometry.channels_last(layout, 2) else tuple(x_shape[2:])
 
 
+@_geometry.remembered
 def spatially_separable_stages(x_shape, v_shape, h_shape, stride=1, padding=0, dilation=1,
                                groups=1, layout=None, padding_mode="zeros"):
     _channels(x_shape, layout)
@@ -691,6 +693,7 @@ def spatially_separable_stages(x_shape, v_shape, h_shape, stride=1, padding=0, d
     return [g1, g2]
 
 
+@_geometry.remembered
 def flattened_stages(x_shape, ch_shape, v_shape, h_shape, stride=1, padding=0, dilation=1,
                      layout=None, padding_mode="zeros"):
     _channels(x_shape, layout)
@@ -1010,7 +1013,7 @@ def _run_chunked(stages, x, weights, bias, out, inputs, algorithm, act=None):
     check_bias(bias, stages[1].out_channels)
     y, target = _geometry.output_array(out, stages[1].out_shape, dtype, inputs)
     n = x.shape[0]
-    mid_image = int(np.prod(stages[0].out_shape[1:])) * dtype.itemsize
+    mid_image = math.prod(stages[0].out_shape[1:]) * dtype.itemsize
     if y.size == 0 or mid_image == 0:
         return _run_stages(stages, x, weights, bias, out, inputs, algorithm, act)  # nothing to chunk
     nchunks = -(-n * mid_image // _CHUNK_BYTES)
@@ -1022,7 +1025,7 @@ def _run_chunked(stages, x, weights, bias, out, inputs, algorithm, act=None):
     for n0 in range(0, n, nb):
         c = min(nb, n - n0)
         if c not in plans:
-            g1, g2 = (dataclasses.replace(g, batch=c) for g in stages)
+            g1, g2 = (g.with_batch(c) for g in stages)
             plans[c] = (_CPlan(g1.desc(algorithm), w1, None),
                         _CPlan(g2.desc(algorithm, activation=act), w2, b))
         p1, p2 = plans[c]
@@ -1265,6 +1268,7 @@ def channel_shuffle(x: ArrayLike, groups: int, *, layout: Optional[str] = None,
     return y
 
 
+@_geometry.remembered
 def shuffled_grouped_stages(x_shape, w_shape, groups, stride=1, padding=0, dilation=1,
                             shuffle_groups=None, padding_mode="zeros", layout=None):
     conv = conv_geometry(2, x_shape, w_shape, stride, padding, dilation, groups,
@@ -1435,7 +1439,7 @@ class ConvPlan:
             return self.geometry, self._plan
         with self._lock:
             plan = self._plans.get(batch)
-        g = dataclasses.replace(self.geometry, batch=batch)
+        g = self.geometry.with_batch(batch)
         if plan is None:
             plan = _CPlan(g.desc(self.algorithm, self._lossy, self._act), self._weight, self._bias)
             with self._lock:

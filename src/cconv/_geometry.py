@@ -10,6 +10,7 @@ dtypes compute in float64, float16 in float32 and long double in float64. Comple
 and other non-numeric dtypes raise TypeError.
 """
 import contextvars
+import dataclasses
 from dataclasses import dataclass
 import functools
 import math
@@ -171,12 +172,12 @@ class Geometry:
     def _shape(self, c, size):
         return (self.batch, *size, c) if self.channels_last else (self.batch, c, *size)
 
-    @property
-    def x_shape(self):
+    @functools.cached_property
+    def x_shape(self):  # cached: every call reads it
         return self._shape(self.in_channels, self.in_size)
 
-    @property
-    def out_shape(self):
+    @functools.cached_property
+    def out_shape(self):  # cached: every call reads it
         return self._shape(self.out_channels, self.out_size)
 
     @property
@@ -199,6 +200,22 @@ class Geometry:
 
     @functools.cached_property
     def _descs(self):  # (algorithm, activation bounds) -> Descriptor
+        return {}
+
+    def with_batch(self, batch):
+        """This geometry for `batch` images, remembered with its descriptors (chunked runs and
+        plans of other batch sizes ask for it on every call)."""
+        if batch == self.batch:
+            return self
+        g = self._batches.get(batch)
+        if g is None:
+            if len(self._batches) >= 16:
+                self._batches.clear()
+            g = self._batches[batch] = dataclasses.replace(self, batch=batch)
+        return g
+
+    @functools.cached_property
+    def _batches(self):  # batch -> Geometry
         return {}
 
     @functools.cached_property
@@ -238,14 +255,21 @@ def _check_size(name, shape, itemsize=8):
         raise ValueError(f"{name} of shape {tuple(shape)} has more bytes than a 64-bit size can hold")
 
 
+_KEY_ATOMS = frozenset((int, str, type(None)))
+
+
 def _cache_key(v):
     """v itself when it is made only of exact ints, strings, None and tuples of them (so that equal
     keys mean equal arguments: 1 == 1.0 == True as dict keys, yet only 1 is a valid stride);
     anything else raises _Uncacheable."""
-    if v is None or type(v) is int or type(v) is str:
+    t = type(v)
+    if t in _KEY_ATOMS:
         return v
-    if type(v) is tuple:
-        return ("t",) + tuple(_cache_key(e) for e in v)
+    if t is tuple:
+        for e in v:
+            if type(e) not in _KEY_ATOMS:
+                _cache_key(e)  # a nested tuple is checked the same way; anything else raises
+        return v
     raise _Uncacheable
 
 
@@ -254,6 +278,29 @@ class _Uncacheable(Exception):
 
 
 _GEOMETRIES: dict = {}  # argument values -> Geometry: the checks cost more than a small convolution
+
+
+def remembered(builder):
+    """builder (shapes and arguments -> a list of stages) with its result remembered for repeated
+    calls with the same argument values, as conv_geometry's; each call gets its own list."""
+    memo: dict = {}
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs):
+        try:
+            key = (_cache_key(args), _cache_key(tuple(kwargs.items())))
+            stages = memo.get(key)
+        except (_Uncacheable, TypeError):  # TypeError: an unhashable shape entry
+            key = stages = None
+        if stages is None:
+            stages = builder(*args, **kwargs)
+            if key is not None:
+                if len(memo) >= 256:
+                    memo.clear()
+                memo[key] = stages
+        return list(stages)
+
+    return build
 
 
 def conv_geometry(nd, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, *,
@@ -394,9 +441,23 @@ def as_array(name, a, optional=False):
     return arr
 
 
+_RESULT_DTYPES: dict = {}  # the inputs' dtypes -> result_dtype (np.result_type takes microseconds)
+
+
 def result_dtype(*arrays):
     """The compute and result dtype (see the module docstring)."""
-    dt = np.result_type(*[a.dtype for a in arrays if a is not None])
+    key = tuple([a.dtype for a in arrays if a is not None])
+    dt = _RESULT_DTYPES.get(key)
+    if dt is None:
+        dt = _promote(key)
+        if len(_RESULT_DTYPES) >= 256:
+            _RESULT_DTYPES.clear()
+        _RESULT_DTYPES[key] = dt
+    return dt
+
+
+def _promote(dtypes):
+    dt = np.result_type(*dtypes)
     if dt.kind in "biu" or dt == np.longdouble:
         return np.dtype(np.float64)
     if dt == np.float16:

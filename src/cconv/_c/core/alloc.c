@@ -1,7 +1,17 @@
 /* The C core's one heap allocator, so that a debug build can swap in the guarded one below.
  *
- * Normal build: posix_memalign, 64-byte aligned (a cache line, one AVX-512 vector), exactly the
- * bytes asked for, so that AddressSanitizer's redzone starts at the first byte past the request.
+ * Normal build: posix_memalign, 64-byte aligned (a cache line, one AVX-512 vector). A one-shot
+ * call allocates and frees its plan, packed filters and workspaces (ten blocks or so) every time;
+ * glibc's aligned allocations split chunks and consolidate its free lists, about a tenth of a
+ * small call (docs/perf-notes.md). So blocks up to CACHE_BLOCK_MAX, sized up to one of four
+ * classes per power of two, carry a 64-byte header with their class and, when freed, wait in a
+ * small cache of the freeing thread (at most CACHE_SLOTS blocks, CACHE_HELD_MAX bytes; emptied
+ * when the thread exits) for the next request of their class on that thread. Results do not
+ * depend on it: a block's contents are undefined either way. Sanitizer builds ask for exactly the
+ * bytes requested, without header or cache, so that AddressSanitizer's redzone starts at the first
+ * byte past the request and every use after free is seen; under valgrind (when its headers were
+ * there at build time) the cache is off too, so that memcheck sees every block and an injected
+ * allocation failure (tests/leaks) can hit every call site.
  *
  * Guard build (-DCCONV_ALLOC_GUARD; setup.py adds it for CCONV_ALLOC_GUARD=1): each block gets its
  * own mmap whose last page is PROT_NONE, the block's end rounded up to 64 bytes at the start of
@@ -16,9 +26,17 @@
 
 #define CCONV_ALIGN 64
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CCONV_EXACT_ALLOC
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define CCONV_EXACT_ALLOC
+#endif
+#endif
+
 #ifndef CCONV_ALLOC_GUARD
 
-void *cconv_alloc(size_t bytes)
+static void *aligned_block(size_t bytes)
 {
     void *p = NULL;
     if (posix_memalign(&p, CCONV_ALIGN, bytes) != 0) return NULL;
@@ -27,7 +45,124 @@ void *cconv_alloc(size_t bytes)
     return p;
 }
 
+#ifdef CCONV_EXACT_ALLOC
+
+void *cconv_alloc(size_t bytes) { return aligned_block(bytes); }
+
 void cconv_free(void *p) { free(p); }
+
+#else
+
+#include <pthread.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+enum { CACHE_SLOTS = 16 };
+#define CACHE_BLOCK_MAX ((size_t)256 << 10)
+#define CACHE_HELD_MAX ((size_t)1 << 20)
+
+/* In the CCONV_ALIGN bytes in front of every block: its usable size, 0 when it is not cached
+ * (larger than CACHE_BLOCK_MAX). */
+typedef struct {
+    size_t cap;
+} block_header;
+
+typedef struct {
+    void *block[CACHE_SLOTS]; /* as allocated, header first: reachable for leak checkers */
+    size_t cap[CACHE_SLOTS], held;
+    int n;
+} block_cache;
+
+static pthread_key_t cache_key;
+static int cache_key_ok;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+/* This thread's cache; DEAD once its exit emptied it (a later free goes to the heap). */
+static _Thread_local block_cache *thread_cache;
+#define DEAD ((block_cache *)1)
+
+static void drain(void *arg)
+{
+    block_cache *c = arg;
+    for (int i = 0; i < c->n; i++) free(c->block[i]);
+    free(c);
+    thread_cache = DEAD;
+}
+
+static void make_key(void) { cache_key_ok = pthread_key_create(&cache_key, drain) == 0; }
+
+/* This thread's cache, made on first use; NULL when there is none. */
+static block_cache *cache(void)
+{
+    block_cache *c = thread_cache;
+    if (c == DEAD) return NULL;
+    if (c) return c;
+    if (RUNNING_ON_VALGRIND) {
+        thread_cache = DEAD;
+        return NULL;
+    }
+    pthread_once(&cache_once, make_key);
+    if (!cache_key_ok || !(c = calloc(1, sizeof *c))) return NULL;
+    if (pthread_setspecific(cache_key, c) != 0) {
+        free(c);
+        return NULL;
+    }
+    return thread_cache = c;
+}
+
+/* bytes rounded up to its class: 64 bytes, else the next of 1, 1.25, 1.5, 1.75 times a power of
+ * two (at most a quarter more than asked for). */
+static size_t size_class(size_t bytes)
+{
+    if (bytes <= 64) return 64;
+    size_t top = 64;
+    while (top < bytes) top <<= 1;
+    const size_t q = top / 8; /* top/2 < bytes <= top: steps of a quarter of top/2 */
+    return (bytes + q - 1) / q * q;
+}
+
+void *cconv_alloc(size_t bytes)
+{
+    const size_t cap = bytes <= CACHE_BLOCK_MAX ? size_class(bytes) : 0;
+    block_cache *c = cap ? cache() : NULL;
+    if (c)
+        for (int i = c->n - 1; i >= 0; i--)
+            if (c->cap[i] == cap) {
+                char *raw = c->block[i];
+                c->n--;
+                c->block[i] = c->block[c->n];
+                c->cap[i] = c->cap[c->n];
+                c->held -= cap;
+                return raw + CCONV_ALIGN;
+            }
+    if (bytes > SIZE_MAX - CCONV_ALIGN) return NULL;
+    char *raw = aligned_block(CCONV_ALIGN + (cap ? cap : bytes));
+    if (!raw) return NULL;
+    ((block_header *)(void *)raw)->cap = cap;
+    return raw + CCONV_ALIGN;
+}
+
+void cconv_free(void *p)
+{
+    if (!p) return;
+    char *raw = (char *)p - CCONV_ALIGN;
+    const size_t cap = ((const block_header *)(void *)raw)->cap;
+    block_cache *c = cap ? cache() : NULL;
+    if (!c || c->n == CACHE_SLOTS || c->held + cap > CACHE_HELD_MAX) {
+        free(raw);
+        return;
+    }
+    c->block[c->n] = raw;
+    c->cap[c->n++] = cap;
+    c->held += cap;
+}
+
+#endif
 
 #else
 
