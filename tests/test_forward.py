@@ -459,6 +459,25 @@ def test_nan_inf_propagate(dtype, layout, isa):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("k, stride, padding", [(4, 2, 1), (3, 2, 0), (1, 3, 0), (16, 8, 4), (2, 4, 0)])
+def test_transposed_nonfinite_filter(k, stride, padding, isa):
+    """A transposed convolution's Inf or NaN filter value reaches only the outputs that the
+    scatter definition sends it to, whether its tap is in a stride phase or in none (k < stride)."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 4, 5))
+    for where in ((1, 2, k - 1), (3, 0, 0)):
+        w = rng.standard_normal((4, 3, k))
+        w[where] = np.inf if where[0] == 1 else np.nan
+        for dtype in (np.float32, np.float64):
+            xd, wd = x.astype(dtype), w.astype(dtype)
+            with use_isa(isa):
+                y = cconv.conv_transpose1d(xd, wd, stride=stride, padding=padding)
+            kw = dict(stride=stride, padding=padding)
+            R.assert_conv_close(y, R.conv_transpose1d(xd, wd, **kw),
+                                R.magnitude(R.conv_transpose1d, xd, wd, **kw), dtype, 4 * k)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 @pytest.mark.parametrize("layout", ["NCDHW", "NDHWC"])
 def test_padding_taps(layout, isa):
     """Tiles skip the kernel rows and planes that read zero padding only (exact for finite

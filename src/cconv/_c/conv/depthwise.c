@@ -6,6 +6,7 @@
 static int dw_cannot(const cconv_conv_desc *d, char *why, size_t n)
 {
     const int64_t cig = d->in_channels / d->groups;
+    if (n == 0) return d->transposed || cig != 1; /* (snprintf formats even into no room) */
     if (d->transposed)
         snprintf(why, n, "it runs forward convolutions only, not transposed ones (use 'gemm' or 'auto')");
     else if (cig != 1)
@@ -23,14 +24,14 @@ static int grouped_cannot(const cconv_conv_desc *d, char *why, size_t n)
     const int64_t cig = d->in_channels / d->groups;
     if (d->transposed) return dw_cannot(d, why, n);
     if (cig < 1 || cig > 8) {
-        snprintf(why, n, "it needs 1 to 8 input channels per group, but this convolution has %lld "
+        if (n) snprintf(why, n, "it needs 1 to 8 input channels per group, but this convolution has %lld "
                  "(in_channels=%lld, groups=%lld)", (long long)cig, (long long)d->in_channels,
                  (long long)d->groups);
         return 1;
     }
     /* channels-last expansion indexes a pixel's channels with int32 lanes */
     if (d->channels_last && d->in_channels >= INT32_MAX) {
-        snprintf(why, n, "channels-last input needs fewer than 2**31 - 1 channels, got %lld",
+        if (n) snprintf(why, n, "channels-last input needs fewer than 2**31 - 1 channels, got %lld",
                  (long long)d->in_channels);
         return 1;
     }

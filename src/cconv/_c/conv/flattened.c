@@ -160,7 +160,13 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
         if (var[k].dw->impl != &cconv_impl_depthwise) { st = CCONV_ERR_UNSUPPORTED; goto done; }
     }
     const flat_bands fb = {var, band_var, nb, OB, N, C, Ci, H, W, OH, OW, sh, ph, maxrows, cconv_active_isa()};
-    st = run_bands(&fb, &d, bias, x, y, outer);
+    {
+        /* one thread below about a million multiply-adds (cconv_plan_run's rule: a team costs more) */
+        const double macs = (double)N * OH * OW * C * (double)(Ci + d.kernel[1] * d.kernel[2]);
+        const int serial = cconv_set_serial(macs < (double)(1 << 20));
+        st = run_bands(&fb, &d, bias, x, y, outer);
+        cconv_set_serial(serial);
+    }
 done:
     for (int k = 0; k < nvar; k++) {
         cconv_plan_destroy(var[k].pw);
