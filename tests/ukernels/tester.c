@@ -366,9 +366,10 @@ static void *runs_input(ctx *c, ptrdiff_t nx, const ptrdiff_t *off, int nrun, in
 
 static const cconv_tile_kernel *gemm_tile(const ctx *c, int which, const char **name)
 {
-    static const char *names[3] = {"wide", "mid", "narrow"};
+    static const char *names[4] = {"wide", "mid", "narrow", "cl"};
     *name = names[which];
-    return which == 0 ? &c->t->wide[c->dt] : which == 1 ? &c->t->mid[c->dt] : &c->t->narrow[c->dt];
+    return which == 0 ? &c->t->wide[c->dt] : which == 1 ? &c->t->mid[c->dt] : which == 2 ? &c->t->narrow[c->dt]
+                                                                                         : &c->t->cl[c->dt];
 }
 
 static int tile_shape_ok(ctx *c, const char *name, int mr, int nr, int mr_max)
@@ -422,7 +423,7 @@ static void test_gemm(ctx *c)
     int64_t kcs[] = {1, 2, vl - 1, vl, vl + 1, line - 1, line, line + 1, 2 * line + 3};
     const int nk = sizes(kcs, 9, 1);
     static const int ntapss[] = {1, 2, 3, 9};
-    for (int which = 0; which < 3; which++) {
+    for (int which = 0; which < 4; which++) {
         const char *name;
         const cconv_tile_kernel *k = gemm_tile(c, which, &name);
         if (!tile_shape_ok(c, name, k->mr, k->nr, CCONV_MR_MAX)) continue;
@@ -479,7 +480,7 @@ static void store_case(ctx *c, const cconv_tile_kernel *k, const char *name, int
 
 static void test_gemm_store(ctx *c)
 {
-    for (int which = 0; which < 3; which++) {
+    for (int which = 0; which < 4; which++) {
         const char *name;
         const cconv_tile_kernel *k = gemm_tile(c, which, &name);
         if (!tile_shape_ok(c, name, k->mr, k->nr, CCONV_MR_MAX)) continue;
