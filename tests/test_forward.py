@@ -280,6 +280,11 @@ BIG_CONV = [
     # reductions split in kc blocks (packing per block: rows of 16 and a partial 4 and rest)
     (2, 1, 200, 50, (6, 7), (3, 3), 1, 1, 1, 1),
     (2, 2, 301, 21, (5, 5), (3, 3), 2, 1, 1, 1),
+    # channels-last AVX-512 6x4 (cl) tile: blocks of 64 float32 (32 float64) with a 16-wide
+    # tail, grouped; pixel counts not a multiple of 6
+    (2, 2, 40, 144, (7, 9), (1, 1), 1, 0, 1, 1),
+    (2, 1, 64, 192, (5, 7), (1, 1), 1, 0, 1, 2),
+    (2, 1, 24, 64, (9, 9), (3, 3), 2, 1, 1, 1),
 ]
 
 
@@ -306,6 +311,7 @@ BIG_CONVT = [
     # (nd, n, c_in, c_out, size, kernel, stride, padding, output_padding, dilation, groups)
     (2, 2, 33, 17, (7, 6), (4, 4), 2, 1, 0, 1, 1),
     (2, 1, 64, 32, (5, 5), (3, 3), 2, 1, 1, 1, 2),
+    (2, 1, 40, 128, (5, 6), (4, 4), 2, 1, 0, 1, 1),  # channels-last: the cl tile
     (1, 2, 20, 40, (30,), (5,), 3, 2, 2, 1, 1),
     (3, 1, 16, 12, (3, 4, 3), (3, 2, 3), 2, 1, 1, 1, 4),
 ]

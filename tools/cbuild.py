@@ -71,7 +71,7 @@ CORE_TEMPLATES = [
 ISA_SOURCES = ["config/table.c.in"]
 _ROLES = ["wide", "mid", "narrow"]
 ISA_TEMPLATES = [
-    ("ukernels/gemm_tile.c.in", _ROLES),
+    ("ukernels/gemm_tile.c.in", _ROLES + ["cl"]),
     ("ukernels/gw_tile.c.in", _ROLES),
     ("ukernels/dw.c.in", None),
     ("ukernels/pw_band.c.in", None),

@@ -366,9 +366,10 @@ static void *runs_input(ctx *c, ptrdiff_t nx, const ptrdiff_t *off, int nrun, in
 
 static const cconv_tile_kernel *gemm_tile(const ctx *c, int which, const char **name)
 {
-    static const char *names[3] = {"wide", "mid", "narrow"};
+    static const char *names[4] = {"wide", "mid", "narrow", "cl"};
     *name = names[which];
-    return which == 0 ? &c->t->wide[c->dt] : which == 1 ? &c->t->mid[c->dt] : &c->t->narrow[c->dt];
+    return which == 0 ? &c->t->wide[c->dt] : which == 1 ? &c->t->mid[c->dt] : which == 2 ? &c->t->narrow[c->dt]
+                                                                                         : &c->t->cl[c->dt];
 }
 
 static int tile_shape_ok(ctx *c, const char *name, int mr, int nr, int mr_max)
@@ -385,13 +386,16 @@ static void gemm_case(ctx *c, const cconv_tile_kernel *k, const char *name, int6
 {
     const int MR = k->mr, NR = k->nr;
     begin(c, "%s.fn (%dx%d): kc=%lld ntaps=%d accumulate=%d%s", name, MR, NR, (long long)kc, ntaps, accumulate,
-          repeat ? " last pixels repeated" : "");
+          repeat == 1 ? " last pixels repeated" : repeat == 2 ? " pixels evenly spaced" : "");
     ptrdiff_t *pix = galloc(c, MR * sizeof *pix), *taps = galloc(c, ntaps * sizeof *taps);
     if (!pix || !taps) return;
     ptrdiff_t maxpix = 0, maxtap = 0;
     for (int t = 0; t < ntaps; t++) maxtap = taps[t] = t ? taps[t - 1] + 1 + rnd_int(kc + 5) : rnd_int(3);
+    const ptrdiff_t spacing = kc + rnd_int(kc + 7); /* repeat 2: the strided-rows path */
     for (int i = 0; i < MR; i++) {
-        pix[i] = repeat && i >= MR / 2 && i > 0 ? pix[i - 1] : (i ? pix[i - 1] : 0) + 1 + rnd_int(2 * kc + 7);
+        pix[i] = repeat == 1 && i >= MR / 2 && i > 0 ? pix[i - 1]
+               : repeat == 2                         ? 2 + i * spacing
+                                                     : (i ? pix[i - 1] : 0) + 1 + rnd_int(2 * kc + 7);
         if (pix[i] > maxpix) maxpix = pix[i];
     }
     ptrdiff_t *off = scratch(c, MR * ntaps * sizeof *off);
@@ -422,13 +426,13 @@ static void test_gemm(ctx *c)
     int64_t kcs[] = {1, 2, vl - 1, vl, vl + 1, line - 1, line, line + 1, 2 * line + 3};
     const int nk = sizes(kcs, 9, 1);
     static const int ntapss[] = {1, 2, 3, 9};
-    for (int which = 0; which < 3; which++) {
+    for (int which = 0; which < 4; which++) {
         const char *name;
         const cconv_tile_kernel *k = gemm_tile(c, which, &name);
         if (!tile_shape_ok(c, name, k->mr, k->nr, CCONV_MR_MAX)) continue;
         for (int a = 0; a < nk; a++)
             for (int b = 0; b < 4; b++)
-                for (int acc = 0; acc < 2; acc++) gemm_case(c, k, name, kcs[a], ntapss[b], acc, (a + b) & 1);
+                for (int acc = 0; acc < 2; acc++) gemm_case(c, k, name, kcs[a], ntapss[b], acc, (a + b + acc) % 3);
     }
 }
 
@@ -479,7 +483,7 @@ static void store_case(ctx *c, const cconv_tile_kernel *k, const char *name, int
 
 static void test_gemm_store(ctx *c)
 {
-    for (int which = 0; which < 3; which++) {
+    for (int which = 0; which < 4; which++) {
         const char *name;
         const cconv_tile_kernel *k = gemm_tile(c, which, &name);
         if (!tile_shape_ok(c, name, k->mr, k->nr, CCONV_MR_MAX)) continue;

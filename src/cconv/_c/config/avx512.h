@@ -15,6 +15,10 @@
 #define GEMM_NV_mid 2
 #define GEMM_MR_narrow 14
 #define GEMM_NV_narrow 1
+/* Channels-last outputs (conv/gemm.c: choose_gemm_tile): 6 pixels x 4 vectors, 6 row pointers
+ * (14x2's 14 do not fit the 16 general registers) and x read once for 64 channels. */
+#define GEMM_MR_cl 6
+#define GEMM_NV_cl 4
 
 /* The weight gradient's wide tile (its mid and narrow ones are the GEMM's). */
 #define GW_MR_wide 6

@@ -1,8 +1,12 @@
 /* Tile roles (X_MR_role pixels or rows x X_NV_role vectors of output channels) that an ISA's
  * header, which includes this last, leaves to the defaults: no mid GEMM tile of its own (the
- * table names the wide one, of 2 vectors, instead); weight-gradient tiles of the GEMM's shapes. */
+ * table names the wide one, of 2 vectors, instead), no channels-last one (cl: the wide one
+ * instead); weight-gradient tiles of the GEMM's shapes. */
 #ifndef GEMM_NV_mid
 #define GEMM_NV_mid 0
+#endif
+#ifndef GEMM_NV_cl
+#define GEMM_NV_cl 0
 #endif
 #ifndef GW_NV_wide
 #define GW_MR_wide GEMM_MR_wide

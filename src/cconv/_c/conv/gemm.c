@@ -96,14 +96,14 @@ static void set_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, 
     s->has_tail = 0;
     if (s->gpb == 1 && cog % t.nr != 0) {
         s->tail = narrowest_tile(isa, dt, cog % t.nr);
-        s->has_tail = s->tail.nr < t.nr;
+        s->has_tail = s->tail.nr < t.nr && s->tail.nr >= cog % t.nr; /* the cl tile is wider than wide */
     }
     s->nblocks = s->gpb > 1 ? (G + s->gpb - 1) / s->gpb : G * s->nblk;
 }
 
 /* Register-tile slots (computed or wasted) a plan runs, over the tiles' speeds (docs/perf-notes.md):
  * mid 0.95 of wide, narrow 0.75 (0.87 in the Zen 4 driver, 0.70-0.74 alone on an Intel Xeon: its
- * MR row pointers outnumber the registers). */
+ * MR row pointers outnumber the registers); the cl tile 1.0 (1.01-1.03 alone on that Xeon). */
 static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *isa, const gemm_state *s)
 {
     const int dt = d->dtype == CCONV_FLOAT64;
@@ -128,16 +128,40 @@ static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *is
     return cost;
 }
 
-/* Where the wide tile is wider than the mid one, keep whichever wastes less: 14x14 jobs fill
- * 14-pixel mid tiles but leave 2 of 16 slots of 8-pixel wide ones empty (slower). */
+/* The larger of the passes' weights per reduction step of a tile nr wide (taps x nr elements). */
+static int64_t weight_bytes_per_k(const gemm_state *s, int64_t nr, size_t es)
+{
+    int64_t per_k = 0;
+    for (int i = 0; i < s->npasses; i++) per_k = max64(per_k, (int64_t)s->passes[i].ntaps * nr * (int64_t)es);
+    return per_k;
+}
+
+/* Of the tiles that may run this plan, the one of least cost (gemm_tile_cost): where the wide
+ * tile is wider than the mid one, whichever wastes less (14x14 jobs fill 14-pixel mid tiles but
+ * leave 2 of 16 slots of 8-pixel wide ones empty); for channels-last outputs also the ISA's cl
+ * tile (channels-first ones: slower in store_cf on fewer pixels), where its weights leave the
+ * reduction in one kc block (choose_kc): a split changes the summation order and gained nothing
+ * (docs/perf-notes.md). */
 static void choose_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, gemm_state *s)
 {
     const int dt = d->dtype == CCONV_FLOAT64;
-    if (s->gpb > 1 || s->tile.nr != isa->wide[dt].nr || isa->mid[dt].nr == isa->wide[dt].nr) return;
-    const double wide = gemm_tile_cost(d, isa, s);
-    const cconv_tile_kernel w = s->tile;
-    set_gemm_tile(d, isa, s, isa->mid[dt]);
-    if (gemm_tile_cost(d, isa, s) >= wide) set_gemm_tile(d, isa, s, w);
+    if (s->gpb > 1) return;
+    const cconv_tile_kernel *cl = &isa->cl[dt];
+    const cconv_tile_kernel *cand[2];
+    int nc = 0;
+    if (s->tile.nr == isa->wide[dt].nr && isa->mid[dt].nr != isa->wide[dt].nr) cand[nc++] = &isa->mid[dt];
+    /* 2 cog > nr: one group a block (gpb 1), as gemm_tile_cost counts */
+    if (d->channels_last && cl->fn != isa->wide[dt].fn && 2 * s->cog > cl->nr &&
+        weight_bytes_per_k(s, cl->nr, cconv_dtype_size(d->dtype)) * s->kmax <= isa->gemm_kc_bytes)
+        cand[nc++] = cl;
+    cconv_tile_kernel best = s->tile;
+    double cost = gemm_tile_cost(d, isa, s);
+    for (int i = 0; i < nc; i++) {
+        set_gemm_tile(d, isa, s, *cand[i]);
+        const double c = gemm_tile_cost(d, isa, s);
+        if (c < cost) { cost = c; best = *cand[i]; }
+    }
+    if (nc) set_gemm_tile(d, isa, s, best);
 }
 
 static void gemm_destroy(void *state)
@@ -155,8 +179,7 @@ static void gemm_destroy(void *state)
  * blocks of even length. */
 static void choose_kc(gemm_state *s, const cconv_isa_table *isa, size_t es)
 {
-    int64_t per_k = 0;
-    for (int i = 0; i < s->npasses; i++) per_k = max64(per_k, (int64_t)s->passes[i].ntaps * s->tile.nr * (int64_t)es);
+    const int64_t per_k = weight_bytes_per_k(s, s->tile.nr, es);
     const int64_t K = s->kmax;
     s->kc = per_k > 0 ? isa->gemm_kc_bytes / per_k : K;
     if (s->kc < 1) s->kc = 1;

@@ -161,6 +161,7 @@ typedef struct {
     cconv_fma_loop_fn fma_loop[2];
     cconv_act_fn act[2];
     cconv_shuffle_cl_fn shuffle_cl[2];
+    cconv_tile_kernel cl[2]; /* [dtype]: the GEMM's tile for channels-last outputs (or the wide one) */
     /* GEMM blocking in bytes (config/<isa>.h): a kc block's weights (taps x kc x NR), the
      * accumulators of the chunk of tiles that reuses them, a band buffer (conv/gemm.h). */
     int gemm_kc_bytes, gemm_mc_bytes, gemm_band_bytes;
