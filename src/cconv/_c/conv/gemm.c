@@ -213,20 +213,19 @@ static cconv_status gemm_make(cconv_plan *p, const void *weight, int one_group_b
         if (!s->weight_copy) return CCONV_ERR_NOMEM;
         memcpy(s->weight_copy, weight, filter_bytes);
     }
-    s->wfinite = 1; /* until a pack finds otherwise */
     for (int i = 0; i < s->npasses; i++) {
         pass_t *ps = &s->passes[i];
         const size_t n = (size_t)(s->nblocks * ps->ntaps * s->kmax * s->tile.nr);
         ps->wpack = cconv_alloc(n * es);
         if (!ps->wpack) return CCONV_ERR_NOMEM;
         p->weight_bytes += (int64_t)(n * es);
-        if (!(dt ? cconv_gemm_pack_f64 : cconv_gemm_pack_f32)(d, s, ps, weight)) s->wfinite = 0;
     }
+    s->wfinite = (dt ? cconv_gemm_pack_f64 : cconv_gemm_pack_f32)(d, s, weight);
     if ((st = gemm_workspace(d, s, &p->workspace_bytes)) != CCONV_OK) return st;
     /* Transposed phases read zero padding where the scatter definition has no term: an Inf or
      * NaN filter would put NaN at outputs it never reaches, so such filters run the reference
-     * algorithm. Checked on the filters as given (wfinite also sees the packing's zeros). */
-    if (d->transposed && !cconv_all_finite(weight, cconv_filter_count(d), d->dtype)) return CCONV_USE_REFERENCE;
+     * algorithm (wfinite: checked on the filters as given, by the packing). */
+    if (d->transposed && !s->wfinite) return CCONV_USE_REFERENCE;
     return CCONV_OK;
 }
 
