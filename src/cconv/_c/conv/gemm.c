@@ -208,23 +208,6 @@ static cconv_status gemm_workspace(const cconv_conv_desc *d, const gemm_state *s
     return CCONV_OK;
 }
 
-/* Whether every tap of the filter is packed by some pass (then the packs saw every value). */
-static int passes_cover_filter(const cconv_conv_desc *d, const gemm_state *s)
-{
-    const int64_t ksz = d->kernel[0] * d->kernel[1] * d->kernel[2];
-    if (s->wmerge != 1) return 0;
-    unsigned char *seen = cconv_alloc_zeroed((size_t)ksz);
-    if (!seen) return 0;
-    int64_t n = 0;
-    for (int i = 0; i < s->npasses; i++)
-        for (int t = 0; t < s->passes[i].ntaps; t++) {
-            const int64_t k = s->passes[i].tap_k[t];
-            if (k >= 0 && k < ksz && !seen[k]) seen[k] = 1, n++;
-        }
-    cconv_free(seen);
-    return n == ksz;
-}
-
 static cconv_status gemm_make(cconv_plan *p, const void *weight, int one_group_blocks)
 {
     const cconv_conv_desc *d = &p->d;
@@ -264,11 +247,8 @@ static cconv_status gemm_make(cconv_plan *p, const void *weight, int one_group_b
     if ((st = gemm_workspace(d, s, &p->workspace_bytes)) != CCONV_OK) return st;
     /* Transposed phases read zero padding where the scatter definition has no term: an Inf or
      * NaN filter would put NaN at outputs it never reaches, so such filters run the reference
-     * algorithm. wfinite saw every packed value; the filter as given is read again only when
-     * some tap is in no pass. */
-    if (d->transposed && !(s->wfinite && passes_cover_filter(d, s)) &&
-        !cconv_all_finite(weight, cconv_filter_count(d), d->dtype))
-        return CCONV_USE_REFERENCE;
+     * algorithm (wfinite: checked on the filters as given, by the packing). */
+    if (d->transposed && !s->wfinite) return CCONV_USE_REFERENCE;
     return CCONV_OK;
 }
 

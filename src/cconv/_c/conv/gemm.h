@@ -66,7 +66,8 @@ void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, con
 #define GEMM_FUSE_MAX_PASSES 64
 int cconv_gemm_passes_share_bands(const cconv_conv_desc *d, const gemm_state *s);
 
-/* Packs every pass's filters (s's blocking); returns whether every packed value is finite. */
+/* Packs every pass's filters (s's blocking, into the passes' wpack); returns whether every
+ * packed value is finite, and for transposed filters whether every filter value is. */
 int cconv_gemm_pack_f32(const cconv_conv_desc *d, const gemm_state *s, const void *weight);
 int cconv_gemm_pack_f64(const cconv_conv_desc *d, const gemm_state *s, const void *weight);
 cconv_status cconv_gemm_run_f32(const cconv_plan *p, const gemm_state *s, const float *x, float *y,
