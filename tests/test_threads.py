@@ -410,9 +410,11 @@ def test_use_num_threads_is_per_context_and_reaches_the_kernels():
     does not inherit the block) and the code after the block see the process-wide count."""
     w = np.ones((24, 16, 3, 3), np.float32)
     old = cconv.get_num_threads()
+    with num_threads(1):
+        one = cconv.plan_conv2d((2, 16, 21, 19), w, padding=1).workspace_bytes
     with num_threads(2):
         two = cconv.plan_conv2d((2, 16, 21, 19), w, padding=1).workspace_bytes
-        assert two > 0
+        assert two > one
         with cconv.use_num_threads(3):
             assert cconv.get_num_threads() == 3
             three = cconv.plan_conv2d((2, 16, 21, 19), w, padding=1).workspace_bytes
@@ -424,5 +426,6 @@ def test_use_num_threads_is_per_context_and_reaches_the_kernels():
             with cconv.use_num_threads(None):
                 assert cconv.get_num_threads() == 2
         assert cconv.get_num_threads() == 2
-    assert three * 2 == two * 3
+    # per-thread scratch plus, on some ISAs' plans, a shared part: linear in the thread count
+    assert three - two == two - one
     assert cconv.get_num_threads() == old
