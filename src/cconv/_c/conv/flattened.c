@@ -161,9 +161,9 @@ cconv_status cconv_flattened_conv2d(const cconv_conv_desc *desc, const void *dw_
     }
     const flat_bands fb = {var, band_var, nb, OB, N, C, Ci, H, W, OH, OW, sh, ph, maxrows, cconv_active_isa()};
     {
-        /* one thread below about a million multiply-adds (cconv_plan_run's rule: a team costs more) */
+        /* cconv_plan_run's rule, on the 1x1's and the depthwise step's multiply-adds */
         const double macs = (double)N * OH * OW * C * (double)(Ci + d.kernel[1] * d.kernel[2]);
-        const int serial = cconv_set_serial(macs < (double)(1 << 20));
+        const int serial = cconv_set_serial(cconv_small_macs(macs));
         st = run_bands(&fb, &d, bias, x, y, outer);
         cconv_set_serial(serial);
     }

@@ -135,10 +135,11 @@ int cconv_small_work(const cconv_conv_desc *d)
     const int64_t *sz = d->transposed ? d->in_size : d->out_size;
     const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
     const double per = d->transposed ? (double)cog * d->in_channels : (double)cig * d->out_channels;
-    const double macs = (double)d->batch * per * (double)(sz[0] * sz[1] * sz[2]) *
-                        (double)(d->kernel[0] * d->kernel[1] * d->kernel[2]);
-    return macs < (double)(1 << 20);
+    return cconv_small_macs((double)d->batch * per * (double)(sz[0] * sz[1] * sz[2]) *
+                            (double)(d->kernel[0] * d->kernel[1] * d->kernel[2]));
 }
+
+int cconv_small_macs(double macs) { return macs < (double)(1 << 20); }
 
 cconv_status cconv_plan_run(const cconv_plan *p, const cconv_exec *e)
 {

@@ -75,8 +75,9 @@ int cconv_pad_maps(const cconv_conv_desc *d, const cconv_padding *pad, int64_t *
 
 /* Whether all n values are finite (no Inf, no NaN). */
 int cconv_all_finite(const void *v, int64_t n, cconv_dtype dt);
-/* Whether the work is small enough to run on the calling thread. */
+/* Whether the work is small enough to run on the calling thread: d's, or macs multiply-adds. */
 int cconv_small_work(const cconv_conv_desc *d);
+int cconv_small_macs(double macs);
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
