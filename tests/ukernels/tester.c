@@ -764,6 +764,52 @@ static void test_pw_band(ctx *c)
             for (int b = 0; b < 4; b++, i++) pw_case(c, fn, mr, Ks[b], nps[a], i & 1, i % 3 != 0);
 }
 
+/* Channels-first 1x1 rows (pw_cf): np pixels read in place (the buffer ends at the last row's np-th
+ * pixel, so a read past it faults), nt more from a second buffer whose padding to whole vectors
+ * holds NaN (it must not reach y); rows stored through pointers (reversed order, gaps between). */
+static void pw_cf_case(ctx *c, cconv_pw_cf_fn fn, int mr, int64_t K, int64_t np, int64_t nt, int with_bias,
+                       ptrdiff_t pf)
+{
+    const ptrdiff_t xs = np + 3, xts = (nt + c->vl - 1) / c->vl * c->vl + c->vl, ys = np + nt + 5;
+    begin(c, "pw_cf: mr=%d K=%lld np=%lld nt=%lld bias=%s pf=%td", mr, (long long)K, (long long)np, (long long)nt,
+          with_bias ? "yes" : "NULL", pf);
+    ptrdiff_t *off = scratch(c, K * sizeof *off), *offt = scratch(c, K * sizeof *offt);
+    if (!off || !offt) return;
+    for (int64_t k = 0; k < K; k++) off[k] = k * xs, offt[k] = k * xts;
+    char *x = runs_input(c, (K - 1) * xs + (np ? np : 1), off, (int)K, 1, 0, np);
+    char *xt = runs_input(c, (K - 1) * xts + (nt + c->vl - 1) / c->vl * c->vl + 1, offt, (int)K, 1, 0, nt);
+    void *w = in_rand(c, (K - 1) * CCONV_PW_MR + mr), *bias = with_bias ? in_rand(c, mr) : NULL;
+    void **yr = scratch(c, CCONV_PW_MR * sizeof *yr);
+    out_t y;
+    if (!x || !xt || !w || !yr || (with_bias && !bias) || !out_init(c, &y, "y", mr * ys, ys)) return;
+    for (int i = 0; i < mr; i++) {
+        const int row = mr - 1 - i;
+        yr[i] = (char *)y.p + (size_t)(row * ys) * c->es;
+        for (int64_t p = 0; p < np + nt; p++) {
+            rsum r = {0};
+            if (bias) radd(&r, ld(c, bias, i));
+            for (int64_t k = 0; k < K; k++)
+                radd(&r, (long double)ld(c, w, k * CCONV_PW_MR + i) * (p < np ? ld(c, x, k * xs + p) : ld(c, xt, k * xts + p - np)));
+            expect_sum(c, &y, row * ys + p, &r);
+        }
+    }
+    CALL(c, fn(x, xs, np, xt, xts, nt, K, w, mr, bias, yr, pf));
+    if (!c->faulted) check_out(c, &y);
+}
+
+static void test_pw_cf(ctx *c)
+{
+    const cconv_pw_cf_fn fn = c->t->pw_cf[c->dt];
+    const int64_t vl = c->vl;
+    const int64_t nps[] = {0, vl, 2 * vl, 4 * vl, 5 * vl, 9 * vl}, nts[] = {0, 1, vl - 1, vl + 1, 3 * vl, 4 * vl - 1};
+    static const int64_t Ks[] = {1, 2, 7, 33};
+    int i = 0;
+    for (int mr = 1; mr <= CCONV_PW_MR; mr++)
+        for (int a = 0; a < 6; a++)
+            for (int b = 0; b < 6; b++, i++)
+                if (nps[a] + nts[b] > 0) pw_cf_case(c, fn, mr, Ks[i % 4], nps[a], nts[b], i % 3 != 0, i % 5 ? 0 : 4 * vl);
+}
+
 /* ------------------------------------------------------------------ copies */
 
 static void copy_case(ctx *c, cconv_stream_copy_fn fn, int64_t n, int64_t sh)
@@ -1220,7 +1266,7 @@ static const struct {
 } families[] = {
     {"gemm", test_gemm},           {"gemm_store", test_gemm_store}, {"dw_cf", test_dw_cf}, {"dw_cf_3x3", test_dw_cf_3x3},
     {"dw_direct", test_dw_direct}, {"dw_cl", test_dw_cl},           {"dw_expand", test_dw_expand},
-    {"pw_band", test_pw_band},     {"copy", test_copy},             {"winograd", test_winograd},
+    {"pw_band", test_pw_band},     {"pw_cf", test_pw_cf},     {"copy", test_copy},             {"winograd", test_winograd},
     {"gw_tile", test_gw_tile},     {"gw_dw", test_gw_dw},           {"fma_loop", test_fma_loop},
     {"act", test_act},
 };

@@ -1,7 +1,8 @@
 /* Pointwise (1x1, stride 1, no padding) channels-first: Y[n] = W X[n] is a plain GEMM on the NCHW
- * arrays, run on the GEMM tile with roles swapped (output channels as its MR rows, pixels as its NR
- * columns): weights broadcast from the filters as given, pixel panels copied without a transpose,
- * tile rows contiguous output rows. */
+ * arrays. Many output channels: the GEMM tile with roles swapped (output channels as its MR rows,
+ * pixels as its NR columns), weights broadcast from the filters as given, pixel panels copied
+ * without a transpose, tile rows contiguous output rows. Few: the pw_cf tile on x's rows in place
+ * (conv/pointwise_cf_run.c.in), weights packed for its broadcasts. */
 #include <stdio.h>
 #include <string.h>
 #include "conv/pointwise_cf.h"
@@ -15,11 +16,19 @@ static int pointwise_cf_cannot(const cconv_conv_desc *d, char *why, size_t n)
     return !ok;
 }
 
+/* Pixel rows read in place (no panel copy) for at most this many output channels a group, on
+ * planes of at least this many pixels: there the copy cost as much as the tiles that reuse it,
+ * while more channels share a panel better and small planes would copy their tail per job
+ * (docs/perf-notes.md). */
+#define PW_IN_PLACE_MAX_COG 48
+#define PW_IN_PLACE_MIN_HW 256
+
 static void pointwise_cf_destroy(void *state)
 {
     pointwise_cf_state *s = state;
     if (!s) return;
     cconv_free(s->weight);
+    cconv_free(s->wpack);
     cconv_free(s);
 }
 
@@ -31,13 +40,31 @@ static cconv_status pointwise_cf_create(cconv_plan *p, const void *weight)
     pointwise_cf_state *s = cconv_alloc_zeroed(sizeof *s);
     if (!s) return CCONV_ERR_NOMEM;
     p->state = s;
-    s->tile = p->isa->wide[d->dtype == CCONV_FLOAT64];
-    const size_t wb = (size_t)(d->out_channels * cig) * es;
-    s->weight = cconv_alloc(wb);
-    if (!s->weight) return CCONV_ERR_NOMEM;
-    memcpy(s->weight, weight, wb);
-    p->weight_bytes = (int64_t)wb;
-    p->workspace_bytes = cig * s->tile.nr * cconv_threads() * (int64_t)es;
+    const int64_t G = d->groups, cog = d->out_channels / G;
+    s->in_place = cog <= PW_IN_PLACE_MAX_COG && d->in_size[0] * d->in_size[1] * d->in_size[2] >= PW_IN_PLACE_MIN_HW;
+    if (!s->in_place) {
+        s->tile = p->isa->wide[d->dtype == CCONV_FLOAT64];
+        const size_t wb = (size_t)(d->out_channels * cig) * es;
+        s->weight = cconv_alloc(wb);
+        if (!s->weight) return CCONV_ERR_NOMEM;
+        memcpy(s->weight, weight, wb);
+        p->weight_bytes = (int64_t)wb;
+        p->workspace_bytes = cig * s->tile.nr * cconv_threads() * (int64_t)es;
+        return CCONV_OK;
+    }
+    const int64_t ntile = (cog + CCONV_PW_MR - 1) / CCONV_PW_MR;
+    const size_t pb = (size_t)(G * ntile * cig * CCONV_PW_MR) * es;
+    char *pack = cconv_alloc_zeroed(pb);
+    if (!pack) return CCONV_ERR_NOMEM;
+    s->wpack = pack;
+    const char *w = weight;
+    for (int64_t g = 0; g < G; g++)
+        for (int64_t co = 0; co < cog; co++)
+            for (int64_t k = 0; k < cig; k++)
+                memcpy(pack + (size_t)(((g * ntile + co / CCONV_PW_MR) * cig + k) * CCONV_PW_MR + co % CCONV_PW_MR) * es,
+                       w + (size_t)((g * cog + co) * cig + k) * es, es);
+    p->weight_bytes = (int64_t)pb;
+    p->workspace_bytes = cig * CCONV_PW_CF_TAIL_BYTES * cconv_threads();
     return CCONV_OK;
 }
 

@@ -75,6 +75,13 @@ typedef void cconv_pw_band_ukr(const void *x, ptrdiff_t xs, int64_t K, const voi
                                const void *bias, int64_t np, void *y, ptrdiff_t ys);
 typedef cconv_pw_band_ukr *cconv_pw_band_fn;
 #define CCONV_PW_MR 6
+/* Channels-first 1x1 rows: y[i][p] = sum_k w[k*6 + i] * xp[k][p] + (bias ? bias[i] : +0.0) for
+ * i < mr <= 6, p < np + nt, summed from +0.0 in k order, where xp[k][p] is x[k*xs + p] for p < np
+ * (np a multiple of the vector length; read in place), else xt[k*xts + p - np] (zero padded to whole
+ * vectors). pf > 0: x's lines pf elements ahead fetched into L2. */
+typedef void cconv_pw_cf_ukr(const void *x, ptrdiff_t xs, int64_t np, const void *xt, ptrdiff_t xts, int64_t nt,
+                             int64_t K, const void *w, int mr, const void *bias, void *const *y, ptrdiff_t pf);
+typedef cconv_pw_cf_ukr *cconv_pw_cf_fn;
 
 /* Winograd F(4x4, 3x3) transforms, vectorised across channels. Input: the 6x6 patch
  * d[r][s][c] = src[r*rs + s*cs + c] (channels-last, c < C) becomes V[xi][c] = (B^T d B)[xi] at
@@ -165,6 +172,7 @@ typedef struct {
     /* GEMM blocking in bytes (config/<isa>.h): a kc block's weights (taps x kc x NR), the
      * accumulators of the chunk of tiles that reuses them, a band buffer (conv/gemm.h). */
     int gemm_kc_bytes, gemm_mc_bytes, gemm_band_bytes;
+    cconv_pw_cf_fn pw_cf[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;
