@@ -101,9 +101,15 @@ static void set_gemm_tile(const cconv_conv_desc *d, const cconv_isa_table *isa, 
     s->nblocks = s->gpb > 1 ? (G + s->gpb - 1) / s->gpb : G * s->nblk;
 }
 
-/* Register-tile slots (computed or wasted) a plan runs, over the tiles' speeds (docs/perf-notes.md):
- * mid 0.95 of wide, narrow 0.75 (0.87 in the Zen 4 driver, 0.70-0.74 alone on an Intel Xeon: its
- * MR row pointers outnumber the registers); the cl tile 1.0 (1.01-1.03 alone on that Xeon). */
+/* Tile t's speed relative to the wide tile's (docs/perf-notes.md): mid 0.95, narrow 0.75 (0.87 in
+ * the Zen 4 driver, 0.70-0.74 alone on an Intel Xeon: its MR row pointers outnumber the registers);
+ * the cl tile 1.0 (1.01-1.03 alone on that Xeon). */
+double cconv_gemm_tile_speed(const cconv_isa_table *isa, int dt, const cconv_tile_kernel *t)
+{
+    return t->nr == isa->narrow[dt].nr ? 0.75 : t->nr == isa->mid[dt].nr ? 0.95 : 1.0;
+}
+
+/* Register-tile slots (computed or wasted) a plan runs, over the tiles' speeds. */
 static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *isa, const gemm_state *s)
 {
     const int dt = d->dtype == CCONV_FLOAT64;
@@ -115,7 +121,7 @@ static double gemm_tile_cost(const cconv_conv_desc *d, const cconv_isa_table *is
         for (int last = 0; last < 2; last++) {
             const cconv_tile_kernel *t = last && s->has_tail ? &s->tail : &s->tile;
             const int64_t nblocks = last ? (s->has_tail ? 1 : 0) : s->nblk - (s->has_tail ? 1 : 0);
-            const double speed = t->nr == isa->narrow[dt].nr ? 0.75 : t->nr == isa->mid[dt].nr ? 0.95 : 1.0;
+            const double speed = cconv_gemm_tile_speed(isa, dt, t);
             double slots = 0; /* per image plane and block: pixel slots of every job */
             for (int64_t h0 = 0; h0 < Q1; h0 += b.B)
                 for (int64_t w0 = 0; w0 < Q2; w0 += b.WS) {

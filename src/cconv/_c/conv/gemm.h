@@ -64,6 +64,9 @@ void cconv_gemm_band_geometry(const cconv_conv_desc *d, const gemm_state *s, con
 /* Whether all passes (stride phases) share band geometry, output grid and input steps: the
  * driver then runs them together on one band fill per job. */
 #define GEMM_FUSE_MAX_PASSES 64
+/* Tile t's speed relative to the ISA's wide tile (the tile choices' cost models). */
+double cconv_gemm_tile_speed(const cconv_isa_table *isa, int dt, const cconv_tile_kernel *t);
+
 int cconv_gemm_passes_share_bands(const cconv_conv_desc *d, const gemm_state *s);
 
 /* Packs every pass's filters (s's blocking, into the passes' wpack); returns whether every

@@ -5,6 +5,7 @@
  * (conv/pointwise_cf_run.c.in), weights packed for its broadcasts. */
 #include <stdio.h>
 #include <string.h>
+#include "conv/gemm.h"
 #include "conv/pointwise_cf.h"
 
 static int pointwise_cf_cannot(const cconv_conv_desc *d, char *why, size_t n)
@@ -22,6 +23,25 @@ static int pointwise_cf_cannot(const cconv_conv_desc *d, char *why, size_t n)
  * (docs/perf-notes.md). */
 #define PW_IN_PLACE_MAX_COG 48
 #define PW_IN_PLACE_MIN_HW 256
+
+/* The panel path's tile (output channels as its rows, pixels as its columns): of the wide, mid and
+ * narrow tiles, the one with the fewest pixel and channel slots (computed or wasted) over its
+ * speed; small images (a 7x7 plane: 49 pixels, two 48-pixel panels) waste most of a wide one. */
+static cconv_tile_kernel panel_tile(const cconv_conv_desc *d, const cconv_isa_table *isa)
+{
+    const int dt = d->dtype == CCONV_FLOAT64;
+    const int64_t P = d->batch * d->in_size[0] * d->in_size[1] * d->in_size[2], cog = d->out_channels / d->groups;
+    const cconv_tile_kernel *cand[3] = {&isa->wide[dt], &isa->mid[dt], &isa->narrow[dt]};
+    cconv_tile_kernel best = *cand[0];
+    double cost = 0;
+    for (int i = 0; i < 3; i++) {
+        const cconv_tile_kernel *t = cand[i];
+        const double c = (double)((P + t->nr - 1) / t->nr * t->nr) * (double)((cog + t->mr - 1) / t->mr * t->mr) /
+                         cconv_gemm_tile_speed(isa, dt, t);
+        if (i == 0 || c < cost) cost = c, best = *t;
+    }
+    return best;
+}
 
 static void pointwise_cf_destroy(void *state)
 {
@@ -43,7 +63,7 @@ static cconv_status pointwise_cf_create(cconv_plan *p, const void *weight)
     const int64_t G = d->groups, cog = d->out_channels / G;
     s->in_place = cog <= PW_IN_PLACE_MAX_COG && d->in_size[0] * d->in_size[1] * d->in_size[2] >= PW_IN_PLACE_MIN_HW;
     if (!s->in_place) {
-        s->tile = p->isa->wide[d->dtype == CCONV_FLOAT64];
+        s->tile = panel_tile(d, p->isa);
         const size_t wb = (size_t)(d->out_channels * cig) * es;
         s->weight = cconv_alloc(wb);
         if (!s->weight) return CCONV_ERR_NOMEM;
