@@ -17,12 +17,15 @@ static int pointwise_cf_cannot(const cconv_conv_desc *d, char *why, size_t n)
     return !ok;
 }
 
-/* Pixel rows read in place (no panel copy) for at most this many output channels a group, on
- * planes of at least this many pixels: there the copy cost as much as the tiles that reuse it,
- * while more channels share a panel better and small planes would copy their tail per job
+/* x's rows read in place (no panel copy) on planes of at least PW_IN_PLACE_MIN_HW pixels, for at
+ * most PW_IN_PLACE_MAX_COG output channels a group or a group's filters within
+ * PW_IN_PLACE_MAX_WBYTES (short reductions, as MobileNet's expansions): there the copy and the
+ * tile's accumulator round trip cost as much as the tiles, while many channels on long
+ * reductions share a panel better, and small planes would copy their tail once a job
  * (docs/perf-notes.md). */
-#define PW_IN_PLACE_MAX_COG 48
 #define PW_IN_PLACE_MIN_HW 256
+#define PW_IN_PLACE_MAX_COG 48
+#define PW_IN_PLACE_MAX_WBYTES (24 * 1024)
 
 /* The panel path's tile (output channels as its rows, pixels as its columns): of the wide, mid and
  * narrow tiles, the one with the fewest pixel and channel slots (computed or wasted) over its
@@ -61,7 +64,8 @@ static cconv_status pointwise_cf_create(cconv_plan *p, const void *weight)
     if (!s) return CCONV_ERR_NOMEM;
     p->state = s;
     const int64_t G = d->groups, cog = d->out_channels / G;
-    s->in_place = cog <= PW_IN_PLACE_MAX_COG && d->in_size[0] * d->in_size[1] * d->in_size[2] >= PW_IN_PLACE_MIN_HW;
+    s->in_place = d->in_size[0] * d->in_size[1] * d->in_size[2] >= PW_IN_PLACE_MIN_HW &&
+                  (cog <= PW_IN_PLACE_MAX_COG || cog * cig * (int64_t)es <= PW_IN_PLACE_MAX_WBYTES);
     if (!s->in_place) {
         s->tile = panel_tile(d, p->isa);
         const size_t wb = (size_t)(d->out_channels * cig) * es;
