@@ -78,23 +78,12 @@ static cconv_status pointwise_cf_create(cconv_plan *p, const void *weight)
     }
     const int64_t ntile = (cog + CCONV_PW_MR - 1) / CCONV_PW_MR;
     const size_t pb = (size_t)(G * ntile * cig * CCONV_PW_MR) * es;
-    char *pack = cconv_alloc_zeroed(pb);
+    char *pack = cconv_alloc(pb);
     if (!pack) return CCONV_ERR_NOMEM;
     s->wpack = pack;
-    /* pack[g][co / 6][k][co % 6] = weight[g][co][k], element by element in the dtype's width
-     * (a memcpy call per element was a few percent of a batch-1 layer) */
-#define PACK_PW_CF(TYPE)                                                                            \
-    for (int64_t g = 0; g < G; g++)                                                                 \
-        for (int64_t co = 0; co < cog; co++)                                                        \
-            for (int64_t k = 0; k < cig; k++)                                                       \
-                ((TYPE *)pack)[((g * ntile + co / CCONV_PW_MR) * cig + k) * CCONV_PW_MR + co % CCONV_PW_MR] = \
-                    ((const TYPE *)weight)[(g * cog + co) * cig + k];
-    if (d->dtype == CCONV_FLOAT64) {
-        PACK_PW_CF(double)
-    } else {
-        PACK_PW_CF(float)
-    }
-#undef PACK_PW_CF
+    for (int64_t g = 0; g < G; g++)
+        cconv_pack_pw_rows(pack + (size_t)(g * ntile * cig * CCONV_PW_MR) * es,
+                           (const char *)weight + (size_t)(g * cog * cig) * es, cog, cig, es);
     p->weight_bytes = (int64_t)pb;
     p->workspace_bytes = cig * CCONV_PW_CF_TAIL_BYTES * cconv_threads();
     return CCONV_OK;

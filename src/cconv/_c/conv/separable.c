@@ -32,15 +32,7 @@ cconv_status cconv_plan_execute_separable_act(const cconv_plan *p, const void *p
     char *pack = cconv_alloc((size_t)(nblk * Cm * CCONV_PW_MR) * es);
     int64_t *map[3];
     if (!pack || !cconv_pad_maps(d, &s->pad, map)) { cconv_free(pack); return CCONV_ERR_NOMEM; }
-    /* [block][k][6], zeros past Co2, so the kernel broadcasts from one contiguous run per k. */
-    for (int64_t b = 0; b < nblk; b++)
-        for (int64_t k = 0; k < Cm; k++)
-            for (int64_t i = 0; i < CCONV_PW_MR; i++) {
-                const int64_t co = b * CCONV_PW_MR + i;
-                char *dst = pack + (size_t)((b * Cm + k) * CCONV_PW_MR + i) * es;
-                if (co < Co2) cconv_copy1(dst, (const char *)pw + (size_t)(co * Cm + k) * es, es);
-                else cconv_copy1(dst, &(double){0}, es); /* all bits zero: 0.0 of either type */
-            }
+    cconv_pack_pw_rows(pack, pw, Co2, Cm, es);
     const int serial = cconv_set_serial(cconv_small_work(d));
     const cconv_status st = d->dtype == CCONV_FLOAT64
         ? cconv_dw_run_separable_f64(p, s, (const double *)pack, Co2, bias, &pw_act, x, y, map)

@@ -141,6 +141,19 @@ int cconv_small_work(const cconv_conv_desc *d)
 
 int cconv_small_macs(double macs) { return macs < (double)(1 << 20); }
 
+void cconv_pack_pw_rows(void *dst, const void *src, int64_t rows, int64_t K, size_t es)
+{
+    const int64_t nblk = (rows + CCONV_PW_MR - 1) / CCONV_PW_MR;
+    for (int64_t b = 0; b < nblk; b++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t i = 0; i < CCONV_PW_MR; i++) {
+                const int64_t r = b * CCONV_PW_MR + i;
+                char *o = (char *)dst + (size_t)((b * K + k) * CCONV_PW_MR + i) * es;
+                if (r < rows) cconv_copy1(o, (const char *)src + (size_t)(r * K + k) * es, es);
+                else cconv_copy1(o, &(double){0}, es); /* all bits zero: 0.0 of either type */
+            }
+}
+
 cconv_status cconv_plan_run(const cconv_plan *p, const cconv_exec *e)
 {
     if (p->d.batch == 0) return CCONV_OK;

@@ -94,6 +94,10 @@ static inline void cconv_copy1(void *dst, const void *src, size_t es)
     else memcpy(dst, src, 4);
 }
 
+/* rows x K filters (row r's at src[r*K .. r*K + K)) as the pw_band and pw_cf tiles broadcast them:
+ * [rows / CCONV_PW_MR blocks][K][CCONV_PW_MR], zeros past the last row. */
+void cconv_pack_pw_rows(void *dst, const void *src, int64_t rows, int64_t K, size_t es);
+
 static inline int64_t cconv_filter_count(const cconv_conv_desc *d)
 {
     const int64_t per = d->transposed ? d->in_channels * (d->out_channels / d->groups)
