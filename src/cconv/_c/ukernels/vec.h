@@ -21,6 +21,53 @@ static inline VT vsplat(T s)
     return s - (VT){0};
 }
 
+/* The first n < VL lanes at p (the others zero) and their store, masked where the ISA can: nothing
+ * past p + n is touched (it may be past the tensor). */
+#if defined(__AVX512F__) && VBYTES == 64
+#include <immintrin.h>
+static inline VT vload_part(const T *p, int64_t n)
+{
+    if (sizeof(T) == 4) return (VT)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+    return (VT)_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p);
+}
+static inline void vstore_part(T *p, VT v, int64_t n)
+{
+    if (sizeof(T) == 4) _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+    else _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), (__m512d)v);
+}
+#elif defined(__AVX__) && VBYTES == 32
+#include <immintrin.h>
+/* lanes i < n set: the mask of AVX's masked moves */
+static inline __m256i vlanes(int64_t n)
+{
+    if (sizeof(T) == 4) return (__m256i)((int32_t __attribute__((vector_size(32)))){0, 1, 2, 3, 4, 5, 6, 7} < (int32_t)n);
+    return (__m256i)((int64_t __attribute__((vector_size(32)))){0, 1, 2, 3} < n);
+}
+static inline VT vload_part(const T *p, int64_t n)
+{
+    if (sizeof(T) == 4) return (VT)_mm256_maskload_ps((const float *)(const void *)p, vlanes(n));
+    return (VT)_mm256_maskload_pd((const double *)(const void *)p, vlanes(n));
+}
+static inline void vstore_part(T *p, VT v, int64_t n)
+{
+    if (sizeof(T) == 4) _mm256_maskstore_ps((float *)(void *)p, vlanes(n), (__m256)v);
+    else _mm256_maskstore_pd((double *)(void *)p, vlanes(n), (__m256d)v);
+}
+#else
+static inline VT vload_part(const T *p, int64_t n)
+{
+    T buf[VL] = {0};
+    for (int64_t i = 0; i < n; i++) buf[i] = p[i];
+    return vload(buf);
+}
+static inline void vstore_part(T *p, VT v, int64_t n)
+{
+    T buf[VL];
+    vstore(buf, v);
+    for (int64_t i = 0; i < n; i++) p[i] = buf[i];
+}
+#endif
+
 /* Integer lanes as wide as each float type's (masks). */
 typedef int32_t dw_lane_int_f32;
 typedef int64_t dw_lane_int_f64;
