@@ -75,6 +75,7 @@ ISA_TEMPLATES = [
     ("ukernels/gw_tile.c.in", _ROLES),
     ("ukernels/dw.c.in", None),
     ("ukernels/pw_band.c.in", None),
+    ("ukernels/cfd_tile.c.in", None),
     ("ukernels/wino.c.in", None),
     ("ukernels/gw_dw.c.in", None),
     ("ukernels/copy.c.in", None),
