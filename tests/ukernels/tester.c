@@ -904,11 +904,31 @@ static void transpose_case(ctx *c, cconv_transpose_fn fn, int64_t rows, int64_t 
     if (!c->faulted) check_out(c, &dst);
 }
 
+/* rows of n at source pitch n + ss_extra to destination pitch n + ds_extra, destination shifted by sh */
+static void copy_rows_case(ctx *c, cconv_copy_rows_fn fn, int64_t rows, int64_t n, int64_t ss_extra, int64_t ds_extra,
+                           int64_t sh)
+{
+    begin(c, "copy_rows: rows=%lld n=%lld src pitch +%lld dst pitch +%lld shift=%lld", (long long)rows, (long long)n,
+          (long long)ss_extra, (long long)ds_extra, (long long)sh);
+    const ptrdiff_t ss = n + ss_extra, ds = n + ds_extra;
+    /* the source ends at its last row's n-th element (guarded): nothing past it may be read */
+    void *src = in_rand(c, rows ? (rows - 1) * ss + n : 0);
+    out_t y;
+    if (!src || !out_init(c, &y, "dst", sh + (rows ? (rows - 1) * ds + n : 0), ds)) return;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++) expect_exact(&y, sh + r * ds + j, ld(c, src, r * ss + j));
+    CALL(c, fn((char *)y.p + sh * c->es, ds, src, ss, rows, n));
+    if (!c->faulted) check_out(c, &y);
+}
+
 static void test_copy(ctx *c)
 {
     const cconv_stream_copy_fn copy = c->t->stream_copy[c->dt];
     const cconv_transpose_fn transpose = c->t->transpose[c->dt];
     const int64_t vl = c->vl;
+    for (int64_t n = 1; n <= 2 * vl + 1; n++)
+        for (int64_t rows = 1; rows <= 3; rows += 2)
+            copy_rows_case(c, c->t->copy_rows[c->dt], rows, n, n % 3, 2 + n % 2, n % vl);
     for (int64_t n = 0; n <= 3 * vl + 1; n++)
         for (int64_t sh = 0; sh < vl; sh++) copy_case(c, copy, n, sh); /* dst misaligned by sh elements */
     for (int64_t n = 1000; n <= 4099; n += n == 1000 ? 1 : 3098)

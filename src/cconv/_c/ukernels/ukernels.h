@@ -101,6 +101,9 @@ typedef cconv_wino_filter_ukr *cconv_wino_filter_fn;
 /* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
 typedef void cconv_stream_copy_ukr(void *dst, const void *src, int64_t n);
 typedef cconv_stream_copy_ukr *cconv_stream_copy_fn;
+/* dst[r*ds + j] = src[r*ss + j] for r < rows, j < n: nothing else read or written. */
+typedef void cconv_copy_rows_ukr(void *dst, ptrdiff_t ds, const void *src, ptrdiff_t ss, int64_t rows, int64_t n);
+typedef cconv_copy_rows_ukr *cconv_copy_rows_fn;
 /* dst[j*ds + i] = src[i*ss + j] for i < rows, j < cols (channels-first rows to channels-last). */
 typedef void cconv_transpose_ukr(const void *src, ptrdiff_t ss, int64_t rows, int64_t cols, void *dst,
                                  ptrdiff_t ds);
@@ -196,6 +199,7 @@ typedef struct {
     int gemm_kc_bytes, gemm_mc_bytes, gemm_band_bytes;
     cconv_pw_cf_fn pw_cf[2];
     cconv_cfd_kernel cfd[2]; /* [dtype]: the channels-first direct tile */
+    cconv_copy_rows_fn copy_rows[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;
