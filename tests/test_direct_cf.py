@@ -66,7 +66,8 @@ def test_direct_sums_as_the_gemm(case, isa):
     np.testing.assert_array_equal(y, y_cl.transpose(0, 3, 1, 2))
 
 
-@pytest.mark.parametrize("shape", [(8, 256, 256, 32, 28), (4, 64, 128, 8, 56), (2, 192, 192, 8, 56), (8, 256, 256, 32, 7)])
+@pytest.mark.parametrize("shape", [(8, 256, 256, 32, 28), (4, 64, 128, 8, 56), (2, 192, 192, 8, 56), (8, 256, 256, 32, 7),
+                                   (8, 128, 128, 32, 56), (8, 128, 64, 16, 28), (8, 512, 512, 32, 14)])
 def test_auto_chooses_direct(shape, isa):
     n, ci, co, g, h = shape
     with use_isa(isa):
@@ -74,12 +75,21 @@ def test_auto_chooses_direct(shape, isa):
         assert plan._plan.implementation == DIRECT
 
 
-@pytest.mark.parametrize("shape", [(8, 1024, 1024, 32, 14), (8, 128, 128, 32, 56), (8, 128, 64, 16, 28)],
-                         ids=["32_a_group", "4_a_group", "4_out_a_group"])
-def test_auto_leaves_the_rest(shape):
+@pytest.mark.parametrize("shape", [(8, 1024, 1024, 32, 14), (8, 64, 64, 32, 56), (8, 128, 32, 16, 28)],
+                         ids=["32_a_group", "2_a_group", "2_out_a_group"])
+def test_auto_leaves_the_rest(shape, isa):
     n, ci, co, g, h = shape
-    plan = cconv.plan_conv2d((n, ci, h, h), np.ones((co, ci // g, 3, 3), np.float32), padding=1, groups=g)
-    assert plan._plan.implementation != DIRECT
+    with use_isa(isa):
+        plan = cconv.plan_conv2d((n, ci, h, h), np.ones((co, ci // g, 3, 3), np.float32), padding=1, groups=g)
+        assert plan._plan.implementation != DIRECT
+
+
+def test_auto_small_planes_by_tile(isa):
+    """From 16 channels a group on a 7 x 7 plane, only a tile of 8 output channels takes it."""
+    with use_isa(isa):
+        plan = cconv.plan_conv2d((8, 384, 7, 7), np.ones((384, 16, 3, 3), np.float32), padding=1, groups=24)
+        narrow = cconv.get_isa() in ("avx2", "generic")
+        assert (plan._plan.implementation == DIRECT) != narrow
 
 
 def test_direct_batch_zero_and_unbatched():

@@ -22,16 +22,20 @@ static int direct_cf_cannot(const cconv_conv_desc *d, char *why, size_t n)
     return !ok;
 }
 
-/* auto's rule (docs/perf-notes.md): 8 to 24 input channels a group and at least 8 outputs, where
+/* auto's rule (docs/perf-notes.md): 4 to 24 input channels a group and at least 4 outputs, where
  * the GEMM's tiles transpose a few channels at a time and the grouped kernels broadcast one
- * output channel at a time (1.0-2.3x both); from 32 channels a group the GEMM's wider tiles won.
- * Each output is summed taps outer, channels inner as the GEMM sums it in one kc block (the same
- * bits). */
+ * output channel at a time (1.2-2.5x both on AVX-512, 1.0-1.7x on AVX2); from 32 channels a group
+ * the GEMM ran as fast or faster (AVX2 0.86-1.01x), 2 channels a group the grouped kernels
+ * (0.68x). A tile of fewer than 8 output channels (AVX2's 4) reuses each input vector less: from
+ * 16 channels a group on small planes (7 x 7) the GEMM's tiles won there (0.88x). Each output is
+ * summed taps outer, channels inner as the GEMM sums it in one kc block (the same bits). */
 static int direct_cf_prefer(const cconv_conv_desc *d, const cconv_isa_table *isa, const void *weight)
 {
-    (void)isa, (void)weight;
+    (void)weight;
     const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
-    return cig >= 8 && cig <= 24 && cog >= 8;
+    const int narrow = isa->cfd[d->dtype == CCONV_FLOAT64].mr < 8;
+    if (narrow && cig >= 16 && d->out_size[1] * d->out_size[2] < 144) return 0;
+    return cig >= 4 && cig <= 24 && cog >= 4;
 }
 
 static void direct_cf_destroy(void *state)
