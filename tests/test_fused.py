@@ -261,7 +261,9 @@ def test_grouped_direct_matches_reference(isa, dtype, layout, case):
 
 def test_grouped_is_chosen_for_few_channels_per_group():
     w = np.ones((128, 4, 3, 3), np.float32)
-    assert cconv.plan_conv2d((1, 128, 8, 8), w, groups=32, padding=1).algorithm == "grouped"
+    # channels-first, 4-24 channels a group in and >= 4 out go to the GEMM's direct form
+    assert cconv.plan_conv2d((1, 64, 8, 8), np.ones((64, 2, 3, 3), np.float32), groups=32,
+                             padding=1).algorithm == "grouped"
     assert cconv.plan_conv2d((1, 8, 8, 128), w, groups=32, padding=1,
                              layout="NHWC").algorithm == "grouped"
     # channels-last rows expanded to W x cig x C_out that overflow L2: the GEMM instead

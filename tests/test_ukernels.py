@@ -26,7 +26,7 @@ INCLUDES = [ROOT / "include", ROOT / "src" / "cconv" / "_c"]
 # The tester's families (cconv_ukernel_family lists them; test_families checks the two agree).
 FAMILIES = [
     "gemm", "gemm_store", "dw_cf", "dw_cf_3x3", "dw_direct", "dw_cl", "dw_expand", "pw_band", "pw_cf",
-    "copy", "winograd", "gw_tile", "gw_dw", "fma_loop", "act",
+    "copy", "winograd", "gw_tile", "gw_dw", "fma_loop", "act", "cfd",
 ]
 
 def _compiler():

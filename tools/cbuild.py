@@ -41,6 +41,7 @@ CORE_SOURCES = [
     "core/plan.c",
     "conv/channel_shuffle.c",
     "conv/depthwise.c",
+    "conv/direct_cf.c",
     "conv/flattened.c",
     "conv/gemm.c",
     "conv/passes.c",
@@ -55,6 +56,7 @@ CORE_SOURCES = [
 CORE_TEMPLATES = [
     "conv/band_fill.c.in",
     "conv/depthwise_run.c.in",
+    "conv/direct_cf_run.c.in",
     "conv/gemm_pack.c.in",
     "conv/gemm_run.c.in",
     "conv/pointwise_cf_run.c.in",
@@ -75,6 +77,7 @@ ISA_TEMPLATES = [
     ("ukernels/gw_tile.c.in", _ROLES),
     ("ukernels/dw.c.in", None),
     ("ukernels/pw_band.c.in", None),
+    ("ukernels/cfd_tile.c.in", None),
     ("ukernels/wino.c.in", None),
     ("ukernels/gw_dw.c.in", None),
     ("ukernels/copy.c.in", None),

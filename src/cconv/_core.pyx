@@ -286,6 +286,10 @@ def input_grad_into(Descriptor desc not None, cnp.ndarray grad_output, cnp.ndarr
     return run_grad(cconv_conv_input_grad, &d, gp, wp, grad_input, xp, "grad_input", "input gradient")
 
 
+cdef extern from "internal.h" nogil:
+    const char *cconv_plan_implementation(const cconv_plan *p)
+
+
 cdef class Plan:
     """A convolution plan: validated descriptor + packed weights; call execute(x, y) repeatedly."""
     cdef cconv_plan *plan
@@ -322,6 +326,11 @@ cdef class Plan:
     @property
     def algorithm(self):
         return cconv_algorithm_name(cconv_plan_algorithm(self.plan)).decode()
+
+    @property
+    def implementation(self):
+        """The name of the implementation the plan runs (a detail: tests check the list's choice)."""
+        return cconv_plan_implementation(self.plan).decode()
 
     @property
     def out_size(self):

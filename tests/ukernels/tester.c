@@ -725,6 +725,75 @@ static void test_dw_expand(ctx *c)
                 for (int pattern = 0; pattern < 3; pattern++) dw_expand_case(c, fn, npixs[q], Cs[a], pixs[b], pattern);
 }
 
+/* ------------------------------------------------------------------ channels-first direct tile */
+
+/* A tile at grid position q0 of rows `pitch` apart, columns < n stored, positions < qend. */
+static void cfd_case(ctx *c, const cconv_cfd_kernel *tk, int nv, int64_t m, int64_t q0, int64_t qend,
+                     int64_t pitch, int64_t n, int64_t K, int ntaps, int64_t dil, int reversed)
+{
+    const int64_t MR = tk->mr, NR = nv * c->vl;
+    const ptrdiff_t xs = NR + (ntaps - 1) * dil + 3, ys = n + 5, rows = (q0 + NR - 1) / pitch + 1;
+    begin(c, "cfd: mr=%lld nr=%lld m=%lld q0=%lld qend=%lld pitch=%lld n=%lld K=%lld taps=%d dil=%lld rows=%s",
+          (long long)MR, (long long)NR, (long long)m, (long long)q0, (long long)qend, (long long)pitch, (long long)n,
+          (long long)K, ntaps, (long long)dil, reversed ? "reversed" : "in order");
+    ptrdiff_t *taps = scratch(c, (size_t)ntaps * sizeof *taps);
+    int64_t *yrows = scratch(c, (size_t)MR * sizeof *yrows);
+    char *x = in_nan(c, (K - 1) * xs + (ntaps - 1) * dil + NR);
+    void *w = in_rand(c, ntaps * K * MR), *bias = in_rand(c, MR);
+    out_t y;
+    if (!taps || !yrows || !x || !w || !bias || !out_init(c, &y, "y", m * rows * ys, ys)) return;
+    for (int t = 0; t < ntaps; t++) taps[t] = t * dil;
+    for (int64_t i = 0; i < MR; i++) yrows[i] = (reversed ? m - 1 - i : i) * rows * ys;
+    /* random where a stored output reads, NaN elsewhere: a stored output computed from anything
+     * else comes out NaN */
+    for (int64_t j = 0; j < NR; j++)
+        if ((q0 + j) % pitch < n && q0 + j < qend)
+            for (int t = 0; t < ntaps; t++)
+                for (int64_t k = 0; k < K; k++) st(c, x, k * xs + taps[t] + j, rnd_val());
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < NR; j++) {
+            const int64_t q = q0 + j;
+            if (q % pitch >= n || q >= qend) continue;
+            rsum r = {0};
+            radd(&r, ld(c, bias, i));
+            for (int t = 0; t < ntaps; t++)
+                for (int64_t k = 0; k < K; k++)
+                    radd(&r, (long double)ld(c, w, (t * K + k) * MR + i) * ld(c, x, k * xs + taps[t] + j));
+            expect_sum(c, &y, yrows[i] + q / pitch * ys + q % pitch, &r);
+        }
+    const cconv_cfd_out o = {q0, qend, pitch, n, ys, nv};
+    CALL(c, tk->fn(x, xs, taps, ntaps, K, w, bias, m, y.p, yrows, &o));
+    if (!c->faulted) check_out(c, &y);
+}
+
+/* Tiles of nv vectors at the grid's start, across a row's end and cut short by qend, on one long
+ * row (1-D), rows wider and narrower than the tile, and one column. */
+static void cfd_cases(ctx *c, const cconv_cfd_kernel *tk, int nv)
+{
+    const int64_t MR = tk->mr, vl = c->vl, NR = nv * vl;
+    int64_t ms[] = {1, MR - 1, MR};
+    const int nm = sizes(ms, 3, 1);
+    const int64_t geo[][2] = {{4 * NR, 0}, {NR, 2}, {NR + vl + 1, 4}, {vl - 1, 2}, {vl + 1, 6}, {3, 2}, {1, 1}};
+    static const int64_t Ks[] = {1, 3, 17};
+    static const int taps[][2] = {{1, 1}, {3, 1}, {2, 5}, {9, 1}};
+    int i = 0;
+    for (int a = 0; a < nm; a++)
+        for (int g = 0; g < 7; g++) {
+            const int64_t n = geo[g][0], pitch = n + geo[g][1]; /* (n, pitch - n) */
+            const int64_t q0s[] = {0, pitch - 1, pitch + 3};
+            for (int q = 0; q < 3; q++, i++) {
+                const int64_t qend = i % 3 == 2 ? q0s[q] + NR / 2 + 1 : q0s[q] + 4 * NR;
+                cfd_case(c, tk, nv, ms[a], q0s[q], qend, pitch, n, Ks[i % 3], taps[i % 4][0], taps[i % 4][1], i & 1);
+            }
+        }
+}
+
+static void test_cfd(ctx *c)
+{
+    const cconv_cfd_kernel *tk = &c->t->cfd[c->dt];
+    for (int nv = 1; nv <= tk->nv; nv++) cfd_cases(c, tk, nv);
+}
+
 /* ------------------------------------------------------------------ pointwise band */
 
 static void pw_case(ctx *c, cconv_pw_band_fn fn, int mr, int64_t K, int64_t np, int tight, int with_bias)
@@ -835,11 +904,31 @@ static void transpose_case(ctx *c, cconv_transpose_fn fn, int64_t rows, int64_t 
     if (!c->faulted) check_out(c, &dst);
 }
 
+/* rows of n at source pitch n + ss_extra to destination pitch n + ds_extra, destination shifted by sh */
+static void copy_rows_case(ctx *c, cconv_copy_rows_fn fn, int64_t rows, int64_t n, int64_t ss_extra, int64_t ds_extra,
+                           int64_t sh)
+{
+    begin(c, "copy_rows: rows=%lld n=%lld src pitch +%lld dst pitch +%lld shift=%lld", (long long)rows, (long long)n,
+          (long long)ss_extra, (long long)ds_extra, (long long)sh);
+    const ptrdiff_t ss = n + ss_extra, ds = n + ds_extra;
+    /* the source ends at its last row's n-th element (guarded): nothing past it may be read */
+    void *src = in_rand(c, rows ? (rows - 1) * ss + n : 0);
+    out_t y;
+    if (!src || !out_init(c, &y, "dst", sh + (rows ? (rows - 1) * ds + n : 0), ds)) return;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++) expect_exact(&y, sh + r * ds + j, ld(c, src, r * ss + j));
+    CALL(c, fn((char *)y.p + sh * c->es, ds, src, ss, rows, n));
+    if (!c->faulted) check_out(c, &y);
+}
+
 static void test_copy(ctx *c)
 {
     const cconv_stream_copy_fn copy = c->t->stream_copy[c->dt];
     const cconv_transpose_fn transpose = c->t->transpose[c->dt];
     const int64_t vl = c->vl;
+    for (int64_t n = 1; n <= 2 * vl + 1; n++)
+        for (int64_t rows = 1; rows <= 3; rows += 2)
+            copy_rows_case(c, c->t->copy_rows[c->dt], rows, n, n % 3, 2 + n % 2, n % vl);
     for (int64_t n = 0; n <= 3 * vl + 1; n++)
         for (int64_t sh = 0; sh < vl; sh++) copy_case(c, copy, n, sh); /* dst misaligned by sh elements */
     for (int64_t n = 1000; n <= 4099; n += n == 1000 ? 1 : 3098)
@@ -1268,7 +1357,7 @@ static const struct {
     {"dw_direct", test_dw_direct}, {"dw_cl", test_dw_cl},           {"dw_expand", test_dw_expand},
     {"pw_band", test_pw_band},     {"pw_cf", test_pw_cf},     {"copy", test_copy},             {"winograd", test_winograd},
     {"gw_tile", test_gw_tile},     {"gw_dw", test_gw_dw},           {"fma_loop", test_fma_loop},
-    {"act", test_act},
+    {"act", test_act},             {"cfd", test_cfd},
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 

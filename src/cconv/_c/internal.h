@@ -17,6 +17,8 @@
 #include "ukernels/ukernels.h"
 
 const cconv_isa_table *cconv_active_isa(void);
+/* The name of the implementation a plan runs (tests check which one the list chose). */
+const char *cconv_plan_implementation(const cconv_plan *p);
 int cconv_threads(void);
 /* FLOP/s of `iters` rounds of the named ISA's fma_loop on a team of `threads`: the sum of each
  * thread's FLOPs over its own time (threads of a busy machine count at their own speed).

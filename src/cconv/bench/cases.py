@@ -241,6 +241,18 @@ NETWORKS = {
         ("layer4_downsample", "layer4 downsample 1x1 s2 1024->2048 14->7", "conv2d",
          (1, 1024, 14, 14), (2048, 1024, 1, 1), dict(stride=2)),
     ]),
+    "resnext": _table("resnext", [  # ResNeXt-50 32x4d's grouped 3x3 convolutions, 224x224 input
+        ("layer1_g32", "layer1 3x3 g32 128->128 56", "conv2d", (1, 128, 56, 56), (128, 4, 3, 3),
+         dict(padding=1, groups=32)),
+        ("layer2_g32_s2", "layer2 3x3 s2 g32 256->256 56->28", "conv2d", (1, 256, 56, 56),
+         (256, 8, 3, 3), dict(stride=2, padding=1, groups=32)),
+        ("layer2_g32", "layer2 3x3 g32 256->256 28", "conv2d", (1, 256, 28, 28), (256, 8, 3, 3),
+         dict(padding=1, groups=32)),
+        ("layer3_g32", "layer3 3x3 g32 512->512 14", "conv2d", (1, 512, 14, 14), (512, 16, 3, 3),
+         dict(padding=1, groups=32)),
+        ("layer4_g32", "layer4 3x3 g32 1024->1024 7", "conv2d", (1, 1024, 7, 7), (1024, 32, 3, 3),
+         dict(padding=1, groups=32)),
+    ]),
     "mobilenet_v2": _table("mobilenet_v2", [  # 224x224 input, expansion 6
         ("expand_24_144", "expand 1x1 24->144 56", "conv2d", (1, 24, 56, 56), (144, 24, 1, 1), {}),
         ("dw_c144", "depthwise 3x3 C144 56", "depthwise_conv2d", (1, 144, 56, 56), (144, 1, 3, 3),

@@ -23,5 +23,11 @@
 #define GEMM_MC_BYTES (64 * 1024)
 #define GEMM_BAND_BYTES (256 * 1024)
 
+/* The channels-first direct tile (conv/direct_cf.c): 4 output channels x 3 vectors of
+ * pixels: 12 accumulators, 3 input vectors and a broadcast (a divisor of the usual 8, 16, 32
+ * channels per group). */
+#define CFD_MR 4
+#define CFD_NV 3
+
 #include "config/roles.h"
 #endif

@@ -34,5 +34,10 @@
 #define GEMM_MC_BYTES (64 * 1024)
 #define GEMM_BAND_BYTES (512 * 1024)
 
+/* The channels-first direct tile (conv/direct_cf.c): 8 output channels x 3 vectors of
+ * pixels, 24 accumulators, 3 input vectors and a broadcast. */
+#define CFD_MR 8
+#define CFD_NV 3
+
 #include "config/roles.h"
 #endif

@@ -20,5 +20,10 @@
 #define GEMM_MC_BYTES (64 * 1024)
 #define GEMM_BAND_BYTES (512 * 1024)
 
+/* The channels-first direct tile (conv/direct_cf.c): 4 output channels x 2 vectors of
+ * pixels, as the GEMM's wide tile. */
+#define CFD_MR 4
+#define CFD_NV 2
+
 #include "config/roles.h"
 #endif

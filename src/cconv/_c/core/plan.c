@@ -6,6 +6,8 @@
 /* In auto's order, which is the policy (auto and exact take the first that can and whose prefer
  * accepts; algorithm= the first of that algorithm that can):
  * - a transposed 3x3 stride-1 convolution as its forward Winograd equivalent (input gradients);
+ * - the channels-first direct form of the GEMM for grouped convolutions of 4-24 channels a group
+ *   (no transposes; its prefer says where);
  * - depthwise (C_out/groups <= 4) and grouped (2-8 input channels per group, few outputs) before
  *   Winograd and the GEMM, whose tiles would be mostly zero there;
  * - Winograd for 3x3 stride 1 with enough channels and tiles to pay for its transforms;
@@ -13,6 +15,7 @@
  * - the reference algorithm only when asked for (or CCONV_USE_REFERENCE). */
 static const cconv_impl *const IMPLS[] = {
     &cconv_impl_winograd_transposed,
+    &cconv_impl_direct_cf,
     &cconv_impl_depthwise,
     &cconv_impl_grouped,
     &cconv_impl_winograd,
@@ -114,6 +117,7 @@ cconv_status cconv_plan_unsupported(const cconv_conv_desc *desc, char *why, size
 
 const cconv_conv_desc *cconv_plan_desc(const cconv_plan *p) { return &p->d; }
 cconv_algorithm cconv_plan_algorithm(const cconv_plan *p) { return p->impl->algorithm; }
+const char *cconv_plan_implementation(const cconv_plan *p) { return p->impl->name; }
 int64_t cconv_plan_weight_bytes(const cconv_plan *p) { return p->weight_bytes; }
 int64_t cconv_plan_workspace_bytes(const cconv_plan *p) { return p->workspace_bytes; }
 

@@ -53,7 +53,7 @@ struct cconv_impl {
 #define CCONV_USE_REFERENCE ((cconv_status)100)
 
 extern const cconv_impl cconv_impl_winograd_transposed, cconv_impl_depthwise, cconv_impl_grouped,
-    cconv_impl_winograd, cconv_impl_pointwise_cf, cconv_impl_gemm, cconv_impl_reference;
+    cconv_impl_winograd, cconv_impl_pointwise_cf, cconv_impl_direct_cf, cconv_impl_gemm, cconv_impl_reference;
 
 /* A plan of implementation impl (or, impl NULL, of the list's choice for d->algorithm) for the
  * validated descriptor d: what fallbacks and composites make without validating again. */

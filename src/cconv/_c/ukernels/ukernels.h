@@ -101,6 +101,9 @@ typedef cconv_wino_filter_ukr *cconv_wino_filter_fn;
 /* dst[i] = src[i] for i < n with non-temporal (streaming) stores where the ISA has them. */
 typedef void cconv_stream_copy_ukr(void *dst, const void *src, int64_t n);
 typedef cconv_stream_copy_ukr *cconv_stream_copy_fn;
+/* dst[r*ds + j] = src[r*ss + j] for r < rows, j < n: nothing else read or written. */
+typedef void cconv_copy_rows_ukr(void *dst, ptrdiff_t ds, const void *src, ptrdiff_t ss, int64_t rows, int64_t n);
+typedef cconv_copy_rows_ukr *cconv_copy_rows_fn;
 /* dst[j*ds + i] = src[i*ss + j] for i < rows, j < cols (channels-first rows to channels-last). */
 typedef void cconv_transpose_ukr(const void *src, ptrdiff_t ss, int64_t rows, int64_t cols, void *dst,
                                  ptrdiff_t ds);
@@ -145,6 +148,28 @@ typedef void cconv_act_ukr(void *y, int64_t rows, int64_t n, int64_t ystride, do
                            const void *bcol, const void *brow);
 typedef cconv_act_ukr *cconv_act_fn;
 
+/* Channels-first direct register tile (conv/direct_cf.c) over a flat grid of rows `pitch` apart:
+ * the NR = nv vectors (nv <= the kernel's nr / the vector length) of outputs of a tile are grid
+ * positions q0 + j, j < NR, each the sum over taps t < ntaps, channels k < K of
+ * w[(t*K + k)*MR + i] * x[k*xs + taps[t] + j] (x at position q0), summed taps outer, channels inner
+ * from +0.0 (the GEMM tile's order), for output channels i < MR (rows i >= m: zero weights, not
+ * stored). Position q0 + j = r*pitch + col with col < n and q0 + j < qend is stored at
+ * y[yrows[i] + r*ys + col] (+ bias[i]); the rest of the grid (padding columns) is computed, not
+ * stored. Reads NR values at each tap of each channel. */
+typedef struct {
+    int64_t q0, qend, pitch, n;
+    ptrdiff_t ys;
+    int nv;
+} cconv_cfd_out;
+typedef void cconv_cfd_ukr(const void *x, ptrdiff_t xs, const ptrdiff_t *taps, int ntaps, int64_t K,
+                           const void *w, const void *bias, int64_t m, void *y, const int64_t *yrows,
+                           const cconv_cfd_out *o);
+typedef cconv_cfd_ukr *cconv_cfd_fn;
+typedef struct {
+    int mr, nr, nv; /* nr: the widest tile's outputs, nv vectors */
+    cconv_cfd_fn fn;
+} cconv_cfd_kernel;
+
 typedef struct {
     const char *name;
     cconv_tile_kernel wide[2];   /* [dtype]: NR = GEMM_NV_wide vectors (2 or 3), the GEMM's main tile */
@@ -173,6 +198,8 @@ typedef struct {
      * accumulators of the chunk of tiles that reuses them, a band buffer (conv/gemm.h). */
     int gemm_kc_bytes, gemm_mc_bytes, gemm_band_bytes;
     cconv_pw_cf_fn pw_cf[2];
+    cconv_cfd_kernel cfd[2]; /* [dtype]: the channels-first direct tile */
+    cconv_copy_rows_fn copy_rows[2];
 } cconv_isa_table;
 
 extern const cconv_isa_table cconv_isa_generic;

@@ -21,8 +21,9 @@ static inline VT vsplat(T s)
     return s - (VT){0};
 }
 
-/* The first n < VL lanes at p (the others zero) and their store, masked where the ISA can: nothing
- * past p + n is touched (it may be past the tensor). */
+/* The first n < VL lanes at p (the others zero), and the store of lanes [lo, hi) of v at p + lo ..
+ * p + hi - 1, masked where the ISA can: nothing else is touched (p itself may lie before a row or
+ * past the tensor). */
 #if defined(__AVX512F__) && VBYTES == 64
 #include <immintrin.h>
 static inline VT vload_part(const T *p, int64_t n)
@@ -30,28 +31,33 @@ static inline VT vload_part(const T *p, int64_t n)
     if (sizeof(T) == 4) return (VT)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
     return (VT)_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p);
 }
-static inline void vstore_part(T *p, VT v, int64_t n)
+static inline void vstore_lanes(T *p, VT v, int64_t lo, int64_t hi)
 {
-    if (sizeof(T) == 4) _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
-    else _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), (__m512d)v);
+    const unsigned m = ((1u << hi) - 1) & ~((1u << lo) - 1);
+    if (sizeof(T) == 4) _mm512_mask_storeu_ps(p, (__mmask16)m, (__m512)v);
+    else _mm512_mask_storeu_pd(p, (__mmask8)m, (__m512d)v);
 }
 #elif defined(__AVX__) && VBYTES == 32
 #include <immintrin.h>
-/* lanes i < n set: the mask of AVX's masked moves */
-static inline __m256i vlanes(int64_t n)
+/* lanes lo <= i < hi set: the mask of AVX's masked moves */
+static inline __m256i vlanes(int64_t lo, int64_t hi)
 {
-    if (sizeof(T) == 4) return (__m256i)((int32_t __attribute__((vector_size(32)))){0, 1, 2, 3, 4, 5, 6, 7} < (int32_t)n);
-    return (__m256i)((int64_t __attribute__((vector_size(32)))){0, 1, 2, 3} < n);
+    if (sizeof(T) == 4) {
+        const int32_t __attribute__((vector_size(32))) i = {0, 1, 2, 3, 4, 5, 6, 7};
+        return (__m256i)((i >= (int32_t)lo) & (i < (int32_t)hi));
+    }
+    const int64_t __attribute__((vector_size(32))) i = {0, 1, 2, 3};
+    return (__m256i)((i >= lo) & (i < hi));
 }
 static inline VT vload_part(const T *p, int64_t n)
 {
-    if (sizeof(T) == 4) return (VT)_mm256_maskload_ps((const float *)(const void *)p, vlanes(n));
-    return (VT)_mm256_maskload_pd((const double *)(const void *)p, vlanes(n));
+    if (sizeof(T) == 4) return (VT)_mm256_maskload_ps((const float *)(const void *)p, vlanes(0, n));
+    return (VT)_mm256_maskload_pd((const double *)(const void *)p, vlanes(0, n));
 }
-static inline void vstore_part(T *p, VT v, int64_t n)
+static inline void vstore_lanes(T *p, VT v, int64_t lo, int64_t hi)
 {
-    if (sizeof(T) == 4) _mm256_maskstore_ps((float *)(void *)p, vlanes(n), (__m256)v);
-    else _mm256_maskstore_pd((double *)(void *)p, vlanes(n), (__m256d)v);
+    if (sizeof(T) == 4) _mm256_maskstore_ps((float *)(void *)p, vlanes(lo, hi), (__m256)v);
+    else _mm256_maskstore_pd((double *)(void *)p, vlanes(lo, hi), (__m256d)v);
 }
 #else
 static inline VT vload_part(const T *p, int64_t n)
@@ -60,13 +66,12 @@ static inline VT vload_part(const T *p, int64_t n)
     for (int64_t i = 0; i < n; i++) buf[i] = p[i];
     return vload(buf);
 }
-static inline void vstore_part(T *p, VT v, int64_t n)
+static inline void vstore_lanes(T *p, VT v, int64_t lo, int64_t hi)
 {
-    T buf[VL];
-    vstore(buf, v);
-    for (int64_t i = 0; i < n; i++) p[i] = buf[i];
+    for (int64_t i = lo; i < hi; i++) p[i] = v[i];
 }
 #endif
+static inline void vstore_part(T *p, VT v, int64_t n) { vstore_lanes(p, v, 0, n); }
 
 /* Integer lanes as wide as each float type's (masks). */
 typedef int32_t dw_lane_int_f32;
