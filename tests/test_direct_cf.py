@@ -1,5 +1,5 @@
-"""The channels-first direct path for grouped convolutions (conv/direct_cf.c): which shapes the
-implementation list gives it, and its outputs on the edges of its grid (rows shorter and longer
+"""The channels-first direct path for grouped convolutions and dense ones with few outputs
+(conv/direct_cf.c): which shapes the implementation list gives it, and its outputs on the edges of its grid (rows shorter and longer
 than a tile, the grid's padding columns, several row blocks, output channels not a multiple of
 its tile, padding modes, dilation, float64, empty batches, activations, fused shuffles, threads).
 The hypothesis sweeps (test_forward.py, test_torch.py) run it too, wherever auto takes it."""
@@ -26,6 +26,8 @@ CASES = [
     (1, 16, 16, 2, 9, 9, 5, 2, 1, "replicate"),
     (2, 32, 32, 2, 1, 50, (1, 3), (0, 1), 1, "zeros"),  # one row (conv1d's shape)
     (1, 16, 16, 2, 60, 61, 3, 0, 1, "zeros"),          # no padding; several row blocks
+    (2, 40, 3, 1, 15, 17, 3, 1, 1, "zeros"),           # dense, 3 outputs (a segmentation head)
+    (1, 300, 8, 1, 6, 7, (1, 5), (0, 2), 1, "reflect"),  # dense, a long reduction, few rows a job
 ]
 
 
@@ -67,7 +69,8 @@ def test_direct_sums_as_the_gemm(case, isa):
 
 
 @pytest.mark.parametrize("shape", [(8, 256, 256, 32, 28), (4, 64, 128, 8, 56), (2, 192, 192, 8, 56), (8, 256, 256, 32, 7),
-                                   (8, 128, 128, 32, 56), (8, 128, 64, 16, 28), (8, 512, 512, 32, 14)])
+                                   (8, 128, 128, 32, 56), (8, 128, 64, 16, 28), (8, 512, 512, 32, 14),
+                                   (1, 64, 3, 1, 128), (4, 72, 8, 1, 40)])
 def test_auto_chooses_direct(shape, isa):
     n, ci, co, g, h = shape
     with use_isa(isa):
@@ -75,19 +78,23 @@ def test_auto_chooses_direct(shape, isa):
         assert plan._plan.implementation == DIRECT
 
 
-@pytest.mark.parametrize("shape", [(8, 1024, 1024, 32, 14), (8, 64, 64, 32, 56), (8, 128, 32, 16, 28)],
-                         ids=["32_a_group", "2_a_group", "2_out_a_group"])
+@pytest.mark.parametrize("shape", [(8, 1024, 1024, 32, 14, 3), (8, 64, 64, 32, 56, 3), (8, 128, 32, 16, 28, 3),
+                                   (4, 64, 16, 1, 28, 3), (4, 64, 8, 1, 28, 1)],
+                         ids=["32_a_group", "2_a_group", "2_out_a_group", "dense_16_out", "dense_1x1"])
 def test_auto_leaves_the_rest(shape, isa):
-    n, ci, co, g, h = shape
+    n, ci, co, g, h, k = shape
     with use_isa(isa):
-        plan = cconv.plan_conv2d((n, ci, h, h), np.ones((co, ci // g, 3, 3), np.float32), padding=1, groups=g)
+        plan = cconv.plan_conv2d((n, ci, h, h), np.ones((co, ci // g, k, k), np.float32), padding=k // 2, groups=g)
         assert plan._plan.implementation != DIRECT
 
 
-def test_auto_small_planes_by_tile(isa):
-    """From 16 channels a group on a 7 x 7 plane, only a tile of 8 output channels takes it."""
+@pytest.mark.parametrize("shape", [(8, 384, 384, 24, 7), (1, 256, 8, 1, 56)], ids=["16_a_group_7x7", "dense_256_in"])
+def test_auto_by_tile(shape, isa):
+    """Only a tile of 8 output channels takes 16 channels a group on a 7 x 7 plane, or a dense
+    layer of 256 input channels."""
+    n, ci, co, g, h = shape
     with use_isa(isa):
-        plan = cconv.plan_conv2d((8, 384, 7, 7), np.ones((384, 16, 3, 3), np.float32), padding=1, groups=24)
+        plan = cconv.plan_conv2d((n, ci, h, h), np.ones((co, ci // g, 3, 3), np.float32), padding=1, groups=g)
         narrow = cconv.get_isa() in ("avx2", "generic")
         assert (plan._plan.implementation == DIRECT) != narrow
 
@@ -138,11 +145,13 @@ def test_direct_thread_counts_agree():
     np.testing.assert_array_equal(ys[0], ys[2])
 
 
-@pytest.mark.parametrize("kw", [dict(stride=2), dict(groups=1), dict(layout="NHWC")],
-                         ids=["stride", "dense", "channels_last"])
+@pytest.mark.parametrize("kw", [dict(stride=2), dict(groups=1), dict(layout="NHWC"), dict(k=1), dict(groups=32)],
+                         ids=["stride", "dense", "channels_last", "1x1_padded", "depthwise"])
 def test_direct_declines(kw):
+    """Strides, dense layers of many outputs, channels-last, 1x1 and one input channel a group
+    (depthwise's, which the composites ask for by name) stay with the other implementations."""
     kw = dict(kw)
-    g = kw.pop("groups", 2)
+    g, k = kw.pop("groups", 2), kw.pop("k", 3)
     shape = (1, 12, 12, 32) if kw.get("layout") == "NHWC" else (1, 32, 12, 12)
-    w = np.ones((32, 32 // g, 3, 3), np.float32)
+    w = np.ones((32, 32 // g, k, k), np.float32)
     assert cconv.plan_conv2d(shape, w, padding=1, groups=g, algorithm="gemm", **kw)._plan.implementation == "gemm"

@@ -9,31 +9,39 @@
 #include "conv/direct_cf.h"
 #include "conv/band.h"
 
-/* Grouped only: the GEMM's tiles run dense convolutions well (an explicit algorithm="gemm" keeps
- * them there); up to 64 channels a group, where it was measured. */
+/* Grouped convolutions of 2-64 channels a group and dense ones with at most 8 output channels,
+ * the shapes it was measured on: the GEMM's tiles run wider dense convolutions well (an explicit
+ * algorithm="gemm" keeps them there), one input channel a group is depthwise's (the composites
+ * ask for that implementation) and 1x1 has its own channels-first form (pointwise_cf). */
 static int direct_cf_cannot(const cconv_conv_desc *d, char *why, size_t n)
 {
     const int64_t cig = d->in_channels / d->groups;
     const int ok = !d->transposed && !d->channels_last && cconv_one_plane(d) && d->stride[1] == 1 &&
-                   d->stride[2] == 1 && d->groups > 1 && cig <= 64;
+                   d->stride[2] == 1 && d->kernel[1] * d->kernel[2] > 1 && cig >= 2 &&
+                   (d->groups > 1 ? cig <= 64 : d->out_channels <= 8);
     if (!ok && n)
-        snprintf(why, n, "a channels-first forward grouped 1-D or 2-D convolution with stride 1 and at most 64 "
-                         "input channels a group");
+        snprintf(why, n, "a channels-first forward 1-D or 2-D convolution with stride 1, a kernel larger than "
+                         "1x1, 2 or more input channels a group and at most 64 of them (grouped) or at most 8 output "
+                         "channels (dense)");
     return !ok;
 }
 
-/* auto's rule (docs/perf-notes.md): 4 to 24 input channels a group and at least 4 outputs, where
- * the GEMM's tiles transpose a few channels at a time and the grouped kernels broadcast one
- * output channel at a time (1.2-2.5x both on AVX-512, 1.0-1.7x on AVX2); from 32 channels a group
- * the GEMM ran as fast or faster (AVX2 0.86-1.01x), 2 channels a group the grouped kernels
- * (0.68x). A tile of fewer than 8 output channels (AVX2's 4) reuses each input vector less: from
- * 16 channels a group on small planes (7 x 7) the GEMM's tiles won there (0.88x). Each output is
- * summed taps outer, channels inner as the GEMM sums it in one kc block (the same bits). */
+/* auto's rule (docs/perf-notes.md). Grouped: 4 to 24 input channels a group and at least 4
+ * outputs, where the GEMM's tiles transpose a few channels at a time and the grouped kernels
+ * broadcast one output channel at a time (1.2-2.5x both on AVX-512, 1.0-1.7x on AVX2); from 32
+ * channels a group the GEMM ran as fast or faster (AVX2 0.86-1.01x), 2 channels a group the
+ * grouped kernels (0.68x). Dense: at most 8 output channels (segmentation heads, the last layers
+ * of image-to-image networks), whose GEMM tiles are mostly padding: 1.4-2.6x (AVX-512). A tile of
+ * fewer than 8 output channels (AVX2's 4) reuses each input vector less: there the GEMM's tiles
+ * won from 16 channels a group on small planes (0.88x at 7 x 7) and on dense layers of 256
+ * input channels (0.86-0.89x). Each output is summed taps outer, channels inner as the GEMM sums
+ * it in one kc block. */
 static int direct_cf_prefer(const cconv_conv_desc *d, const cconv_isa_table *isa, const void *weight)
 {
     (void)weight;
     const int64_t cig = d->in_channels / d->groups, cog = d->out_channels / d->groups;
     const int narrow = isa->cfd[d->dtype == CCONV_FLOAT64].mr < 8;
+    if (d->groups == 1) return !narrow || cig <= 96;
     if (narrow && cig >= 16 && d->out_size[1] * d->out_size[2] < 144) return 0;
     return cig >= 4 && cig <= 24 && cog >= 4;
 }

@@ -7,7 +7,7 @@
  * accepts; algorithm= the first of that algorithm that can):
  * - a transposed 3x3 stride-1 convolution as its forward Winograd equivalent (input gradients);
  * - the channels-first direct form of the GEMM for grouped convolutions of 4-24 channels a group
- *   (no transposes; its prefer says where);
+ *   and dense ones of at most 8 output channels (no transposes; its prefer says where);
  * - depthwise (C_out/groups <= 4) and grouped (2-8 input channels per group, few outputs) before
  *   Winograd and the GEMM, whose tiles would be mostly zero there;
  * - Winograd for 3x3 stride 1 with enough channels and tiles to pay for its transforms;
