@@ -64,6 +64,10 @@ typedef struct {
      * bias) likewise. */
     int64_t shift;
     const void *wrot, *brot;
+    /* nout 2 (else one row): two output rows, the second at y + ystep reading rows[1 ..
+     * nrows] (vertical stride 1, one tap row a row pointer) */
+    int nout;
+    ptrdiff_t ystep;
 } cconv_dw_cl_geom;
 /* Channels-last, n output pixels of a row: y[p*C + e] = bias[e] + sum_t w[t*C + e] * (tap t of
  * pixel p)[e], t = (r*kw + c)*cig + ci in g's order. */
