@@ -59,8 +59,8 @@ typedef struct {
     const void *zero;
     /* Optional (0 / NULL: none), K x K (3, 5, 7) stride-1 rows with cig 1 and C a multiple of the
      * vector length: interior pixels may run as the flat range of elements from `shift` channels
-     * into a pixel (0 < shift < C), each vector spanning two pixels, so that loads and stores
-     * fall on whole vectors; wrot[t*C + j] = w[t*C + (j + shift) % C] and brot (NULL without
+     * into a pixel (0 < shift < C), each vector spanning two pixels, so that loads fall on whole
+     * vectors; wrot[t*C + j] = w[t*C + (j + shift) % C] and brot (NULL without
      * bias) likewise. */
     int64_t shift;
     const void *wrot, *brot;
