@@ -626,22 +626,23 @@ static void test_dw_direct(ctx *c)
  * dilation dl, stride s, cig channel vectors a pixel; pl columns of padding on the left, its
  * columns zero (edges 1) or reflected (edges 2), none (edges 0). Each row is its own buffer. */
 static void dw_cl_case(ctx *c, cconv_dw_cl_fn fn, int nrows, int kw, int cig, int s, int dl, int edges,
-                       int zrow, int64_t n, int64_t C, int with_bias)
+                       int zrow, int64_t n, int64_t C, int with_bias, int64_t shift, int nout)
 {
-    begin(c, "dw_cl: nrows=%d kw=%d cig=%d stride=%d dilation=%d edges=%d zero row=%d n=%lld C=%lld bias=%s",
-          nrows, kw, cig, s, dl, edges, zrow, (long long)n, (long long)C, with_bias ? "yes" : "NULL");
+    begin(c, "dw_cl: nrows=%d kw=%d cig=%d stride=%d dilation=%d edges=%d zero row=%d n=%lld C=%lld bias=%s "
+          "shift=%lld nout=%d", nrows, kw, cig, s, dl, edges, zrow, (long long)n, (long long)C,
+          with_bias ? "yes" : "NULL", (long long)shift, nout);
     const int64_t span = (int64_t)(kw - 1) * dl + 1, pl = edges ? span / 2 : 0;
     int64_t W = (n - 1) * s + span - 2 * pl;
     if (W < 1) W = 1;
     const int64_t pix = cig * C, ntaps = (int64_t)nrows * kw * cig;
-    const void *rows[8];
+    const void *rows[9];
     char *zero = galloc(c, W * pix * c->es);
     int64_t *cols = galloc(c, n * kw * sizeof *cols);
     void *w = in_rand(c, ntaps * C), *bias = with_bias ? in_rand(c, C) : NULL;
     out_t y;
-    if (!zero || !cols || !w || (with_bias && !bias) || !out_init(c, &y, "y", n * C, C)) return;
+    if (!zero || !cols || !w || (with_bias && !bias) || !out_init(c, &y, "y", nout * n * C, C)) return;
     for (int64_t e = 0; e < W * pix; e++) st(c, zero, e, 0);
-    for (int r = 0; r < nrows; r++)
+    for (int r = 0; r < nrows + nout - 1; r++)
         if (!(rows[r] = r == zrow ? zero : in_rand(c, W * pix))) return;
     for (int64_t p = 0; p < n; p++)
         for (int k = 0; k < kw; k++) {
@@ -652,18 +653,26 @@ static void dw_cl_case(ctx *c, cconv_dw_cl_fn fn, int nrows, int kw, int cig, in
     int64_t hi = W - span + pl < 0 ? 0 : (W - span + pl) / s + 1;
     const int64_t lo = (pl + s - 1) / s;
     if (hi < lo) hi = lo;
+    /* shift: the weights and bias rotated by shift channels (ukernels.h) */
+    void *wrot = shift ? galloc(c, ntaps * C * c->es) : NULL, *brot = shift && bias ? galloc(c, C * c->es) : NULL;
+    if (shift && (!wrot || (bias && !brot))) return;
+    for (int64_t t = 0; shift && t < ntaps; t++)
+        for (int64_t e = 0; e < C; e++) st(c, wrot, t * C + e, ld(c, w, t * C + (e + shift) % C));
+    for (int64_t e = 0; brot && e < C; e++) st(c, brot, e, ld(c, bias, (e + shift) % C));
     const cconv_dw_cl_geom g = {.nrows = nrows, .kw = kw, .cig = cig, .lo = lo, .hi = hi, .col0 = -pl * pix,
-                                .pstep = s * pix, .cstep = dl * pix, .cols = cols, .zero = zero};
-    for (int64_t p = 0; p < n; p++)
-        for (int64_t e = 0; e < C; e++) {
-            rsum r = {0};
-            if (bias) radd(&r, ld(c, bias, e));
-            for (int64_t t = 0; t < ntaps; t++) {
-                const int64_t a = t / (kw * cig), k = t / cig % kw, ci = t % cig, o = cols[p * kw + k];
-                radd(&r, (long double)ld(c, w, t * C + e) * (o < 0 ? 0.0 : ld(c, rows[a], o + ci * C + e)));
+                                .pstep = s * pix, .cstep = dl * pix, .cols = cols, .zero = zero,
+                                .shift = shift, .wrot = wrot, .brot = brot, .nout = nout, .ystep = n * C};
+    for (int q = 0; q < nout; q++) /* output row q reads rows[q ..] */
+        for (int64_t p = 0; p < n; p++)
+            for (int64_t e = 0; e < C; e++) {
+                rsum r = {0};
+                if (bias) radd(&r, ld(c, bias, e));
+                for (int64_t t = 0; t < ntaps; t++) {
+                    const int64_t a = t / (kw * cig), k = t / cig % kw, ci = t % cig, o = cols[p * kw + k];
+                    radd(&r, (long double)ld(c, w, t * C + e) * (o < 0 ? 0.0 : ld(c, rows[a + q], o + ci * C + e)));
+                }
+                expect_sum(c, &y, q * n * C + p * C + e, &r);
             }
-            expect_sum(c, &y, p * C + e, &r);
-        }
     CALL(c, fn(rows, &g, n, C, w, bias, y.p));
     if (!c->faulted) check_out(c, &y);
 }
@@ -684,7 +693,18 @@ static void test_dw_cl(ctx *c)
             for (int k = 0; k < 8; k++)
                 for (int edges = 0; edges < 3; edges++, i++)
                     dw_cl_case(c, fn, geo[k][0], geo[k][1], geo[k][2], geo[k][3], geo[k][4], edges,
-                               i % 4 == 3 ? geo[k][0] / 2 : -1, ns[b], Cs[a], i & 1);
+                               i % 4 == 3 ? geo[k][0] / 2 : -1, ns[b], Cs[a], i & 1, 0, 1 + (i % 5 == 2));
+    /* stride-1 K x K rows run shifted (C a multiple of the vector length; shifts past a vector too) */
+    static const int64_t sn[] = {5, 6, 9, 13, 20};
+    static const int sgeo[][2] = {{3, 3}, {5, 5}, {7, 7}, {1, 3}, {2, 3}}; /* nrows, kw */
+    for (int64_t m = 1; m <= 3; m++)
+        for (int b = 0; b < 5; b++)
+            for (int k = 0; k < 5; k++)
+                for (int edges = 0; edges < 3; edges++, i++) {
+                    const int64_t C = m * vl, sh[3] = {1, C - 1, 12 % C ? 12 % C : 1};
+                    dw_cl_case(c, fn, sgeo[k][0], sgeo[k][1], 1, 1, 1, edges, i % 4 == 3 ? sgeo[k][0] / 2 : -1,
+                               sn[b], C, i & 1, sh[i % 3], 1 + (i % 2));
+                }
 }
 
 static void dw_expand_case(ctx *c, cconv_dw_expand_fn fn, int64_t npix, int64_t C, int64_t pix, int pattern)

@@ -83,14 +83,15 @@ static cconv_status dw_workspace(const cconv_conv_desc *d, const dw_state *s, in
             return CCONV_ERR_OVERFLOW;
     } else {
         /* a thread's ring of expanded rows (cig * Co a pixel) and row pointers; the shared zero
-         * row and column offsets */
+         * row, column offsets and rotated weights and bias (stride-1 rows, cconv_dw_run_cl) */
         const int64_t pixb = cig * Co * es;
         ws = 0;
         if ((cig > 1 || cog > 1) && (!cconv_mul(slots, d->in_size[2], &ws) || !cconv_mul(ws, pixb, &ws)))
             return CCONV_ERR_OVERFLOW;
-        if (!cconv_add(ws, K[0] * K[1] * 8, &ws) || !cconv_mul(ws, cconv_threads(), &ws) ||
+        if (!cconv_add(ws, (K[0] * K[1] + 1) * 8, &ws) || !cconv_mul(ws, cconv_threads(), &ws) ||
             !cconv_mul(d->in_size[2], pixb, &t) || !cconv_add(ws, t, &ws) ||
-            !cconv_mul(d->out_size[2], K[2] * 8, &t) || !cconv_add(ws, t, bytes))
+            !cconv_mul(d->out_size[2], K[2] * 8, &t) || !cconv_add(ws, t, &ws) ||
+            !cconv_mul(K[0] * K[1] * K[2] + 1, Co * es, &t) || !cconv_add(ws, t, bytes))
             return CCONV_ERR_OVERFLOW;
         return CCONV_OK;
     }

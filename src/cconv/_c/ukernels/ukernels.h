@@ -57,6 +57,17 @@ typedef struct {
     ptrdiff_t col0, pstep, cstep;
     const int64_t *cols;
     const void *zero;
+    /* Optional (0 / NULL: none), K x K (3, 5, 7) stride-1 rows with cig 1 and C a multiple of the
+     * vector length: interior pixels may run as the flat range of elements from `shift` channels
+     * into a pixel (0 < shift < C), each vector spanning two pixels, so that loads fall on whole
+     * vectors; wrot[t*C + j] = w[t*C + (j + shift) % C] and brot (NULL without
+     * bias) likewise. */
+    int64_t shift;
+    const void *wrot, *brot;
+    /* nout 2 (else one row): two output rows, the second at y + ystep reading rows[1 ..
+     * nrows] (vertical stride 1, one tap row a row pointer) */
+    int nout;
+    ptrdiff_t ystep;
 } cconv_dw_cl_geom;
 /* Channels-last, n output pixels of a row: y[p*C + e] = bias[e] + sum_t w[t*C + e] * (tap t of
  * pixel p)[e], t = (r*kw + c)*cig + ci in g's order. */
