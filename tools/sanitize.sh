@@ -36,7 +36,7 @@ if [ $# -eq 0 ]; then
     export CCONV_HYPOTHESIS_PROFILE=${CCONV_HYPOTHESIS_PROFILE:-dev}
     set -- tests/test_forward.py tests/test_grad.py tests/test_plans.py tests/test_fused.py \
         tests/test_winograd.py tests/test_depthwise_edges.py tests/test_band_fill.py \
-        tests/test_errors.py tests/test_reference.py
+        tests/test_errors.py tests/test_reference.py tests/test_direct_cf.py
 fi
 
 if [ -z "$sanitize" ]; then
